@@ -1,0 +1,143 @@
+"""Every setting of the service: read from the environment once, validated at start-up.
+
+`SETTINGS` is the single table of knobs; the README's configuration table is checked against it.
+"""
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with; the message names the variable."""
+
+
+def _dns_label(value: str) -> str:
+    name = value.strip()
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name):
+        raise ValueError("must be a lowercase DNS label (a Kubernetes namespace or container name)")
+    return name
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be 1 or more")
+    return number
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _name_list(value: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in value.split(",") if part.strip())
+    for name in names:
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name):
+            raise ValueError(f"{name!r} is not a container name")
+    return names
+
+
+def _origin_list(value: str) -> tuple[str, ...]:
+    return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+
+
+def _proxy_fix(value: str) -> dict[str, int]:
+    """`x_for=1,x_proto=1,x_host=1` (werkzeug ProxyFix arguments) or a bare number of proxies."""
+    if not value.strip():
+        return {}
+    if value.strip().isdigit():
+        hops = int(value)
+        return {"x_for": hops, "x_proto": hops, "x_host": hops, "x_port": hops, "x_prefix": hops}
+    counts = {}
+    for part in value.split(","):
+        key, _, number = part.partition("=")
+        key = key.strip()
+        if key not in ("x_for", "x_proto", "x_host", "x_port", "x_prefix"):
+            raise ValueError(f"unknown ProxyFix argument {key!r}")
+        counts[key] = _non_negative_int(number)
+    return counts
+
+
+def database_url(value: str) -> str:
+    """Normalise a PostgreSQL URL to the psycopg2 driver (SQLAlchemy 2.1 maps bare postgresql:// to psycopg 3)."""
+    url = value.strip()
+    if not url:
+        return ""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    if not re.match(r"^[a-z][a-z0-9+]*://", url):
+        raise ValueError("must be a URL such as postgresql://user:password@host:5432/dbname")
+    return url
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    key: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+SETTINGS = (
+    Setting("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "", database_url,
+            "Database URL. `postgresql://` URLs use psycopg2. Unset: an SQLite file in `instance/` "
+            "(quick local runs only)."),
+    Setting("TASKLOGS_NAMESPACE", "TASKLOGS_NAMESPACE", "argo", _dns_label,
+            "Namespace of the Argo Workflows and their pods."),
+    Setting("TASKLOGS_CONTAINER", "TASKLOGS_CONTAINER", "main", _dns_label,
+            "Container whose log is the task's log."),
+    Setting("TASKLOGS_KUBE_CONNECT_TIMEOUT", "TASKLOGS_KUBE_CONNECT_TIMEOUT", "3", _positive_float,
+            "Seconds to connect to the Kubernetes API."),
+    Setting("TASKLOGS_KUBE_READ_TIMEOUT", "TASKLOGS_KUBE_READ_TIMEOUT", "15", _positive_float,
+            "Seconds to wait for a Kubernetes API answer (whole-log reads, gets, lists)."),
+    Setting("TASKLOGS_STREAM_IDLE_TIMEOUT", "TASKLOGS_STREAM_IDLE_TIMEOUT", "60", _positive_float,
+            "Seconds a follow stream may stay silent before it is re-opened (catches dead connections)."),
+    Setting("TASKLOGS_POLL_INTERVAL", "TASKLOGS_POLL_INTERVAL", "1", _positive_float,
+            "Seconds between checks of workflow phases and of the journal, as a fallback to watches and "
+            "notifications."),
+    Setting("TASKLOGS_AUTO_MIGRATE", "TASKLOGS_AUTO_MIGRATE", "true", _boolean,
+            "Create or upgrade the schema at start-up (under a PostgreSQL advisory lock)."),
+    Setting("TASKLOGS_DB_POOL_SIZE", "TASKLOGS_DB_POOL_SIZE", "10", _positive_int,
+            "Database connections kept per process."),
+    Setting("TASKLOGS_DB_POOL_TIMEOUT", "TASKLOGS_DB_POOL_TIMEOUT", "5", _positive_float,
+            "Seconds to wait for a free database connection before answering 503."),
+    Setting("TASKLOGS_PROXY_FIX", "TASKLOGS_PROXY_FIX", "", _proxy_fix,
+            "Trust forwarded headers from this many proxies (`1`) or per header (`x_for=1,x_proto=1`)."),
+    Setting("TASKLOGS_WS_PING_INTERVAL", "TASKLOGS_WS_PING_INTERVAL", "25", _positive_float,
+            "Seconds between WebSocket pings, so proxies do not cut quiet tails."),
+)
+
+
+def load_config(environ=None) -> dict[str, Any]:
+    """Read every setting from the environment; raise ConfigError naming the first bad variable."""
+    environ = os.environ if environ is None else environ
+    config = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.env, setting.default)
+        try:
+            config[setting.key] = setting.parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"{setting.env}={raw!r}: {error}") from None
+    return config

@@ -1,0 +1,122 @@
+"""The project's exceptions, raised deep and turned into JSON `{"error", "message"}` in one place."""
+import logging
+
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class TasklogsError(Exception):
+    """Base of every error the API reports; `status` is the HTTP status, `code` the JSON error code."""
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(TasklogsError):
+    status = 400
+    code = "invalid_request"
+
+
+class InvalidTaskId(InvalidRequest):
+    code = "invalid_task_id"
+
+
+class Unauthorized(TasklogsError):
+    status = 401
+    code = "unauthorized"
+
+
+class OriginForbidden(TasklogsError):
+    status = 403
+    code = "origin_forbidden"
+
+
+class TaskNotFound(TasklogsError):
+    status = 404
+    code = "task_not_found"
+
+
+class TooManyConnections(TasklogsError):
+    status = 503
+    code = "too_many_connections"
+
+
+class ClusterError(TasklogsError):
+    """Something about the Kubernetes side; subclasses say what."""
+    status = 502
+    code = "cluster_error"
+
+
+class ClusterRefused(ClusterError):
+    """The API server answered but refused (403, 401, or a request it calls bad)."""
+    status = 502
+    code = "cluster_refused"
+
+
+class ClusterUnavailable(ClusterError):
+    """The API server could not be reached, timed out, or answered 5xx/429."""
+    status = 503
+    code = "cluster_unavailable"
+
+
+class ObjectNotFound(ClusterError):
+    """The API server answered 404 for a pod or workflow."""
+    status = 404
+    code = "not_found"
+
+
+class ContainerWaiting(ClusterError):
+    """The container has not started yet (ContainerCreating, PodInitializing)."""
+    status = 409
+    code = "container_waiting"
+
+
+class LogsGone(ClusterError):
+    """The container's log is no longer kept by the node (removed container, no previous instance)."""
+    status = 410
+    code = "logs_gone"
+
+
+class WatchExpired(ClusterError):
+    """A watch or list asked for a resourceVersion the API server no longer has (410 Gone)."""
+    status = 410
+    code = "watch_expired"
+
+
+class StoreUnavailable(TasklogsError):
+    """PostgreSQL could not be reached, or no connection was free in time."""
+    status = 503
+    code = "database_unavailable"
+
+
+class Unavailable(TasklogsError):
+    """Neither the database nor the cluster can answer."""
+    status = 503
+    code = "unavailable"
+
+
+def error_body(error: TasklogsError) -> dict:
+    return {"error": error.code, "message": error.message}
+
+
+def register_error_handlers(app) -> None:
+    """Every error leaves as JSON; unexpected ones as a bare 500 without internals."""
+
+    @app.errorhandler(TasklogsError)
+    def known_error(error):
+        return jsonify(error_body(error)), error.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        code = (error.name or "error").lower().replace(" ", "_")
+        return jsonify({"error": code, "message": error.description}), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error):
+        log.exception("unhandled error")
+        return jsonify({"error": "internal_error", "message": "internal error"}), 500

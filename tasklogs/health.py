@@ -1,0 +1,39 @@
+"""Liveness and readiness for the orchestrator."""
+from flask import Blueprint, jsonify
+from sqlalchemy import text
+
+from . import service
+from .errors import ClusterError, StoreUnavailable
+from .extensions import db
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    checks = {"database": _check_database(), "kubernetes": _check_cluster()}
+    ready = all(value == "ok" for value in checks.values())
+    return jsonify({"ready": ready, **checks}), 200 if ready else 503
+
+
+def _check_database() -> str:
+    try:
+        with service.store_errors():
+            db.session.execute(text("SELECT 1"))
+            db.session.rollback()
+        return "ok"
+    except StoreUnavailable as error:
+        return error.message
+
+
+def _check_cluster() -> str:
+    try:
+        service.cluster().check()
+        return "ok"
+    except ClusterError as error:
+        return error.message

@@ -1,0 +1,259 @@
+"""The Kubernetes adapter: the only module that imports `kubernetes`.
+
+It speaks to the API server with the official client and hands back plain dicts and byte streams;
+every `ApiException` and network error leaves as one of the project's own exceptions.
+"""
+import json
+import logging
+import os
+from contextlib import contextmanager
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from . import argo
+from .errors import (ClusterRefused, ClusterUnavailable, ContainerWaiting, LogsGone, ObjectNotFound,
+                     WatchExpired)
+
+log = logging.getLogger(__name__)
+
+ARGO_GROUP, ARGO_VERSION, WORKFLOWS = "argoproj.io", "v1alpha1", "workflows"
+
+REMOVED_CONTAINER = b"unable to retrieve container logs for "
+_NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError)
+
+
+def load_api_client(config_file: str | None = None, pool_size: int = 64) -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else `KUBECONFIG` / ~/.kube/config."""
+    configuration = client.Configuration()
+    if config_file is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        config.load_kube_config(config_file=config_file, client_configuration=configuration,
+                                persist_config=False)
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
+
+
+class LogStream:
+    """An open pods/log response: iterate it for raw byte chunks; always close it."""
+
+    def __init__(self, response, describe: str):
+        self._response = response
+        self._describe = describe
+        self._first = True
+
+    def __iter__(self):
+        chunks = self._response.read_chunked() if self._response.chunked else self._response.stream(65536)
+        try:
+            for chunk in chunks:
+                if self._first:
+                    self._first = False
+                    if chunk.startswith(REMOVED_CONTAINER):
+                        raise LogsGone(f"{self._describe}: {chunk.decode('utf-8', 'replace').strip()}")
+                if chunk:
+                    yield chunk
+        except _NETWORK_ERRORS as error:
+            raise ClusterUnavailable(f"{self._describe}: stream broken: {type(error).__name__}") from None
+
+    def close(self) -> None:
+        """Release the connection (the server sees the follow stream end)."""
+        try:
+            self._response.close()
+            self._response.release_conn()
+        except Exception:  # noqa: BLE001 - closing a broken stream must not raise
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Kube:
+    """Reads Argo Workflows, pods and pod logs of one namespace."""
+
+    def __init__(self, api_client: client.ApiClient, namespace: str, *, connect_timeout: float = 3,
+                 read_timeout: float = 15, stream_idle_timeout: float = 60):
+        self.api_client = api_client
+        self.namespace = namespace
+        self._timeout = (connect_timeout, read_timeout)
+        self._stream_timeout = (connect_timeout, stream_idle_timeout)
+        self._core = client.CoreV1Api(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
+
+    @classmethod
+    def from_config(cls, settings: dict) -> "Kube":
+        """Build the adapter from the app's settings."""
+        return cls(load_api_client(), settings["TASKLOGS_NAMESPACE"],
+                   connect_timeout=settings["TASKLOGS_KUBE_CONNECT_TIMEOUT"],
+                   read_timeout=settings["TASKLOGS_KUBE_READ_TIMEOUT"],
+                   stream_idle_timeout=settings["TASKLOGS_STREAM_IDLE_TIMEOUT"])
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    def get_workflow(self, name: str) -> dict | None:
+        """The Workflow object as a dict, or None when it does not exist."""
+        with self._translated("get", "workflows.argoproj.io", name):
+            try:
+                return self._custom.get_namespaced_custom_object(
+                    ARGO_GROUP, ARGO_VERSION, self.namespace, WORKFLOWS, name, _request_timeout=self._timeout)
+            except ApiException as error:
+                if error.status == 404:
+                    return None
+                raise
+
+    def list_workflows(self) -> tuple[list[dict], str]:
+        """Every Workflow of the namespace and the list's resourceVersion."""
+        with self._translated("list", "workflows.argoproj.io"):
+            listing = self._custom.list_namespaced_custom_object(
+                ARGO_GROUP, ARGO_VERSION, self.namespace, WORKFLOWS, _request_timeout=self._timeout)
+        return listing.get("items", []), listing.get("metadata", {}).get("resourceVersion", "")
+
+    def watch_workflows(self, resource_version: str, *, name: str | None = None, timeout_seconds: int = 300):
+        """Yield (event type, workflow) after `resource_version` until the server ends the watch.
+
+        Raises WatchExpired when the server no longer has that resourceVersion (410 Gone)."""
+        query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(timeout_seconds))]
+        if name:
+            query.append(("fieldSelector", f"metadata.name={name}"))
+        path = f"/apis/{ARGO_GROUP}/{ARGO_VERSION}/namespaces/{{namespace}}/{WORKFLOWS}"
+        response = self._open(path, {"namespace": self.namespace}, query, "application/json",
+                              (self._timeout[0], timeout_seconds + self._timeout[1]), "watch", "workflows.argoproj.io")
+        with LogStream(response, f"watch of workflows in {self.namespace}") as stream:
+            yield from _watch_events(stream)
+
+    def list_pods(self, workflow: str) -> list[dict]:
+        """The pods labelled as belonging to `workflow`, as plain dicts (see `pod_summary`)."""
+        with self._translated("list", "pods"):
+            listing = self._core.list_namespaced_pod(
+                self.namespace, label_selector=f"{argo.LABEL_WORKFLOW}={workflow}", _request_timeout=self._timeout,
+                _preload_content=False)
+        return [pod_summary(pod) for pod in json.loads(listing.data).get("items", [])]
+
+    def get_pod(self, name: str) -> dict | None:
+        """One pod as a plain dict, or None when it does not exist."""
+        with self._translated("get", "pods", name):
+            try:
+                response = self._core.read_namespaced_pod(name, self.namespace, _request_timeout=self._timeout,
+                                                          _preload_content=False)
+            except ApiException as error:
+                if error.status == 404:
+                    return None
+                raise
+        return pod_summary(json.loads(response.data))
+
+    def open_log(self, pod: str, container: str, *, follow: bool, since_time: str | None = None,
+                 timestamps: bool = True, previous: bool = False) -> LogStream:
+        """Open the pod's log; the caller iterates the raw bytes and closes the stream."""
+        query = [("container", container), ("follow", _flag(follow)), ("timestamps", _flag(timestamps))]
+        if previous:
+            query.append(("previous", "true"))
+        if since_time:
+            query.append(("sinceTime", since_time))  # the client has no since_time argument (client-python #1351)
+        timeout = self._stream_timeout if follow else self._timeout
+        response = self._open("/api/v1/namespaces/{namespace}/pods/{name}/log",
+                              {"namespace": self.namespace, "name": pod}, query, "text/plain", timeout,
+                              "get", "pods/log", pod)
+        return LogStream(response, f"log of {pod}/{container}")
+
+    def check(self) -> None:
+        """Raise unless the API server answers a cheap request this service is allowed to make."""
+        with self._translated("list", "pods"):
+            self._core.list_namespaced_pod(self.namespace, limit=1, _request_timeout=self._timeout,
+                                           _preload_content=False)
+
+    def _open(self, path, path_params, query, accept, timeout, verb, resource, name=None):
+        with self._translated(verb, resource, name):
+            request = self.api_client.param_serialize(
+                method="GET", resource_path=path, path_params=path_params, query_params=query,
+                header_params={"Accept": accept}, auth_settings=["BearerToken"])
+            response = self.api_client.call_api(*request, _request_timeout=timeout).response
+            if not 200 <= response.status < 300:
+                error = ApiException(http_resp=response)
+                response.release_conn()
+                raise error
+            return response
+
+    @contextmanager
+    def _translated(self, verb: str, resource: str, name: str | None = None):
+        try:
+            yield
+        except ApiException as error:
+            raise _translate(error, verb, resource, name, self.namespace) from None
+        except _NETWORK_ERRORS as error:
+            raise ClusterUnavailable(f"Kubernetes API unreachable ({verb} {resource}): "
+                                     f"{type(error).__name__}") from None
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _status_message(error: ApiException) -> str:
+    try:
+        return json.loads(error.body).get("message", "") or error.reason or ""
+    except (TypeError, ValueError, AttributeError):
+        return str(error.reason or "")
+
+
+def _translate(error: ApiException, verb: str, resource: str, name: str | None, namespace: str) -> Exception:
+    """Map an API error to the project's exception, keeping the API server's own words."""
+    message = _status_message(error)
+    target = f"{resource} {name!r}" if name else resource
+    if error.status == 404:
+        return ObjectNotFound(message or f"{target} not found")
+    if error.status in (401, 403):
+        return ClusterRefused(f"Kubernetes refused to {verb} {target} in namespace {namespace!r}: "
+                              f"the service account needs '{verb}' on '{resource}' ({message})")
+    if error.status == 410:
+        return WatchExpired(message or "resource version too old")
+    if error.status == 400 and "is waiting to start" in message:
+        return ContainerWaiting(message)
+    if error.status == 400 and "previous terminated container" in message:
+        return LogsGone(message)
+    if error.status == 429 or error.status >= 500:
+        return ClusterUnavailable(f"Kubernetes API answered {error.status} to {verb} {target}: {message}")
+    return ClusterRefused(f"Kubernetes API answered {error.status} to {verb} {target}: {message}")
+
+
+def _watch_events(stream: LogStream):
+    buffer = b""
+    for chunk in stream:
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            obj = event.get("object") or {}
+            if event.get("type") == "ERROR":
+                if obj.get("code") == 410:
+                    raise WatchExpired(obj.get("message", "resource version too old"))
+                raise ClusterUnavailable(f"watch error: {obj.get('message', obj)}")
+            yield event.get("type"), obj
+
+
+def pod_summary(pod: dict) -> dict:
+    """The parts of a Pod this service uses, as a plain dict."""
+    metadata, status = pod.get("metadata", {}), pod.get("status", {})
+    containers = {}
+    for entry in status.get("initContainerStatuses", []) + status.get("containerStatuses", []):
+        state_name, state = next(iter((entry.get("state") or {"waiting": {}}).items()))
+        containers[entry["name"]] = {
+            "state": state_name, "reason": (state or {}).get("reason", ""),
+            "restarts": entry.get("restartCount", 0), "exit_code": (state or {}).get("exitCode"),
+        }
+    return {
+        "name": metadata.get("name", ""),
+        "labels": metadata.get("labels") or {},
+        "annotations": metadata.get("annotations") or {},
+        "created": metadata.get("creationTimestamp", ""),
+        "deleting": bool(metadata.get("deletionTimestamp")),
+        "phase": status.get("phase", "Pending"),
+        "containers": containers,
+    }

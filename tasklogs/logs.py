@@ -1,0 +1,86 @@
+"""The `logs` blueprint: REST for a whole log, WebSocket for a live tail. Routes only parse, call the
+service and shape the response."""
+import json
+
+from flask import Blueprint, Response, request, stream_with_context
+
+from . import service, websocket
+from .errors import InvalidRequest, TasklogsError, error_body
+from .extensions import sock
+
+bp = Blueprint("logs", __name__)
+
+REST_PARAMETERS = {"format", "pod"}
+WS_PARAMETERS = {"cursor"}
+
+
+@bp.before_request
+def serialize_websocket_writes():
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        websocket.serialize_writes(request.environ)
+
+
+@bp.get("/api/v1/tasks/<task_id>/logs")
+def task_logs(task_id: str):
+    _check_parameters(REST_PARAMETERS)
+    output = request.args.get("format", "json")
+    if output not in ("json", "text"):
+        raise InvalidRequest("format must be 'json' or 'text'")
+    view = service.get_task_logs(task_id)
+    pod = request.args.get("pod")
+    if pod is not None:
+        view = service.only_pod(view, pod)
+    if output == "text":
+        response = Response(stream_with_context(_text_body(view)), mimetype="text/plain")
+        response.headers["Content-Disposition"] = f'attachment; filename="{view.task_id}.log"'
+    else:
+        response = Response(stream_with_context(_json_body(view)), mimetype="application/json")
+    if view.degraded:
+        response.headers[service.DEGRADED_HEADER] = view.degraded
+    return response
+
+
+@sock.route("/ws/tasks/<task_id>/logs", bp=bp)
+def tail_task_logs(ws, task_id: str):
+    try:
+        _check_parameters(WS_PARAMETERS)
+        tail = service.open_tail(task_id, request.args.get("cursor"))
+    except TasklogsError as error:
+        websocket.send_json(ws, {"type": "error", "status": error.status, **error_body(error)})
+        websocket.close(ws, websocket.POLICY if error.status < 500 else websocket.TRY_AGAIN, error.message)
+        return
+    with tail:
+        websocket.on_disconnect(ws, tail.stop)
+        for frame in tail.frames():
+            ws.send(frame)
+        websocket.close(ws, tail.close_code, tail.close_reason)
+
+
+def _check_parameters(allowed: set[str]) -> None:
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _json_body(view: service.TaskView):
+    head = {"task_id": view.task_id, "phase": view.phase, "source": view.source, "complete": view.complete}
+    yield json.dumps(head)[:-1] + ', "logs": ['
+    for index, entry in enumerate(view.entries):
+        fields = {"node": entry.node, "pod": entry.pod, "container": entry.container, "phase": entry.phase}
+        if entry.note:
+            fields["note"] = entry.note
+        yield ("," if index else "") + json.dumps(fields)[:-1] + ', "logs": "'
+        for piece in entry.read(0):
+            yield json.dumps(piece, ensure_ascii=False)[1:-1]
+        yield '"}'
+    yield "]}"
+
+
+def _text_body(view: service.TaskView):
+    several = len(view.entries) > 1
+    for entry in view.entries:
+        if several:
+            yield f"==> {entry.pod} ({entry.node}) <==\n"
+        yield from entry.read(0)
+        if several:
+            yield "\n"

@@ -1,0 +1,54 @@
+"""The tables: `tasks` (one row per workflow), `task_logs` (one row per pod, as the design names it)
+and `log_chunks` (the append-only journal of a running pod's log, compacted into `task_logs.logs`
+by the final save)."""
+from datetime import datetime, timezone
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Task(db.Model):
+    __tablename__ = "tasks"
+
+    task_id = db.Column(String(253), primary_key=True)
+    phase = db.Column(String(32), nullable=False, default="")
+    complete = db.Column(Boolean, nullable=False, default=False)
+    created_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class TaskLog(db.Model):
+    __tablename__ = "task_logs"
+    __table_args__ = (UniqueConstraint("task_id", "node_id", "pod_name", name="uq_task_logs_task_node_pod"),)
+
+    id = db.Column(Integer, primary_key=True, autoincrement=True)
+    task_id = db.Column(String(253), nullable=False, index=True)
+    node_id = db.Column(String(253), nullable=False)
+    pod_name = db.Column(String(253), nullable=False)
+    phase = db.Column(String(32), nullable=False, default="")
+    logs = db.Column(Text, nullable=False, default="")
+    created_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class LogChunk(db.Model):
+    """A piece of a pod's log at character offset `start_offset`, and where the capture stood after it
+    (`since`, `seen`, `partial`, `restarts`) so that any process can resume the capture exactly there."""
+    __tablename__ = "log_chunks"
+    __table_args__ = (UniqueConstraint("log_id", "start_offset", name="uq_log_chunks_log_start"),)
+
+    id = db.Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    log_id = db.Column(Integer, ForeignKey("task_logs.id", ondelete="CASCADE"), nullable=False)
+    start_offset = db.Column(BigInteger, nullable=False)
+    end_offset = db.Column(BigInteger, nullable=False)
+    data = db.Column(Text, nullable=False)
+    since = db.Column(String(40), nullable=False, default="")
+    seen = db.Column(Integer, nullable=False, default=0)
+    partial = db.Column(BigInteger, nullable=False, default=0)
+    restarts = db.Column(Integer, nullable=False, default=0)
+    created_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow)

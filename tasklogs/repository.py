@@ -1,0 +1,168 @@
+"""All SQL of the service. Every function takes a session (or connection) and leaves the transaction
+to its caller.
+
+A pod's log is `task_logs.logs` (the compacted text) followed by its `log_chunks` in offset order.
+Offsets count characters from the start of the pod's log, so a cursor stays valid across compaction.
+"""
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from .logstream import Position
+from .models import LogChunk, Task, TaskLog, utcnow
+
+tasks, task_logs, log_chunks = Task.__table__, TaskLog.__table__, LogChunk.__table__
+
+@dataclass(frozen=True)
+class StoredTask:
+    task_id: str
+    phase: str
+    complete: bool
+
+
+@dataclass(frozen=True)
+class StoredLog:
+    """One pod's row: its identity, phase and where its text ends."""
+    log_id: int
+    node_id: str
+    pod_name: str
+    phase: str
+    length: int
+    position: Position
+
+
+def _insert(session, table):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def get_task(session, task_id: str) -> StoredTask | None:
+    """The task's row, or None when nothing is stored for it."""
+    row = session.execute(select(tasks.c.phase, tasks.c.complete).where(tasks.c.task_id == task_id)).first()
+    return StoredTask(task_id, row.phase, row.complete) if row else None
+
+
+def save_task(session, task_id: str, phase: str, complete: bool = False) -> None:
+    """Create or update the task's row (phase, and whether its final save has run)."""
+    statement = _insert(session, tasks).values(task_id=task_id, phase=phase, complete=complete,
+                                                       created_at=utcnow(), updated_at=utcnow())
+    session.execute(statement.on_conflict_do_update(
+        index_elements=["task_id"], set_={"phase": phase, "complete": complete, "updated_at": utcnow()}))
+
+
+def save_logs_to_database(task_id: str, logs: list[dict], session) -> dict[tuple[str, str], int]:
+    """Upsert one row per pod entry `{node, pod, phase[, logs]}`; return their ids by (node, pod).
+
+    An entry with a `logs` text replaces the pod's stored log with it (a complete log, read whole);
+    without one, only the phase is updated and the stored text is kept."""
+    ids = {}
+    for entry in logs:
+        values = {"task_id": task_id, "node_id": entry["node"], "pod_name": entry["pod"],
+                  "phase": entry.get("phase") or "", "logs": entry.get("logs") or "",
+                  "created_at": utcnow(), "updated_at": utcnow()}
+        changes = {"phase": values["phase"], "updated_at": values["updated_at"]}
+        if entry.get("logs") is not None:
+            changes["logs"] = values["logs"]
+        statement = _insert(session, task_logs).values(**values).on_conflict_do_update(
+            index_elements=["task_id", "node_id", "pod_name"], set_=changes).returning(task_logs.c.id)
+        log_id = session.execute(statement).scalar_one()
+        if entry.get("logs") is not None:
+            session.execute(delete(log_chunks).where(log_chunks.c.log_id == log_id))
+        ids[(entry["node"], entry["pod"])] = log_id
+    return ids
+
+
+def get_stored_logs(session, task_id: str) -> list[StoredLog]:
+    """Every pod row of the task in creation order, with where its text ends and its capture stands."""
+    latest = (select(log_chunks.c.log_id, func.max(log_chunks.c.start_offset).label("start_offset"))
+              .join(task_logs, task_logs.c.id == log_chunks.c.log_id).where(task_logs.c.task_id == task_id)
+              .group_by(log_chunks.c.log_id).subquery())
+    last_chunk = (select(log_chunks).join(latest, and_(log_chunks.c.log_id == latest.c.log_id,
+                                                     log_chunks.c.start_offset == latest.c.start_offset))
+                  .subquery())
+    rows = session.execute(
+        select(task_logs.c.id, task_logs.c.node_id, task_logs.c.pod_name, task_logs.c.phase,
+               func.length(task_logs.c.logs).label("compacted"), last_chunk.c.end_offset, last_chunk.c.since,
+               last_chunk.c.seen, last_chunk.c.partial, last_chunk.c.restarts)
+        .outerjoin(last_chunk, last_chunk.c.log_id == task_logs.c.id)
+        .where(task_logs.c.task_id == task_id).order_by(task_logs.c.created_at, task_logs.c.id))
+    return [StoredLog(row.id, row.node_id, row.pod_name, row.phase, row.compacted, Position())
+            if row.end_offset is None else
+            StoredLog(row.id, row.node_id, row.pod_name, row.phase, row.end_offset,
+                      Position(row.since, row.seen, row.partial, row.restarts))
+            for row in rows]
+
+
+def append_chunk(session, log_id: int, start: int, data: str, position: Position) -> int:
+    """Append `data`, which begins at character `start` of the pod's log, if the stored log ends inside it.
+
+    Whatever the store already holds is not written again, so several writers of the same capture never
+    duplicate text; a concurrent writer at the same offset loses on the unique (log_id, start_offset).
+    Returns where the stored log ends afterwards."""
+    end = stored_length(session, log_id)
+    if end < start or end >= start + len(data):
+        return end
+    statement = _insert(session, log_chunks).values(
+        log_id=log_id, start_offset=end, end_offset=start + len(data), data=data[end - start:],
+        since=position.since, seen=position.seen, partial=position.partial, restarts=position.restarts,
+        created_at=utcnow()).on_conflict_do_nothing(index_elements=["log_id", "start_offset"])
+    written = session.execute(statement).rowcount
+    return start + len(data) if written else stored_length(session, log_id)
+
+
+def stored_length(session, log_id: int) -> int:
+    """Characters stored for the pod's log: compacted text plus journal."""
+    end = session.execute(select(log_chunks.c.end_offset).where(log_chunks.c.log_id == log_id)
+                          .order_by(log_chunks.c.start_offset.desc()).limit(1)).scalar()
+    if end is not None:
+        return end
+    return session.execute(select(func.length(task_logs.c.logs)).where(task_logs.c.id == log_id)).scalar() or 0
+
+
+def read_log(session, log_id: int, start: int = 0, piece: int = 1 << 20):
+    """Yield the pod's log text from character `start` in pieces of at most `piece` characters."""
+    compacted = session.execute(select(func.length(task_logs.c.logs)).where(task_logs.c.id == log_id)).scalar() or 0
+    offset = start
+    while offset < compacted:
+        size = min(piece, compacted - offset)
+        yield session.execute(select(func.substr(task_logs.c.logs, offset + 1, size))
+                              .where(task_logs.c.id == log_id)).scalar()
+        offset += size
+    chunks = session.execute(select(log_chunks.c.start_offset, log_chunks.c.data)
+                             .where(log_chunks.c.log_id == log_id, log_chunks.c.end_offset > offset)
+                             .order_by(log_chunks.c.start_offset)).yield_per(64)
+    for chunk_start, data in chunks:
+        yield data[max(0, offset - chunk_start):]
+
+
+def get_logs_from_database(task_id: str, session) -> list[dict]:
+    """Every stored pod log of the task, `{node, pod, phase, logs}` in creation order ([] when none)."""
+    return [{"node": stored.node_id, "pod": stored.pod_name, "phase": stored.phase,
+             "logs": "".join(read_log(session, stored.log_id))}
+            for stored in get_stored_logs(session, task_id)]
+
+
+def save_phases(session, phases: dict[int, str]) -> None:
+    """Record the latest phase of each pod row."""
+    for log_id, phase in phases.items():
+        session.execute(update(task_logs).where(task_logs.c.id == log_id, task_logs.c.phase != phase)
+                        .values(phase=phase, updated_at=utcnow()))
+
+
+def compact_logs(session, task_id: str) -> None:
+    """The final save: fold each pod's journal into `task_logs.logs` and empty the journal."""
+    log_ids = select(task_logs.c.id).where(task_logs.c.task_id == task_id)
+    if session.get_bind().dialect.name == "postgresql":
+        journal = (select(func.string_agg(log_chunks.c.data, aggregate_order_by(literal(""), log_chunks.c.start_offset)))
+                   .where(log_chunks.c.log_id == task_logs.c.id).scalar_subquery())
+        session.execute(update(task_logs).where(task_logs.c.id.in_(select(log_chunks.c.log_id).where(
+            log_chunks.c.log_id.in_(log_ids)))).values(logs=task_logs.c.logs + journal, updated_at=utcnow()))
+    else:
+        for (log_id,) in session.execute(select(log_chunks.c.log_id).where(log_chunks.c.log_id.in_(log_ids)).distinct()):
+            journal = "".join(session.execute(select(log_chunks.c.data).where(log_chunks.c.log_id == log_id)
+                                              .order_by(log_chunks.c.start_offset)).scalars())
+            session.execute(update(task_logs).where(task_logs.c.id == log_id)
+                            .values(logs=task_logs.c.logs + journal, updated_at=utcnow()))
+    session.execute(delete(log_chunks).where(log_chunks.c.log_id.in_(log_ids)))

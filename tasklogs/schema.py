@@ -1,0 +1,39 @@
+"""Creating and upgrading the schema at start-up, once, even when many workers start together."""
+import logging
+
+import flask_migrate
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from .extensions import db
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_lock key: any constant the whole deployment agrees on ("tasklogs" in ASCII).
+MIGRATION_LOCK = 0x7461736B6C6F6773
+
+
+def upgrade_schema(app) -> None:
+    """Run the Alembic migrations; on PostgreSQL under an advisory lock so concurrent starts queue up.
+
+    If the database cannot be reached the app still starts, in Kubernetes-only mode, and says so."""
+    with app.app_context():
+        try:
+            if db.engine.dialect.name == "postgresql":
+                _upgrade_locked(app)
+            else:
+                flask_migrate.upgrade(directory=app.extensions["migrate"].directory)
+        except OperationalError as error:
+            log.warning("database unreachable at start-up, serving from Kubernetes only until it is back: %s",
+                        error.orig.__class__.__name__ if error.orig else error)
+
+
+def _upgrade_locked(app) -> None:
+    with db.engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        connection.commit()
+        try:
+            flask_migrate.upgrade(directory=app.extensions["migrate"].directory)
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            connection.commit()

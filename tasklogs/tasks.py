@@ -1,0 +1,77 @@
+"""What the cluster says about a task: its workflow's phase and the pods that hold its logs."""
+import logging
+from dataclasses import dataclass, field
+
+from . import argo
+from .errors import TaskNotFound
+
+log = logging.getLogger(__name__)
+
+FINAL_POD_PHASES = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One container's log of one pod of the task; `key` names it in cursors and frames."""
+    node_id: str
+    pod_name: str
+    container: str
+    phase: str
+
+    @property
+    def key(self) -> str:
+        return self.pod_name
+
+
+@dataclass
+class ClusterTask:
+    task_id: str
+    phase: str
+    final: bool
+    streams: list[Stream]
+    pods: dict[str, dict] = field(default_factory=dict)
+    workflow_exists: bool = True
+
+    def container_status(self, stream: Stream) -> dict | None:
+        """The container's status dict from the pod, or None when the pod or the status is missing."""
+        pod = self.pods.get(stream.pod_name)
+        return pod["containers"].get(stream.container) if pod else None
+
+    def stream_settled(self, stream: Stream) -> bool:
+        """True when the container's log cannot grow any more."""
+        pod = self.pods.get(stream.pod_name)
+        if pod is None:
+            return self.final or argo.is_final_phase(stream.phase)
+        status = pod["containers"].get(stream.container)
+        return pod["phase"] in FINAL_POD_PHASES or (status is not None and status["state"] == "terminated")
+
+    @property
+    def settled(self) -> bool:
+        """The workflow has ended and none of its logs can grow: time for the final save."""
+        return self.final and all(self.stream_settled(stream) for stream in self.streams)
+
+
+def read_task(kube, task_id: str, container: str) -> ClusterTask:
+    """Read the Workflow and its pods; TaskNotFound when the cluster knows neither."""
+    workflow = kube.get_workflow(task_id)
+    pods = {pod["name"]: pod for pod in kube.list_pods(task_id)}
+    if workflow is None and not pods:
+        raise TaskNotFound(f"task {task_id!r} is not known to the database or to the cluster")
+    try:
+        targets = argo.resolve_pod_targets(workflow, list(pods.values()))
+    except argo.NodesUnavailable as error:
+        log.warning("workflow %s: %s; using the pods that still exist", task_id, error)
+        targets = argo.resolve_pod_targets(None, list(pods.values()))
+    phase = argo.workflow_phase(workflow) if workflow else _phase_from_pods(pods)
+    streams = [Stream(target.node_id, target.pod_name, container, target.phase) for target in targets]
+    return ClusterTask(task_id, phase, argo.is_final_phase(phase), streams, pods, workflow is not None)
+
+
+def _phase_from_pods(pods: dict[str, dict]) -> str:
+    """The phase of a workflow whose object was deleted, judged from the pods it left."""
+    phases = {pod["phase"] for pod in pods.values()}
+    if phases <= {"Succeeded"}:
+        return "Succeeded"
+    if phases <= set(FINAL_POD_PHASES):
+        return "Failed"
+    return "Running"

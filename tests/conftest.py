@@ -1,0 +1,104 @@
+"""Fixtures: a fresh PostgreSQL database per test session, a fake Kubernetes API server per test,
+the app bound to both, and random task ids instead of clean-up."""
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tasklogs import create_app
+from tasklogs.extensions import db
+from tasklogs.kube import Kube, load_api_client
+
+ADMIN_URL = os.environ.get("TASKLOGS_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_DATABASE = os.environ.get("TASKLOGS_TEST_DATABASE", "tasklogs_test")
+
+
+def _psycopg2(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+def recreate_database(name: str) -> str:
+    """Drop and create a database; return its URL (the seed's bare postgresql:// form)."""
+    admin = create_engine(_psycopg2(ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(name: str) -> None:
+    admin = create_engine(_psycopg2(ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    url = recreate_database(TEST_DATABASE)
+    yield url
+    drop_database(TEST_DATABASE)
+
+
+@pytest.fixture
+def kube():
+    from tests.fakekube import FakeKube
+    fake = FakeKube(namespace="argo")
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def kubeconfig(kube, tmp_path):
+    return kube.write_kubeconfig(str(tmp_path / "kubeconfig"))
+
+
+@pytest.fixture
+def kube_adapter(kube, kubeconfig):
+    adapter = Kube(load_api_client(kubeconfig), kube.namespace, connect_timeout=1, read_timeout=3,
+                   stream_idle_timeout=5)
+    yield adapter
+    adapter.close()
+
+
+TEST_SETTINGS = {"TESTING": True, "TASKLOGS_POLL_INTERVAL": 0.1, "TASKLOGS_DB_POOL_SIZE": 5,
+                 "TASKLOGS_DB_POOL_TIMEOUT": 2}
+
+
+def make_app(database_url, kube_adapter=None, **settings):
+    return create_app({"SQLALCHEMY_DATABASE_URI": database_url, **TEST_SETTINGS, **settings}, kube=kube_adapter)
+
+
+def dispose(app) -> None:
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(database_url, kube_adapter):
+    app = make_app(database_url, kube_adapter)
+    yield app
+    dispose(app)
+
+
+@pytest.fixture
+def store(database_url):
+    """An app context on the test database, for repository tests that need no cluster."""
+    app = make_app(database_url)
+    with app.app_context():
+        yield db.session
+        db.session.rollback()
+    dispose(app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def task_id():
+    """A fresh workflow name per test: tests share the database, never a task."""
+    return f"wf-{uuid.uuid4().hex[:10]}"
