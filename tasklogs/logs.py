@@ -1,14 +1,17 @@
 """The `logs` blueprint: REST for a whole log, WebSocket for a live tail. Routes only parse, call the
 service and shape the response."""
 import json
+import logging
 
 from flask import Blueprint, Response, request, stream_with_context
+from simple_websocket import ConnectionClosed
 
 from . import service, websocket
-from .errors import InvalidRequest, TasklogsError, error_body
+from .errors import InvalidRequest, TasklogsError
 from .extensions import sock
 
 bp = Blueprint("logs", __name__)
+log = logging.getLogger(__name__)
 
 REST_PARAMETERS = {"format", "pod"}
 WS_PARAMETERS = {"cursor"}
@@ -44,16 +47,18 @@ def task_logs(task_id: str):
 def tail_task_logs(ws, task_id: str):
     try:
         _check_parameters(WS_PARAMETERS)
-        tail = service.open_tail(task_id, request.args.get("cursor"))
+        with service.open_tail(task_id, request.args.get("cursor")) as tail:
+            websocket.on_disconnect(ws, tail.stop)
+            for frame in tail.frames():
+                ws.send(frame)
+            websocket.close(ws, tail.close_code, tail.close_reason)
     except TasklogsError as error:
-        websocket.send_json(ws, {"type": "error", "status": error.status, **error_body(error)})
-        websocket.close(ws, websocket.POLICY if error.status < 500 else websocket.TRY_AGAIN, error.message)
-        return
-    with tail:
-        websocket.on_disconnect(ws, tail.stop)
-        for frame in tail.frames():
-            ws.send(frame)
-        websocket.close(ws, tail.close_code, tail.close_reason)
+        websocket.send_error(ws, error)
+    except ConnectionClosed:
+        pass
+    except Exception:  # noqa: BLE001 - the client gets a close code, the log gets the traceback
+        log.exception("tail of %s failed", task_id)
+        websocket.send_error(ws, TasklogsError("internal error"))
 
 
 def _check_parameters(allowed: set[str]) -> None:

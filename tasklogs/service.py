@@ -11,7 +11,8 @@ from typing import Callable, Iterable
 from flask import current_app
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from . import capture, repository
+from . import repository
+from .engine import capture
 from .cursor import decode_cursor, encode_cursor
 from .errors import ClusterError, StoreUnavailable, TaskNotFound, InvalidTaskId, Unavailable
 from .extensions import db

@@ -84,3 +84,11 @@ def on_disconnect(ws, callback) -> threading.Thread:
     thread = threading.Thread(target=watch, name="ws-disconnect-watch", daemon=True)
     thread.start()
     return thread
+
+
+def send_error(ws, error) -> None:
+    """Report a TasklogsError as `{"type": "error", ...}` and close: 1008 for the client's fault, else 1013."""
+    if not ws.connected:
+        return
+    send_json(ws, {"type": "error", "status": error.status, "error": error.code, "message": error.message})
+    close(ws, POLICY if error.status < 500 else TRY_AGAIN, error.message)

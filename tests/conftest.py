@@ -1,6 +1,7 @@
 """Fixtures: a fresh PostgreSQL database per test session, a fake Kubernetes API server per test,
 the app bound to both, and random task ids instead of clean-up."""
 import os
+import threading
 import uuid
 
 import pytest
@@ -102,3 +103,48 @@ def client(app):
 def task_id():
     """A fresh workflow name per test: tests share the database, never a task."""
     return f"wf-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def db_proxy():
+    """A cuttable TCP path to PostgreSQL."""
+    from tests.tcpproxy import TcpProxy
+    proxy = TcpProxy("127.0.0.1", 5432)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def proxied_app(database_url, db_proxy, kube_adapter):
+    """The app reaching the test database through `db_proxy`."""
+    app = make_app(db_proxy.url(database_url.rsplit("/", 1)[1]), kube_adapter)
+    yield app
+    dispose(app)
+
+
+class LiveServer:
+    """The app served by werkzeug's threaded server (flask-sock's 'werkzeug' mode) on a free port."""
+
+    def __init__(self, app):
+        from werkzeug.serving import make_server
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def ws_url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def http_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def live(app):
+    server = LiveServer(app)
+    yield server
+    server.close()

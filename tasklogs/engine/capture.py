@@ -6,9 +6,9 @@ text with the position after it. The live tail follows the same parser over `fol
 import logging
 from dataclasses import replace
 
-from .errors import ContainerWaiting, LogsGone, ObjectNotFound
-from .logstream import LogParser, Position
-from . import repository
+from ..errors import ContainerWaiting, LogsGone, ObjectNotFound
+from ..logstream import LogParser, Position
+from .. import repository
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,23 @@
+# Two commands on a fresh machine: `make run` (install and serve) and `make test` (install and test).
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: run test bench clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+test: $(BIN)/.installed
+	$(BIN)/pytest
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

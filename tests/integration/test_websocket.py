@@ -1,0 +1,76 @@
+"""WS /ws/tasks/{task_id}/logs on a real server with a real WebSocket client."""
+import time
+
+from tests import scenarios
+from tests.wsclient import TailClient, log_text
+
+
+def tail(live, task_id, query=""):
+    return TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs{query}"))
+
+
+def test_snapshot_appends_phases_complete_and_normal_close(live, kube, task_id):
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "before\n")
+    client = tail(live, task_id)
+    snapshot = client.frame()
+    assert snapshot["type"] == "snapshot" and snapshot["task_id"] == task_id
+    assert (snapshot["phase"], snapshot["complete"], snapshot["source"]) == ("Running", False, "kubernetes")
+    assert snapshot["logs"][0]["logs"] == "before\n" and snapshot["cursor"]
+    kube.write_log(wf.pod(), "main", "after 1\n")
+    appended = client.frames_until(lambda f: f["type"] == "append")
+    assert appended[-1]["data"] == "after 1\n" and appended[-1]["pod"] == wf.pod() and appended[-1]["cursor"]
+    kube.write_log(wf.pod(), "main", "after 2\n")
+    scenarios.finish(kube, wf)
+    rest = client.rest()
+    assert client.close_code == 1000
+    assert rest[-1] == {"type": "complete", "phase": "Succeeded"}
+    assert {"type": "phase", "phase": "Succeeded", "node": None} in rest
+    assert {"type": "phase", "phase": "Succeeded", "node": wf.nodes["a"]} in rest
+    assert log_text([snapshot] + appended + rest, wf.pod()) == "before\nafter 1\nafter 2\n"
+
+
+def test_resume_with_cursor_gets_exactly_what_was_missed(live, kube, task_id):
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "one\n")
+    first = tail(live, task_id)
+    snapshot = first.frame()
+    first.close()
+    kube.write_log(wf.pod(), "main", "two\n")
+    second = tail(live, task_id, f"?cursor={snapshot['cursor']}")
+    resumed = second.frame()
+    assert resumed["type"] == "snapshot"
+    assert resumed["logs"][0]["offset"] == 4 and resumed["logs"][0]["logs"] == "two\n"
+    second.close()
+
+
+def test_finished_task_sends_snapshot_and_complete_at_once(live, kube, task_id):
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "done\n")
+    scenarios.finish(kube, wf)
+    client = tail(live, task_id)
+    frames = client.rest()
+    assert [f["type"] for f in frames] == ["snapshot", "complete"] and client.close_code == 1000
+
+
+def test_errors_are_frames_then_a_close(live, kube, task_id):
+    client = tail(live, "Not_Valid")
+    frame = client.frame()
+    assert frame["type"] == "error" and frame["status"] == 400 and frame["error"] == "invalid_task_id"
+    assert client.frame() is None and client.close_code == 1008
+    client = tail(live, task_id)
+    frame = client.frame()
+    assert (frame["type"], frame["status"]) == ("error", 404)
+    client = tail(live, task_id, "?cursor=garbage")
+    assert client.frame()["status"] == 400
+
+
+def test_client_disconnecting_mid_tail_stops_its_loop(live, kube, task_id):
+    wf = scenarios.workflow(kube, task_id)
+    client = tail(live, task_id)
+    client.frame()
+    client.close()
+    time.sleep(1.0)
+    kube.reset_requests()
+    time.sleep(1.0)
+    assert kube.count() == 0, "a tail whose client left must stop reading the cluster"
