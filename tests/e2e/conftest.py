@@ -1,0 +1,85 @@
+"""End-to-end: gunicorn with the gevent worker, as deployed, against PostgreSQL and the fake cluster."""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    """`gunicorn -c gunicorn.conf.py -b 127.0.0.1:PORT wsgi:app` in a subprocess."""
+
+    def __init__(self, env: dict, workers: int = 1, log_path: str | None = None, extra_args=()):
+        self.port = free_port()
+        self.log_path = log_path
+        self.log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+        command = [GUNICORN, "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}", "--workers", str(workers),
+                   *extra_args, "wsgi:app"]
+        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}: {self.output()}")
+            try:
+                with urllib.request.urlopen(self.url("/healthz"), timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"gunicorn did not answer in {timeout}s: {self.output()}")
+
+    def url(self, path: str, scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def output(self) -> str:
+        if not self.log_path:
+            return ""
+        with open(self.log_path, "rb") as log:
+            return log.read().decode("utf-8", "replace")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.log_path:
+            self.log.close()
+
+
+def service_env(database_url: str, kubeconfig: str, **extra) -> dict:
+    return {"DATABASE_URL": database_url, "KUBECONFIG": kubeconfig, "TASKLOGS_NAMESPACE": "argo",
+            "TASKLOGS_POLL_INTERVAL": "0.2", "TASKLOGS_DB_POOL_SIZE": "4", "TASKLOGS_ACCESS_LOG": "",
+            "TASKLOGS_KUBE_READ_TIMEOUT": "3", "TASKLOGS_STREAM_IDLE_TIMEOUT": "5",
+            **{key: str(value) for key, value in extra.items()}}
+
+
+@pytest.fixture
+def gunicorn(database_url, kubeconfig, tmp_path):
+    servers = []
+
+    def start(workers: int = 1, **env):
+        server = Gunicorn(service_env(database_url, kubeconfig, **env), workers, str(tmp_path / f"gunicorn{len(servers)}.log"))
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
