@@ -26,6 +26,13 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
 def _non_negative_int(value: str) -> int:
     number = int(value)
     if number < 0:
@@ -117,6 +124,16 @@ SETTINGS = (
     Setting("TASKLOGS_POLL_INTERVAL", "TASKLOGS_POLL_INTERVAL", "1", _positive_float,
             "Seconds between checks of workflow phases and of the journal, as a fallback to watches and "
             "notifications."),
+    Setting("TASKLOGS_TAIL_COALESCE", "TASKLOGS_TAIL_COALESCE", "0.02", _non_negative_float,
+            "Seconds a live tail gathers new lines before sending them as one frame (0: send each read at once)."),
+    Setting("TASKLOGS_JOURNAL_INTERVAL", "TASKLOGS_JOURNAL_INTERVAL", "0.1", _positive_float,
+            "Seconds between commits of captured text to the journal (one transaction for every task)."),
+    Setting("TASKLOGS_CAPTURE_LINGER", "TASKLOGS_CAPTURE_LINGER", "10", _non_negative_float,
+            "Seconds a task's capture keeps running after its last viewer left (a reconnect finds it warm)."),
+    Setting("TASKLOGS_VIEWER_QUEUE", "TASKLOGS_VIEWER_QUEUE", "1000", _positive_int,
+            "Frames a WebSocket client may fall behind before it is closed with 4008 (it resumes with its cursor)."),
+    Setting("TASKLOGS_FRAME_CHARS", "TASKLOGS_FRAME_CHARS", "1048576", _positive_int,
+            "Most characters of log text in one WebSocket frame; a longer backlog follows as several appends."),
     Setting("TASKLOGS_AUTO_MIGRATE", "TASKLOGS_AUTO_MIGRATE", "true", _boolean,
             "Create or upgrade the schema at start-up (under a PostgreSQL advisory lock)."),
     Setting("TASKLOGS_DB_POOL_SIZE", "TASKLOGS_DB_POOL_SIZE", "10", _positive_int,
@@ -141,3 +158,14 @@ def load_config(environ=None) -> dict[str, Any]:
         except ValueError as error:
             raise ConfigError(f"{setting.env}={raw!r}: {error}") from None
     return config
+
+
+def markdown_table() -> str:
+    """The README's configuration table, generated from SETTINGS (`python -m tasklogs.config`)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{s.env}` | {f'`{s.default}`' if s.default else '(unset)'} | {s.help} |" for s in SETTINGS]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -57,6 +57,15 @@ class LogStream:
         except _NETWORK_ERRORS as error:
             raise ClusterUnavailable(f"{self._describe}: stream broken: {type(error).__name__}") from None
 
+    def abort(self) -> None:
+        """Cut the connection from another thread: a read blocked on it fails at once."""
+        sock = getattr(getattr(self._response, "connection", None), "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(2)
+            except OSError:
+                pass
+
     def close(self) -> None:
         """Release the connection (the server sees the follow stream end)."""
         try:
@@ -130,22 +139,22 @@ class Kube:
     def list_pods(self, workflow: str) -> list[dict]:
         """The pods labelled as belonging to `workflow`, as plain dicts (see `pod_summary`)."""
         with self._translated("list", "pods"):
-            listing = self._core.list_namespaced_pod(
+            listing = json.loads(self._core.list_namespaced_pod(
                 self.namespace, label_selector=f"{argo.LABEL_WORKFLOW}={workflow}", _request_timeout=self._timeout,
-                _preload_content=False)
-        return [pod_summary(pod) for pod in json.loads(listing.data).get("items", [])]
+                _preload_content=False).data)
+        return [pod_summary(pod) for pod in listing.get("items", [])]
 
     def get_pod(self, name: str) -> dict | None:
         """One pod as a plain dict, or None when it does not exist."""
         with self._translated("get", "pods", name):
             try:
-                response = self._core.read_namespaced_pod(name, self.namespace, _request_timeout=self._timeout,
-                                                          _preload_content=False)
+                pod = json.loads(self._core.read_namespaced_pod(name, self.namespace, _request_timeout=self._timeout,
+                                                                _preload_content=False).data)
             except ApiException as error:
                 if error.status == 404:
                     return None
                 raise
-        return pod_summary(json.loads(response.data))
+        return pod_summary(pod)
 
     def open_log(self, pod: str, container: str, *, follow: bool, since_time: str | None = None,
                  timestamps: bool = True, previous: bool = False) -> LogStream:
@@ -165,7 +174,7 @@ class Kube:
         """Raise unless the API server answers a cheap request this service is allowed to make."""
         with self._translated("list", "pods"):
             self._core.list_namespaced_pod(self.namespace, limit=1, _request_timeout=self._timeout,
-                                           _preload_content=False)
+                                           _preload_content=False).data
 
     def _open(self, path, path_params, query, accept, timeout, verb, resource, name=None):
         with self._translated(verb, resource, name):

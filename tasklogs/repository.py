@@ -155,6 +155,9 @@ def compact_logs(session, task_id: str) -> None:
     """The final save: fold each pod's journal into `task_logs.logs` and empty the journal."""
     log_ids = select(task_logs.c.id).where(task_logs.c.task_id == task_id)
     if session.get_bind().dialect.name == "postgresql":
+        # FOR UPDATE conflicts with the FOR KEY SHARE that inserting a chunk takes on its row: no chunk
+        # can slip in between folding the journal and deleting it.
+        session.execute(log_ids.with_for_update())
         journal = (select(func.string_agg(log_chunks.c.data, aggregate_order_by(literal(""), log_chunks.c.start_offset)))
                    .where(log_chunks.c.log_id == task_logs.c.id).scalar_subquery())
         session.execute(update(task_logs).where(task_logs.c.id.in_(select(log_chunks.c.log_id).where(
@@ -166,3 +169,66 @@ def compact_logs(session, task_id: str) -> None:
             session.execute(update(task_logs).where(task_logs.c.id == log_id)
                             .values(logs=task_logs.c.logs + journal, updated_at=utcnow()))
     session.execute(delete(log_chunks).where(log_chunks.c.log_id.in_(log_ids)))
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    log_id: int
+    start: int
+    data: str
+    position: Position
+
+
+def append_chunks(session, rows: list[ChunkRow]) -> set[tuple[int, int]]:
+    """Insert several journal rows in one statement; return (log_id, start) of those written.
+
+    A row whose start is taken already (another writer got there first) is skipped, not an error."""
+    if not rows:
+        return set()
+    values = [{"log_id": row.log_id, "start_offset": row.start, "end_offset": row.start + len(row.data),
+               "data": row.data, "since": row.position.since, "seen": row.position.seen,
+               "partial": row.position.partial, "restarts": row.position.restarts, "created_at": utcnow()}
+              for row in rows]
+    statement = (_insert(session, log_chunks).values(values)
+                 .on_conflict_do_nothing(index_elements=["log_id", "start_offset"])
+                 .returning(log_chunks.c.log_id, log_chunks.c.start_offset))
+    return {(row.log_id, row.start_offset) for row in session.execute(statement)}
+
+
+def stored_lengths(session, log_ids) -> dict[int, int]:
+    """Characters stored (compacted text plus journal) for each of these pod logs."""
+    return {log_id: stored_length(session, log_id) for log_id in log_ids}
+
+
+NOTIFY_CHANNEL = "tasklogs"
+
+
+def notify(session, task_ids) -> None:
+    """Tell other processes (LISTEN tasklogs) that these tasks changed; delivered when the transaction commits."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for task_id in sorted(set(task_ids)):
+        session.execute(select(func.pg_notify(NOTIFY_CHANNEL, task_id)))
+
+
+def listen(dbapi_connection) -> None:
+    """Subscribe a dedicated autocommit DBAPI connection to the change notifications."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+
+def try_lock(dbapi_connection, key: int) -> bool:
+    """Take a session-level advisory lock without waiting."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+        return bool(cursor.fetchone()[0])
+
+
+def unlock(dbapi_connection, key: int) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def ping(dbapi_connection) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SELECT 1")

@@ -1,9 +1,7 @@
 """The service layer: what the routes call. Database first, Kubernetes as the fallback and the source
 of anything new; the database keeps every log the service has seen."""
-import json
 import logging
 import re
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -13,12 +11,11 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from . import repository
 from .engine import capture
-from .cursor import decode_cursor, encode_cursor
+from .cursor import decode_cursor
 from .errors import ClusterError, StoreUnavailable, TaskNotFound, InvalidTaskId, Unavailable
 from .extensions import db
 from .kube import Kube
 from .tasks import ClusterTask, read_task
-from .websocket import NORMAL
 
 log = logging.getLogger(__name__)
 
@@ -203,81 +200,20 @@ def only_pod(view: TaskView, pod: str) -> TaskView:
     return view
 
 
-def snapshot_frame(view: TaskView, offsets: dict[str, int]) -> dict:
-    """The first WebSocket frame: the REST body's fields, each log from the client's offset on."""
-    logs = []
-    for entry in view.entries:
-        start = offsets.get(entry.key, 0)
-        text = "".join(entry.read(start))
-        offsets[entry.key] = start + len(text)
-        logs.append({"node": entry.node, "pod": entry.pod, "container": entry.container, "phase": entry.phase,
-                     "offset": start, "logs": text})
-    return {"type": "snapshot", "task_id": view.task_id, "phase": view.phase, "source": view.source,
-            "complete": view.complete, "logs": logs, "cursor": encode_cursor(offsets)}
+def engine():
+    """This process's live-tail engine, started on first use (after gunicorn forked the worker)."""
+    extensions = current_app.extensions
+    if extensions.get("tasklogs.engine") is None:
+        from .engine import Engine
+        extensions["tasklogs.engine"] = Engine(current_app._get_current_object(), cluster(), db.engine)
+    return extensions["tasklogs.engine"]
 
 
-class PollingTail:
-    """A live tail that re-reads the task every `interval` seconds and sends only what is new."""
-
-    def __init__(self, task_id: str, offsets: dict[str, int], interval: float):
-        self.task_id, self.offsets, self.interval = task_id, offsets, interval
-        self.close_code, self.close_reason = NORMAL, "task complete"
-        self._stopped = threading.Event()
-        self._phases: dict[str | None, str] = {}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        db.session.remove()
-
-    def stop(self) -> None:
-        """The client went away: end `frames()` at once."""
-        self._stopped.set()
-
-    def frames(self):
-        """JSON frames: a snapshot, then appends and phase changes, then `complete`."""
-        view = self._view()
-        yield _json(snapshot_frame(view, self.offsets))
-        self._phases = self._phases_of(view)
-        while not view.complete:
-            if self._stopped.wait(self.interval):
-                return
-            view = self._view()
-            yield from map(_json, self._changes(view))
-        yield _json({"type": "complete", "phase": view.phase})
-
-    def _view(self) -> TaskView:
-        view = get_task_logs(self.task_id)
-        db.session.commit()  # release the connection while waiting (flask-sock keeps one app context)
-        return view
-
-    @staticmethod
-    def _phases_of(view: TaskView) -> dict[str | None, str]:
-        return {None: view.phase, **{entry.node: entry.phase for entry in view.entries}}
-
-    def _changes(self, view: TaskView):
-        phases = self._phases_of(view)
-        for node, phase in phases.items():
-            if self._phases.get(node) != phase:
-                yield {"type": "phase", "phase": phase, "node": node}
-        self._phases = phases
-        for entry in view.entries:
-            start = self.offsets.get(entry.key, 0)
-            data = "".join(entry.read(start))
-            if data:
-                self.offsets[entry.key] = start + len(data)
-                yield {"type": "append", "node": entry.node, "pod": entry.pod, "container": entry.container,
-                       "offset": start, "data": data, "cursor": encode_cursor(self.offsets)}
-
-
-def open_tail(task_id: str, cursor: str | None) -> PollingTail:
+def open_tail(task_id: str, cursor: str | None):
     """A live tail of the task for one WebSocket client, resuming after `cursor` when given."""
+    from .engine.tail import Tail
     validate_task_id(task_id)
     offsets = decode_cursor(cursor) or {}
-    return PollingTail(task_id, offsets, current_app.config["TASKLOGS_POLL_INTERVAL"])
-
-
-def _json(frame: dict) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    config = current_app.config
+    return Tail(engine(), task_id, offsets, max_queue=config["TASKLOGS_VIEWER_QUEUE"],
+                frame_chars=config["TASKLOGS_FRAME_CHARS"], cluster_view=kubernetes_view)

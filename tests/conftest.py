@@ -65,7 +65,7 @@ def kube_adapter(kube, kubeconfig):
 
 
 TEST_SETTINGS = {"TESTING": True, "TASKLOGS_POLL_INTERVAL": 0.1, "TASKLOGS_DB_POOL_SIZE": 5,
-                 "TASKLOGS_DB_POOL_TIMEOUT": 2}
+                 "TASKLOGS_DB_POOL_TIMEOUT": 2, "TASKLOGS_CAPTURE_LINGER": 0.3, "TASKLOGS_JOURNAL_INTERVAL": 0.05}
 
 
 def make_app(database_url, kube_adapter=None, **settings):
@@ -73,6 +73,10 @@ def make_app(database_url, kube_adapter=None, **settings):
 
 
 def dispose(app) -> None:
+    """Stop the app's engine (its threads) and close its database connections."""
+    engine = app.extensions.get("tasklogs.engine")
+    if engine is not None:
+        engine.close()
     with app.app_context():
         db.engine.dispose()
 

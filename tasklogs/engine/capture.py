@@ -4,9 +4,11 @@
 text with the position after it. The live tail follows the same parser over `follow=true` streams.
 """
 import logging
+import random
+import threading
 from dataclasses import replace
 
-from ..errors import ContainerWaiting, LogsGone, ObjectNotFound
+from ..errors import ClusterUnavailable, ContainerWaiting, LogsGone, ObjectNotFound
 from ..logstream import LogParser, Position
 from .. import repository
 
@@ -68,3 +70,113 @@ def _append(session, log_id: int, offset: int, pending: list[str], position: Pos
     pending.clear()
     repository.append_chunk(session, log_id, offset, data, position)
     return offset + len(data)
+
+
+class Backoff:
+    """Exponential backoff with full jitter: 0.2 s, 0.4 s ... capped, each drawn from [d/2, d]."""
+
+    def __init__(self, base: float = 0.2, cap: float = 10.0):
+        self.base, self.cap, self.failures = base, cap, 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * 2 ** self.failures)
+        self.failures += 1
+        return random.uniform(delay / 2, delay)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class ContainerCapture:
+    """Follows one container's log (`follow=true`) into the feed from a position, and reconnects after
+    any break (idle timeout, API server restart, network) with `sinceTime`: nothing lost, nothing repeated."""
+
+    def __init__(self, kube, feed, stream, position: Position, status: dict | None, poll_interval: float):
+        self.kube, self.feed, self.stream = kube, feed, stream
+        self.position = position
+        self.status = status                  # latest container status, refreshed by the task capture
+        self.poll_interval = poll_interval
+        self.finished = threading.Event()
+        self.caught_up = threading.Event()    # what the container had logged when the capture began is read
+        self._stopped = threading.Event()
+        self._open = None
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._open is not None:
+            self._open.abort()
+
+    def run(self) -> None:
+        backoff = Backoff()
+        try:
+            while not self._stopped.is_set():
+                try:
+                    if self._step():
+                        return
+                    backoff.reset()
+                except ContainerWaiting:
+                    self._stopped.wait(self.poll_interval)
+                except (ObjectNotFound, LogsGone) as error:
+                    self._gone(error)
+                    return
+                except ClusterUnavailable as error:
+                    log.info("log stream of %s broke (%s); reconnecting", self.stream.pod_name, error.message)
+                    self._stopped.wait(backoff.next())
+        finally:
+            self.caught_up.set()
+            self.finished.set()
+
+    def _step(self) -> bool:
+        """Read until the stream ends; True once the container's log is complete."""
+        status = self.status
+        if status is None or status["state"] == "waiting":
+            self.caught_up.set()
+            self._stopped.wait(self.poll_interval)
+            return False
+        if status["restarts"] > self.position.restarts:
+            self._read(follow=False, final=True, previous=True, tolerate_gone=True)
+            self.position = replace(self.position, restarts=status["restarts"])
+        if status["state"] == "terminated":
+            self._read(follow=False, final=True)
+            return True
+        if not self.caught_up.is_set():
+            self._read(follow=False, final=False)  # so the first viewers' snapshot holds the log so far
+            self.caught_up.set()
+        self._read(follow=True, final=False)
+        if not self._stopped.is_set():
+            self.status = self._container_status()
+        return False
+
+    def _read(self, *, follow: bool, final: bool, previous: bool = False, tolerate_gone: bool = False) -> None:
+        parser = LogParser(self.position)
+        try:
+            stream = self.kube.open_log(self.stream.pod_name, self.stream.container, follow=follow,
+                                        since_time=self.position.since_time, previous=previous)
+        except LogsGone:
+            if tolerate_gone:
+                return
+            raise
+        self._open = stream
+        with stream:
+            for raw in stream:
+                self._take(parser.feed(raw), parser)
+                if self._stopped.is_set():
+                    return
+        self._open = None
+        if final:
+            self._take(parser.finish(), parser)
+
+    def _take(self, text: str, parser: LogParser) -> None:
+        self.position = parser.position
+        if text:
+            self.feed.append(self.stream.key, text, self.position)
+
+    def _container_status(self) -> dict | None:
+        pod = self.kube.get_pod(self.stream.pod_name)
+        if pod is None:
+            raise ObjectNotFound(f"pod {self.stream.pod_name} was deleted")
+        return pod["containers"].get(self.stream.container)
+
+    def _gone(self, error) -> None:
+        log.info("capture of %s/%s ends: %s", self.stream.pod_name, self.stream.container, error.message)
+        self.feed.gone(self.stream.key, f"{error.message}; the log above is everything captured")

@@ -18,24 +18,27 @@ from ..cursor import encode_cursor
 
 @dataclass
 class StreamInfo:
-    """One container log of the task as the feed knows it; `end` counts the characters published."""
+    """One container log of the task as the feed knows it; `end` counts the characters captured."""
     key: str
     node: str
     pod: str
     container: str
     phase: str
     end: int = 0
+    log_id: int | None = None
+    published: int = 0
+    position: object = None   # where the capture stands after `end` (a logstream.Position), if captured here
 
 
 @dataclass
 class Event:
     version: int
-    kind: str                  # "append", "phase", "complete", "gone"
+    kind: str                  # "append", "phase", "gone", "complete"
     frame: str                 # the JSON frame for a viewer in step with the feed
     key: str | None = None
     start: int = 0
     data: str = ""
-    ends: dict = field(default_factory=dict)   # every stream's end after this event
+    ends: dict = field(default_factory=dict)   # every stream's published end after this event
 
     @property
     def end(self) -> int:
@@ -46,66 +49,130 @@ def dumps(frame: dict) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
+MAX_RUN = 4 << 20  # characters of one stream written to the journal in one row at most
+
+
 class Feed:
-    def __init__(self, task_id: str):
+    """A task's live state in this process: streams, phases, text not yet saved or not yet published."""
+
+    def __init__(self, task_id: str, coalesce: float = 0.0, on_unsaved=None):
         self.task_id = task_id
+        self.coalesce = coalesce
+        self.on_unsaved = on_unsaved or (lambda feed: None)
         self.lock = threading.RLock()
         self.version = 0
         self.phase = ""
         self.complete = False
         self.streams: dict[str, StreamInfo] = {}
-        self.unsaved: dict[str, deque] = {}   # key -> deque of (start, text), committed ones removed
+        self.unsaved: dict[str, deque] = {}   # key -> deque of (start, text, position) not yet committed
         self.viewers: set["Viewer"] = set()
-        self.changed = threading.Condition(self.lock)
+        self._unpublished: dict[str, list[str]] = {}   # key -> text captured since the last publish
+        self._pending = threading.Event()     # captured text waits to be published
 
-    # --- what the capture (or the journal follower) reports ---
+    # --- streams ---
 
-    def add_stream(self, info: StreamInfo) -> None:
-        """Make a stream known (its `end` is where the store stands); known streams keep their end."""
+    def add_stream(self, info: StreamInfo) -> StreamInfo:
+        """Make a stream known; a known one keeps its offsets (its metadata is refreshed)."""
         with self.lock:
-            known = self.streams.get(info.key)
-            if known is None:
-                self.streams[info.key] = info
-            elif info.end > known.end and not self.unsaved.get(info.key):
-                known.end = info.end
+            known = self.streams.setdefault(info.key, info)
+            if known is info:
+                info.published = info.end
+            else:
+                known.log_id = known.log_id or info.log_id
+            return known
 
-    def append(self, key: str, data: str, start: int | None = None, keep: bool = True) -> Event | None:
-        """Publish text of stream `key` beginning at `start` (default: its end); `keep` holds it for the writer.
+    def streams_without_rows(self) -> list[StreamInfo]:
+        with self.lock:
+            return [stream for stream in self.streams.values() if stream.log_id is None]
 
-        What the feed already published is trimmed off; text beyond a gap is refused (None)."""
+    def set_log_ids(self, ids: dict[str, int]) -> None:
+        with self.lock:
+            for key, log_id in ids.items():
+                self.streams[key].log_id = log_id
+
+    def log_ids(self) -> dict[str, int]:
+        with self.lock:
+            return {key: s.log_id for key, s in self.streams.items() if s.log_id is not None}
+
+    def ends(self) -> dict[str, int]:
+        with self.lock:
+            return {key: stream.end for key, stream in self.streams.items()}
+
+    # --- text ---
+
+    def append(self, key: str, data: str, position=None, start: int | None = None, keep: bool = True) -> bool:
+        """Take text of stream `key` beginning at `start` (default: its end). What the feed has already
+        is trimmed off; text beyond a gap is refused (False). `keep` holds it for the journal writer."""
         with self.lock:
             stream = self.streams[key]
             start = stream.end if start is None else start
-            if start > stream.end or start + len(data) <= stream.end:
-                return None
+            if start > stream.end:
+                return False
+            if start + len(data) <= stream.end:
+                return True
             data, start = data[stream.end - start:], stream.end
             stream.end += len(data)
+            self._unpublished.setdefault(key, []).append(data)
+            if position is not None:
+                stream.position = position
             if keep:
-                self.unsaved.setdefault(key, deque()).append((start, data))
-            return self._publish("append", key, start, data, {
-                "type": "append", "node": stream.node, "pod": stream.pod, "container": stream.container,
-                "offset": start, "data": data})
+                self.unsaved.setdefault(key, deque()).append((start, data, position))
+        if keep:
+            self.on_unsaved(self)
+        if self.coalesce:
+            self._pending.set()
+        else:
+            self.publish_pending()
+        return True
 
-    def set_phase(self, phase: str, key: str | None = None) -> Event | None:
-        """Publish a phase change of the workflow (`key` None) or of one stream's node."""
+    def read_pending(self, key: str, start: int, end: int) -> str:
+        """Text of the stream between two offsets, from what is not yet saved ("" if not held here)."""
         with self.lock:
-            target = self.streams[key] if key else self
-            if target.phase == phase:
-                return None
-            target.phase = phase
-            node = self.streams[key].node if key else None
-            return self._publish("phase", key, 0, "", {"type": "phase", "phase": phase, "node": node})
+            pieces = [(s, t) for s, t, _ in self.unsaved.get(key, ()) if s < end and s + len(t) > start]
+        return "".join(text[max(0, start - s):end - s] for s, text in pieces)
 
-    def finish(self, phase: str) -> Event | None:
-        """The task ended and its final save ran: publish `complete` once."""
+    def publish_pending(self) -> None:
+        """Send viewers every stream's captured-but-unpublished text, one append per stream."""
         with self.lock:
-            if self.complete:
-                return None
-            self.complete, self.phase = True, phase
-            return self._publish("complete", None, 0, "", {"type": "complete", "phase": phase})
+            unpublished, self._unpublished = self._unpublished, {}
+            for key, pieces in unpublished.items():
+                stream = self.streams[key]
+                data = "".join(pieces)
+                start, stream.published = stream.published, stream.end
+                self._publish("append", stream.key, start, data, {
+                    "type": "append", "node": stream.node, "pod": stream.pod, "container": stream.container,
+                    "offset": start, "data": data})
+
+    def run_publisher(self, stopped: threading.Event) -> None:
+        """Publish captured text at most every `coalesce` seconds, so a burst of lines makes one frame."""
+        while not stopped.is_set():
+            if self._pending.wait(1.0):
+                self._pending.clear()
+                stopped.wait(self.coalesce)
+                self.publish_pending()
+
+    def has_unsaved(self) -> bool:
+        with self.lock:
+            return any(self.unsaved.values())
+
+    def unsaved_runs(self, log_ids: dict[str, int]):
+        """(key, log_id, start, text, position) of each stream's oldest unsaved text, up to MAX_RUN."""
+        with self.lock:
+            runs = []
+            for key, pieces in self.unsaved.items():
+                if not pieces or key not in log_ids:
+                    continue
+                taken, size = [], 0
+                for piece in pieces:
+                    if taken and size + len(piece[1]) > MAX_RUN:
+                        break
+                    taken.append(piece)
+                    size += len(piece[1])
+                runs.append((key, log_ids[key], taken[0][0], "".join(p[1] for p in taken), taken[-1][2]))
+            return runs
 
     def saved(self, key: str, end: int) -> None:
-        """The writer committed stream `key` up to `end`: forget that part of `unsaved`."""
+        """The journal holds stream `key` up to `end`: forget that part of `unsaved`."""
         with self.lock:
             pieces = self.unsaved.get(key)
             while pieces and pieces[0][0] + len(pieces[0][1]) <= end:
@@ -113,22 +180,53 @@ class Feed:
 
     def unsaved_copy(self) -> dict[str, list[tuple[int, str]]]:
         with self.lock:
-            return {key: list(pieces) for key, pieces in self.unsaved.items() if pieces}
+            return {key: [(s, t) for s, t, _ in pieces] for key, pieces in self.unsaved.items() if pieces}
 
-    def ends(self) -> dict[str, int]:
+    def state(self) -> tuple[int, dict, dict[str, str]]:
+        """(version, unsaved text, phases) taken together, for a snapshot that later events continue."""
         with self.lock:
-            return {key: stream.end for key, stream in self.streams.items()}
+            phases = {key: stream.phase for key, stream in self.streams.items()}
+            return self.version, self.unsaved_copy(), phases
 
-    def _publish(self, kind, key, start, data, frame) -> Event:
+    # --- phases and the end ---
+
+    def set_phase(self, phase: str, key: str | None = None) -> None:
+        """Publish a phase change of the workflow (`key` None) or of one stream's node."""
+        with self.lock:
+            target = self.streams[key] if key else self
+            if target.phase == phase:
+                return
+            self.publish_pending()
+            target.phase = phase
+            node = self.streams[key].node if key else None
+            self._publish("phase", key, 0, "", {"type": "phase", "phase": phase, "node": node})
+
+    def gone(self, key: str, message: str) -> None:
+        """The stream's pod or log is gone: what was captured is all there will be."""
+        with self.lock:
+            self.publish_pending()
+            stream = self.streams[key]
+            self._publish("gone", key, 0, "", {"type": "gone", "node": stream.node, "pod": stream.pod,
+                                               "container": stream.container, "message": message})
+
+    def finish(self, phase: str) -> None:
+        """The task ended and its final save ran: publish `complete` once."""
+        with self.lock:
+            if self.complete:
+                return
+            self.publish_pending()
+            self.phase = phase
+            self.complete = True
+            self._publish("complete", None, 0, "", {"type": "complete", "phase": phase})
+
+    def _publish(self, kind, key, start, data, frame) -> None:
         self.version += 1
-        ends = {k: s.end for k, s in self.streams.items()}
+        ends = {k: s.published for k, s in self.streams.items() if s.published}
         if kind == "append":
             frame["cursor"] = encode_cursor(ends)
         event = Event(self.version, kind, dumps(frame), key, start, data, ends)
         for viewer in list(self.viewers):
             viewer.offer(event)
-        self.changed.notify_all()
-        return event
 
     # --- viewers ---
 
@@ -139,7 +237,6 @@ class Feed:
     def unsubscribe(self, viewer: "Viewer") -> None:
         with self.lock:
             self.viewers.discard(viewer)
-            self.changed.notify_all()
 
 
 class SlowViewer(Exception):
@@ -154,6 +251,7 @@ class Viewer:
         self.offsets = dict(offsets)
         self.max_queue = max_queue
         self.in_step_at = None   # feed version this viewer's offsets equal, or None
+        self.seen_version = 0    # phase events up to this version are already in the snapshot
         self._queue: deque[Event] = deque()
         self._ready = threading.Event()
         self.overflowed = False
@@ -191,13 +289,16 @@ class Viewer:
         """The frames this viewer must send for `event`: the shared one when in step, else rebuilt.
 
         `read_range(key, start, end)` returns the text of a stream between two offsets (for gaps)."""
+        if event.kind == "phase" and event.version <= self.seen_version:
+            return []
         if self.in_step_at == event.version - 1:
             self.in_step_at = event.version
             if event.kind == "append":
                 self.offsets[event.key] = event.end
             return [event.frame]
         frames = self._rebuilt(event, read_range)
-        self.in_step_at = event.version if self.offsets == event.ends else None
+        in_step = {key: end for key, end in self.offsets.items() if end} == event.ends
+        self.in_step_at = event.version if in_step else None
         return frames
 
     def _rebuilt(self, event: Event, read_range) -> list[str]:

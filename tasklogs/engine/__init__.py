@@ -1,0 +1,293 @@
+"""The live-tail engine of one process.
+
+Per task there is one `Driver` with one `Feed`. The driver either *leads* (this process holds the task's
+lease: it follows every container of the task with one stream each, polls the workflow for phases, and
+runs the final save) or *follows* (another process leads: it reads the journal that process writes, woken
+by NOTIFY). Viewers subscribe to the feed, so Kubernetes requests do not grow with the number of viewers.
+One `JournalWriter` batches every feed's captured text into the journal; one `JournalListener` hears the
+other processes' commits.
+"""
+import logging
+import threading
+import time
+
+from sqlalchemy.orm import Session
+
+from .. import repository
+from ..errors import ClusterError, StoreUnavailable, TaskNotFound, TasklogsError
+from ..logstream import Position
+from ..tasks import read_task
+from .capture import Backoff, ContainerCapture
+from .feed import Feed, StreamInfo
+from .journal import JournalListener, JournalWriter
+from .leases import Leases
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(self, app, kube, sa_engine):
+        config = app.config
+        self.app, self.kube, self.sa_engine = app, kube, sa_engine
+        self.container = config["TASKLOGS_CONTAINER"]
+        self.poll_interval = config["TASKLOGS_POLL_INTERVAL"]
+        self.coalesce = config["TASKLOGS_TAIL_COALESCE"]
+        self.linger = config["TASKLOGS_CAPTURE_LINGER"]
+        self.catch_up_timeout = config["TASKLOGS_KUBE_READ_TIMEOUT"]
+        self.writer = JournalWriter(sa_engine, config["TASKLOGS_JOURNAL_INTERVAL"])
+        self.leases = Leases(sa_engine)
+        self.listener = JournalListener(sa_engine, self.wake, self.tick, self.poll_interval)
+        self._drivers: dict[str, "Driver"] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        for target, name in ((self.writer.run, "journal-writer"), (self.listener.run, "journal-listener")):
+            threading.Thread(target=target, name=name, daemon=True).start()
+
+    def driver(self, task_id: str, pinned: bool = False) -> "Driver":
+        """The task's driver in this process, started on first use; `pinned` keeps it without viewers."""
+        with self._lock:
+            driver = self._drivers.get(task_id)
+            if driver is None:
+                driver = self._drivers[task_id] = Driver(self, task_id)
+                driver.start()
+            driver.pinned = driver.pinned or pinned
+            driver.touch()
+            return driver
+
+    def drivers(self) -> list["Driver"]:
+        with self._lock:
+            return list(self._drivers.values())
+
+    def retire(self, driver: "Driver", force: bool = False) -> bool:
+        """Called by a driver about to end: True if it may (no viewer joined meanwhile, or `force`)."""
+        with self._lock:
+            if driver.feed.viewers and not driver.feed.complete and not force:
+                return False
+            if self._drivers.get(driver.task_id) is driver:
+                del self._drivers[driver.task_id]
+            return True
+
+    def wake(self, task_id: str) -> None:
+        driver = self._drivers.get(task_id)
+        if driver is not None:
+            driver.wake()
+
+    def tick(self) -> None:
+        for driver in self.drivers():
+            driver.wake()
+
+    def close(self) -> None:
+        """Stop every driver and background thread (tests, and worker shutdown)."""
+        self._stopped.set()
+        for driver in self.drivers():
+            driver.stop()
+        self.writer.flush()
+        self.writer.stop()
+        self.listener.stop()
+        self.leases.close()
+
+    def session(self) -> Session:
+        return Session(self.sa_engine)
+
+
+class Driver:
+    """Runs one task in this process: leads its capture or follows the journal, until nobody needs it."""
+
+    def __init__(self, engine: Engine, task_id: str):
+        self.engine, self.task_id = engine, task_id
+        self.feed = Feed(task_id, engine.coalesce, engine.writer.mark)
+        self.pinned = False
+        self.ready = threading.Event()       # the feed holds the task's state: viewers may take a snapshot
+        self.error: TasklogsError | None = None
+        self.leading = False
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._last_needed = time.monotonic()
+        self._captures: dict[str, ContainerCapture] = {}
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name=f"driver-{self.task_id}", daemon=True).start()
+        if self.feed.coalesce:
+            threading.Thread(target=self.feed.run_publisher, args=(self._stopped,), daemon=True).start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+
+    def touch(self) -> None:
+        self._last_needed = time.monotonic()
+
+    def needed(self) -> bool:
+        if self.pinned or self.feed.viewers:
+            self.touch()
+            return True
+        return time.monotonic() - self._last_needed < self.engine.linger
+
+    # --- the loop ---
+
+    def _run(self) -> None:
+        with self.engine.app.app_context():
+            try:
+                while not self._stopped.is_set():
+                    lease = self.engine.leases.acquire(self.task_id)
+                    outcome = self._lead() if lease is not False else self._follow()
+                    if outcome in ("complete", "failed") or (outcome == "idle" and self.engine.retire(self)):
+                        break
+            except Exception:  # noqa: BLE001 - a driver must never die silently
+                log.exception("driver of %s failed", self.task_id)
+                self._fail(TasklogsError("internal error"))
+            finally:
+                self._stop_captures()
+                if self.leading:
+                    self.engine.leases.release(self.task_id)
+                self.engine.retire(self, force=True)
+                self.ready.set()
+
+    def _fail(self, error: TasklogsError) -> str:
+        self.error = error
+        self.ready.set()
+        return "failed"
+
+    def _wait(self) -> None:
+        self._wake.wait(self.engine.poll_interval)
+        self._wake.clear()
+
+    # --- following another process's capture ---
+
+    def _follow(self) -> str:
+        self.leading = False
+        try:
+            self._sync_from_journal()
+        except StoreUnavailable:
+            pass
+        self.ready.set()
+        if self.feed.complete:
+            return "complete"
+        self._wait()
+        return "following" if self.needed() else "idle"
+
+    def _sync_from_journal(self) -> None:
+        """Bring the feed up to what the journal holds (text, phases, the end)."""
+        try:
+            with self.engine.session() as session:
+                task = repository.get_task(session, self.task_id)
+                for row in repository.get_stored_logs(session, self.task_id):
+                    start = self.ready.is_set() and 0 or row.length
+                    stream = self.feed.add_stream(StreamInfo(row.pod_name, row.node_id, row.pod_name,
+                                                             self.engine.container, row.phase, start, row.log_id))
+                    if row.length > stream.end:
+                        text = "".join(repository.read_log(session, row.log_id, stream.end))
+                        self.feed.append(row.pod_name, text, row.position, start=stream.end, keep=False)
+                    self.feed.set_phase(row.phase, row.pod_name)
+        except Exception as error:  # noqa: BLE001
+            raise StoreUnavailable(f"journal unreadable: {type(error).__name__}") from None
+        if task is not None:
+            self.feed.set_phase(task.phase)
+            if task.complete:
+                self.feed.finish(task.phase)
+
+    # --- leading: this process captures the task ---
+
+    def _lead(self) -> str:
+        self.leading = True
+        try:
+            self._sync_from_journal()
+        except StoreUnavailable:
+            log.warning("database unavailable: capturing %s from Kubernetes without the journal", self.task_id)
+        backoff = Backoff(base=self.engine.poll_interval, cap=10)
+        while not self._stopped.is_set():
+            try:
+                task = read_task(self.engine.kube, self.task_id, self.engine.container)
+                backoff.reset()
+            except TaskNotFound as error:
+                if not self.feed.streams:
+                    return self._fail(error)
+                task = None
+            except ClusterError as error:
+                if not self.feed.streams and not self.ready.is_set():
+                    return self._fail(error)
+                log.info("cannot read task %s (%s); retrying", self.task_id, error.message)
+                self._stopped.wait(backoff.next())
+                continue
+            if task is not None and self._update(task):
+                return "complete"
+            if not self.ready.is_set():
+                for capture in list(self._captures.values()):
+                    capture.caught_up.wait(self.engine.catch_up_timeout)
+            self.ready.set()
+            self._wait()
+            if not self.needed():
+                return "idle"
+            if self.engine.leases.acquire(self.task_id) is False:
+                log.info("lease of %s taken by another process; following its journal", self.task_id)
+                self._stop_captures()
+                return "lost"
+        return "stopped"
+
+    def _update(self, task) -> bool:
+        """Apply what the cluster says; True once the final save has run."""
+        self.feed.set_phase(task.phase)
+        for stream in task.streams:
+            self.feed.add_stream(StreamInfo(stream.key, stream.node_id, stream.pod_name, stream.container,
+                                            stream.phase))
+            self.feed.set_phase(stream.phase, stream.key)
+            status = task.container_status(stream)
+            capture = self._captures.get(stream.key)
+            if capture is None:
+                capture = self._start_capture(stream, status)
+            elif not capture.finished.is_set():
+                capture.status = status or capture.status
+            if task.stream_settled(stream) and (status is None or status["state"] == "waiting"):
+                capture.stop()  # the container never ran, or its pod is gone: nothing more to read
+        if task.settled and all(capture.finished.is_set() for capture in self._captures.values()):
+            return self._final_save(task)
+        return False
+
+    def _start_capture(self, stream, status) -> None:
+        known = self.feed.streams[stream.key]
+        position = known.position or self._stored_position(known)
+        capture = ContainerCapture(self.engine.kube, self.feed, stream, position, status, self.engine.poll_interval)
+        self._captures[stream.key] = capture
+        threading.Thread(target=self._capture, args=(capture,), name=f"capture-{stream.pod_name}",
+                         daemon=True).start()
+        return capture
+
+    def _capture(self, capture: ContainerCapture) -> None:
+        with self.engine.app.app_context():
+            capture.run()
+        self.wake()
+
+    def _stored_position(self, stream: StreamInfo) -> Position:
+        if stream.log_id is None or stream.end == 0:
+            return Position()
+        with self.engine.session() as session:
+            for row in repository.get_stored_logs(session, self.task_id):
+                if row.log_id == stream.log_id:
+                    return row.position
+        return Position()
+
+    def _final_save(self, task) -> bool:
+        """Flush the journal, fold it into task_logs.logs, mark the task complete; then tell the viewers."""
+        if not self.engine.writer.flush([self.feed]) or self.feed.has_unsaved():
+            return False
+        try:
+            with self.engine.session() as session, session.begin():
+                repository.save_phases(session, {s.log_id: s.phase for s in self.feed.streams.values() if s.log_id})
+                repository.compact_logs(session, self.task_id)
+                repository.save_task(session, self.task_id, task.phase, complete=True)
+                repository.notify(session, [self.task_id])
+        except Exception as error:  # noqa: BLE001 - retried on the next poll
+            log.warning("final save of %s failed (%s); retrying", self.task_id, type(error).__name__)
+            return False
+        self.feed.finish(task.phase)
+        return True
+
+    def _stop_captures(self) -> None:
+        for capture in self._captures.values():
+            capture.stop()
+        for capture in self._captures.values():
+            capture.finished.wait(5)
+        self._captures.clear()

@@ -1,0 +1,165 @@
+"""The journal, seen from one process: a writer that batches captured text into `log_chunks`, and a
+listener that hears other processes' commits (LISTEN/NOTIFY) so their viewers here get the text."""
+import logging
+import random
+import select
+import threading
+import time
+
+from sqlalchemy.orm import Session
+
+from .. import repository
+from ..repository import ChunkRow
+
+log = logging.getLogger(__name__)
+
+
+class JournalWriter:
+    """Commits every feed's unsaved text every `interval` seconds, one transaction for all of them."""
+
+    def __init__(self, sa_engine, interval: float = 0.1):
+        self._engine = sa_engine
+        self.interval = interval
+        self._dirty: set = set()
+        self._known_end: dict[int, int] = {}
+        self._lock = threading.Lock()       # one flush at a time
+        self._failures = 0
+        self._stopped = threading.Event()
+        self.healthy = True
+
+    def mark(self, feed) -> None:
+        """The feed has unsaved text."""
+        self._dirty.add(feed)
+
+    def run(self) -> None:
+        while not self._stopped.wait(self._delay()):
+            self.flush()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def flush(self, feeds=None) -> bool:
+        """Write the unsaved text of `feeds` (default: every dirty feed); False if the database refused."""
+        with self._lock:
+            feeds = list(self._dirty) if feeds is None else list(feeds)
+            if not feeds:
+                return True
+            try:
+                written = self._write(feeds)
+            except Exception as error:  # noqa: BLE001 - the text stays unsaved and is retried
+                self._failed(error)
+                return False
+            self._failures, self.healthy = 0, True
+            for feed, key, end in written:
+                feed.saved(key, end)
+            for feed in feeds:
+                if not feed.has_unsaved():
+                    self._dirty.discard(feed)
+            return True
+
+    def _write(self, feeds) -> list:
+        rows, written = [], []
+        with Session(self._engine) as session, session.begin():
+            for feed in feeds:
+                for key, log_id, start, data, position in feed.unsaved_runs(self._ensure_rows(session, feed)):
+                    known = self._known(session, log_id)
+                    if start + len(data) <= known:
+                        written.append((feed, key, known))
+                    elif start <= known:
+                        rows.append((feed, key, ChunkRow(log_id, known, data[known - start:], position)))
+                    else:
+                        log.error("journal gap for %s: stored %d, unsaved from %d", key, known, start)
+            inserted = repository.append_chunks(session, [row for _, _, row in rows])
+            for feed, key, row in rows:
+                if (row.log_id, row.start) in inserted:
+                    self._known_end[row.log_id] = row.start + len(row.data)
+                    written.append((feed, key, row.start + len(row.data)))
+                else:
+                    self._known_end.pop(row.log_id, None)  # someone else wrote there: re-read next time
+            repository.notify(session, {feed.task_id for feed, _, _ in written})
+        return written
+
+    def _ensure_rows(self, session, feed) -> dict[str, int]:
+        missing = feed.streams_without_rows()
+        if missing:
+            ids = repository.save_logs_to_database(feed.task_id, [
+                {"node": s.node, "pod": s.pod, "phase": s.phase} for s in missing], session)
+            feed.set_log_ids({s.key: ids[(s.node, s.pod)] for s in missing})
+        return feed.log_ids()
+
+    def _known(self, session, log_id: int) -> int:
+        if log_id not in self._known_end:
+            self._known_end[log_id] = repository.stored_length(session, log_id)
+        return self._known_end[log_id]
+
+    def _failed(self, error) -> None:
+        self._failures += 1
+        self._known_end.clear()
+        if self.healthy:
+            log.warning("journal writes failing, keeping captured text in memory until the database is back: %s",
+                        type(getattr(error, "orig", None) or error).__name__)
+        self.healthy = False
+
+    def _delay(self) -> float:
+        if not self._failures:
+            return self.interval
+        return min(5.0, self.interval * 2 ** min(self._failures, 6)) * random.uniform(0.5, 1.0)
+
+
+class JournalListener:
+    """LISTENs on a dedicated connection and calls `wake(task_id)` for every committed change, and
+    `tick()` every `interval` seconds (the fallback when a notification is missed)."""
+
+    def __init__(self, sa_engine, wake, tick, interval: float):
+        self._engine = sa_engine
+        self._wake, self._tick = wake, tick
+        self.interval = interval
+        self._stopped = threading.Event()
+        self._connection = None
+
+    def run(self) -> None:
+        next_tick = time.monotonic() + self.interval
+        while not self._stopped.is_set():
+            timeout = max(0.0, next_tick - time.monotonic())
+            for task_id in self._receive(timeout):
+                self._wake(task_id)
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + self.interval
+                self._tick()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _receive(self, timeout: float) -> set[str]:
+        if self._engine.dialect.name != "postgresql":
+            self._stopped.wait(timeout)
+            return set()
+        try:
+            connection = self._connected()
+            if select.select([connection], [], [], timeout)[0]:
+                connection.poll()
+            payloads = {notify.payload for notify in connection.notifies}
+            connection.notifies.clear()
+            return payloads
+        except Exception as error:  # noqa: BLE001 - reconnect on the next round, polling meanwhile
+            log.info("journal listener reconnecting: %s", type(error).__name__)
+            self._close()
+            self._stopped.wait(min(timeout, 1.0))
+            return set()
+
+    def _connected(self):
+        if self._connection is None:
+            fairy = self._engine.raw_connection()
+            fairy.detach()
+            fairy.dbapi_connection.autocommit = True
+            repository.listen(fairy.dbapi_connection)
+            self._connection = fairy
+        return self._connection.dbapi_connection
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self._connection = None

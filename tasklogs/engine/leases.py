@@ -1,0 +1,83 @@
+"""Who captures a task: one process per task across workers and replicas.
+
+A lease is a PostgreSQL session-level advisory lock, held on one dedicated connection per process. When
+the process dies its connection closes and the locks are free at once, so another process takes over
+within one poll interval. Without PostgreSQL (SQLite, or the database down) every process captures
+for itself: the journal's compare-and-append keeps the stored log free of duplicates anyway.
+"""
+import hashlib
+import logging
+import threading
+
+from .. import repository
+
+log = logging.getLogger(__name__)
+
+
+def lease_key(task_id: str) -> int:
+    """A signed 64-bit advisory lock key for the task (collisions: about 2**-64 per pair)."""
+    return int.from_bytes(hashlib.blake2b(f"tasklogs:{task_id}".encode(), digest_size=8).digest(), "big",
+                          signed=True)
+
+
+class Leases:
+    def __init__(self, sa_engine):
+        self._engine = sa_engine
+        self._shared = sa_engine.dialect.name == "postgresql"
+        self._connection = None
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+
+    def acquire(self, task_id: str) -> bool | None:
+        """True: this process captures the task. False: another does. None: nobody can tell (database down)."""
+        if not self._shared:
+            return True
+        with self._lock:
+            try:
+                connection = self._connected()
+                if task_id in self._held:
+                    repository.ping(connection)
+                    return True
+                if repository.try_lock(connection, lease_key(task_id)):
+                    self._held.add(task_id)
+                    return True
+                return False
+            except Exception as error:  # noqa: BLE001 - any failure means the connection and its locks are gone
+                self._drop(error)
+                return None
+
+    def release(self, task_id: str) -> None:
+        """Give the task up (its capture stopped)."""
+        if not self._shared:
+            return
+        with self._lock:
+            if task_id not in self._held:
+                return
+            self._held.discard(task_id)
+            try:
+                repository.unlock(self._connected(), lease_key(task_id))
+            except Exception as error:  # noqa: BLE001
+                self._drop(error)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop(None)
+
+    def _connected(self):
+        if self._connection is None:
+            self._connection = self._engine.raw_connection()
+            self._connection.detach()  # closing it must close it, releasing every lock it holds
+            self._connection.dbapi_connection.autocommit = True
+        return self._connection.dbapi_connection
+
+    def _drop(self, error) -> None:
+        if error is not None and self._held:
+            log.warning("lost the lease connection (%s); %d task(s) will be re-elected",
+                        type(error).__name__, len(self._held))
+        self._held.clear()
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self._connection = None

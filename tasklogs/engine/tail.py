@@ -1,0 +1,186 @@
+"""One WebSocket client's tail: a snapshot from the store, then the feed's live events, exactly once.
+
+The viewer subscribes to the feed *before* the snapshot is read, and the snapshot reads the feed's
+unsaved text before the database, so whatever the capture takes meanwhile is either in the snapshot or
+queued for the viewer; offsets then drop what the client already has.
+"""
+import itertools
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import repository
+from ..cursor import encode_cursor
+from ..errors import StoreUnavailable, TasklogsError
+from ..websocket import NORMAL, SLOW_CLIENT, TRY_AGAIN
+from .feed import SlowViewer, Viewer, dumps
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 30.0
+
+
+class Tail:
+    def __init__(self, engine, task_id: str, offsets: dict[str, int], *, max_queue: int, frame_chars: int,
+                 cluster_view=None):
+        self.engine, self.task_id = engine, task_id
+        self.offsets = dict(offsets)
+        self.max_queue, self.frame_chars = max_queue, frame_chars
+        self.cluster_view = cluster_view          # service.kubernetes_view, for a snapshot without the database
+        self.close_code, self.close_reason = NORMAL, "task complete"
+        self.driver = self.viewer = None
+        self._stopped = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        if self.viewer is not None:
+            self.viewer.feed.unsubscribe(self.viewer)
+            self.driver.touch()
+
+    def stop(self) -> None:
+        """The client went away: end `frames()` at once."""
+        self._stopped = True
+        if self.viewer is not None:
+            self.viewer.stop()
+
+    def frames(self):
+        """JSON frames: a snapshot (and the backlog as appends), then live appends, phases, `complete`."""
+        self.driver = self.engine.driver(self.task_id)
+        self.viewer = Viewer(self.driver.feed, self.offsets, self.max_queue)
+        self.driver.feed.subscribe(self.viewer)
+        if not self.driver.ready.wait(READY_TIMEOUT) or self._stopped:
+            return
+        if self.driver.error is not None:
+            raise self.driver.error
+        complete = yield from self._snapshot()
+        if complete:
+            yield dumps({"type": "complete", "phase": self._phase})
+            return
+        yield from self._live()
+
+    def _live(self):
+        while not self._stopped:
+            try:
+                events = self.viewer.wait(timeout=5.0)
+            except SlowViewer as error:
+                self.close_code, self.close_reason = SLOW_CLIENT, f"{error}; reconnect with your last cursor"
+                return
+            for event in events:
+                try:
+                    yield from self.viewer.frames(event, self._read_range)
+                except StoreUnavailable as error:
+                    self.close_code, self.close_reason = TRY_AGAIN, f"{error.message}; reconnect with your last cursor"
+                    return
+                if event.kind == "complete":
+                    return
+
+    # --- the snapshot ---
+
+    def _snapshot(self):
+        """Yield the snapshot frame and the backlog; return whether the task is complete."""
+        feed = self.driver.feed
+        self.viewer.seen_version, unsaved, phases = feed.state()
+        session = self.engine.session()
+        try:
+            stored = repository.get_task(session, self.task_id)
+            rows = repository.get_stored_logs(session, self.task_id)
+        except Exception as error:  # noqa: BLE001 - the database is down: the snapshot comes from the cluster
+            session.close()
+            if self.cluster_view is None:
+                raise StoreUnavailable(f"database unavailable: {type(error).__name__}") from None
+            log.warning("database unavailable, tail of %s starts from Kubernetes", self.task_id)
+            yield from self._cluster_snapshot()
+            return False
+        with session:
+            stored_keys = {row.pod_name for row in rows}
+            entries = [self._stored_entry(session, row, unsaved, phases.get(row.pod_name)) for row in rows]
+            entries += [self._feed_entry(stream, unsaved) for stream in list(feed.streams.values())
+                        if stream.key not in stored_keys]
+            self._phase = feed.phase or (stored.phase if stored else "") or "Pending"
+            complete = bool(stored and stored.complete)
+            try:
+                yield from self._entry_frames(entries, "database" if complete else "kubernetes", complete)
+            except SQLAlchemyError as error:
+                raise StoreUnavailable(f"database unavailable: {type(error).__name__}") from None
+            return complete
+
+    def _cluster_snapshot(self):
+        view = self.cluster_view(self.task_id, degraded="database")
+        self._phase = view.phase
+        entries = [({"node": e.node, "pod": e.pod, "container": e.container, "phase": e.phase}, e.key,
+                    self.offsets.get(e.key, 0), e.read(self.offsets.get(e.key, 0))) for e in view.entries]
+        yield from self._entry_frames(entries, "kubernetes", False)
+
+    def _stored_entry(self, session, row, unsaved, phase):
+        start = self.offsets.get(row.pod_name, 0)
+        pieces = itertools.chain(repository.read_log(session, row.log_id, start) if start < row.length else (),
+                                 _unsaved_from(unsaved.get(row.pod_name, ()), max(start, row.length)))
+        meta = {"node": row.node_id, "pod": row.pod_name, "container": self.engine.container,
+                "phase": phase or row.phase}
+        return meta, row.pod_name, start, pieces
+
+    def _feed_entry(self, stream, unsaved):
+        start = self.offsets.get(stream.key, 0)
+        meta = {"node": stream.node, "pod": stream.pod, "container": stream.container, "phase": stream.phase}
+        return meta, stream.key, start, _unsaved_from(unsaved.get(stream.key, ()), start)
+
+    def _entry_frames(self, entries, source: str, complete: bool):
+        """The snapshot frame with each entry's first piece, then appends for the rest of each backlog."""
+        logs, rests = [], []
+        for meta, key, start, pieces in entries:
+            pieces = _pieces_of(pieces, self.frame_chars)
+            first = next(pieces, "")
+            self.offsets[key] = start + len(first)
+            logs.append({**meta, "offset": start, "logs": first})
+            rests.append((meta, key, pieces))
+        yield dumps({"type": "snapshot", "task_id": self.task_id, "phase": self._phase, "source": source,
+                     "complete": complete, "logs": logs, "cursor": encode_cursor(self.offsets)})
+        for meta, key, pieces in rests:
+            for piece in pieces:
+                start = self.offsets[key]
+                self.offsets[key] = start + len(piece)
+                yield dumps({"type": "append", "node": meta["node"], "pod": meta["pod"],
+                             "container": meta["container"], "offset": start, "data": piece,
+                             "cursor": encode_cursor(self.offsets)})
+        self.viewer.offsets = dict(self.offsets)
+
+    def _read_range(self, key: str, start: int, end: int) -> str:
+        """A stream's text between two offsets, from the journal and the feed's unsaved text."""
+        feed = self.driver.feed
+        text = ""
+        log_id = feed.streams[key].log_id
+        if log_id is not None:
+            try:
+                with self.engine.session() as session:
+                    for piece in repository.read_log(session, log_id, start):
+                        text += piece
+                        if len(text) >= end - start:
+                            break
+            except Exception as error:  # noqa: BLE001
+                raise StoreUnavailable(f"database unavailable: {type(error).__name__}") from None
+        if len(text) < end - start:
+            text += feed.read_pending(key, start + len(text), end)
+        if len(text) < end - start:
+            raise StoreUnavailable(f"text {start}-{end} of {key} is not available here")
+        return text[:end - start]
+
+
+def _unsaved_from(pieces, start: int):
+    for piece_start, text in pieces:
+        if piece_start + len(text) > start:
+            yield text[max(0, start - piece_start):]
+
+
+def _pieces_of(pieces, size: int):
+    """Re-cut a stream of text pieces into pieces of at most `size` characters (dropping empty ones)."""
+    buffer = ""
+    for piece in pieces:
+        buffer += piece
+        while len(buffer) >= size:
+            yield buffer[:size]
+            buffer = buffer[size:]
+    if buffer:
+        yield buffer
