@@ -1,5 +1,7 @@
 """Liveness and readiness for the orchestrator."""
-from flask import Blueprint, jsonify
+import os
+
+from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
 from . import service
@@ -18,7 +20,9 @@ def healthz():
 def readyz():
     checks = {"database": _check_database(), "kubernetes": _check_cluster()}
     ready = all(value == "ok" for value in checks.values())
-    return jsonify({"ready": ready, **checks}), 200 if ready else 503
+    engine = current_app.extensions.get("tasklogs.engine")
+    process = {"pid": os.getpid(), **(engine.stats() if engine else {})}
+    return jsonify({"ready": ready, **checks, "process": process}), 200 if ready else 503
 
 
 def _check_database() -> str:

@@ -67,6 +67,13 @@ class Engine:
                 del self._drivers[driver.task_id]
             return True
 
+    def stats(self) -> dict:
+        """What this process is doing: tasks it captures, tasks it follows, open tails."""
+        drivers = self.drivers()
+        return {"leading": sum(d.leading for d in drivers), "following": sum(not d.leading for d in drivers),
+                "viewers": sum(len(d.feed.viewers) for d in drivers), "journal": "ok" if self.writer.healthy
+                else "failing"}
+
     def wake(self, task_id: str) -> None:
         driver = self._drivers.get(task_id)
         if driver is not None:
@@ -197,6 +204,9 @@ class Driver:
             self._sync_from_journal()
         except StoreUnavailable:
             log.warning("database unavailable: capturing %s from Kubernetes without the journal", self.task_id)
+        if self.feed.complete:
+            self.ready.set()
+            return "complete"
         backoff = Backoff(base=self.engine.poll_interval, cap=10)
         while not self._stopped.is_set():
             try:
@@ -246,9 +256,18 @@ class Driver:
             return self._final_save(task)
         return False
 
-    def _start_capture(self, stream, status) -> None:
+    def _start_capture(self, stream, status) -> ContainerCapture:
         known = self.feed.streams[stream.key]
         position = known.position or self._stored_position(known)
+        if known.end and position == Position():
+            # Text stored without a resume position (a compacted log): reading from the start again would
+            # repeat it, so this stream is not captured again.
+            log.warning("log of %s is stored without a resume position; not capturing it again", stream.pod_name)
+            capture = ContainerCapture(self.engine.kube, self.feed, stream, position, None, 0)
+            capture.caught_up.set()
+            capture.finished.set()
+            self._captures[stream.key] = capture
+            return capture
         capture = ContainerCapture(self.engine.kube, self.feed, stream, position, status, self.engine.poll_interval)
         self._captures[stream.key] = capture
         threading.Thread(target=self._capture, args=(capture,), name=f"capture-{stream.pod_name}",
