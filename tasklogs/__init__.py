@@ -19,7 +19,8 @@ def create_app(config: dict | None = None, kube=None) -> Flask:
     app.config.update(load_config())
     app.config.update(config or {})
     _configure_database(app)
-    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": app.config["TASKLOGS_WS_PING_INTERVAL"]})
+    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": app.config["TASKLOGS_WS_PING_INTERVAL"],
+                                                  "max_message_size": app.config["TASKLOGS_WS_MAX_MESSAGE"]})
     if app.config["TASKLOGS_PROXY_FIX"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, **app.config["TASKLOGS_PROXY_FIX"])
 

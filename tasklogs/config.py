@@ -56,16 +56,23 @@ def _boolean(value: str) -> bool:
     raise ValueError("must be true or false")
 
 
-def _name_list(value: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in value.split(",") if part.strip())
-    for name in names:
-        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name):
-            raise ValueError(f"{name!r} is not a container name")
-    return names
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _header_name(value: str) -> str:
+    name = value.strip()
+    if name and not re.fullmatch(r"[A-Za-z0-9-]+", name):
+        raise ValueError("must be an HTTP header name")
+    return name
 
 
 def _origin_list(value: str) -> tuple[str, ...]:
-    return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+    origins = tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise ValueError(f"{origin!r} is not an origin such as https://ui.example.com")
+    return origins
 
 
 def _proxy_fix(value: str) -> dict[str, int]:
@@ -134,6 +141,26 @@ SETTINGS = (
             "Frames a WebSocket client may fall behind before it is closed with 4008 (it resumes with its cursor)."),
     Setting("TASKLOGS_FRAME_CHARS", "TASKLOGS_FRAME_CHARS", "1048576", _positive_int,
             "Most characters of log text in one WebSocket frame; a longer backlog follows as several appends."),
+    Setting("TASKLOGS_API_TOKEN", "TASKLOGS_API_TOKEN", "", _text,
+            "When set, every API request needs `Authorization: Bearer <token>` (WebSockets may pass "
+            "`?access_token=<token>` instead, since browsers cannot set headers there)."),
+    Setting("TASKLOGS_AUTH_USER_HEADER", "TASKLOGS_AUTH_USER_HEADER", "", _header_name,
+            "When set (e.g. `X-Forwarded-User`), requests carrying this header from the authenticating proxy "
+            "are let in; without a token configured, requests without it are refused."),
+    Setting("TASKLOGS_ALLOWED_ORIGINS", "TASKLOGS_ALLOWED_ORIGINS", "", _origin_list,
+            "Comma-separated origins (`https://ui.example.com`) whose pages may open WebSockets; unset: only "
+            "the service's own origin (requests without an Origin header, i.e. non-browser clients, pass)."),
+    Setting("TASKLOGS_MAX_TAILS", "TASKLOGS_MAX_TAILS", "1000", _positive_int,
+            "WebSocket tails one worker serves at once; more are refused with 503."),
+    Setting("TASKLOGS_MAX_TAILS_PER_CLIENT", "TASKLOGS_MAX_TAILS_PER_CLIENT", "50", _positive_int,
+            "WebSocket tails one client address may hold on one worker; more are refused with 429."),
+    Setting("TASKLOGS_WS_MAX_MESSAGE", "TASKLOGS_WS_MAX_MESSAGE", "4096", _positive_int,
+            "Largest message (bytes) a client may send on a WebSocket; larger ones close it with 1009."),
+    Setting("TASKLOGS_WS_IDLE_TIMEOUT", "TASKLOGS_WS_IDLE_TIMEOUT", "3600", _non_negative_float,
+            "Seconds a tail may go without sending anything before it is closed with 1001 (0: never)."),
+    Setting("TASKLOGS_WS_SEND_TIMEOUT", "TASKLOGS_WS_SEND_TIMEOUT", "30", _positive_float,
+            "Seconds one write to a WebSocket client may block (a client that stopped reading) before the "
+            "connection is cut."),
     Setting("TASKLOGS_AUTO_MIGRATE", "TASKLOGS_AUTO_MIGRATE", "true", _boolean,
             "Create or upgrade the schema at start-up (under a PostgreSQL advisory lock)."),
     Setting("TASKLOGS_DB_POOL_SIZE", "TASKLOGS_DB_POOL_SIZE", "10", _positive_int,

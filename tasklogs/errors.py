@@ -41,6 +41,11 @@ class TaskNotFound(TasklogsError):
     code = "task_not_found"
 
 
+class TooManyFromClient(TasklogsError):
+    status = 429
+    code = "too_many_connections_from_client"
+
+
 class TooManyConnections(TasklogsError):
     status = 503
     code = "too_many_connections"
@@ -109,7 +114,12 @@ def register_error_handlers(app) -> None:
 
     @app.errorhandler(TasklogsError)
     def known_error(error):
-        return jsonify(error_body(error)), error.status
+        response = jsonify(error_body(error))
+        if isinstance(error, Unauthorized):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="tasklogs"'
+        if error.status in (429, 503):
+            response.headers["Retry-After"] = "5"
+        return response, error.status
 
     @app.errorhandler(HTTPException)
     def http_error(error):

@@ -3,10 +3,10 @@ service and shape the response."""
 import json
 import logging
 
-from flask import Blueprint, Response, request, stream_with_context
+from flask import Blueprint, Response, current_app, request, stream_with_context
 from simple_websocket import ConnectionClosed
 
-from . import service, websocket
+from . import access, service, websocket
 from .errors import InvalidRequest, TasklogsError
 from .extensions import sock
 
@@ -14,13 +14,20 @@ bp = Blueprint("logs", __name__)
 log = logging.getLogger(__name__)
 
 REST_PARAMETERS = {"format", "pod"}
-WS_PARAMETERS = {"cursor"}
+WS_PARAMETERS = {"cursor", "access_token"}
 
 
 @bp.before_request
-def serialize_websocket_writes():
-    if request.headers.get("Upgrade", "").lower() == "websocket":
-        websocket.serialize_writes(request.environ)
+def admit():
+    """Authentication for every route; for WebSockets also the Origin, a free slot, and safe writes."""
+    access.authenticate()
+    if access.is_websocket():
+        access.check_origin()
+        access.take_tail_slot()
+        websocket.serialize_writes(request.environ, current_app.config["TASKLOGS_WS_SEND_TIMEOUT"])
+
+
+bp.teardown_request(access.give_back_tail_slot)
 
 
 @bp.get("/api/v1/tasks/<task_id>/logs")

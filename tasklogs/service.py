@@ -216,4 +216,5 @@ def open_tail(task_id: str, cursor: str | None):
     offsets = decode_cursor(cursor) or {}
     config = current_app.config
     return Tail(engine(), task_id, offsets, max_queue=config["TASKLOGS_VIEWER_QUEUE"],
-                frame_chars=config["TASKLOGS_FRAME_CHARS"], cluster_view=kubernetes_view)
+                frame_chars=config["TASKLOGS_FRAME_CHARS"], idle_timeout=config["TASKLOGS_WS_IDLE_TIMEOUT"],
+                cluster_view=kubernetes_view)

@@ -5,8 +5,12 @@ slow client can then receive a corrupt frame, and a ping can interleave with a d
 here is a `sendall()` under one lock per connection.
 """
 import json
+import logging
 import threading
 import time
+import weakref
+
+log = logging.getLogger(__name__)
 
 # Close codes (RFC 6455 and the private 4000-4999 range).
 NORMAL = 1000
@@ -19,12 +23,15 @@ SLOW_CLIENT = 4008
 
 
 class SerializedSocket:
-    """Proxy of the client socket whose `send` writes everything, one frame at a time."""
+    """Proxy of the client socket whose `send` writes everything, one frame at a time; a write blocked
+    longer than `send_timeout` (a client that stopped reading) gets the connection cut by the watchdog."""
 
-    def __init__(self, sock):
+    def __init__(self, sock, send_timeout: float):
         self._sock = sock
         self._lock = threading.Lock()
+        self.send_timeout = send_timeout
         self.sending_since = None  # monotonic time a write started, while one is under way
+        _watchdog.watch(self)
 
     def send(self, data) -> int:
         with self._lock:
@@ -46,13 +53,42 @@ class SerializedSocket:
         return getattr(self._sock, name)
 
 
-def serialize_writes(environ: dict) -> SerializedSocket | None:
+class SendWatchdog:
+    """One thread per process that cuts connections whose write has been blocked too long."""
+
+    def __init__(self):
+        self._sockets = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread = None
+
+    def watch(self, sock: SerializedSocket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="ws-send-watchdog", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(1.0)
+            now = time.monotonic()
+            with self._lock:
+                stalled = [s for s in self._sockets if s.sending_since and now - s.sending_since > s.send_timeout]
+            for sock in stalled:
+                log.info("cutting a WebSocket whose client has not read for %.0f s", sock.send_timeout)
+                sock.abort()
+
+
+_watchdog = SendWatchdog()
+
+
+def serialize_writes(environ: dict, send_timeout: float) -> SerializedSocket | None:
     """Wrap the server's client socket in the WSGI environ before flask-sock builds its WebSocket on it."""
     for key in ("gunicorn.socket", "werkzeug.socket"):
         sock = environ.get(key)
         if sock is not None:
             if not isinstance(sock, SerializedSocket):
-                environ[key] = SerializedSocket(sock)
+                environ[key] = SerializedSocket(sock, send_timeout)
             return environ[key]
     return None
 

@@ -43,10 +43,15 @@ def database_url():
     drop_database(TEST_DATABASE)
 
 
+RBAC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy", "rbac.yaml")
+
+
 @pytest.fixture
 def kube():
+    """The fake API server, enforcing the shipped least-privilege Role on every request of every test."""
     from tests.fakekube import FakeKube
     fake = FakeKube(namespace="argo")
+    fake.load_rbac(RBAC)
     yield fake
     fake.close()
 
@@ -112,8 +117,10 @@ def task_id():
 @pytest.fixture
 def db_proxy():
     """A cuttable TCP path to PostgreSQL."""
+    from urllib.parse import urlsplit
     from tests.tcpproxy import TcpProxy
-    proxy = TcpProxy("127.0.0.1", 5432)
+    admin = urlsplit(ADMIN_URL)
+    proxy = TcpProxy(admin.hostname or "127.0.0.1", admin.port or 5432)
     yield proxy
     proxy.stop()
 

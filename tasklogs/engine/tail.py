@@ -6,13 +6,14 @@ queued for the viewer; offsets then drop what the client already has.
 """
 import itertools
 import logging
+import time
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import repository
 from ..cursor import encode_cursor
 from ..errors import StoreUnavailable, TasklogsError
-from ..websocket import NORMAL, SLOW_CLIENT, TRY_AGAIN
+from ..websocket import GOING_AWAY, NORMAL, SLOW_CLIENT, TRY_AGAIN
 from .feed import SlowViewer, Viewer, dumps
 
 log = logging.getLogger(__name__)
@@ -22,10 +23,10 @@ READY_TIMEOUT = 30.0
 
 class Tail:
     def __init__(self, engine, task_id: str, offsets: dict[str, int], *, max_queue: int, frame_chars: int,
-                 cluster_view=None):
+                 idle_timeout: float = 0, cluster_view=None):
         self.engine, self.task_id = engine, task_id
         self.offsets = dict(offsets)
-        self.max_queue, self.frame_chars = max_queue, frame_chars
+        self.max_queue, self.frame_chars, self.idle_timeout = max_queue, frame_chars, idle_timeout
         self.cluster_view = cluster_view          # service.kubernetes_view, for a snapshot without the database
         self.close_code, self.close_reason = NORMAL, "task complete"
         self.driver = self.viewer = None
@@ -62,15 +63,21 @@ class Tail:
         yield from self._live()
 
     def _live(self):
+        last_sent = time.monotonic()
         while not self._stopped:
+            if self.idle_timeout and time.monotonic() - last_sent > self.idle_timeout:
+                self.close_code, self.close_reason = GOING_AWAY, "idle: nothing new; reconnect with your last cursor"
+                return
             try:
-                events = self.viewer.wait(timeout=5.0)
+                events = self.viewer.wait(timeout=min(5.0, self.idle_timeout or 5.0))
             except SlowViewer as error:
                 self.close_code, self.close_reason = SLOW_CLIENT, f"{error}; reconnect with your last cursor"
                 return
             for event in events:
                 try:
-                    yield from self.viewer.frames(event, self._read_range)
+                    for frame in self.viewer.frames(event, self._read_range):
+                        last_sent = time.monotonic()
+                        yield frame
                 except StoreUnavailable as error:
                     self.close_code, self.close_reason = TRY_AGAIN, f"{error.message}; reconnect with your last cursor"
                     return

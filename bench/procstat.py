@@ -1,0 +1,92 @@
+"""CPU and memory of processes, read from /proc (Linux only)."""
+import os
+import time
+from dataclasses import dataclass
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds; 0.0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size (VmRSS) in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pids_named(name: str) -> list[int]:
+    """Processes whose command name is `name` (e.g. every PostgreSQL backend)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as comm:
+                    if comm.read().strip() == name:
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of `pid`."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as listing:
+                found += [int(child) for child in listing.read().split()]
+        except OSError:
+            pass
+    return found
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        values = [int(value) for value in stat.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / CLOCK_TICKS, sum(values) / CLOCK_TICKS
+
+
+@dataclass
+class CpuWindow:
+    """CPU used by named groups of processes between `start()` and `stop()`, as % of one core.
+
+    `groups` maps a label to a callable returning the pids of that group at the time of the call
+    (PostgreSQL backends come and go: a pid seen only at the end counts from zero)."""
+    groups: dict
+
+    def start(self) -> "CpuWindow":
+        self._began = time.monotonic()
+        self._before = {label: self._times(pids()) for label, pids in self.groups.items()}
+        self._machine = machine_busy()
+        return self
+
+    def stop(self) -> dict:
+        """{label: % of one core}, plus `machine` (% of all cores) and `seconds`."""
+        elapsed = time.monotonic() - self._began
+        usage = {}
+        for label, pids in self.groups.items():
+            after, before = self._times(pids()), self._before[label]
+            used = sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+            usage[label] = round(100 * used / elapsed, 1)
+        busy, total = machine_busy()
+        usage["machine"] = round(100 * (busy - self._machine[0]) / max(1e-9, total - self._machine[1]), 1)
+        usage["seconds"] = round(elapsed, 2)
+        return usage
+
+    @staticmethod
+    def _times(pids) -> dict[int, float]:
+        return {pid: cpu_seconds(pid) for pid in pids}

@@ -1,0 +1,103 @@
+"""The two services under test, each as `gunicorn --workers 1` with the gevent worker, and their database."""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from sqlalchemy import create_engine, text
+
+from . import procstat
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+ADMIN_URL = os.environ.get("TASKLOGS_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DATABASE = "tasklogs_bench"
+
+# Every bench client connects from 127.0.0.1: lift tasklogs' per-address and per-worker caps on tails.
+TASKLOGS_LIMITS = {"TASKLOGS_MAX_TAILS": "5000", "TASKLOGS_MAX_TAILS_PER_CLIENT": "5000"}
+
+# name -> (gunicorn config file, WSGI app)
+SERVICES = {
+    "tasklogs": ("gunicorn.conf.py", "wsgi:app"),
+    "baseline": ("bench/baseline_gunicorn.py", "bench.baseline:app"),
+}
+
+
+def psycopg2_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+def recreate_database() -> str:
+    """Drop and create the bench database; return its URL (the seed's bare postgresql:// form)."""
+    admin = create_engine(psycopg2_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
+    admin.dispose()
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + DATABASE
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """One service under gunicorn (one gevent worker) on a free port, its output in `log_path`."""
+
+    def __init__(self, name: str, database_url: str, kubeconfig: str, log_path: str, **env):
+        config, app = SERVICES[name]
+        self.name, self.port, self.log_path = name, free_port(), log_path
+        environment = {**os.environ, "DATABASE_URL": database_url, "KUBECONFIG": kubeconfig,
+                       "TASKLOGS_NAMESPACE": "argo", "TASKLOGS_ACCESS_LOG": "", "TASKLOGS_LOG_LEVEL": "WARNING",
+                       "PYTHONPATH": ROOT, **TASKLOGS_LIMITS, **{key: str(value) for key, value in env.items()}}
+        self._log = open(log_path, "ab")
+        self.process = subprocess.Popen(
+            [GUNICORN, "-c", config, "-b", f"127.0.0.1:{self.port}", "--workers", "1", app],
+            cwd=ROOT, env=environment, stdout=self._log, stderr=subprocess.STDOUT)
+        self._wait_ready()
+        self.worker_pid = self._worker()
+
+    def ws_url(self, task_id: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/tasks/{task_id}/logs"
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not answer in {timeout}s; see {self.log_path}")
+
+    def _worker(self) -> int:
+        workers = procstat.children(self.process.pid)
+        if len(workers) != 1:
+            raise RuntimeError(f"{self.name}: expected one gunicorn worker, found {workers}")
+        return workers[0]
+
+    def alive(self) -> bool:
+        """The worker that started is still the one serving (a crash or heartbeat kill replaces it)."""
+        return self.process.poll() is None and procstat.children(self.process.pid) == [self.worker_pid]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,0 +1,147 @@
+"""Who may get in: bearer token (header, or ?access_token= on WebSockets), proxy user header, Origin,
+and the per-worker and per-client limits on live tails."""
+import json
+
+import pytest
+import websocket
+
+from tests import scenarios
+from tests.conftest import LiveServer, dispose, make_app
+from tests.wsclient import TailClient
+
+TOKEN = "s3cret-token-\u00e9"[:12]
+
+
+@pytest.fixture
+def secured(database_url, kube_adapter):
+    app = make_app(database_url, kube_adapter, TASKLOGS_API_TOKEN=TOKEN,
+                   TASKLOGS_AUTH_USER_HEADER="X-Forwarded-User")
+    live = LiveServer(app)
+    yield app, live
+    live.close()
+    dispose(app)
+
+
+def handshake_status(url, **options):
+    try:
+        websocket.create_connection(url, timeout=5, **options).close()
+        return 101
+    except websocket.WebSocketBadStatusException as error:
+        return error.status_code
+
+
+def test_rest_needs_the_token(secured, kube, task_id):
+    app, _ = secured
+    client = app.test_client()
+    scenarios.workflow(kube, task_id)
+    response = client.get(f"/api/v1/tasks/{task_id}/logs")
+    assert response.status_code == 401 and response.get_json()["error"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get(f"/api/v1/tasks/{task_id}/logs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get(f"/api/v1/tasks/{task_id}/logs?access_token={TOKEN}").status_code == 401, \
+        "REST takes the token in the header only (query strings end up in logs and browser history)"
+    response = client.get(f"/api/v1/tasks/{task_id}/logs", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200 and response.get_json()["task_id"] == task_id
+
+
+def test_proxy_user_header_lets_in(secured, kube, task_id):
+    app, _ = secured
+    scenarios.workflow(kube, task_id)
+    response = app.test_client().get(f"/api/v1/tasks/{task_id}/logs", headers={"X-Forwarded-User": "alice"})
+    assert response.status_code == 200
+
+
+def test_health_probes_need_no_token(secured):
+    app, _ = secured
+    assert app.test_client().get("/healthz").status_code == 200
+
+
+def test_websocket_token_in_query_or_header(secured, kube, task_id):
+    _, live = secured
+    scenarios.workflow(kube, task_id)
+    url = live.ws_url(f"/ws/tasks/{task_id}/logs")
+    assert handshake_status(url) == 401
+    assert handshake_status(url + "?access_token=nope") == 401
+    assert TailClient(url + f"?access_token={TOKEN}").frame()["type"] == "snapshot"
+    assert TailClient(url, header=[f"Authorization: Bearer {TOKEN}"]).frame()["type"] == "snapshot"
+
+
+def test_websocket_origin_check(database_url, kube_adapter, kube, task_id):
+    app = make_app(database_url, kube_adapter, TASKLOGS_ALLOWED_ORIGINS=("https://ui.example.com",))
+    live = LiveServer(app)
+    try:
+        scenarios.workflow(kube, task_id)
+        url = live.ws_url(f"/ws/tasks/{task_id}/logs")
+        assert handshake_status(url, origin="https://evil.example.net") == 403
+        assert TailClient(url, origin="https://ui.example.com").frame()["type"] == "snapshot"
+        assert TailClient(url, suppress_origin=True).frame()["type"] == "snapshot", "non-browser clients pass"
+    finally:
+        live.close()
+        dispose(app)
+
+
+def test_default_origin_policy_is_same_origin(live, kube, task_id):
+    scenarios.workflow(kube, task_id)
+    url = live.ws_url(f"/ws/tasks/{task_id}/logs")
+    assert handshake_status(url, origin="https://evil.example.net") == 403
+    assert TailClient(url, origin=f"http://127.0.0.1:{live.port}").frame()["type"] == "snapshot"
+
+
+def test_tail_limits_per_worker_and_per_client(database_url, kube_adapter, kube, task_id):
+    app = make_app(database_url, kube_adapter, TASKLOGS_MAX_TAILS=3, TASKLOGS_MAX_TAILS_PER_CLIENT=2)
+    live = LiveServer(app)
+    try:
+        scenarios.workflow(kube, task_id)
+        url = live.ws_url(f"/ws/tasks/{task_id}/logs")
+        first, second = TailClient(url), TailClient(url)
+        first.frame(), second.frame()
+        try:
+            websocket.create_connection(url, timeout=5)
+            raise AssertionError("a third tail from one client must be refused")
+        except websocket.WebSocketBadStatusException as error:
+            assert error.status_code == 429
+            assert json.loads(error.resp_body)["error"] == "too_many_connections_from_client"
+        first.close()
+        assert wait_until(lambda: handshake_status(url) == 101), "a freed slot can be used again"
+    finally:
+        live.close()
+        dispose(app)
+
+
+def test_oversized_client_message_closes_with_1009(database_url, kube_adapter, kube, task_id):
+    app = make_app(database_url, kube_adapter, TASKLOGS_WS_MAX_MESSAGE=64)
+    live = LiveServer(app)
+    try:
+        scenarios.workflow(kube, task_id)
+        client = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
+        client.frame()
+        client.ws.send("x" * 1000)
+        while client.frame() is not None:
+            pass
+        assert client.close_code == 1009
+    finally:
+        live.close()
+        dispose(app)
+
+
+def test_idle_tail_is_closed_with_1001(database_url, kube_adapter, kube, task_id):
+    app = make_app(database_url, kube_adapter, TASKLOGS_WS_IDLE_TIMEOUT=0.5)
+    live = LiveServer(app)
+    try:
+        scenarios.workflow(kube, task_id)
+        client = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
+        frames = client.rest()
+        assert frames[0]["type"] == "snapshot" and client.close_code == 1001 and "cursor" in client.close_reason
+    finally:
+        live.close()
+        dispose(app)
+
+
+def wait_until(condition, timeout=5.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
