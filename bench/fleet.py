@@ -93,17 +93,13 @@ class ClientFleet:
 
 
 def merge_results(answers: list[dict]) -> dict:
-    merged = {"clients": 0, "complete": 0, "frames": 0, "close_codes": {}, "digests": {}, "problems": [],
-              "latencies_us": []}
+    merged = {"clients": 0, "frames": 0, "outcomes": {}, "close_codes": {}, "problems": [], "latencies_us": []}
     for answer in answers:
-        for key in ("clients", "complete", "frames"):
-            merged[key] += answer[key]
-        for code, number in answer["close_codes"].items():
-            merged["close_codes"][code] = merged["close_codes"].get(code, 0) + number
-        for pod, counts in answer["digests"].items():
-            for digest, number in counts.items():
-                merged["digests"].setdefault(pod, {}).setdefault(digest, 0)
-                merged["digests"][pod][digest] += number
+        merged["clients"] += answer["clients"]
+        merged["frames"] += answer["frames"]
+        for key in ("outcomes", "close_codes"):
+            for value, number in answer[key].items():
+                merged[key][value] = merged[key].get(value, 0) + number
         merged["problems"] += answer["problems"]
         merged["latencies_us"] += answer["latencies_us"]
     return merged

@@ -272,22 +272,25 @@ def client_report(connection: Connection, decode: Decoder, latency: bool) -> dic
 
 
 def fleet_result(fleet: Fleet, latency: bool) -> dict:
-    """Every client's report folded into one: digest counts, close codes, all latencies (microseconds)."""
-    decode, digests, close_codes, problems, latencies = Decoder(), {}, {}, [], []
-    frames = complete = 0
+    """Every client's report folded into one: how many clients got each outcome (complete or not, and the
+    digest of each pod's rebuilt log), close codes, frame count and all line latencies (microseconds)."""
+    decode, outcomes, close_codes, problems, latencies = Decoder(), {}, {}, [], []
+    frames = 0
     for connection in fleet.connections:
         report = client_report(connection, decode, latency)
         frames += len(connection.frames)
-        complete += report["complete"]
+        outcome = outcome_key(report["complete"], report["digests"])
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
         close_codes[str(report["close_code"])] = close_codes.get(str(report["close_code"]), 0) + 1
-        for pod, digest in report["digests"].items():
-            digests.setdefault(pod, {}).setdefault(digest, 0)
-            digests[pod][digest] += 1
         problems += report["problems"] + ([report["error"]] if report["error"] else [])
         latencies += [nanos // 1000 for nanos in report["latencies_ns"]]
-    return {"event": "result", "clients": len(fleet.connections), "complete": complete, "frames": frames,
-            "close_codes": close_codes, "digests": digests, "problems": sorted(set(problems))[:10],
-            "latencies_us": latencies}
+    return {"event": "result", "clients": len(fleet.connections), "frames": frames, "outcomes": outcomes,
+            "close_codes": close_codes, "problems": sorted(set(problems))[:10], "latencies_us": latencies}
+
+
+def outcome_key(complete: bool, digests: dict[str, str]) -> str:
+    """A client's outcome as one string: equal strings, equal outcomes."""
+    return json.dumps({"complete": complete, "logs": digests}, sort_keys=True)
 
 
 def main() -> None:

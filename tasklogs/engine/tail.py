@@ -95,13 +95,13 @@ class Tail:
             stored = repository.get_task(session, self.task_id)
             rows = repository.get_stored_logs(session, self.task_id)
         except Exception as error:  # noqa: BLE001 - the database is down: the snapshot comes from the cluster
-            session.close()
+            _close_quietly(session)
             if self.cluster_view is None:
                 raise StoreUnavailable(f"database unavailable: {type(error).__name__}") from None
             log.warning("database unavailable, tail of %s starts from Kubernetes", self.task_id)
             yield from self._cluster_snapshot()
             return False
-        with session:
+        try:
             stored_keys = {row.pod_name for row in rows}
             entries = [self._stored_entry(session, row, unsaved, phases.get(row.pod_name)) for row in rows]
             entries += [self._feed_entry(stream, unsaved) for stream in list(feed.streams.values())
@@ -113,6 +113,8 @@ class Tail:
             except SQLAlchemyError as error:
                 raise StoreUnavailable(f"database unavailable: {type(error).__name__}") from None
             return complete
+        finally:
+            _close_quietly(session)
 
     def _cluster_snapshot(self):
         view = self.cluster_view(self.task_id, degraded="database")
@@ -173,6 +175,14 @@ class Tail:
         if len(text) < end - start:
             raise StoreUnavailable(f"text {start}-{end} of {key} is not available here")
         return text[:end - start]
+
+
+def _close_quietly(session) -> None:
+    """Close a session whose connection may have died meanwhile (the database went away mid-snapshot)."""
+    try:
+        session.close()
+    except SQLAlchemyError:
+        session.invalidate()
 
 
 def _unsaved_from(pieces, start: int):

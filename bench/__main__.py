@@ -1,0 +1,130 @@
+"""`python -m bench [--quick] [--only ...]`: run the measurements, print the table, write the JSON."""
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+from . import measure, report
+from .cluster import BenchCluster
+from .servers import ROOT, recreate_database
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+MB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to run. Viewers are per service; the baseline gets fewer (each of its viewers polls alone)."""
+    tail_viewers: dict = field(default_factory=lambda: {"tasklogs": [1, 100, 1000], "baseline": [1, 100]})
+    line_rate: float = 20           # timed lines per second, round-robin over the task's 2 pods
+    tail_seconds: float = 20
+    request_window: float = 10      # upstream requests and CPU are counted over this window
+    wal: tuple = ((1 * MB, 20), (10 * MB, 40))   # (log bytes, seconds to write them)
+    resource_viewers: dict = field(default_factory=lambda: {"tasklogs": 1000, "baseline": 100})
+    resource_rate: float = 10
+    resource_window: float = 15
+
+
+QUICK = Plan(tail_viewers={"tasklogs": [1, 100], "baseline": [1, 10]}, tail_seconds=5, request_window=3,
+             wal=((256 * 1024, 4),), resource_viewers={"tasklogs": 100, "baseline": 10}, resource_window=3)
+MEASUREMENTS = ("latency", "wal", "resources")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run under a minute")
+    parser.add_argument("--only", default=",".join(MEASUREMENTS),
+                        help="comma-separated subset of: latency (with upstream requests), wal, resources")
+    parser.add_argument("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
+    parser.add_argument("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
+    parser.add_argument("--client-processes", type=int, default=1, help="client processes sharing the viewers")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the worker with py-spy during the resources runs (bench/results/profile-*.txt)")
+    parser.add_argument("--out", help="JSON results file (default bench/results/latest.json, quick.json with --quick)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the services' logs and print where they are")
+    return parser.parse_args()
+
+
+def plan_from(args) -> Plan:
+    plan = QUICK if args.quick else Plan()
+    counts = lambda text: [int(part) for part in text.split(",") if part]  # noqa: E731
+    viewers = dict(plan.tail_viewers)
+    if args.viewers:
+        viewers["tasklogs"] = counts(args.viewers)
+    if args.baseline_viewers:
+        viewers["baseline"] = counts(args.baseline_viewers)
+    return replace(plan, tail_viewers=viewers)
+
+
+def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
+    """Every run, one after the other (nothing else may load the machine or PostgreSQL meanwhile)."""
+    steps = []
+    if "latency" in only:
+        steps += [(measure.tail_run, service, count, plan.line_rate, plan.tail_seconds, plan.request_window)
+                  for service in report.SERVICES for count in plan.tail_viewers[service]]
+    if "wal" in only:
+        steps += [(measure.wal_run, service, size, seconds) for size, seconds in plan.wal for service in report.SERVICES]
+    if "resources" in only:
+        steps += [(measure.resources_run, service, plan.resource_viewers[service], plan.resource_rate,
+                   plan.resource_window) for service in report.SERVICES]
+    runs = []
+    for step, *arguments in steps:
+        began = time.monotonic()
+        print(f"  {step.__name__}{tuple(arguments)} ...", end="", flush=True, file=sys.stderr)
+        runs.append(step(bench, *arguments))
+        print(f" {time.monotonic() - began:.0f} s", file=sys.stderr)
+    return runs
+
+
+def raise_open_files_limit() -> None:
+    """1000 clients and 1000 server sockets: the children inherit the raised soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+
+def source_version() -> dict:
+    def git(*arguments):
+        return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain", "tasklogs"))}
+
+
+def main() -> None:
+    args = parse_args()
+    plan, only = plan_from(args), set(args.only.split(","))
+    raise_open_files_limit()
+    os.makedirs(RESULTS, exist_ok=True)
+    directory = tempfile.mkdtemp(prefix="tasklogs-bench-")
+    began = time.monotonic()
+    cluster = BenchCluster(directory)
+    bench = measure.Bench(cluster, recreate_database(), directory, args.client_processes,
+                          RESULTS if args.profile else None)
+    try:
+        runs = run_all(bench, plan, only)
+    finally:
+        cluster.close()
+    context = {"mode": "quick" if args.quick else "default", "elapsed_s": round(time.monotonic() - began, 1),
+               "cpus": os.cpu_count(), "python": platform.python_version(), "source": source_version(),
+               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    print(report.render(runs, context))
+    out = args.out or os.path.join(RESULTS, "quick.json" if args.quick else "latest.json")
+    with open(out, "w") as file:
+        json.dump({"context": context, "plan": asdict(plan), "runs": runs,
+                   "table": [dict(zip(("measurement", "tasklogs", "baseline", "goal"), row))
+                             for row in report.main_rows(runs)]}, file, indent=1)
+    print(f"\nresults: {out}")
+    if args.keep_logs:
+        print(f"service logs: {directory}")
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

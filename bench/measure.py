@@ -1,0 +1,232 @@
+"""The measurements. Each run starts a fresh service (one gunicorn gevent worker), a fresh task on the fake
+cluster and fresh clients, and returns a plain dict that `bench.report` turns into the table."""
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import create_engine, text
+
+from . import procstat
+from .cluster import BenchCluster, SteadyWriter, hex_lines, timed_line
+from .fleet import ClientFleet
+from .servers import Service, psycopg2_url
+from .wsclients import outcome_key
+
+HEX_LINE_CHARS = 100          # random hex characters per line in the WAL runs (plus "\n")
+WAL_PIECES_PER_SECOND = 20    # the WAL runs write their log in this many pieces per second
+SERVICE_WARNINGS = re.compile(r"WARNING|ERROR|Traceback|CRITICAL")
+
+
+@dataclass
+class Bench:
+    """What every run shares: the fake cluster, the database, a scratch directory and options."""
+    cluster: BenchCluster
+    database_url: str
+    directory: str
+    client_processes: int = 1
+    profile_dir: str | None = None
+    runs: int = field(default=0)
+
+    def service(self, name: str, **env) -> Service:
+        self.runs += 1
+        return Service(name, self.database_url, self.cluster.kubeconfig,
+                       os.path.join(self.directory, f"{self.runs:02d}-{name}.log"), **env)
+
+    def sql(self, statement: str, autocommit: bool = False):
+        """Run one statement on the bench database; the first column of the first row."""
+        engine = create_engine(psycopg2_url(self.database_url),
+                               isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED")
+        try:
+            with engine.begin() as connection:
+                result = connection.execute(text(statement))
+                row = result.first() if result.returns_rows else None
+                return row[0] if row else None
+        finally:
+            engine.dispose()
+
+
+# --- pieces every run uses ---
+
+def cpu_window(bench: Bench, service: Service, fleet: ClientFleet) -> procstat.CpuWindow:
+    return procstat.CpuWindow({
+        "worker": lambda: [service.worker_pid],
+        "clients": lambda: fleet.pids,
+        "fake_k8s": lambda: [os.getpid()],       # the fake cluster and the log writer live in the bench process
+        "postgres": lambda: procstat.pids_named("postgres"),
+    })
+
+
+def exact_clients(result: dict, expected: dict[str, str]) -> int:
+    """How many clients completed with exactly the pods' logs."""
+    digests = {pod: hashlib.sha256(log.encode()).hexdigest() for pod, log in expected.items()}
+    return result["outcomes"].get(outcome_key(True, digests), 0)
+
+
+def percentiles(values: list[int]) -> dict:
+    """p50, p90, p99, max of microsecond values, in milliseconds."""
+    if not values:
+        return {"count": 0}
+    ordered = sorted(values)
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 1)  # noqa: E731
+    return {"count": len(ordered), "p50": pick(0.50), "p90": pick(0.90), "p99": pick(0.99),
+            "max": round(ordered[-1] / 1000, 1)}
+
+
+def upstream_requests(kube) -> dict:
+    return {"pods_log": kube.count(verb="get", resource="pods/log"),
+            "workflows": kube.count(resource="workflows"),
+            "pods": kube.count(resource="pods"),
+            "total": len(kube.requests),
+            "open_log_streams": kube.open_streams()}
+
+
+def service_health(service: Service) -> dict:
+    """Whether the first worker still serves, and the warnings it logged (first few kept)."""
+    with open(service.log_path, errors="replace") as log:
+        warnings = [line.strip() for line in log if SERVICE_WARNINGS.search(line)]
+    return {"worker_survived": service.alive(), "warnings": len(warnings), "first_warnings": warnings[:3]}
+
+
+@contextmanager
+def tail_clients(bench: Bench, service: Service, task_id: str, viewers: int, latency: bool = True):
+    fleet = ClientFleet(service.ws_url(task_id), viewers, processes=bench.client_processes, latency=latency)
+    try:
+        yield fleet, fleet.wait_connected()
+    finally:
+        fleet.close()
+
+
+def finish_and_collect(bench: Bench, task, fleet: ClientFleet, timeout: float = 120) -> tuple[dict, float]:
+    """End the task; (the clients' result, seconds from the end of the task to the last client's close)."""
+    bench.cluster.finish(task)
+    began = time.monotonic()
+    result = fleet.result(timeout)
+    return result, round(time.monotonic() - began, 2)
+
+
+# --- 1 and 2: line latency and upstream requests ---
+
+def tail_run(bench: Bench, name: str, viewers: int, rate: float, seconds: float, window: float) -> dict:
+    """`viewers` clients tail a 2-pod task while `rate` timed lines per second are written for `seconds`;
+    upstream requests are counted over `window` seconds in the middle of the writing."""
+    task = bench.cluster.new_task(("a", "b"))
+    kube = bench.cluster.kube
+    with bench.service(name) as service, tail_clients(bench, service, task.task_id, viewers) as (fleet, connected):
+        writer = SteadyWriter(kube, list(task.pods.values()), rate, int(rate * seconds), timed_line)
+        writer.start()
+        time.sleep(max(0.0, (seconds - window) / 2))
+        kube.reset_requests()
+        cpu = cpu_window(bench, service, fleet).start()
+        time.sleep(window)
+        requests, usage = upstream_requests(kube), cpu.stop()
+        rss = procstat.rss_mb(service.worker_pid)
+        writer.join()
+        result, closing = finish_and_collect(bench, task, fleet)
+        health = service_health(service)
+    return {"kind": "tail", "service": name, "viewers": viewers, "rate": rate, "seconds": seconds,
+            "window": window, "connected": connected, "latency_ms": percentiles(result.pop("latencies_us")),
+            "lines_written": writer.written, "writer_late_s": round(writer.late, 3), "requests": requests,
+            "cpu": usage, "rss_mb": round(rss, 1), "exact": exact_clients(result, bench.cluster.log_text(task)),
+            "clients": result["clients"], "close_codes": result["close_codes"], "problems": result["problems"],
+            "frames": result["frames"], "complete_after_s": closing, "health": health}
+
+
+# --- 3: WAL per log byte ---
+
+def wal_run(bench: Bench, name: str, size: int, seconds: float) -> dict:
+    """One viewer tails a 1-pod task whose log grows to `size` bytes of random hex lines over `seconds`;
+    WAL is measured from just before the first byte to the final save (the `complete` frame)."""
+    task = bench.cluster.new_task(("a",))
+    pieces = int(WAL_PIECES_PER_SECOND * seconds)
+    lines = max(1, round(size / pieces / (HEX_LINE_CHARS + 1)))
+    with bench.service(name) as service, tail_clients(bench, service, task.task_id, 1, latency=False) as (fleet, _):
+        bench.sql("VACUUM ANALYZE", autocommit=True)    # so that autovacuum has nothing left to do meanwhile
+        bench.sql("CHECKPOINT", autocommit=True)        # every run starts right after a checkpoint
+        before = bench.sql("SELECT pg_current_wal_lsn()")
+        writer = SteadyWriter(bench.cluster.kube, [task.pod("a")], WAL_PIECES_PER_SECOND, pieces,
+                              hex_lines(HEX_LINE_CHARS, lines))
+        writer.run()
+        result, closing = finish_and_collect(bench, task, fleet)
+        wal = int(bench.sql(f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{before}')"))
+        health = service_health(service)
+    log_bytes = bench.cluster.log_bytes(task)
+    return {"kind": "wal", "service": name, "size": size, "log_bytes": log_bytes, "seconds": seconds, "wal_bytes": wal,
+            "wal_per_log_byte": round(wal / log_bytes, 2), "stored_exact": stored_exact(bench, name, task),
+            "exact": exact_clients(result, bench.cluster.log_text(task)), "clients": result["clients"],
+            "complete_after_s": closing, "health": health}
+
+
+def stored_exact(bench: Bench, name: str, task) -> bool:
+    """The database holds the pod's whole log (tasklogs: compacted into task_logs.logs by the final save)."""
+    table = "task_logs" if name == "tasklogs" else "baseline_task_logs"
+    stored = bench.sql(f"SELECT logs FROM {table} WHERE task_id = '{task.task_id}' AND pod_name = '{task.pod('a')}'")
+    return stored == bench.cluster.log_text(task)[task.pod("a")]
+
+
+# --- 4: memory and CPU of one worker ---
+
+def resources_run(bench: Bench, name: str, viewers: int, rate: float, window: float) -> dict:
+    """RSS of the worker before any client and while `viewers` tail one task; its CPU over `window` seconds
+    of `rate` lines per second."""
+    task = bench.cluster.new_task(("a", "b"))
+    kube = bench.cluster.kube
+    with bench.service(name) as service:
+        idle = procstat.rss_mb(service.worker_pid)
+        with tail_clients(bench, service, task.task_id, viewers) as (fleet, connected):
+            writer = SteadyWriter(kube, list(task.pods.values()), rate, int(rate * (window + 4)), timed_line)
+            writer.start()
+            time.sleep(2)
+            cpu = cpu_window(bench, service, fleet).start()
+            profile = start_profile(bench, service, name, viewers, window)
+            time.sleep(window)
+            usage, rss = cpu.stop(), procstat.rss_mb(service.worker_pid)
+            profile_summary = finish_profile(profile)
+            writer.join()
+            result, _ = finish_and_collect(bench, task, fleet)
+            health = service_health(service)
+    return {"kind": "resources", "service": name, "viewers": viewers, "rate": rate, "window": window,
+            "connected": connected, "rss_idle_mb": round(idle, 1), "rss_mb": round(rss, 1),
+            "rss_per_viewer_kb": round((rss - idle) * 1024 / viewers, 1), "cpu": usage,
+            "latency_ms": percentiles(result.pop("latencies_us")), "exact": exact_clients(result, bench.cluster.log_text(task)),
+            "clients": result["clients"], "profile": profile_summary, "health": health}
+
+
+# --- optional: where the worker's CPU goes (py-spy) ---
+
+def start_profile(bench: Bench, service: Service, name: str, viewers: int, seconds: float):
+    """py-spy sampling the worker for `seconds` (only with --profile, and if py-spy is installed)."""
+    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if not bench.profile_dir or not os.path.exists(spy):
+        return None
+    path = os.path.join(bench.profile_dir, f"profile-{name}-{viewers}-viewers.txt")
+    command = [spy, "record", "--pid", str(service.worker_pid), "--duration", str(int(seconds)), "--rate", "200",
+               "--format", "raw", "--output", path, "--nonblocking"]
+    return path, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def finish_profile(profile) -> dict | None:
+    """The hottest functions by own samples and by inclusive samples, from py-spy's collapsed stacks."""
+    if profile is None:
+        return None
+    path, process = profile
+    process.wait(timeout=60)
+    if not os.path.exists(path):
+        return {"error": "py-spy wrote nothing (is ptrace allowed?)"}
+    own, inclusive, total = {}, {}, 0
+    with open(path) as stacks:
+        for line in stacks:
+            stack, _, count = line.rpartition(" ")
+            frames, count = stack.split(";"), int(count)
+            total += count
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+            for frame in set(frames):
+                inclusive[frame] = inclusive.get(frame, 0) + count
+    top = lambda table: [(frame, round(100 * n / total, 1)) for frame, n in  # noqa: E731
+                         sorted(table.items(), key=lambda item: -item[1])[:15]]
+    return {"file": path, "samples": total, "own_pct": top(own), "inclusive_pct": top(inclusive)}

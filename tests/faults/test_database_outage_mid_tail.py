@@ -1,0 +1,57 @@
+"""PostgreSQL goes away in the middle of a live tail and comes back."""
+import time
+
+from tests import scenarios
+from tests.conftest import LiveServer
+from tests.wsclient import TailClient, log_text
+
+
+def test_tail_goes_on_and_the_stored_log_ends_byte_for_byte_equal(proxied_app, db_proxy, kube, task_id):
+    live = LiveServer(proxied_app)
+    try:
+        wf = scenarios.workflow(kube, task_id)
+        kube.write_log(wf.pod(), "main", "before the outage\n")
+        client = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
+        frames = [client.frame()]
+        db_proxy.stop()
+        for index in range(20):
+            kube.write_log(wf.pod(), "main", f"during {index} \u00e9\n")
+            time.sleep(0.02)
+        frames += client.frames_until(lambda f: f["type"] == "append" and "during 19" in f["data"])
+
+        rest = proxied_app.test_client().get(f"/api/v1/tasks/{task_id}/logs")
+        body = rest.get_json()
+        assert rest.headers["X-Tasklogs-Degraded"] == "database" and body["source"] == "kubernetes"
+        assert "during 19" in body["logs"][0]["logs"]
+
+        db_proxy.start()
+        kube.write_log(wf.pod(), "main", "after the outage\n")
+        scenarios.finish(kube, wf)
+        frames += client.rest()
+        expected = kube.log_bytes(wf.pod(), "main").decode()
+        assert client.close_code == 1000 and log_text(frames, wf.pod()) == expected
+
+        kube.stop()
+        stored = proxied_app.test_client().get(f"/api/v1/tasks/{task_id}/logs").get_json()
+        assert (stored["source"], stored["complete"]) == ("database", True)
+        assert stored["logs"][0]["logs"] == expected, "what was captured during the outage is stored"
+    finally:
+        live.close()
+
+
+def test_viewer_joining_during_the_outage_gets_a_snapshot_from_kubernetes(proxied_app, db_proxy, kube, task_id):
+    live = LiveServer(proxied_app)
+    try:
+        wf = scenarios.workflow(kube, task_id)
+        kube.write_log(wf.pod(), "main", "one\n")
+        db_proxy.stop()
+        client = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
+        frames = [client.frame()]
+        assert frames[0]["type"] == "snapshot" and frames[0]["source"] == "kubernetes"
+        kube.write_log(wf.pod(), "main", "two\n")
+        db_proxy.start()
+        scenarios.finish(kube, wf)
+        frames += client.rest()
+        assert log_text(frames, wf.pod()) == "one\ntwo\n" and frames[-1]["type"] == "complete"
+    finally:
+        live.close()
