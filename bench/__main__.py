@@ -46,6 +46,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
     parser.add_argument("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
     parser.add_argument("--client-processes", type=int, default=1, help="client processes sharing the viewers")
+    parser.add_argument("--connect-concurrency", type=int, default=50,
+                        help="clients handshaking at once while connecting (1: one after the other)")
     parser.add_argument("--profile", action="store_true",
                         help="sample the worker with py-spy during the resources runs (bench/results/profile-*.txt)")
     parser.add_argument("--out", help="JSON results file (default bench/results/latest.json, quick.json with --quick)")
@@ -104,7 +106,7 @@ def main() -> None:
     directory = tempfile.mkdtemp(prefix="tasklogs-bench-")
     began = time.monotonic()
     cluster = BenchCluster(directory)
-    bench = measure.Bench(cluster, recreate_database(), directory, args.client_processes,
+    bench = measure.Bench(cluster, recreate_database(), directory, args.client_processes, args.connect_concurrency,
                           RESULTS if args.profile else None)
     try:
         runs = run_all(bench, plan, only)

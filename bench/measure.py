@@ -16,6 +16,7 @@ from . import procstat
 from .cluster import BenchCluster, SteadyWriter, hex_lines, timed_line
 from .fleet import ClientFleet
 from .servers import Service, psycopg2_url
+from .walmeter import WalMeter
 from .wsclients import outcome_key
 
 HEX_LINE_CHARS = 100          # random hex characters per line in the WAL runs (plus "\n")
@@ -30,6 +31,7 @@ class Bench:
     database_url: str
     directory: str
     client_processes: int = 1
+    connect_concurrency: int = 50
     profile_dir: str | None = None
     runs: int = field(default=0)
 
@@ -49,6 +51,12 @@ class Bench:
                 return row[0] if row else None
         finally:
             engine.dispose()
+
+
+    def listeners(self) -> int:
+        """Connections LISTENing on the bench database: one per tasklogs live-tail engine (0 for the baseline)."""
+        return self.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND query ILIKE 'LISTEN%'")
 
 
 # --- pieces every run uses ---
@@ -95,7 +103,8 @@ def service_health(service: Service) -> dict:
 
 @contextmanager
 def tail_clients(bench: Bench, service: Service, task_id: str, viewers: int, latency: bool = True):
-    fleet = ClientFleet(service.ws_url(task_id), viewers, processes=bench.client_processes, latency=latency)
+    fleet = ClientFleet(service.ws_url(task_id), viewers, processes=bench.client_processes,
+                        concurrency=bench.connect_concurrency, latency=latency)
     try:
         yield fleet, fleet.wait_connected()
     finally:
@@ -125,14 +134,14 @@ def tail_run(bench: Bench, name: str, viewers: int, rate: float, seconds: float,
         cpu = cpu_window(bench, service, fleet).start()
         time.sleep(window)
         requests, usage = upstream_requests(kube), cpu.stop()
-        rss = procstat.rss_mb(service.worker_pid)
+        rss, listeners = procstat.rss_mb(service.worker_pid), bench.listeners()
         writer.join()
         result, closing = finish_and_collect(bench, task, fleet)
         health = service_health(service)
     return {"kind": "tail", "service": name, "viewers": viewers, "rate": rate, "seconds": seconds,
             "window": window, "connected": connected, "latency_ms": percentiles(result.pop("latencies_us")),
             "lines_written": writer.written, "writer_late_s": round(writer.late, 3), "requests": requests,
-            "cpu": usage, "rss_mb": round(rss, 1), "exact": exact_clients(result, bench.cluster.log_text(task)),
+            "cpu": usage, "rss_mb": round(rss, 1), "listeners": listeners, "exact": exact_clients(result, bench.cluster.log_text(task)),
             "clients": result["clients"], "close_codes": result["close_codes"], "problems": result["problems"],
             "frames": result["frames"], "complete_after_s": closing, "health": health}
 
@@ -147,19 +156,20 @@ def wal_run(bench: Bench, name: str, size: int, seconds: float) -> dict:
     lines = max(1, round(size / pieces / (HEX_LINE_CHARS + 1)))
     with bench.service(name) as service, tail_clients(bench, service, task.task_id, 1, latency=False) as (fleet, _):
         bench.sql("VACUUM ANALYZE", autocommit=True)    # so that autovacuum has nothing left to do meanwhile
-        bench.sql("CHECKPOINT", autocommit=True)        # every run starts right after a checkpoint
-        before = bench.sql("SELECT pg_current_wal_lsn()")
+        meter = WalMeter(bench.database_url).start()
         writer = SteadyWriter(bench.cluster.kube, [task.pod("a")], WAL_PIECES_PER_SECOND, pieces,
                               hex_lines(HEX_LINE_CHARS, lines))
         writer.run()
         result, closing = finish_and_collect(bench, task, fleet)
-        wal = int(bench.sql(f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{before}')"))
+        wal = meter.stop()
         health = service_health(service)
     log_bytes = bench.cluster.log_bytes(task)
-    return {"kind": "wal", "service": name, "size": size, "log_bytes": log_bytes, "seconds": seconds, "wal_bytes": wal,
-            "wal_per_log_byte": round(wal / log_bytes, 2), "stored_exact": stored_exact(bench, name, task),
-            "exact": exact_clients(result, bench.cluster.log_text(task)), "clients": result["clients"],
-            "complete_after_s": closing, "health": health}
+    measured = wal["database_bytes"] if wal["database_bytes"] is not None else wal["server_bytes"]
+    return {"kind": "wal", "service": name, "size": size, "log_bytes": log_bytes, "seconds": seconds, "wal": wal,
+            "wal_per_log_byte": round(measured / log_bytes, 2),
+            "server_wal_per_log_byte": round(wal["server_bytes"] / log_bytes, 2),
+            "stored_exact": stored_exact(bench, name, task), "exact": exact_clients(result, bench.cluster.log_text(task)),
+            "clients": result["clients"], "complete_after_s": closing, "health": health}
 
 
 def stored_exact(bench: Bench, name: str, task) -> bool:
@@ -185,14 +195,14 @@ def resources_run(bench: Bench, name: str, viewers: int, rate: float, window: fl
             cpu = cpu_window(bench, service, fleet).start()
             profile = start_profile(bench, service, name, viewers, window)
             time.sleep(window)
-            usage, rss = cpu.stop(), procstat.rss_mb(service.worker_pid)
+            usage, rss, listeners = cpu.stop(), procstat.rss_mb(service.worker_pid), bench.listeners()
             profile_summary = finish_profile(profile)
             writer.join()
             result, _ = finish_and_collect(bench, task, fleet)
             health = service_health(service)
     return {"kind": "resources", "service": name, "viewers": viewers, "rate": rate, "window": window,
             "connected": connected, "rss_idle_mb": round(idle, 1), "rss_mb": round(rss, 1),
-            "rss_per_viewer_kb": round((rss - idle) * 1024 / viewers, 1), "cpu": usage,
+            "rss_per_viewer_kb": round((rss - idle) * 1024 / viewers, 1), "cpu": usage, "listeners": listeners,
             "latency_ms": percentiles(result.pop("latencies_us")), "exact": exact_clients(result, bench.cluster.log_text(task)),
             "clients": result["clients"], "profile": profile_summary, "health": health}
 

@@ -75,15 +75,18 @@ class CpuWindow:
         return self
 
     def stop(self) -> dict:
-        """{label: % of one core}, plus `machine` (% of all cores) and `seconds`."""
+        """{label: % of one core}, `other` (every other process on the machine, % of one core),
+        `machine` (% of all cores busy) and `seconds`."""
         elapsed = time.monotonic() - self._began
-        usage = {}
+        usage, ours = {}, 0.0
         for label, pids in self.groups.items():
             after, before = self._times(pids()), self._before[label]
             used = sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
-            usage[label] = round(100 * used / elapsed, 1)
+            usage[label], ours = round(100 * used / elapsed, 1), ours + used
         busy, total = machine_busy()
-        usage["machine"] = round(100 * (busy - self._machine[0]) / max(1e-9, total - self._machine[1]), 1)
+        busy, total = busy - self._machine[0], total - self._machine[1]
+        usage["other"] = round(max(0.0, 100 * (busy - ours) / elapsed), 1)
+        usage["machine"] = round(100 * busy / max(1e-9, total), 1)
         usage["seconds"] = round(elapsed, 2)
         return usage
 

@@ -65,9 +65,7 @@ def wal_rows(runs: list[dict]) -> list[tuple]:
         cells = []
         for service in SERVICES:
             run = _one(runs, "wal", service, size=size, seconds=seconds)
-            cells.append(NOT_RUN if run is None else
-                         f"{run['wal_per_log_byte']:.2f}  ({run['wal_bytes'] / 1e6:.1f} MB WAL)"
-                         + ("" if run["stored_exact"] else "  STORED LOG WRONG"))
+            cells.append(NOT_RUN if run is None else wal_cell(run))
             if service == "tasklogs" and run:
                 ratios.append(run["wal_per_log_byte"])
         met = None if not ratios else ratios[-1] <= 3
@@ -75,6 +73,15 @@ def wal_rows(runs: list[dict]) -> list[tuple]:
     if len(ratios) > 1:
         rows.append(("  largest log / smallest log", f"{ratios[-1] / ratios[0]:.2f}x", "", "flat (about 1x)"))
     return rows
+
+
+def wal_cell(run: dict) -> str:
+    """`ratio (MB of WAL; server-wide ratio)`: the database's own WAL when pg_waldump could attribute it."""
+    wal = run["wal"]
+    own = wal["database_bytes"] is not None
+    text = f"{run['wal_per_log_byte']:.2f}  ({(wal['database_bytes'] if own else wal['server_bytes']) / 1e6:.1f} MB"
+    text += f"; server-wide {run['server_wal_per_log_byte']:.2f})" if own else " server-wide)"
+    return text + ("" if run["stored_exact"] else "  STORED LOG WRONG")
 
 
 def resource_rows(runs: list[dict]) -> list[tuple]:
@@ -112,8 +119,8 @@ def main_rows(runs: list[dict]) -> list[tuple]:
 
 # --- the per-run details: who used the 2 cores ---
 
-DETAIL_HEADER = ("run", "service", "viewers", "connect s", "worker", "clients", "fake k8s", "postgres", "machine",
-                 "warnings")
+DETAIL_HEADER = ("run", "service", "viewers", "connect s", "worker", "clients", "fake k8s", "postgres", "other",
+                 "machine", "LISTEN conns", "warnings")
 
 
 def detail_rows(runs: list[dict]) -> list[tuple]:
@@ -128,8 +135,8 @@ def detail_rows(runs: list[dict]) -> list[tuple]:
         rows.append((label, run["service"], str(run.get("viewers", 1)),
                      f"{connected['seconds']:.1f}" if connected else "-",
                      *(f"{cpu[key]:.0f}%" if key in cpu else "-" for key in ("worker", "clients", "fake_k8s",
-                                                                              "postgres", "machine")),
-                     warnings))
+                                                                              "postgres", "other", "machine")),
+                     str(run.get("listeners", "-")), warnings))
     return rows
 
 

@@ -256,6 +256,20 @@ def unlock(dbapi_connection, key: int) -> None:
         cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
+def prepare_lease_session(dbapi_connection, name: str) -> None:
+    """Set up the dedicated connection that holds advisory locks, named `name`.
+
+    Any older session of the same name (this process's previous lease connection, cut by a network
+    failure the server has not noticed) is terminated so that its locks are released now; keepalives
+    and an idle timeout make the server notice a dead client within about a minute by itself."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET application_name = %s", (name,))
+        cursor.execute("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; "
+                       "SET tcp_keepalives_count = 3; SET idle_session_timeout = '60s'")
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE application_name = %s AND pid <> pg_backend_pid()", (name,))
+
+
 def ping(dbapi_connection) -> None:
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SELECT 1")

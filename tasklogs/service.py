@@ -2,6 +2,7 @@
 of anything new; the database keeps every log the service has seen."""
 import logging
 import re
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 DEGRADED_HEADER = "X-Tasklogs-Degraded"
+_engine_lock = threading.RLock()  # the adapter and the engine are built once per process
 
 
 @dataclass
@@ -57,8 +59,9 @@ def init_app(app, kube: Kube | None) -> None:
 def cluster() -> Kube:
     """This process's Kubernetes adapter."""
     extensions = current_app.extensions
-    if extensions.get("tasklogs.kube") is None:
-        extensions["tasklogs.kube"] = Kube.from_config(current_app.config)
+    with _engine_lock:
+        if extensions.get("tasklogs.kube") is None:
+            extensions["tasklogs.kube"] = Kube.from_config(current_app.config)
     return extensions["tasklogs.kube"]
 
 
@@ -203,9 +206,10 @@ def only_pod(view: TaskView, pod: str) -> TaskView:
 def engine():
     """This process's live-tail engine, started on first use (after gunicorn forked the worker)."""
     extensions = current_app.extensions
-    if extensions.get("tasklogs.engine") is None:
-        from .engine import Engine
-        extensions["tasklogs.engine"] = Engine(current_app._get_current_object(), cluster(), db.engine)
+    with _engine_lock:  # two first requests at once must not start two engines
+        if extensions.get("tasklogs.engine") is None:
+            from .engine import Engine
+            extensions["tasklogs.engine"] = Engine(current_app._get_current_object(), cluster(), db.engine)
     return extensions["tasklogs.engine"]
 
 

@@ -182,7 +182,8 @@ class Driver:
             with self.engine.session() as session:
                 task = repository.get_task(session, self.task_id)
                 for row in repository.get_stored_logs(session, self.task_id):
-                    start = self.ready.is_set() and 0 or row.length
+                    # streams met after the first sync are new to the viewers too: their text is sent from 0
+                    start = 0 if self.ready.is_set() else row.length
                     stream = self.feed.add_stream(StreamInfo(row.pod_name, row.node_id, row.pod_name,
                                                              self.engine.container, row.phase, start, row.log_id))
                     if row.length > stream.end:

@@ -7,7 +7,9 @@ for itself: the journal's compare-and-append keeps the stored log free of duplic
 """
 import hashlib
 import logging
+import os
 import threading
+import uuid
 
 from .. import repository
 
@@ -27,24 +29,29 @@ class Leases:
         self._connection = None
         self._held: set[str] = set()
         self._lock = threading.Lock()
+        self._name = f"tasklogs-leases-{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
     def acquire(self, task_id: str) -> bool | None:
         """True: this process captures the task. False: another does. None: nobody can tell (database down)."""
         if not self._shared:
             return True
         with self._lock:
-            try:
-                connection = self._connected()
-                if task_id in self._held:
-                    repository.ping(connection)
-                    return True
-                if repository.try_lock(connection, lease_key(task_id)):
-                    self._held.add(task_id)
-                    return True
-                return False
-            except Exception as error:  # noqa: BLE001 - any failure means the connection and its locks are gone
-                self._drop(error)
-                return None
+            for attempt in (1, 2):  # a connection the server closed while idle gets one fresh retry
+                try:
+                    return self._acquire(task_id)
+                except Exception as error:  # noqa: BLE001 - any failure means the connection and its locks are gone
+                    self._drop(error)
+            return None
+
+    def _acquire(self, task_id: str) -> bool:
+        connection = self._connected()
+        if task_id in self._held:
+            repository.ping(connection)
+            return True
+        if repository.try_lock(connection, lease_key(task_id)):
+            self._held.add(task_id)
+            return True
+        return False
 
     def release(self, task_id: str) -> None:
         """Give the task up (its capture stopped)."""
@@ -68,6 +75,7 @@ class Leases:
             self._connection = self._engine.raw_connection()
             self._connection.detach()  # closing it must close it, releasing every lock it holds
             self._connection.dbapi_connection.autocommit = True
+            repository.prepare_lease_session(self._connection.dbapi_connection, self._name)
         return self._connection.dbapi_connection
 
     def _drop(self, error) -> None:
