@@ -6,6 +6,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--client-processes", type=int, default=1, help="client processes sharing the viewers")
     parser.add_argument("--connect-concurrency", type=int, default=50,
                         help="clients handshaking at once while connecting (1: one after the other)")
+    parser.add_argument("--tasklogs-root", default=ROOT,
+                        help="source tree to run tasklogs from (e.g. a `git worktree` of another commit)")
     parser.add_argument("--profile", action="store_true",
                         help="sample the worker with py-spy during the resources runs (bench/results/profile-*.txt)")
     parser.add_argument("--out", help="JSON results file (default bench/results/latest.json, quick.json with --quick)")
@@ -92,14 +95,24 @@ def raise_open_files_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
 
 
-def source_version() -> dict:
+def source_version(root: str) -> dict:
+    """The tasklogs tree measured: its commit, and whether tasklogs/ had uncommitted changes."""
     def git(*arguments):
-        return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain", "tasklogs"))}
+        return subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True).stdout.strip()
+    return {"root": root, "commit": git("rev-parse", "--short", "HEAD") or None,
+            "dirty": bool(git("status", "--porcelain", "tasklogs"))}
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so every service and client process started so far is stopped."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def main() -> None:
     args = parse_args()
+    stop_on_sigterm()
     plan, only = plan_from(args), set(args.only.split(","))
     raise_open_files_limit()
     os.makedirs(RESULTS, exist_ok=True)
@@ -107,13 +120,13 @@ def main() -> None:
     began = time.monotonic()
     cluster = BenchCluster(directory)
     bench = measure.Bench(cluster, recreate_database(), directory, args.client_processes, args.connect_concurrency,
-                          RESULTS if args.profile else None)
+                          os.path.abspath(args.tasklogs_root), RESULTS if args.profile else None)
     try:
         runs = run_all(bench, plan, only)
     finally:
         cluster.close()
     context = {"mode": "quick" if args.quick else "default", "elapsed_s": round(time.monotonic() - began, 1),
-               "cpus": os.cpu_count(), "python": platform.python_version(), "source": source_version(),
+               "cpus": os.cpu_count(), "python": platform.python_version(), "source": source_version(bench.tasklogs_root),
                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     print(report.render(runs, context))
     out = args.out or os.path.join(RESULTS, "quick.json" if args.quick else "latest.json")

@@ -15,12 +15,13 @@ from sqlalchemy import create_engine, text
 from . import procstat
 from .cluster import BenchCluster, SteadyWriter, hex_lines, timed_line
 from .fleet import ClientFleet
-from .servers import Service, psycopg2_url
+from .servers import ROOT, Service, psycopg2_url
 from .walmeter import WalMeter
 from .wsclients import outcome_key
 
 HEX_LINE_CHARS = 100          # random hex characters per line in the WAL runs (plus "\n")
 WAL_PIECES_PER_SECOND = 20    # the WAL runs write their log in this many pieces per second
+WARM_UP = 1.0                 # seconds of log writing before a resources window opens
 SERVICE_WARNINGS = re.compile(r"WARNING|ERROR|Traceback|CRITICAL")
 
 
@@ -32,13 +33,15 @@ class Bench:
     directory: str
     client_processes: int = 1
     connect_concurrency: int = 50
+    tasklogs_root: str = ROOT
     profile_dir: str | None = None
     runs: int = field(default=0)
+    _postmaster: int | None = field(default=None, repr=False)
 
     def service(self, name: str, **env) -> Service:
         self.runs += 1
         return Service(name, self.database_url, self.cluster.kubeconfig,
-                       os.path.join(self.directory, f"{self.runs:02d}-{name}.log"), **env)
+                       os.path.join(self.directory, f"{self.runs:02d}-{name}.log"), self.tasklogs_root, **env)
 
     def sql(self, statement: str, autocommit: bool = False):
         """Run one statement on the bench database; the first column of the first row."""
@@ -53,6 +56,13 @@ class Bench:
             engine.dispose()
 
 
+    def postgres_pids(self) -> list[int]:
+        """The PostgreSQL server's processes: its postmaster and every child (backends, writers, checkpointer)."""
+        if self._postmaster is None:
+            checkpointer = self.sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+            self._postmaster = procstat.parent(checkpointer)
+        return [self._postmaster, *procstat.children(self._postmaster)]
+
     def listeners(self) -> int:
         """Connections LISTENing on the bench database: one per tasklogs live-tail engine (0 for the baseline)."""
         return self.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
@@ -66,7 +76,7 @@ def cpu_window(bench: Bench, service: Service, fleet: ClientFleet) -> procstat.C
         "worker": lambda: [service.worker_pid],
         "clients": lambda: fleet.pids,
         "fake_k8s": lambda: [os.getpid()],       # the fake cluster and the log writer live in the bench process
-        "postgres": lambda: procstat.pids_named("postgres"),
+        "postgres": bench.postgres_pids,
     })
 
 
@@ -111,7 +121,7 @@ def tail_clients(bench: Bench, service: Service, task_id: str, viewers: int, lat
         fleet.close()
 
 
-def finish_and_collect(bench: Bench, task, fleet: ClientFleet, timeout: float = 120) -> tuple[dict, float]:
+def finish_and_collect(bench: Bench, task, fleet: ClientFleet, timeout: float = 60) -> tuple[dict, float]:
     """End the task; (the clients' result, seconds from the end of the task to the last client's close)."""
     bench.cluster.finish(task)
     began = time.monotonic()
@@ -189,9 +199,9 @@ def resources_run(bench: Bench, name: str, viewers: int, rate: float, window: fl
     with bench.service(name) as service:
         idle = procstat.rss_mb(service.worker_pid)
         with tail_clients(bench, service, task.task_id, viewers) as (fleet, connected):
-            writer = SteadyWriter(kube, list(task.pods.values()), rate, int(rate * (window + 4)), timed_line)
+            writer = SteadyWriter(kube, list(task.pods.values()), rate, int(rate * (WARM_UP + window)), timed_line)
             writer.start()
-            time.sleep(2)
+            time.sleep(WARM_UP)
             cpu = cpu_window(bench, service, fleet).start()
             profile = start_profile(bench, service, name, viewers, window)
             time.sleep(window)

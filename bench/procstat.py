@@ -26,18 +26,9 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def pids_named(name: str) -> list[int]:
-    """Processes whose command name is `name` (e.g. every PostgreSQL backend)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/comm") as comm:
-                    if comm.read().strip() == name:
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
+def parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
 
 
 def children(pid: int) -> list[int]:

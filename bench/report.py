@@ -44,7 +44,7 @@ def latency_rows(runs: list[dict]) -> list[tuple]:
 def request_rows(runs: list[dict]) -> list[tuple]:
     rows = []
     for key, label in (("pods_log", "pods/log requests"), ("workflows", "workflow reads"),
-                       ("pods", "pod lists and gets"), ("open_log_streams", "open follow streams")):
+                       ("pods", "pod lists and gets"), ("open_log_streams", "open pods/log follow streams")):
         cells, flat = [], None
         for service in SERVICES:
             tails = sorted(_runs(runs, "tail", service), key=lambda run: run["viewers"])
@@ -54,8 +54,10 @@ def request_rows(runs: list[dict]) -> list[tuple]:
             if service == "tasklogs" and len(values) > 1:
                 flat = max(values) <= max(2, 2 * min(values) + 2)
         window = next((run["window"] for run in runs if run["kind"] == "tail"), 0)
-        goal = f"flat in viewers{_verdict(flat)}" if key != "open_log_streams" else ""
-        rows.append((f"{label} in {window:g} s", *cells, goal))
+        if key == "open_log_streams":
+            rows.append((f"{label} (end of window)", *cells, "one per container"))
+        else:
+            rows.append((f"{label} in {window:g} s", *cells, f"flat in viewers{_verdict(flat)}"))
     return rows
 
 
@@ -147,16 +149,41 @@ def table(header: tuple, rows: list[tuple]) -> str:
                       *map(line, rows)])
 
 
+def notes(runs: list[dict], context: dict) -> list[str]:
+    """What the reader must know to read the table right, including how loaded the machine was."""
+    lines = ["latency = receive time at the client - write time into the fake pod log, over every line and client; "
+             "the baseline polls every 2 s.",
+             "baseline viewers each poll alone (no sharing): its 1000-viewer runs are off by default "
+             "(--baseline-viewers 1,100,1000).",
+             "WAL: random hex lines (pglz cannot compress them), CHECKPOINT first, final save included; "
+             "the bench database's own WAL (pg_waldump), server-wide in brackets."]
+    other = max((run["cpu"]["other"] for run in runs if run.get("cpu")), default=0)
+    if other > 30:
+        lines.append(f"CAUTION: processes outside the benchmark used up to {other:.0f}% of a core during a "
+                     f"measuring window (column `other` below): latency and CPU figures are skewed by them.")
+    engines = [run for run in runs if run["service"] == "tasklogs" and run.get("listeners", 1) > 1]
+    if engines:
+        lines.append("tasklogs ran more than one live-tail engine in one worker in "
+                     + ", ".join(f"the {run['viewers']}-viewer {run['kind']} run ({run['listeners']} LISTEN "
+                                 f"connections)" for run in engines) + ".")
+    return ["- " + line for line in lines]
+
+
 def render(runs: list[dict], context: dict) -> str:
     """The whole printed report."""
+    source = context["source"]
+    version = (source["commit"] or source["root"]) + (" + uncommitted changes" if source["dirty"] else "")
     return "\n".join([
-        f"tasklogs benchmark ({context['mode']} run, {context['elapsed_s']:.0f} s; {context['cpus']} CPU cores shared "
-        f"by the worker, the client process, the fake cluster and PostgreSQL)",
+        f"tasklogs benchmark: tasklogs {version}; {context['mode']} run, {context['elapsed_s']:.0f} s, "
+        f"{context['date']}; {context['cpus']} CPU cores shared by the worker, the client process, the fake "
+        f"cluster and PostgreSQL",
         "",
         table(("measurement", "tasklogs", "baseline (seed design)", "goal for tasklogs"), main_rows(runs)),
         "",
-        "CPU per run, % of ONE core over the measuring window (machine: % of all cores); "
-        "fake k8s = this bench process (fake API server + log writer):",
+        *notes(runs, context),
+        "",
+        "CPU per run, % of ONE core over the measuring window; fake k8s = this bench process (fake API server + "
+        "log writer); other = every other process on the machine; machine = % of all cores:",
         "",
         table(DETAIL_HEADER, detail_rows(runs)),
     ])

@@ -49,16 +49,19 @@ def free_port() -> int:
 class Service:
     """One service under gunicorn (one gevent worker) on a free port, its output in `log_path`."""
 
-    def __init__(self, name: str, database_url: str, kubeconfig: str, log_path: str, **env):
+    def __init__(self, name: str, database_url: str, kubeconfig: str, log_path: str, root: str = ROOT, **env):
+        """`root`: the source tree the service runs from (tasklogs only; the baseline lives in this one)."""
         config, app = SERVICES[name]
+        root = root if name == "tasklogs" else ROOT
         self.name, self.port, self.log_path = name, free_port(), log_path
         environment = {**os.environ, "DATABASE_URL": database_url, "KUBECONFIG": kubeconfig,
                        "TASKLOGS_NAMESPACE": "argo", "TASKLOGS_ACCESS_LOG": "", "TASKLOGS_LOG_LEVEL": "WARNING",
-                       "PYTHONPATH": ROOT, **TASKLOGS_LIMITS, **{key: str(value) for key, value in env.items()}}
+                       "PYTHONPATH": root, **TASKLOGS_LIMITS,
+                       **{key: str(value) for key, value in env.items()}}
         self._log = open(log_path, "ab")
         self.process = subprocess.Popen(
-            [GUNICORN, "-c", config, "-b", f"127.0.0.1:{self.port}", "--workers", "1", app],
-            cwd=ROOT, env=environment, stdout=self._log, stderr=subprocess.STDOUT)
+            [GUNICORN, "-c", os.path.join(root, config), "-b", f"127.0.0.1:{self.port}", "--workers", "1", app],
+            cwd=root, env=environment, stdout=self._log, stderr=subprocess.STDOUT)
         self._wait_ready()
         self.worker_pid = self._worker()
 

@@ -60,6 +60,10 @@ def _text(value: str) -> str:
     return value.strip()
 
 
+def _name_list(value: str) -> tuple[str, ...]:
+    return tuple(_dns_label(part) for part in value.split(",") if part.strip())
+
+
 def _header_name(value: str) -> str:
     name = value.strip()
     if name and not re.fullmatch(r"[A-Za-z0-9-]+", name):
@@ -122,6 +126,9 @@ SETTINGS = (
             "Namespace of the Argo Workflows and their pods."),
     Setting("TASKLOGS_CONTAINER", "TASKLOGS_CONTAINER", "main", _dns_label,
             "Container whose log is the task's log."),
+    Setting("TASKLOGS_CONTAINERS", "TASKLOGS_CONTAINERS", "", _name_list,
+            "More containers to capture and serve beside `TASKLOGS_CONTAINER`, comma-separated "
+            "(e.g. `init,wait` or a sidecar's name), each stored and served as its own log."),
     Setting("TASKLOGS_KUBE_CONNECT_TIMEOUT", "TASKLOGS_KUBE_CONNECT_TIMEOUT", "3", _positive_float,
             "Seconds to connect to the Kubernetes API."),
     Setting("TASKLOGS_KUBE_READ_TIMEOUT", "TASKLOGS_KUBE_READ_TIMEOUT", "15", _positive_float,
@@ -185,6 +192,12 @@ def load_config(environ=None) -> dict[str, Any]:
         except ValueError as error:
             raise ConfigError(f"{setting.env}={raw!r}: {error}") from None
     return config
+
+
+def containers(config) -> tuple[str, ...]:
+    """Every container captured: TASKLOGS_CONTAINER first, then TASKLOGS_CONTAINERS."""
+    first = config["TASKLOGS_CONTAINER"]
+    return (first,) + tuple(name for name in config["TASKLOGS_CONTAINERS"] if name != first)
 
 
 def markdown_table() -> str:

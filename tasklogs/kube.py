@@ -257,8 +257,10 @@ def pod_summary(pod: dict) -> dict:
             "state": state_name, "reason": (state or {}).get("reason", ""),
             "restarts": entry.get("restartCount", 0), "exit_code": (state or {}).get("exitCode"),
         }
+    spec = pod.get("spec", {})
     return {
         "name": metadata.get("name", ""),
+        "container_names": [c["name"] for c in spec.get("initContainers", []) + spec.get("containers", [])],
         "labels": metadata.get("labels") or {},
         "annotations": metadata.get("annotations") or {},
         "created": metadata.get("creationTimestamp", ""),

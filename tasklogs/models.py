@@ -1,4 +1,4 @@
-"""The tables: `tasks` (one row per workflow), `task_logs` (one row per pod, as the design names it)
+"""The tables: `tasks` (one row per workflow), `task_logs` (one row per pod container, as the design names it)
 and `log_chunks` (the append-only journal of a running pod's log, compacted into `task_logs.logs`
 by the final save)."""
 from datetime import datetime, timezone
@@ -24,12 +24,14 @@ class Task(db.Model):
 
 class TaskLog(db.Model):
     __tablename__ = "task_logs"
-    __table_args__ = (UniqueConstraint("task_id", "node_id", "pod_name", name="uq_task_logs_task_node_pod"),)
+    __table_args__ = (UniqueConstraint("task_id", "node_id", "pod_name", "container",
+                                       name="uq_task_logs_task_node_pod_container"),)
 
     id = db.Column(Integer, primary_key=True, autoincrement=True)
     task_id = db.Column(String(253), nullable=False, index=True)
     node_id = db.Column(String(253), nullable=False)
     pod_name = db.Column(String(253), nullable=False)
+    container = db.Column(String(63), nullable=False, default="main")
     phase = db.Column(String(32), nullable=False, default="")
     logs = db.Column(Text, nullable=False, default="")
     created_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow)

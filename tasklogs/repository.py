@@ -28,6 +28,7 @@ class StoredLog:
     log_id: int
     node_id: str
     pod_name: str
+    container: str
     phase: str
     length: int
     position: Position
@@ -52,25 +53,26 @@ def save_task(session, task_id: str, phase: str, complete: bool = False) -> None
         index_elements=["task_id"], set_={"phase": phase, "complete": complete, "updated_at": utcnow()}))
 
 
-def save_logs_to_database(task_id: str, logs: list[dict], session) -> dict[tuple[str, str], int]:
-    """Upsert one row per pod entry `{node, pod, phase[, logs]}`; return their ids by (node, pod).
+def save_logs_to_database(task_id: str, logs: list[dict], session) -> dict[tuple[str, str, str], int]:
+    """Upsert one row per entry `{node, pod, phase[, container][, logs]}`; return ids by (node, pod, container).
 
     An entry with a `logs` text replaces the pod's stored log with it (a complete log, read whole);
     without one, only the phase is updated and the stored text is kept."""
     ids = {}
     for entry in logs:
-        values = {"task_id": task_id, "node_id": entry["node"], "pod_name": entry["pod"],
+        container = entry.get("container") or "main"
+        values = {"task_id": task_id, "node_id": entry["node"], "pod_name": entry["pod"], "container": container,
                   "phase": entry.get("phase") or "", "logs": entry.get("logs") or "",
                   "created_at": utcnow(), "updated_at": utcnow()}
         changes = {"phase": values["phase"], "updated_at": values["updated_at"]}
         if entry.get("logs") is not None:
             changes["logs"] = values["logs"]
         statement = _insert(session, task_logs).values(**values).on_conflict_do_update(
-            index_elements=["task_id", "node_id", "pod_name"], set_=changes).returning(task_logs.c.id)
+            index_elements=["task_id", "node_id", "pod_name", "container"], set_=changes).returning(task_logs.c.id)
         log_id = session.execute(statement).scalar_one()
         if entry.get("logs") is not None:
             session.execute(delete(log_chunks).where(log_chunks.c.log_id == log_id))
-        ids[(entry["node"], entry["pod"])] = log_id
+        ids[(entry["node"], entry["pod"], container)] = log_id
     return ids
 
 
@@ -83,14 +85,14 @@ def get_stored_logs(session, task_id: str) -> list[StoredLog]:
                                                      log_chunks.c.start_offset == latest.c.start_offset))
                   .subquery())
     rows = session.execute(
-        select(task_logs.c.id, task_logs.c.node_id, task_logs.c.pod_name, task_logs.c.phase,
+        select(task_logs.c.id, task_logs.c.node_id, task_logs.c.pod_name, task_logs.c.container, task_logs.c.phase,
                func.length(task_logs.c.logs).label("compacted"), last_chunk.c.end_offset, last_chunk.c.since,
                last_chunk.c.seen, last_chunk.c.partial, last_chunk.c.restarts)
         .outerjoin(last_chunk, last_chunk.c.log_id == task_logs.c.id)
         .where(task_logs.c.task_id == task_id).order_by(task_logs.c.created_at, task_logs.c.id))
-    return [StoredLog(row.id, row.node_id, row.pod_name, row.phase, row.compacted, Position())
+    return [StoredLog(row.id, row.node_id, row.pod_name, row.container, row.phase, row.compacted, Position())
             if row.end_offset is None else
-            StoredLog(row.id, row.node_id, row.pod_name, row.phase, row.end_offset,
+            StoredLog(row.id, row.node_id, row.pod_name, row.container, row.phase, row.end_offset,
                       Position(row.since, row.seen, row.partial, row.restarts))
             for row in rows]
 
@@ -165,8 +167,8 @@ def _pieces(texts, size: int):
 
 
 def get_logs_from_database(task_id: str, session) -> list[dict]:
-    """Every stored pod log of the task, `{node, pod, phase, logs}` in creation order ([] when none)."""
-    return [{"node": stored.node_id, "pod": stored.pod_name, "phase": stored.phase,
+    """Every stored log of the task, `{node, pod, container, phase, logs}` in creation order ([] when none)."""
+    return [{"node": stored.node_id, "pod": stored.pod_name, "container": stored.container, "phase": stored.phase,
              "logs": "".join(read_log(session, stored.log_id))}
             for stored in get_stored_logs(session, task_id)]
 

@@ -16,7 +16,8 @@ from .cursor import decode_cursor
 from .errors import ClusterError, StoreUnavailable, TaskNotFound, InvalidTaskId, Unavailable
 from .extensions import db
 from .kube import Kube
-from .tasks import ClusterTask, read_task
+from .config import containers
+from .tasks import ClusterTask, read_task, stream_key
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class LogEntry:
 
     @property
     def key(self) -> str:
-        return self.pod
+        return stream_key(self.pod, self.container)
 
 
 @dataclass
@@ -122,16 +123,17 @@ def _refreshed_view(task_id: str, stored) -> TaskView:
 def refresh_task(task_id: str) -> ClusterTask:
     """Append what the task's containers logged since the last save; run the final save once it ended."""
     kube, session = cluster(), db.session
-    task = read_task(kube, task_id, current_app.config["TASKLOGS_CONTAINER"])
+    task = read_task(kube, task_id, containers(current_app.config))
     with store_errors():
         repository.save_task(session, task_id, task.phase)
-        ids = repository.save_logs_to_database(
-            task_id, [{"node": s.node_id, "pod": s.pod_name, "phase": s.phase} for s in task.streams], session)
+        ids = repository.save_logs_to_database(task_id, [
+            {"node": s.node_id, "pod": s.pod_name, "container": s.container, "phase": s.phase} for s in task.streams
+        ], session)
         stored = {log.log_id: log for log in repository.get_stored_logs(session, task_id)}
         session.commit()
         for stream in task.streams:
-            capture.store_container(kube, session, stored[ids[(stream.node_id, stream.pod_name)]], stream,
-                                    task.container_status(stream))
+            capture.store_container(kube, session, stored[ids[(stream.node_id, stream.pod_name, stream.container)]],
+                                    stream, task.container_status(stream))
             session.commit()
         if task.settled:
             repository.compact_logs(session, task_id)
@@ -144,8 +146,7 @@ def database_view(task_id: str, phase: str, source: str, complete: bool) -> Task
     """The task as stored; each entry reads its text lazily (inside the request's app context)."""
     with store_errors():
         rows = repository.get_stored_logs(db.session, task_id)
-    container = current_app.config["TASKLOGS_CONTAINER"]
-    entries = [LogEntry(row.node_id, row.pod_name, container, row.phase, _stored_reader(row.log_id))
+    entries = [LogEntry(row.node_id, row.pod_name, row.container, row.phase, _stored_reader(row.log_id))
                for row in rows]
     return TaskView(task_id, phase, source, complete, entries)
 
@@ -161,7 +162,7 @@ def kubernetes_view(task_id: str, degraded: str | None = None) -> TaskView:
     """The task read straight from the cluster (the Kubernetes-only mode); Unavailable if that fails too."""
     kube = cluster()
     try:
-        task = read_task(kube, task_id, current_app.config["TASKLOGS_CONTAINER"])
+        task = read_task(kube, task_id, containers(current_app.config))
     except ClusterError as error:
         if degraded:
             raise Unavailable(f"neither the database nor the cluster can answer: {error.message}") from None
@@ -191,7 +192,8 @@ def fetch_logs_from_kubernetes(task_id: str, namespace: str | None = None) -> li
     if namespace and namespace != cluster().namespace:
         raise ValueError(f"this service reads namespace {cluster().namespace!r}, not {namespace!r}")
     view = kubernetes_view(validate_task_id(task_id))
-    return [{"node": e.node, "pod": e.pod, "phase": e.phase, "logs": "".join(e.read(0))} for e in view.entries]
+    return [{"node": e.node, "pod": e.pod, "container": e.container, "phase": e.phase, "logs": "".join(e.read(0))}
+            for e in view.entries]
 
 
 def only_pod(view: TaskView, pod: str) -> TaskView:

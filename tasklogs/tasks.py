@@ -10,9 +10,14 @@ log = logging.getLogger(__name__)
 FINAL_POD_PHASES = ("Succeeded", "Failed")
 
 
+def stream_key(pod: str, container: str) -> str:
+    """How cursors and frames name one container's log of one pod."""
+    return f"{pod}/{container}"
+
+
 @dataclass(frozen=True)
 class Stream:
-    """One container's log of one pod of the task; `key` names it in cursors and frames."""
+    """One container's log of one pod of the task."""
     node_id: str
     pod_name: str
     container: str
@@ -20,7 +25,7 @@ class Stream:
 
     @property
     def key(self) -> str:
-        return self.pod_name
+        return stream_key(self.pod_name, self.container)
 
 
 @dataclass
@@ -51,20 +56,32 @@ class ClusterTask:
         return self.final and all(self.stream_settled(stream) for stream in self.streams)
 
 
-def read_task(kube, task_id: str, container: str) -> ClusterTask:
+def read_task(kube, task_id: str, containers: tuple[str, ...]) -> ClusterTask:
     """Read the Workflow and its pods; TaskNotFound when the cluster knows neither."""
-    workflow = kube.get_workflow(task_id)
-    pods = {pod["name"]: pod for pod in kube.list_pods(task_id)}
+    return build_task(task_id, kube.get_workflow(task_id), kube.list_pods(task_id), containers)
+
+
+def build_task(task_id: str, workflow: dict | None, pods: list[dict], containers: tuple[str, ...]) -> ClusterTask:
+    """The task as the cluster describes it: `containers[0]` of every pod, and the others where the pod has them."""
     if workflow is None and not pods:
         raise TaskNotFound(f"task {task_id!r} is not known to the database or to the cluster")
     try:
-        targets = argo.resolve_pod_targets(workflow, list(pods.values()))
+        targets = argo.resolve_pod_targets(workflow, pods)
     except argo.NodesUnavailable as error:
         log.warning("workflow %s: %s; using the pods that still exist", task_id, error)
-        targets = argo.resolve_pod_targets(None, list(pods.values()))
-    phase = argo.workflow_phase(workflow) if workflow else _phase_from_pods(pods)
-    streams = [Stream(target.node_id, target.pod_name, container, target.phase) for target in targets]
-    return ClusterTask(task_id, phase, argo.is_final_phase(phase), streams, pods, workflow is not None)
+        targets = argo.resolve_pod_targets(None, pods)
+    by_name = {pod["name"]: pod for pod in pods}
+    phase = argo.workflow_phase(workflow) if workflow else _phase_from_pods(by_name)
+    streams = [Stream(target.node_id, target.pod_name, container, target.phase)
+               for target in targets for container in _containers_of(by_name.get(target.pod_name), containers)]
+    return ClusterTask(task_id, phase, argo.is_final_phase(phase), streams, by_name, workflow is not None)
+
+
+def _containers_of(pod: dict | None, containers: tuple[str, ...]) -> list[str]:
+    if pod is None:
+        return [containers[0]]
+    present = pod.get("container_names") or list(pod["containers"])
+    return [containers[0]] + [name for name in present if name in containers[1:]]
 
 
 def _phase_from_pods(pods: dict[str, dict]) -> str:

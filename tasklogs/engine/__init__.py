@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from .. import repository
 from ..errors import ClusterError, StoreUnavailable, TaskNotFound, TasklogsError
 from ..logstream import Position
-from ..tasks import read_task
+from ..config import containers
+from ..tasks import read_task, stream_key
 from .capture import Backoff, ContainerCapture
 from .feed import Feed, StreamInfo
 from .journal import JournalListener, JournalWriter
@@ -29,7 +30,8 @@ class Engine:
     def __init__(self, app, kube, sa_engine):
         config = app.config
         self.app, self.kube, self.sa_engine = app, kube, sa_engine
-        self.container = config["TASKLOGS_CONTAINER"]
+        self.containers = containers(config)
+        self.read_task = lambda task_id: read_task(kube, task_id, self.containers)  # the collector reads a cache
         self.poll_interval = config["TASKLOGS_POLL_INTERVAL"]
         self.coalesce = config["TASKLOGS_TAIL_COALESCE"]
         self.linger = config["TASKLOGS_CAPTURE_LINGER"]
@@ -184,12 +186,13 @@ class Driver:
                 for row in repository.get_stored_logs(session, self.task_id):
                     # streams met after the first sync are new to the viewers too: their text is sent from 0
                     start = 0 if self.ready.is_set() else row.length
-                    stream = self.feed.add_stream(StreamInfo(row.pod_name, row.node_id, row.pod_name,
-                                                             self.engine.container, row.phase, start, row.log_id))
+                    key = stream_key(row.pod_name, row.container)
+                    stream = self.feed.add_stream(StreamInfo(key, row.node_id, row.pod_name, row.container,
+                                                             row.phase, start, row.log_id))
                     if row.length > stream.end:
                         text = "".join(repository.read_log(session, row.log_id, stream.end))
-                        self.feed.append(row.pod_name, text, row.position, start=stream.end, keep=False)
-                    self.feed.set_phase(row.phase, row.pod_name)
+                        self.feed.append(key, text, row.position, start=stream.end, keep=False)
+                    self.feed.set_phase(row.phase, key)
         except Exception as error:  # noqa: BLE001
             raise StoreUnavailable(f"journal unreadable: {type(error).__name__}") from None
         if task is not None:
@@ -211,7 +214,7 @@ class Driver:
         backoff = Backoff(base=self.engine.poll_interval, cap=10)
         while not self._stopped.is_set():
             try:
-                task = read_task(self.engine.kube, self.task_id, self.engine.container)
+                task = self.engine.read_task(self.task_id)
                 backoff.reset()
             except TaskNotFound as error:
                 if not self.feed.streams:

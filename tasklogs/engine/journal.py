@@ -83,8 +83,8 @@ class JournalWriter:
         missing = feed.streams_without_rows()
         if missing:
             ids = repository.save_logs_to_database(feed.task_id, [
-                {"node": s.node, "pod": s.pod, "phase": s.phase} for s in missing], session)
-            feed.set_log_ids({s.key: ids[(s.node, s.pod)] for s in missing})
+                {"node": s.node, "pod": s.pod, "container": s.container, "phase": s.phase} for s in missing], session)
+            feed.set_log_ids({s.key: ids[(s.node, s.pod, s.container)] for s in missing})
         return feed.log_ids()
 
     def _known(self, session, log_id: int) -> int:

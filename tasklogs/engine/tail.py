@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import repository
 from ..cursor import encode_cursor
 from ..errors import StoreUnavailable, TasklogsError
+from ..tasks import stream_key
 from ..websocket import GOING_AWAY, NORMAL, SLOW_CLIENT, TRY_AGAIN
 from .feed import SlowViewer, Viewer, dumps
 
@@ -102,8 +103,8 @@ class Tail:
             yield from self._cluster_snapshot()
             return False
         try:
-            stored_keys = {row.pod_name for row in rows}
-            entries = [self._stored_entry(session, row, unsaved, phases.get(row.pod_name)) for row in rows]
+            stored_keys = {stream_key(row.pod_name, row.container) for row in rows}
+            entries = [self._stored_entry(session, row, unsaved, phases) for row in rows]
             entries += [self._feed_entry(stream, unsaved) for stream in list(feed.streams.values())
                         if stream.key not in stored_keys]
             self._phase = feed.phase or (stored.phase if stored else "") or "Pending"
@@ -123,13 +124,14 @@ class Tail:
                     self.offsets.get(e.key, 0), e.read(self.offsets.get(e.key, 0))) for e in view.entries]
         yield from self._entry_frames(entries, "kubernetes", False)
 
-    def _stored_entry(self, session, row, unsaved, phase):
-        start = self.offsets.get(row.pod_name, 0)
+    def _stored_entry(self, session, row, unsaved, phases):
+        key = stream_key(row.pod_name, row.container)
+        start = self.offsets.get(key, 0)
         pieces = itertools.chain(repository.read_log(session, row.log_id, start) if start < row.length else (),
-                                 _unsaved_from(unsaved.get(row.pod_name, ()), max(start, row.length)))
-        meta = {"node": row.node_id, "pod": row.pod_name, "container": self.engine.container,
-                "phase": phase or row.phase}
-        return meta, row.pod_name, start, pieces
+                                 _unsaved_from(unsaved.get(key, ()), max(start, row.length)))
+        meta = {"node": row.node_id, "pod": row.pod_name, "container": row.container,
+                "phase": phases.get(key) or row.phase}
+        return meta, key, start, pieces
 
     def _feed_entry(self, stream, unsaved):
         start = self.offsets.get(stream.key, 0)

@@ -20,8 +20,8 @@ def test_save_and_get_round_trip_in_creation_order(store, task_id):
         {"node": "n1", "pod": "p1", "phase": "Failed", "logs": "first \u00e9\n"},
     ], store)
     assert repository.get_logs_from_database(task_id, store) == [
-        {"node": "n2", "pod": "p2", "phase": "Succeeded", "logs": "second\n"},
-        {"node": "n1", "pod": "p1", "phase": "Failed", "logs": "first \u00e9\n"},
+        {"node": "n2", "pod": "p2", "container": "main", "phase": "Succeeded", "logs": "second\n"},
+        {"node": "n1", "pod": "p1", "container": "main", "phase": "Failed", "logs": "first \u00e9\n"},
     ]
 
 
@@ -35,7 +35,17 @@ def test_save_is_an_upsert_keyed_by_task_node_pod(store, task_id):
     repository.save_logs_to_database(task_id, [{"node": "n", "pod": "p", "phase": "Succeeded", "logs": "ab"}], store)
     repository.save_logs_to_database(task_id, [{"node": "n", "pod": "p", "phase": "Succeeded"}], store)
     assert repository.get_logs_from_database(task_id, store) == [
-        {"node": "n", "pod": "p", "phase": "Succeeded", "logs": "ab"}]
+        {"node": "n", "pod": "p", "container": "main", "phase": "Succeeded", "logs": "ab"}]
+
+
+def test_each_container_of_a_pod_is_its_own_log(store, task_id):
+    ids = repository.save_logs_to_database(task_id, [
+        {"node": "n", "pod": "p", "container": "main", "phase": "Running", "logs": "from main\n"},
+        {"node": "n", "pod": "p", "container": "init", "phase": "Running", "logs": "from init\n"},
+    ], store)
+    assert len(set(ids.values())) == 2 and set(ids) == {("n", "p", "main"), ("n", "p", "init")}
+    assert [(e["container"], e["logs"]) for e in repository.get_logs_from_database(task_id, store)] == [
+        ("main", "from main\n"), ("init", "from init\n")]
 
 
 def test_concurrent_saves_from_many_workers_never_duplicate_rows(database_url, store, task_id):
@@ -62,7 +72,7 @@ def test_concurrent_saves_from_many_workers_never_duplicate_rows(database_url, s
 
 
 def test_journal_appends_resume_positions_and_cas(store, task_id):
-    log_id = repository.save_logs_to_database(task_id, entries("p"), store)[("node-p", "p")]
+    log_id = repository.save_logs_to_database(task_id, entries("p"), store)[("node-p", "p", "main")]
     first = Position("2026-01-01T00:00:01.000000000Z", 1, 0)
     assert repository.append_chunk(store, log_id, 0, "hello ", first) == 6
     assert repository.append_chunk(store, log_id, 0, "hello world", Position("2026-01-01T00:00:02Z", 0, 5)) == 11
@@ -75,7 +85,7 @@ def test_journal_appends_resume_positions_and_cas(store, task_id):
 
 
 def test_compaction_folds_the_journal_in_order(store, task_id):
-    log_id = repository.save_logs_to_database(task_id, entries("p"), store)[("node-p", "p")]
+    log_id = repository.save_logs_to_database(task_id, entries("p"), store)[("node-p", "p", "main")]
     offset = 0
     for piece in ["a\n", "bb\n", "\u00e9\u20ac\n", "tail"]:
         offset = repository.append_chunk(store, log_id, offset, piece, Position())

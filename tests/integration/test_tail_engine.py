@@ -104,7 +104,7 @@ def test_upstream_stream_cut_mid_line_loses_and_repeats_nothing(app, live, kube,
     kube.write_log(wf.pod(), "main", "half a li", ts=same_second.format(100))
     feed = app.extensions["tasklogs.engine"].driver(task_id).feed
     captured = len(kube.log_bytes(wf.pod(), "main").decode())
-    assert wait_for(lambda: feed.streams[wf.pod()].end == captured), "the partial line is captured before the cut"
+    assert wait_for(lambda: feed.streams[f"{wf.pod()}/main"].end == captured), "the partial line is captured before the cut"
     kube.cut_streams(wf.pod())
     kube.write_log(wf.pod(), "main", "ne \u20ac\n")
     for cut in range(3):
