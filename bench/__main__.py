@@ -23,38 +23,40 @@ MB = 1 << 20
 
 @dataclass(frozen=True)
 class Plan:
-    """What to run. Viewers are per service; the baseline gets fewer (each of its viewers polls alone)."""
-    tail_viewers: dict = field(default_factory=lambda: {"tasklogs": [1, 100, 1000], "baseline": [1, 100]})
+    """What to run (viewer counts are per service)."""
+    tail_viewers: dict = field(default_factory=lambda: {"tasklogs": [1, 100, 1000], "baseline": [1, 100, 1000]})
     line_rate: float = 20           # timed lines per second, round-robin over the task's 2 pods
     tail_seconds: float = 20
     request_window: float = 10      # upstream requests and CPU are counted over this window
     wal: tuple = ((1 * MB, 20), (10 * MB, 40))   # (log bytes, seconds to write them)
-    resource_viewers: dict = field(default_factory=lambda: {"tasklogs": 1000, "baseline": 100})
+    resource_viewers: dict = field(default_factory=lambda: {"tasklogs": 1000, "baseline": 1000})
     resource_rate: float = 10
     resource_window: float = 15
 
 
-QUICK = Plan(tail_viewers={"tasklogs": [1, 100], "baseline": [1, 10]}, tail_seconds=5, request_window=3,
-             wal=((256 * 1024, 4),), resource_viewers={"tasklogs": 100, "baseline": 10}, resource_window=3)
+QUICK = Plan(tail_viewers={"tasklogs": [1, 20], "baseline": [1, 20]}, tail_seconds=4, request_window=2,
+             wal=((256 * 1024, 4),), resource_viewers={"tasklogs": 100, "baseline": 20}, resource_window=3)
 MEASUREMENTS = ("latency", "wal", "resources")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run under a minute")
-    parser.add_argument("--only", default=",".join(MEASUREMENTS),
-                        help="comma-separated subset of: latency (with upstream requests), wal, resources")
-    parser.add_argument("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
-    parser.add_argument("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
-    parser.add_argument("--client-processes", type=int, default=1, help="client processes sharing the viewers")
-    parser.add_argument("--connect-concurrency", type=int, default=50,
-                        help="clients handshaking at once while connecting (1: one after the other)")
-    parser.add_argument("--tasklogs-root", default=ROOT,
-                        help="source tree to run tasklogs from (e.g. a `git worktree` of another commit)")
-    parser.add_argument("--profile", action="store_true",
-                        help="sample the worker with py-spy during the resources runs (bench/results/profile-*.txt)")
-    parser.add_argument("--out", help="JSON results file (default bench/results/latest.json, quick.json with --quick)")
-    parser.add_argument("--keep-logs", action="store_true", help="keep the services' logs and print where they are")
+    add = parser.add_argument
+    add("--quick", action="store_true", help="small sizes: a smoke run of about a minute")
+    add("--only", default=",".join(MEASUREMENTS),
+        help="comma-separated subset of: latency (with upstream requests), wal, resources")
+    add("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
+    add("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
+    add("--client-processes", type=int, default=1, help="client processes sharing the viewers")
+    add("--connect-concurrency", type=int, default=50,
+        help="clients handshaking at once while connecting (1: one after the other)")
+    add("--tasklogs-root", default=ROOT, help="source tree to run tasklogs from (e.g. a clone at another commit)")
+    add("--profile", action="store_true",
+        help="sample the worker with py-spy during the resources runs (bench/results/profile-*.txt)")
+    add("--gc-probe", action="store_true",
+        help="log the worker's garbage-collection pauses (bench/gcprobe) and report them per run")
+    add("--out", help="JSON results file (default bench/results/latest.json, quick.json with --quick)")
+    add("--keep-logs", action="store_true", help="keep the services' logs and print where they are")
     return parser.parse_args()
 
 
@@ -76,7 +78,8 @@ def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
         steps += [(measure.tail_run, service, count, plan.line_rate, plan.tail_seconds, plan.request_window)
                   for service in report.SERVICES for count in plan.tail_viewers[service]]
     if "wal" in only:
-        steps += [(measure.wal_run, service, size, seconds) for size, seconds in plan.wal for service in report.SERVICES]
+        steps += [(measure.wal_run, service, size, seconds)
+                  for size, seconds in plan.wal for service in report.SERVICES]
     if "resources" in only:
         steps += [(measure.resources_run, service, plan.resource_viewers[service], plan.resource_rate,
                    plan.resource_window) for service in report.SERVICES]
@@ -110,30 +113,36 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def write_results(path: str, context: dict, plan: Plan, runs: list[dict]) -> None:
+    table = [dict(zip(("measurement", "tasklogs", "baseline", "goal"), row)) for row in report.main_rows(runs)]
+    with open(path, "w") as file:
+        json.dump({"context": context, "plan": asdict(plan), "runs": runs, "table": table}, file, indent=1)
+
+
 def main() -> None:
     args = parse_args()
     stop_on_sigterm()
-    plan, only = plan_from(args), set(args.only.split(","))
     raise_open_files_limit()
-    os.makedirs(RESULTS, exist_ok=True)
+    plan, only = plan_from(args), set(args.only.split(","))
     directory = tempfile.mkdtemp(prefix="tasklogs-bench-")
     began = time.monotonic()
     cluster = BenchCluster(directory)
-    bench = measure.Bench(cluster, recreate_database(), directory, args.client_processes, args.connect_concurrency,
-                          os.path.abspath(args.tasklogs_root), RESULTS if args.profile else None)
+    bench = measure.Bench(cluster, recreate_database(), directory, client_processes=args.client_processes,
+                          connect_concurrency=args.connect_concurrency,
+                          tasklogs_root=os.path.abspath(args.tasklogs_root),
+                          profile_dir=RESULTS if args.profile else None, gc_probe=args.gc_probe)
+    os.makedirs(RESULTS, exist_ok=True)
     try:
         runs = run_all(bench, plan, only)
     finally:
         cluster.close()
     context = {"mode": "quick" if args.quick else "default", "elapsed_s": round(time.monotonic() - began, 1),
-               "cpus": os.cpu_count(), "python": platform.python_version(), "source": source_version(bench.tasklogs_root),
+               "cpus": os.cpu_count(), "python": platform.python_version(),
+               "source": source_version(bench.tasklogs_root),
                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     print(report.render(runs, context))
     out = args.out or os.path.join(RESULTS, "quick.json" if args.quick else "latest.json")
-    with open(out, "w") as file:
-        json.dump({"context": context, "plan": asdict(plan), "runs": runs,
-                   "table": [dict(zip(("measurement", "tasklogs", "baseline", "goal"), row))
-                             for row in report.main_rows(runs)]}, file, indent=1)
+    write_results(out, context, plan, runs)
     print(f"\nresults: {out}")
     if args.keep_logs:
         print(f"service logs: {directory}")

@@ -26,8 +26,8 @@ class BenchCluster:
         scenarios.finish(self.kube, task)
 
     def log_text(self, task: scenarios.Scenario) -> dict[str, str]:
-        """{pod: its whole `main` log as text}, what every client must have rebuilt."""
-        return {pod: self.kube.log_bytes(pod, CONTAINER).decode("utf-8", "replace")
+        """{"pod/main": the pod's whole `main` log as text}: what every client must have rebuilt."""
+        return {f"{pod}/{CONTAINER}": self.kube.log_bytes(pod, CONTAINER).decode("utf-8", "replace")
                 for pod in task.pods.values()}
 
     def log_bytes(self, task: scenarios.Scenario) -> int:

@@ -73,7 +73,8 @@ class ClientFleet:
         """{ok, failed, seconds, errors} once every client has its snapshot (or failed)."""
         answers = [client.next("connected", timeout) for client in self.clients]
         return {"ok": sum(a["ok"] for a in answers), "failed": sum(a["failed"] for a in answers),
-                "seconds": max(a["seconds"] for a in answers), "errors": sorted({e for a in answers for e in a["errors"]})}
+                "seconds": max(a["seconds"] for a in answers),
+                "errors": sorted({error for answer in answers for error in answer["errors"]})}
 
     def result(self, timeout: float) -> dict:
         """Every client's outcome, once all connections closed (or `timeout` passed: they are told to stop)."""

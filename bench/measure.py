@@ -3,9 +3,6 @@ cluster and fresh clients, and returns a plain dict that `bench.report` turns in
 import hashlib
 import os
 import re
-import shutil
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,35 +10,39 @@ from dataclasses import dataclass, field
 from sqlalchemy import create_engine, text
 
 from . import procstat
-from .cluster import BenchCluster, SteadyWriter, hex_lines, timed_line
+from .cluster import CONTAINER, BenchCluster, SteadyWriter, hex_lines, timed_line
 from .fleet import ClientFleet
+from .profiling import Profile, gc_pauses
 from .servers import ROOT, Service, psycopg2_url
 from .walmeter import WalMeter
 from .wsclients import outcome_key
 
 HEX_LINE_CHARS = 100          # random hex characters per line in the WAL runs (plus "\n")
 WAL_PIECES_PER_SECOND = 20    # the WAL runs write their log in this many pieces per second
+SETTLE = 1.0                  # seconds between the last client's snapshot and the first timed line
 WARM_UP = 1.0                 # seconds of log writing before a resources window opens
 SERVICE_WARNINGS = re.compile(r"WARNING|ERROR|Traceback|CRITICAL")
 
 
 @dataclass
 class Bench:
-    """What every run shares: the fake cluster, the database, a scratch directory and options."""
+    """What every run shares: the fake cluster, the database, a scratch directory and the options."""
     cluster: BenchCluster
     database_url: str
     directory: str
     client_processes: int = 1
     connect_concurrency: int = 50
     tasklogs_root: str = ROOT
-    profile_dir: str | None = None
-    runs: int = field(default=0)
+    profile_dir: str | None = None     # --profile: py-spy output goes here
+    gc_probe: bool = False
+    runs: int = 0
     _postmaster: int | None = field(default=None, repr=False)
 
-    def service(self, name: str, **env) -> Service:
+    def service(self, name: str) -> Service:
         self.runs += 1
-        return Service(name, self.database_url, self.cluster.kubeconfig,
-                       os.path.join(self.directory, f"{self.runs:02d}-{name}.log"), self.tasklogs_root, **env)
+        log = os.path.join(self.directory, f"{self.runs:02d}-{name}")
+        return Service(name, self.database_url, self.cluster.kubeconfig, log + ".log", self.tasklogs_root,
+                       gc_log=log + ".gc" if self.gc_probe else None)
 
     def sql(self, statement: str, autocommit: bool = False):
         """Run one statement on the bench database; the first column of the first row."""
@@ -54,7 +55,6 @@ class Bench:
                 return row[0] if row else None
         finally:
             engine.dispose()
-
 
     def postgres_pids(self) -> list[int]:
         """The PostgreSQL server's processes: its postmaster and every child (backends, writers, checkpointer)."""
@@ -71,19 +71,60 @@ class Bench:
 
 # --- pieces every run uses ---
 
-def cpu_window(bench: Bench, service: Service, fleet: ClientFleet) -> procstat.CpuWindow:
-    return procstat.CpuWindow({
+@contextmanager
+def tail_clients(bench: Bench, service: Service, task_id: str, viewers: int, latency: bool = True):
+    """(the client fleet, its connect summary) once every client has its snapshot."""
+    fleet = ClientFleet(service.ws_url(task_id), viewers, processes=bench.client_processes,
+                        concurrency=bench.connect_concurrency, latency=latency)
+    try:
+        yield fleet, fleet.wait_connected()
+    finally:
+        fleet.close()
+
+
+def observe(bench: Bench, service: Service, fleet: ClientFleet, seconds: float, profile: str | None = None) -> dict:
+    """Watch a running tail for `seconds`: CPU of every party, upstream requests, WAL (server-wide), the
+    worker's memory, its engines (LISTEN connections), its GC pauses (--gc-probe) and a py-spy profile
+    (`profile` names it)."""
+    kube = bench.cluster.kube
+    kube.reset_requests()
+    cpu = procstat.CpuWindow({
         "worker": lambda: [service.worker_pid],
         "clients": lambda: fleet.pids,
         "fake_k8s": lambda: [os.getpid()],       # the fake cluster and the log writer live in the bench process
         "postgres": bench.postgres_pids,
-    })
+    }).start()
+    began, wal_before = time.time(), bench.sql("SELECT pg_current_wal_lsn()")
+    spy = Profile(service.worker_pid, seconds, os.path.join(bench.profile_dir, f"profile-{profile}.txt")) \
+        if profile and bench.profile_dir else None
+    time.sleep(seconds)
+    requests = {"pods_log": kube.count(verb="get", resource="pods/log"),
+                "workflows": kube.count(resource="workflows"), "pods": kube.count(resource="pods"),
+                "total": len(kube.requests), "open_log_streams": kube.open_streams()}
+    wal = int(bench.sql(f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{wal_before}')"))
+    return {"cpu": cpu.stop(), "requests": requests, "server_wal_bytes": wal, "rss_mb": round(procstat.rss_mb(service.worker_pid), 1),
+            "listeners": bench.listeners(), "gc": gc_pauses(service.gc_log, service.worker_pid, began, time.time()),
+            "profile": spy.summary() if spy else None}
 
 
-def exact_clients(result: dict, expected: dict[str, str]) -> int:
-    """How many clients completed with exactly the pods' logs."""
-    digests = {pod: hashlib.sha256(log.encode()).hexdigest() for pod, log in expected.items()}
-    return result["outcomes"].get(outcome_key(True, digests), 0)
+def finish_and_collect(bench: Bench, task, fleet: ClientFleet, timeout: float = 60) -> tuple[dict, float]:
+    """End the task; (the clients' result, seconds from the end of the task to the last client's close)."""
+    bench.cluster.finish(task)
+    began = time.monotonic()
+    result = fleet.result(timeout)
+    return result, round(time.monotonic() - began, 2)
+
+
+def outcome(bench: Bench, task, result: dict, service: Service) -> dict:
+    """What the clients got, checked against the fake's logs, and how the service fared."""
+    expected = {pod: hashlib.sha256(log.encode()).hexdigest() for pod, log in bench.cluster.log_text(task).items()}
+    with open(service.log_path, errors="replace") as log:
+        warnings = [line.strip() for line in log if SERVICE_WARNINGS.search(line)]
+    return {"clients": result["clients"], "exact": result["outcomes"].get(outcome_key(True, expected), 0),
+            "close_codes": result["close_codes"], "problems": result["problems"], "frames": result["frames"],
+            "latency_ms": percentiles(result["latencies_us"]),
+            "health": {"worker_survived": service.alive(), "warnings": len(warnings),
+                       "first_warnings": warnings[:3]}}
 
 
 def percentiles(values: list[int]) -> dict:
@@ -96,64 +137,24 @@ def percentiles(values: list[int]) -> dict:
             "max": round(ordered[-1] / 1000, 1)}
 
 
-def upstream_requests(kube) -> dict:
-    return {"pods_log": kube.count(verb="get", resource="pods/log"),
-            "workflows": kube.count(resource="workflows"),
-            "pods": kube.count(resource="pods"),
-            "total": len(kube.requests),
-            "open_log_streams": kube.open_streams()}
-
-
-def service_health(service: Service) -> dict:
-    """Whether the first worker still serves, and the warnings it logged (first few kept)."""
-    with open(service.log_path, errors="replace") as log:
-        warnings = [line.strip() for line in log if SERVICE_WARNINGS.search(line)]
-    return {"worker_survived": service.alive(), "warnings": len(warnings), "first_warnings": warnings[:3]}
-
-
-@contextmanager
-def tail_clients(bench: Bench, service: Service, task_id: str, viewers: int, latency: bool = True):
-    fleet = ClientFleet(service.ws_url(task_id), viewers, processes=bench.client_processes,
-                        concurrency=bench.connect_concurrency, latency=latency)
-    try:
-        yield fleet, fleet.wait_connected()
-    finally:
-        fleet.close()
-
-
-def finish_and_collect(bench: Bench, task, fleet: ClientFleet, timeout: float = 60) -> tuple[dict, float]:
-    """End the task; (the clients' result, seconds from the end of the task to the last client's close)."""
-    bench.cluster.finish(task)
-    began = time.monotonic()
-    result = fleet.result(timeout)
-    return result, round(time.monotonic() - began, 2)
-
-
 # --- 1 and 2: line latency and upstream requests ---
 
 def tail_run(bench: Bench, name: str, viewers: int, rate: float, seconds: float, window: float) -> dict:
     """`viewers` clients tail a 2-pod task while `rate` timed lines per second are written for `seconds`;
-    upstream requests are counted over `window` seconds in the middle of the writing."""
+    the observation window (upstream requests, CPU) is `window` seconds in the middle of the writing."""
     task = bench.cluster.new_task(("a", "b"))
-    kube = bench.cluster.kube
     with bench.service(name) as service, tail_clients(bench, service, task.task_id, viewers) as (fleet, connected):
-        writer = SteadyWriter(kube, list(task.pods.values()), rate, int(rate * seconds), timed_line)
+        time.sleep(SETTLE)
+        writer = SteadyWriter(bench.cluster.kube, list(task.pods.values()), rate, int(rate * seconds), timed_line)
         writer.start()
         time.sleep(max(0.0, (seconds - window) / 2))
-        kube.reset_requests()
-        cpu = cpu_window(bench, service, fleet).start()
-        time.sleep(window)
-        requests, usage = upstream_requests(kube), cpu.stop()
-        rss, listeners = procstat.rss_mb(service.worker_pid), bench.listeners()
+        observed = observe(bench, service, fleet, window)
         writer.join()
         result, closing = finish_and_collect(bench, task, fleet)
-        health = service_health(service)
-    return {"kind": "tail", "service": name, "viewers": viewers, "rate": rate, "seconds": seconds,
-            "window": window, "connected": connected, "latency_ms": percentiles(result.pop("latencies_us")),
-            "lines_written": writer.written, "writer_late_s": round(writer.late, 3), "requests": requests,
-            "cpu": usage, "rss_mb": round(rss, 1), "listeners": listeners, "exact": exact_clients(result, bench.cluster.log_text(task)),
-            "clients": result["clients"], "close_codes": result["close_codes"], "problems": result["problems"],
-            "frames": result["frames"], "complete_after_s": closing, "health": health}
+        checked = outcome(bench, task, result, service)
+    return {"kind": "tail", "service": name, "viewers": viewers, "rate": rate, "seconds": seconds, "window": window,
+            "connected": connected, "lines_written": writer.written, "writer_late_s": round(writer.late, 3),
+            "complete_after_s": closing, **observed, **checked}
 
 
 # --- 3: WAL per log byte ---
@@ -167,86 +168,44 @@ def wal_run(bench: Bench, name: str, size: int, seconds: float) -> dict:
     with bench.service(name) as service, tail_clients(bench, service, task.task_id, 1, latency=False) as (fleet, _):
         bench.sql("VACUUM ANALYZE", autocommit=True)    # so that autovacuum has nothing left to do meanwhile
         meter = WalMeter(bench.database_url).start()
-        writer = SteadyWriter(bench.cluster.kube, [task.pod("a")], WAL_PIECES_PER_SECOND, pieces,
-                              hex_lines(HEX_LINE_CHARS, lines))
-        writer.run()
+        SteadyWriter(bench.cluster.kube, [task.pod("a")], WAL_PIECES_PER_SECOND, pieces,
+                     hex_lines(HEX_LINE_CHARS, lines)).run()
         result, closing = finish_and_collect(bench, task, fleet)
         wal = meter.stop()
-        health = service_health(service)
+        checked = outcome(bench, task, result, service)
     log_bytes = bench.cluster.log_bytes(task)
     measured = wal["database_bytes"] if wal["database_bytes"] is not None else wal["server_bytes"]
     return {"kind": "wal", "service": name, "size": size, "log_bytes": log_bytes, "seconds": seconds, "wal": wal,
             "wal_per_log_byte": round(measured / log_bytes, 2),
             "server_wal_per_log_byte": round(wal["server_bytes"] / log_bytes, 2),
-            "stored_exact": stored_exact(bench, name, task), "exact": exact_clients(result, bench.cluster.log_text(task)),
-            "clients": result["clients"], "complete_after_s": closing, "health": health}
+            "stored_exact": stored_exact(bench, name, task), "complete_after_s": closing, **checked}
 
 
 def stored_exact(bench: Bench, name: str, task) -> bool:
     """The database holds the pod's whole log (tasklogs: compacted into task_logs.logs by the final save)."""
     table = "task_logs" if name == "tasklogs" else "baseline_task_logs"
-    stored = bench.sql(f"SELECT logs FROM {table} WHERE task_id = '{task.task_id}' AND pod_name = '{task.pod('a')}'")
-    return stored == bench.cluster.log_text(task)[task.pod("a")]
+    stored = bench.sql(f"SELECT logs FROM {table} WHERE task_id = '{task.task_id}' "
+                       f"AND pod_name = '{task.pod('a')}'")
+    return stored == bench.cluster.log_text(task)[f"{task.pod('a')}/{CONTAINER}"]
 
 
 # --- 4: memory and CPU of one worker ---
 
 def resources_run(bench: Bench, name: str, viewers: int, rate: float, window: float) -> dict:
     """RSS of the worker before any client and while `viewers` tail one task; its CPU over `window` seconds
-    of `rate` lines per second."""
+    of `rate` lines per second (and a py-spy profile of that window with --profile)."""
     task = bench.cluster.new_task(("a", "b"))
-    kube = bench.cluster.kube
     with bench.service(name) as service:
         idle = procstat.rss_mb(service.worker_pid)
         with tail_clients(bench, service, task.task_id, viewers) as (fleet, connected):
-            writer = SteadyWriter(kube, list(task.pods.values()), rate, int(rate * (WARM_UP + window)), timed_line)
+            writer = SteadyWriter(bench.cluster.kube, list(task.pods.values()), rate, int(rate * (WARM_UP + window)),
+                                  timed_line)
             writer.start()
             time.sleep(WARM_UP)
-            cpu = cpu_window(bench, service, fleet).start()
-            profile = start_profile(bench, service, name, viewers, window)
-            time.sleep(window)
-            usage, rss, listeners = cpu.stop(), procstat.rss_mb(service.worker_pid), bench.listeners()
-            profile_summary = finish_profile(profile)
+            observed = observe(bench, service, fleet, window, profile=f"{name}-{viewers}-viewers")
             writer.join()
             result, _ = finish_and_collect(bench, task, fleet)
-            health = service_health(service)
+            checked = outcome(bench, task, result, service)
     return {"kind": "resources", "service": name, "viewers": viewers, "rate": rate, "window": window,
-            "connected": connected, "rss_idle_mb": round(idle, 1), "rss_mb": round(rss, 1),
-            "rss_per_viewer_kb": round((rss - idle) * 1024 / viewers, 1), "cpu": usage, "listeners": listeners,
-            "latency_ms": percentiles(result.pop("latencies_us")), "exact": exact_clients(result, bench.cluster.log_text(task)),
-            "clients": result["clients"], "profile": profile_summary, "health": health}
-
-
-# --- optional: where the worker's CPU goes (py-spy) ---
-
-def start_profile(bench: Bench, service: Service, name: str, viewers: int, seconds: float):
-    """py-spy sampling the worker for `seconds` (only with --profile, and if py-spy is installed)."""
-    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
-    if not bench.profile_dir or not os.path.exists(spy):
-        return None
-    path = os.path.join(bench.profile_dir, f"profile-{name}-{viewers}-viewers.txt")
-    command = [spy, "record", "--pid", str(service.worker_pid), "--duration", str(int(seconds)), "--rate", "200",
-               "--format", "raw", "--output", path, "--nonblocking"]
-    return path, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def finish_profile(profile) -> dict | None:
-    """The hottest functions by own samples and by inclusive samples, from py-spy's collapsed stacks."""
-    if profile is None:
-        return None
-    path, process = profile
-    process.wait(timeout=60)
-    if not os.path.exists(path):
-        return {"error": "py-spy wrote nothing (is ptrace allowed?)"}
-    own, inclusive, total = {}, {}, 0
-    with open(path) as stacks:
-        for line in stacks:
-            stack, _, count = line.rpartition(" ")
-            frames, count = stack.split(";"), int(count)
-            total += count
-            own[frames[-1]] = own.get(frames[-1], 0) + count
-            for frame in set(frames):
-                inclusive[frame] = inclusive.get(frame, 0) + count
-    top = lambda table: [(frame, round(100 * n / total, 1)) for frame, n in  # noqa: E731
-                         sorted(table.items(), key=lambda item: -item[1])[:15]]
-    return {"file": path, "samples": total, "own_pct": top(own), "inclusive_pct": top(inclusive)}
+            "connected": connected, "rss_idle_mb": round(idle, 1),
+            "rss_per_viewer_kb": round((observed["rss_mb"] - idle) * 1024 / viewers, 1), **observed, **checked}

@@ -4,15 +4,21 @@ NOT_RUN = "not run"
 
 
 def _runs(runs: list[dict], kind: str, service: str) -> list[dict]:
+    """The runs of one kind (tail, wal, resources) of one service."""
     return [run for run in runs if run["kind"] == kind and run["service"] == service]
 
 
 def _one(runs, kind, service, **match):
+    """The first such run whose fields equal `match`, or None."""
     return next((run for run in _runs(runs, kind, service) if all(run.get(k) == v for k, v in match.items())), None)
 
 
 def _size(size: int) -> str:
     return f"{size / (1 << 20):.0f} MB" if size >= 1 << 20 else f"{size / 1024:.0f} KB"
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.2f}"
 
 
 def _verdict(met: bool | None) -> str:
@@ -21,43 +27,57 @@ def _verdict(met: bool | None) -> str:
 
 # --- rows: (measurement, tasklogs cell, baseline cell, goal for tasklogs) ---
 
+LATENCY_GOALS_MS = {1: 50, 1000: 250}   # tasklogs' p99 goal by number of viewers
+
+
+def _latency_cell(run: dict | None) -> str:
+    latency = run["latency_ms"] if run else {}
+    if not latency.get("count"):
+        return NOT_RUN
+    return f"{latency['p50']:.0f} / {latency['p99']:.0f} / {latency['max']:.0f}"
+
+
 def latency_rows(runs: list[dict]) -> list[tuple]:
-    goals = {1: 50, 1000: 250}
-    viewers = sorted({run["viewers"] for run in runs if run["kind"] == "tail"})
     rows = []
-    for count in viewers:
-        cells = []
-        for service in SERVICES:
-            run = _one(runs, "tail", service, viewers=count)
-            latency = run and run["latency_ms"]
-            cells.append(f"{latency['p50']:.0f} / {latency['p99']:.0f} / {latency['max']:.0f}"
-                         if latency and latency.get("count") else NOT_RUN)
-        tasklogs = _one(runs, "tail", "tasklogs", viewers=count)
-        goal = goals.get(count)
-        met = None if goal is None or tasklogs is None or not tasklogs["latency_ms"].get("count") \
-            else tasklogs["latency_ms"]["p99"] < goal
-        rows.append((f"line latency p50 / p99 / max (ms), {count} viewer{'s' * (count > 1)}", *cells,
+    for count in sorted({run["viewers"] for run in runs if run["kind"] == "tail"}):
+        tasklogs, baseline = (_one(runs, "tail", service, viewers=count) for service in SERVICES)
+        goal = LATENCY_GOALS_MS.get(count)
+        met = None if goal is None or _latency_cell(tasklogs) == NOT_RUN else tasklogs["latency_ms"]["p99"] < goal
+        rows.append((f"line latency p50 / p99 / max (ms), {count} viewer{'s' * (count > 1)}",
+                     _latency_cell(tasklogs), _latency_cell(baseline),
                      f"p99 < {goal} ms{_verdict(met)}" if goal else ""))
     return rows
 
 
+def _per_viewers(runs: list[dict], service: str, value) -> str:
+    """`v1 / v2 / v3  (1 / 100 / 1000 viewers)`: `value(run)` over the service's tail runs."""
+    tails = sorted(_runs(runs, "tail", service), key=lambda run: run["viewers"])
+    if not tails:
+        return NOT_RUN
+    return " / ".join(str(value(run)) for run in tails) + f"  ({' / '.join(str(r['viewers']) for r in tails)} viewers)"
+
+
+def _flat(runs: list[dict], value) -> bool | None:
+    """Whether tasklogs' `value(run)` stays flat (within 2x + 2) over its tail runs."""
+    values = [value(run) for run in _runs(runs, "tail", "tasklogs")]
+    return None if len(values) < 2 else max(values) <= max(2, 2 * min(values) + 2)
+
+
 def request_rows(runs: list[dict]) -> list[tuple]:
+    window = next((run["window"] for run in runs if run["kind"] == "tail"), 0)
     rows = []
     for key, label in (("pods_log", "pods/log requests"), ("workflows", "workflow reads"),
-                       ("pods", "pod lists and gets"), ("open_log_streams", "open pods/log follow streams")):
-        cells, flat = [], None
-        for service in SERVICES:
-            tails = sorted(_runs(runs, "tail", service), key=lambda run: run["viewers"])
-            values = [run["requests"][key] for run in tails]
-            cells.append(" / ".join(map(str, values)) + f"  ({' / '.join(str(r['viewers']) for r in tails)} viewers)"
-                         if tails else NOT_RUN)
-            if service == "tasklogs" and len(values) > 1:
-                flat = max(values) <= max(2, 2 * min(values) + 2)
-        window = next((run["window"] for run in runs if run["kind"] == "tail"), 0)
-        if key == "open_log_streams":
-            rows.append((f"{label} (end of window)", *cells, "one per container"))
-        else:
-            rows.append((f"{label} in {window:g} s", *cells, f"flat in viewers{_verdict(flat)}"))
+                       ("pods", "pod lists and gets")):
+        def count(run, key=key):
+            return run["requests"][key]
+        rows.append((f"{label} in {window:g} s", *(_per_viewers(runs, service, count) for service in SERVICES),
+                     f"flat in viewers{_verdict(_flat(runs, count))}"))
+    rows.append(("open pods/log follow streams (end of window)",
+                 *(_per_viewers(runs, service, lambda run: run["requests"]["open_log_streams"])
+                   for service in SERVICES), "one per container"))
+    rows.append((f"WAL written in {window:g} s (MB, server-wide)",
+                 *(_per_viewers(runs, service, lambda run: _mb(run["server_wal_bytes"])) for service in SERVICES),
+                 ""))
     return rows
 
 
@@ -99,7 +119,8 @@ def resource_rows(runs: list[dict]) -> list[tuple]:
         cells["per"].append(f"{run['rss_per_viewer_kb']:.0f}{suffix}")
         cells["cpu"].append(f"{run['cpu']['worker']:.0f}{suffix}")
         latency = run["latency_ms"]
-        cells["latency"].append(f"{latency['p50']:.0f} / {latency['p99']:.0f}{suffix}" if latency.get("count") else "-")
+        cells["latency"].append(f"{latency['p50']:.0f} / {latency['p99']:.0f}{suffix}"
+                                if latency.get("count") else "-")
     rate = next((run["rate"] for run in runs if run["kind"] == "resources"), 0)
     return [("worker RSS (MB), idle -> tailing", *cells["rss"], ""),
             ("worker RSS per viewer (KB)", *cells["per"], ""),
@@ -122,29 +143,38 @@ def main_rows(runs: list[dict]) -> list[tuple]:
 # --- the per-run details: who used the 2 cores ---
 
 DETAIL_HEADER = ("run", "service", "viewers", "connect s", "worker", "clients", "fake k8s", "postgres", "other",
-                 "machine", "LISTEN conns", "warnings")
+                 "machine", "LISTEN conns", "GC pauses", "warnings")
+CPU_COLUMNS = ("worker", "clients", "fake_k8s", "postgres", "other", "machine")
+
+
+def _run_label(run: dict) -> str:
+    if run["kind"] == "wal":
+        return f"wal {_size(run['log_bytes'])}"
+    return f"{run['kind']} {run['rate']:g} lines/s"
+
+
+def _gc_cell(run: dict) -> str:
+    """`full collections / longest pause ms` with --gc-probe, else "-"."""
+    gc = run.get("gc")
+    return f"{gc['full_collections']} full, max {gc['longest_ms']:.0f} ms" if gc else "-"
 
 
 def detail_rows(runs: list[dict]) -> list[tuple]:
     rows = []
     for run in runs:
-        cpu = run.get("cpu") or {}
-        health = run["health"]
+        cpu, health, connected = run.get("cpu") or {}, run["health"], run.get("connected")
         warnings = str(health["warnings"]) + ("" if health["worker_survived"] else "  WORKER REPLACED")
-        label = {"tail": f"tail {run.get('rate', 0):g} lines/s", "resources": f"resources {run.get('rate', 0):g} lines/s",
-                 "wal": f"wal {_size(run.get('log_bytes', 0))}"}[run["kind"]]
-        connected = run.get("connected")
-        rows.append((label, run["service"], str(run.get("viewers", 1)),
+        rows.append((_run_label(run), run["service"], str(run.get("viewers", 1)),
                      f"{connected['seconds']:.1f}" if connected else "-",
-                     *(f"{cpu[key]:.0f}%" if key in cpu else "-" for key in ("worker", "clients", "fake_k8s",
-                                                                              "postgres", "other", "machine")),
-                     str(run.get("listeners", "-")), warnings))
+                     *(f"{cpu[key]:.0f}%" if key in cpu else "-" for key in CPU_COLUMNS),
+                     str(run.get("listeners", "-")), _gc_cell(run), warnings))
     return rows
 
 
 def table(header: tuple, rows: list[tuple]) -> str:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    line = lambda row: "| " + " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) + " |"  # noqa: E731
+    def line(row):
+        return "| " + " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) + " |"
     return "\n".join([line(header), "|" + "|".join("-" * (width + 2) for width in widths) + "|",
                       *map(line, rows)])
 
@@ -153,8 +183,7 @@ def notes(runs: list[dict], context: dict) -> list[str]:
     """What the reader must know to read the table right, including how loaded the machine was."""
     lines = ["latency = receive time at the client - write time into the fake pod log, over every line and client; "
              "the baseline polls every 2 s.",
-             "baseline viewers each poll alone (no sharing): its 1000-viewer runs are off by default "
-             "(--baseline-viewers 1,100,1000).",
+             "each baseline viewer polls on its own (nothing shared): with 1000 it falls seconds behind.",
              "WAL: random hex lines (pglz cannot compress them), CHECKPOINT first, final save included; "
              "the bench database's own WAL (pg_waldump), server-wide in brackets."]
     other = max((run["cpu"]["other"] for run in runs if run.get("cpu")), default=0)

@@ -242,7 +242,8 @@ class Decoder:
 
 
 def client_report(connection: Connection, decode: Decoder, latency: bool) -> dict:
-    """What one client got: per pod the digest of its rebuilt log, the frame kinds, and its line latencies."""
+    """What one client got: per `pod/container` the digest of its rebuilt log, the frame kinds, and its line
+    latencies."""
     pieces: dict[str, list[str]] = {}
     lengths: dict[str, int] = {}
     partial: dict[str, str] = {}
@@ -253,7 +254,7 @@ def client_report(connection: Connection, decode: Decoder, latency: bool) -> dic
         kinds[kind] = kinds.get(kind, 0) + 1
         entries = frame["logs"] if kind == "snapshot" else [frame] if kind == "append" else []
         for entry in entries:
-            pod, text = entry["pod"], entry["logs"] if kind == "snapshot" else entry["data"]
+            pod, text = f"{entry['pod']}/{entry['container']}", entry["logs"] if kind == "snapshot" else entry["data"]
             if entry["offset"] != lengths.get(pod, 0):
                 problems.append(f"{pod}: offset {entry['offset']} != {lengths.get(pod, 0)}")
             pieces.setdefault(pod, []).append(text)

@@ -28,10 +28,11 @@ def create_app(config: dict | None = None, kube=None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS)
     sock.init_app(app)
 
-    from . import errors, health, logs, service
+    from . import cli, errors, health, logs, service
     errors.register_error_handlers(app)
     app.register_blueprint(logs.bp)
     app.register_blueprint(health.bp)
+    cli.register(app)
     service.init_app(app, kube)
 
     if app.config["TASKLOGS_AUTO_MIGRATE"]:
@@ -52,5 +53,9 @@ def _configure_database(app: Flask) -> None:
             "pool_timeout": app.config["TASKLOGS_DB_POOL_TIMEOUT"],
             "pool_pre_ping": True,
             "connect_args": {"connect_timeout": max(1, int(app.config["TASKLOGS_DB_POOL_TIMEOUT"])),
-                             "application_name": "tasklogs"},
+                             "application_name": "tasklogs",
+                             # a database that vanished without closing the connection (a partition) is
+                             # noticed in seconds, not after the kernel's 15 minutes of retransmissions
+                             "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                             "keepalives_count": 3, "tcp_user_timeout": 15000},
         })

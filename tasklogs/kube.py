@@ -122,18 +122,37 @@ class Kube:
                 ARGO_GROUP, ARGO_VERSION, self.namespace, WORKFLOWS, _request_timeout=self._timeout)
         return listing.get("items", []), listing.get("metadata", {}).get("resourceVersion", "")
 
-    def watch_workflows(self, resource_version: str, *, name: str | None = None, timeout_seconds: int = 300):
-        """Yield (event type, workflow) after `resource_version` until the server ends the watch.
+    def watch_workflows(self, resource_version: str, *, timeout_seconds: int = 300):
+        """Yield (event type, workflow, resourceVersion) after `resource_version` until the server ends the
+        watch; BOOKMARK events only move the resourceVersion on.
 
         Raises WatchExpired when the server no longer has that resourceVersion (410 Gone)."""
-        query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
-                 ("timeoutSeconds", str(timeout_seconds))]
-        if name:
-            query.append(("fieldSelector", f"metadata.name={name}"))
         path = f"/apis/{ARGO_GROUP}/{ARGO_VERSION}/namespaces/{{namespace}}/{WORKFLOWS}"
+        for kind, workflow in self._watch(path, "workflows.argoproj.io", resource_version, [], timeout_seconds):
+            yield kind, workflow, _version_of(workflow)
+
+    def list_workflow_pods(self) -> tuple[list[dict], str]:
+        """Every pod of any workflow in the namespace (as `pod_summary` dicts) and the list's resourceVersion."""
+        with self._translated("list", "pods"):
+            listing = json.loads(self._core.list_namespaced_pod(
+                self.namespace, label_selector=argo.LABEL_WORKFLOW, _request_timeout=self._timeout,
+                _preload_content=False).data)
+        return ([pod_summary(pod) for pod in listing.get("items", [])],
+                listing.get("metadata", {}).get("resourceVersion", ""))
+
+    def watch_workflow_pods(self, resource_version: str, *, timeout_seconds: int = 300):
+        """Yield (event type, pod summary, resourceVersion) for the pods of every workflow after `resource_version`."""
+        events = self._watch("/api/v1/namespaces/{namespace}/pods", "pods", resource_version,
+                             [("labelSelector", argo.LABEL_WORKFLOW)], timeout_seconds)
+        for kind, pod in events:
+            yield kind, pod_summary(pod), _version_of(pod)
+
+    def _watch(self, path: str, resource: str, resource_version: str, selectors: list, timeout_seconds: int):
+        query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(timeout_seconds)), *selectors]
         response = self._open(path, {"namespace": self.namespace}, query, "application/json",
-                              (self._timeout[0], timeout_seconds + self._timeout[1]), "watch", "workflows.argoproj.io")
-        with LogStream(response, f"watch of workflows in {self.namespace}") as stream:
+                              (self._timeout[0], timeout_seconds + self._timeout[1]), "watch", resource)
+        with LogStream(response, f"watch of {resource} in {self.namespace}") as stream:
             yield from _watch_events(stream)
 
     def list_pods(self, workflow: str) -> list[dict]:
@@ -245,6 +264,10 @@ def _watch_events(stream: LogStream):
                     raise WatchExpired(obj.get("message", "resource version too old"))
                 raise ClusterUnavailable(f"watch error: {obj.get('message', obj)}")
             yield event.get("type"), obj
+
+
+def _version_of(obj: dict) -> str:
+    return obj.get("metadata", {}).get("resourceVersion", "")
 
 
 def pod_summary(pod: dict) -> dict:

@@ -13,7 +13,7 @@ from .extensions import sock
 bp = Blueprint("logs", __name__)
 log = logging.getLogger(__name__)
 
-REST_PARAMETERS = {"format", "pod"}
+REST_PARAMETERS = {"format", "pod", "container"}
 WS_PARAMETERS = {"cursor", "access_token"}
 
 
@@ -37,9 +37,8 @@ def task_logs(task_id: str):
     if output not in ("json", "text"):
         raise InvalidRequest("format must be 'json' or 'text'")
     view = service.get_task_logs(task_id)
-    pod = request.args.get("pod")
-    if pod is not None:
-        view = service.only_pod(view, pod)
+    if "pod" in request.args or "container" in request.args:
+        view = service.narrowed(view, request.args.get("pod"), request.args.get("container"))
     if output == "text":
         response = Response(stream_with_context(_text_body(view)), mimetype="text/plain")
         response.headers["Content-Disposition"] = f'attachment; filename="{view.task_id}.log"'

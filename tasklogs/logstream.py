@@ -29,6 +29,17 @@ class Position:
     partial: int = 0
     restarts: int = 0
 
+    def encode(self) -> str:
+        """`since|seen|partial|restarts`, for a text column."""
+        return f"{self.since}|{self.seen}|{self.partial}|{self.restarts}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> "Position":
+        if not text:
+            return cls()
+        since, seen, partial, restarts = text.split("|")
+        return cls(since, int(seen), int(partial), int(restarts))
+
     @property
     def since_time(self) -> str | None:
         """`sinceTime` for re-opening the stream: the line's second (the apiserver truncates anyway)."""

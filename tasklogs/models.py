@@ -34,6 +34,7 @@ class TaskLog(db.Model):
     container = db.Column(String(63), nullable=False, default="main")
     phase = db.Column(String(32), nullable=False, default="")
     logs = db.Column(Text, nullable=False, default="")
+    resume = db.Column(String(80), nullable=True)  # the capture's Position after `logs`, kept by the final save
     created_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
 

@@ -4,6 +4,7 @@ to its caller.
 A pod's log is `task_logs.logs` (the compacted text) followed by its `log_chunks` in offset order.
 Offsets count characters from the start of the pod's log, so a cursor stays valid across compaction.
 """
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, func, literal, select, text, update
@@ -45,12 +46,19 @@ def get_task(session, task_id: str) -> StoredTask | None:
     return StoredTask(task_id, row.phase, row.complete) if row else None
 
 
+def complete_tasks(session, task_ids) -> set[str]:
+    """Which of these tasks have had their final save."""
+    return set(session.execute(select(tasks.c.task_id).where(tasks.c.task_id.in_(list(task_ids)),
+                                                              tasks.c.complete)).scalars())
+
+
 def save_task(session, task_id: str, phase: str, complete: bool = False) -> None:
     """Create or update the task's row (phase, and whether its final save has run)."""
     statement = _insert(session, tasks).values(task_id=task_id, phase=phase, complete=complete,
                                                        created_at=utcnow(), updated_at=utcnow())
-    session.execute(statement.on_conflict_do_update(
-        index_elements=["task_id"], set_={"phase": phase, "complete": complete, "updated_at": utcnow()}))
+    session.execute(statement.on_conflict_do_update(  # once complete, a task stays complete
+        index_elements=["task_id"],
+        set_={"phase": phase, "complete": tasks.c.complete | statement.excluded.complete, "updated_at": utcnow()}))
 
 
 def save_logs_to_database(task_id: str, logs: list[dict], session) -> dict[tuple[str, str, str], int]:
@@ -66,7 +74,7 @@ def save_logs_to_database(task_id: str, logs: list[dict], session) -> dict[tuple
                   "created_at": utcnow(), "updated_at": utcnow()}
         changes = {"phase": values["phase"], "updated_at": values["updated_at"]}
         if entry.get("logs") is not None:
-            changes["logs"] = values["logs"]
+            changes["logs"], changes["resume"] = values["logs"], None
         statement = _insert(session, task_logs).values(**values).on_conflict_do_update(
             index_elements=["task_id", "node_id", "pod_name", "container"], set_=changes).returning(task_logs.c.id)
         log_id = session.execute(statement).scalar_one()
@@ -86,11 +94,12 @@ def get_stored_logs(session, task_id: str) -> list[StoredLog]:
                   .subquery())
     rows = session.execute(
         select(task_logs.c.id, task_logs.c.node_id, task_logs.c.pod_name, task_logs.c.container, task_logs.c.phase,
-               func.length(task_logs.c.logs).label("compacted"), last_chunk.c.end_offset, last_chunk.c.since,
+               task_logs.c.resume, func.length(task_logs.c.logs).label("compacted"), last_chunk.c.end_offset, last_chunk.c.since,
                last_chunk.c.seen, last_chunk.c.partial, last_chunk.c.restarts)
         .outerjoin(last_chunk, last_chunk.c.log_id == task_logs.c.id)
         .where(task_logs.c.task_id == task_id).order_by(task_logs.c.created_at, task_logs.c.id))
-    return [StoredLog(row.id, row.node_id, row.pod_name, row.container, row.phase, row.compacted, Position())
+    return [StoredLog(row.id, row.node_id, row.pod_name, row.container, row.phase, row.compacted,
+                      Position.decode(row.resume))
             if row.end_offset is None else
             StoredLog(row.id, row.node_id, row.pod_name, row.container, row.phase, row.end_offset,
                       Position(row.since, row.seen, row.partial, row.restarts))
@@ -101,17 +110,21 @@ def append_chunk(session, log_id: int, start: int, data: str, position: Position
     """Append `data`, which begins at character `start` of the pod's log, if the stored log ends inside it.
 
     Whatever the store already holds is not written again, so several writers of the same capture never
-    duplicate text; a concurrent writer at the same offset loses on the unique (log_id, start_offset).
-    Returns where the stored log ends afterwards."""
+    duplicate text. Returns where the stored log ends afterwards."""
+    lock_logs(session, [log_id])
     end = stored_length(session, log_id)
     if end < start or end >= start + len(data):
         return end
-    statement = _insert(session, log_chunks).values(
-        log_id=log_id, start_offset=end, end_offset=start + len(data), data=data[end - start:],
-        since=position.since, seen=position.seen, partial=position.partial, restarts=position.restarts,
-        created_at=utcnow()).on_conflict_do_nothing(index_elements=["log_id", "start_offset"])
-    written = session.execute(statement).rowcount
+    written = append_chunks(session, [ChunkRow(log_id, end, data[end - start:], position)], locked=True)
     return start + len(data) if written else stored_length(session, log_id)
+
+
+def lock_logs(session, log_ids) -> None:
+    """Share-lock the logs' rows for this transaction: it waits for a final save folding them (which takes
+    FOR UPDATE), so an append always sees where the stored log really ends."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(task_logs.c.id).where(task_logs.c.id.in_(sorted(set(log_ids)))).with_for_update(
+            read=True))
 
 
 def stored_length(session, log_id: int) -> int:
@@ -181,22 +194,29 @@ def save_phases(session, phases: dict[int, str]) -> None:
 
 
 def compact_logs(session, task_id: str) -> None:
-    """The final save: fold each pod's journal into `task_logs.logs` and empty the journal."""
+    """The final save: fold each pod's journal into `task_logs.logs`, keep where the capture stood in
+    `resume`, and empty the journal. On PostgreSQL the text never leaves the server."""
     log_ids = select(task_logs.c.id).where(task_logs.c.task_id == task_id)
+    journaled = select(log_chunks.c.log_id).where(log_chunks.c.log_id.in_(log_ids))
     if session.get_bind().dialect.name == "postgresql":
-        # FOR UPDATE conflicts with the FOR KEY SHARE that inserting a chunk takes on its row: no chunk
-        # can slip in between folding the journal and deleting it.
+        # FOR UPDATE conflicts with the share lock every append takes first (lock_logs): no chunk can
+        # slip in between folding the journal and deleting it.
         session.execute(log_ids.with_for_update())
+        mine = log_chunks.c.log_id == task_logs.c.id
         journal = (select(func.string_agg(log_chunks.c.data, aggregate_order_by(literal(""), log_chunks.c.start_offset)))
-                   .where(log_chunks.c.log_id == task_logs.c.id).scalar_subquery())
-        session.execute(update(task_logs).where(task_logs.c.id.in_(select(log_chunks.c.log_id).where(
-            log_chunks.c.log_id.in_(log_ids)))).values(logs=task_logs.c.logs + journal, updated_at=utcnow()))
+                   .where(mine).scalar_subquery())
+        last = (select(func.concat_ws("|", log_chunks.c.since, log_chunks.c.seen, log_chunks.c.partial,
+                                      log_chunks.c.restarts))
+                .where(mine).order_by(log_chunks.c.start_offset.desc()).limit(1).scalar_subquery())
+        session.execute(update(task_logs).where(task_logs.c.id.in_(journaled))
+                        .values(logs=task_logs.c.logs + journal, resume=last, updated_at=utcnow()))
     else:
-        for (log_id,) in session.execute(select(log_chunks.c.log_id).where(log_chunks.c.log_id.in_(log_ids)).distinct()):
-            journal = "".join(session.execute(select(log_chunks.c.data).where(log_chunks.c.log_id == log_id)
-                                              .order_by(log_chunks.c.start_offset)).scalars())
-            session.execute(update(task_logs).where(task_logs.c.id == log_id)
-                            .values(logs=task_logs.c.logs + journal, updated_at=utcnow()))
+        for log_id in set(session.execute(journaled).scalars()):
+            rows = session.execute(select(log_chunks).where(log_chunks.c.log_id == log_id)
+                                   .order_by(log_chunks.c.start_offset)).all()
+            resume = Position(rows[-1].since, rows[-1].seen, rows[-1].partial, rows[-1].restarts).encode()
+            session.execute(update(task_logs).where(task_logs.c.id == log_id).values(
+                logs=task_logs.c.logs + "".join(row.data for row in rows), resume=resume, updated_at=utcnow()))
     session.execute(delete(log_chunks).where(log_chunks.c.log_id.in_(log_ids)))
 
 
@@ -208,20 +228,42 @@ class ChunkRow:
     position: Position
 
 
-def append_chunks(session, rows: list[ChunkRow]) -> set[tuple[int, int]]:
-    """Insert several journal rows in one statement; return (log_id, start) of those written.
-
-    A row whose start is taken already (another writer got there first) is skipped, not an error."""
+def append_chunks(session, rows: list["ChunkRow"], locked: bool = False) -> set[tuple[int, int]]:
+    """Append journal rows, each only if it starts exactly where its log's stored text ends (compare and
+    append); return (log_id, start) of those written. Rows that lost to another writer are skipped."""
     if not rows:
         return set()
-    values = [{"log_id": row.log_id, "start_offset": row.start, "end_offset": row.start + len(row.data),
-               "data": row.data, "since": row.position.since, "seen": row.position.seen,
-               "partial": row.position.partial, "restarts": row.position.restarts, "created_at": utcnow()}
-              for row in rows]
-    statement = (_insert(session, log_chunks).values(values)
-                 .on_conflict_do_nothing(index_elements=["log_id", "start_offset"])
-                 .returning(log_chunks.c.log_id, log_chunks.c.start_offset))
+    if not locked:
+        lock_logs(session, [row.log_id for row in rows])
+    if session.get_bind().dialect.name != "postgresql":
+        rows = [row for row in rows if stored_length(session, row.log_id) == row.start]
+        for row in rows:
+            session.execute(log_chunks.insert().values(**_chunk_values(row)))
+        return {(row.log_id, row.start) for row in rows}
+    values = [_chunk_values(row) for row in rows]
+    statement = text(_APPEND_AT_END).bindparams(rows=json.dumps(values, default=str, ensure_ascii=False))
     return {(row.log_id, row.start_offset) for row in session.execute(statement)}
+
+
+def _chunk_values(row: "ChunkRow") -> dict:
+    return {"log_id": row.log_id, "start_offset": row.start, "end_offset": row.start + len(row.data),
+            "data": row.data, "since": row.position.since, "seen": row.position.seen,
+            "partial": row.position.partial, "restarts": row.position.restarts, "created_at": utcnow()}
+
+
+# One statement for a whole flush: rows arrive as a JSON array; each is inserted only where its log's
+# stored end (its last chunk's end, or the compacted text's length when it has no chunk) is its start.
+_APPEND_AT_END = """
+INSERT INTO log_chunks (log_id, start_offset, end_offset, data, since, seen, partial, restarts, created_at)
+SELECT r.log_id, r.start_offset, r.end_offset, r.data, r.since, r.seen, r.partial, r.restarts, r.created_at
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(log_id integer, start_offset bigint, end_offset bigint,
+     data text, since varchar, seen integer, partial bigint, restarts integer, created_at timestamptz)
+WHERE r.start_offset = COALESCE(
+    (SELECT c.end_offset FROM log_chunks c WHERE c.log_id = r.log_id ORDER BY c.start_offset DESC LIMIT 1),
+    (SELECT length(t.logs) FROM task_logs t WHERE t.id = r.log_id))
+ON CONFLICT (log_id, start_offset) DO NOTHING
+RETURNING log_id, start_offset
+"""
 
 
 def stored_lengths(session, log_ids) -> dict[int, int]:
@@ -272,6 +314,31 @@ def prepare_lease_session(dbapi_connection, name: str) -> None:
                        "WHERE application_name = %s AND pid <> pg_backend_pid()", (name,))
 
 
+def try_task_lock(session, key: int) -> bool:
+    """Take the task's advisory lock for this transaction only; False while a capture holds it."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.execute(select(func.pg_try_advisory_xact_lock(key))).scalar())
+
+
 def ping(dbapi_connection) -> None:
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SELECT 1")
+
+
+def tasks_older_than(session, cutoff, limit: int | None) -> list[str]:
+    """Task ids whose newest row (task or any of its logs) is older than `cutoff`."""
+    newest = (select(task_logs.c.task_id.label("task_id"), func.max(task_logs.c.updated_at).label("updated_at"))
+              .group_by(task_logs.c.task_id)
+              .union_all(select(tasks.c.task_id, tasks.c.updated_at)).subquery())
+    query = (select(newest.c.task_id).group_by(newest.c.task_id)
+             .having(func.max(newest.c.updated_at) < cutoff).order_by(newest.c.task_id))
+    return list(session.execute(query.limit(limit) if limit else query).scalars())
+
+
+def delete_tasks(session, task_ids: list[str]) -> None:
+    """Remove these tasks' rows, their logs and journals."""
+    log_ids = select(task_logs.c.id).where(task_logs.c.task_id.in_(task_ids))
+    session.execute(delete(log_chunks).where(log_chunks.c.log_id.in_(log_ids)))
+    session.execute(delete(task_logs).where(task_logs.c.task_id.in_(task_ids)))
+    session.execute(delete(tasks).where(tasks.c.task_id.in_(task_ids)))

@@ -97,6 +97,8 @@ def get_task_logs(task_id: str) -> TaskView:
             stored = repository.get_task(db.session, task_id)
         if stored and stored.complete:
             return database_view(task_id, stored.phase, "database", True)
+        if stored and capture_running(task_id):
+            return database_view(task_id, stored.phase, "database", False)  # its capturer keeps it current
         return _refreshed_view(task_id, stored)
     except StoreUnavailable as error:
         log.warning("database unavailable, serving task %s from Kubernetes only: %s", task_id, error.message)
@@ -105,7 +107,7 @@ def get_task_logs(task_id: str) -> TaskView:
 
 def _refreshed_view(task_id: str, stored) -> TaskView:
     try:
-        task = refresh_task(task_id)
+        task, complete = refresh_task(task_id)
     except TaskNotFound:
         if stored is None:
             raise
@@ -117,11 +119,22 @@ def _refreshed_view(task_id: str, stored) -> TaskView:
         view = database_view(task_id, stored.phase, "database", False)
         view.degraded = "kubernetes"
         return view
-    return database_view(task_id, task.phase, "kubernetes", task.settled)
+    return database_view(task_id, task.phase, "kubernetes", complete)
 
 
-def refresh_task(task_id: str) -> ClusterTask:
-    """Append what the task's containers logged since the last save; run the final save once it ended."""
+def capture_running(task_id: str) -> bool:
+    """Whether a live capture (a tail's or the collector's, in any process) holds the task right now."""
+    from .engine.leases import lease_key
+    engine_ = current_app.extensions.get("tasklogs.engine")
+    if engine_ is not None and engine_.leads(task_id):
+        return True
+    with store_errors():
+        return not repository.try_task_lock(db.session, lease_key(task_id))
+
+
+def refresh_task(task_id: str) -> tuple[ClusterTask, bool]:
+    """Append what the task's containers logged since the last save; run the final save once it ended
+    (unless a live capture holds the task: that capture runs the final save, with everything it took)."""
     kube, session = cluster(), db.session
     task = read_task(kube, task_id, containers(current_app.config))
     with store_errors():
@@ -135,11 +148,13 @@ def refresh_task(task_id: str) -> ClusterTask:
             capture.store_container(kube, session, stored[ids[(stream.node_id, stream.pod_name, stream.container)]],
                                     stream, task.container_status(stream))
             session.commit()
-        if task.settled:
+        complete = task.settled and not capture_running(task_id)
+        if complete:
             repository.compact_logs(session, task_id)
             repository.save_task(session, task_id, task.phase, complete=True)
-            session.commit()
-    return task
+            repository.notify(session, [task_id])
+        session.commit()
+    return task, complete
 
 
 def database_view(task_id: str, phase: str, source: str, complete: bool) -> TaskView:
@@ -196,11 +211,13 @@ def fetch_logs_from_kubernetes(task_id: str, namespace: str | None = None) -> li
             for e in view.entries]
 
 
-def only_pod(view: TaskView, pod: str) -> TaskView:
-    """The view narrowed to one pod; TaskNotFound when the task has no such pod."""
-    entries = [entry for entry in view.entries if entry.pod == pod]
+def narrowed(view: TaskView, pod: str | None, container: str | None) -> TaskView:
+    """The view narrowed to one pod and/or one container; TaskNotFound when nothing matches."""
+    entries = [entry for entry in view.entries
+               if (pod is None or entry.pod == pod) and (container is None or entry.container == container)]
     if not entries:
-        raise TaskNotFound(f"task {view.task_id!r} has no pod {pod[:300]!r}")
+        wanted = " ".join(f"{name} {value[:300]!r}" for name, value in (("pod", pod), ("container", container)) if value)
+        raise TaskNotFound(f"task {view.task_id!r} has no {wanted}")
     view.entries = entries
     return view
 

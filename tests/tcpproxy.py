@@ -9,6 +9,7 @@ class TcpProxy:
         self.port = None
         self._listener = None
         self._connections: set[socket.socket] = set()
+        self._orphans: set[socket.socket] = set()   # server sides kept open by stop(server_notices=False)
         self._lock = threading.Lock()
         self.start()
 
@@ -22,19 +23,20 @@ class TcpProxy:
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
-    def stop(self) -> None:
-        """Refuse new connections and reset every open one."""
+    def stop(self, server_notices: bool = True) -> None:
+        """Refuse new connections and cut every open one. With `server_notices=False` PostgreSQL's side
+        of each connection stays open (a network partition the server has not noticed): its sessions,
+        and the advisory locks they hold, live on."""
         listener, self._listener = self._listener, None
         if listener:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
-            except OSError:
-                pass
-            listener.close()
+            _cut(listener)  # also wakes the thread blocked in accept()
         with self._lock:
             connections, self._connections = self._connections, set()
+            if not server_notices:
+                self._orphans.update(c for c in connections if c.getpeername()[1] == self.upstream[1])
         for connection in connections:
-            _reset(connection)
+            if server_notices or connection not in self._orphans:
+                _reset(connection)
 
     def url(self, database: str, user: str = "postgres") -> str:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
@@ -63,14 +65,25 @@ class TcpProxy:
         except OSError:
             pass
         for end in (source, target):
-            _reset(end)
+            if end not in self._orphans:
+                _reset(end)
             with self._lock:
                 self._connections.discard(end)
+
+
+def _cut(sock) -> None:
+    """Shut the socket down for real even while another thread is blocked reading it (a bare close()
+    would leave the connection open until that read returns)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
 
 
 def _reset(sock) -> None:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        sock.close()
     except OSError:
         pass
+    _cut(sock)

@@ -13,7 +13,7 @@ import time
 
 from sqlalchemy.orm import Session
 
-from .. import repository
+from .. import argo, repository
 from ..errors import ClusterError, StoreUnavailable, TaskNotFound, TasklogsError
 from ..logstream import Position
 from ..config import containers
@@ -40,6 +40,7 @@ class Engine:
         self.leases = Leases(sa_engine)
         self.listener = JournalListener(sa_engine, self.wake, self.tick, self.poll_interval)
         self._drivers: dict[str, "Driver"] = {}
+        self.completed: set[str] = set()      # tasks whose final save ran (seen by this process)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         for target, name in ((self.writer.run, "journal-writer"), (self.listener.run, "journal-listener")):
@@ -68,6 +69,11 @@ class Engine:
             if self._drivers.get(driver.task_id) is driver:
                 del self._drivers[driver.task_id]
             return True
+
+    def leads(self, task_id: str) -> bool:
+        """Whether this process captures the task now."""
+        driver = self._drivers.get(task_id)
+        return driver is not None and driver.leading and not driver.feed.complete
 
     def stats(self) -> dict:
         """What this process is doing: tasks it captures, tasks it follows, open tails."""
@@ -113,6 +119,7 @@ class Driver:
         self._stopped = threading.Event()
         self._last_needed = time.monotonic()
         self._captures: dict[str, ContainerCapture] = {}
+        self._saved_phases = None
 
     def start(self) -> None:
         threading.Thread(target=self._run, name=f"driver-{self.task_id}", daemon=True).start()
@@ -143,6 +150,8 @@ class Driver:
                 while not self._stopped.is_set():
                     lease = self.engine.leases.acquire(self.task_id)
                     outcome = self._lead() if lease is not False else self._follow()
+                    if outcome == "complete":
+                        self.engine.completed.add(self.task_id)
                     if outcome in ("complete", "failed") or (outcome == "idle" and self.engine.retire(self)):
                         break
             except Exception:  # noqa: BLE001 - a driver must never die silently
@@ -169,7 +178,10 @@ class Driver:
     def _follow(self) -> str:
         self.leading = False
         try:
-            self._sync_from_journal()
+            if self.feed.viewers or not self.ready.is_set():
+                self._sync_from_journal()
+            else:
+                self._check_complete()  # nobody reads this feed here: only learn when the task is done
         except StoreUnavailable:
             pass
         self.ready.set()
@@ -177,6 +189,15 @@ class Driver:
             return "complete"
         self._wait()
         return "following" if self.needed() else "idle"
+
+    def _check_complete(self) -> None:
+        try:
+            with self.engine.session() as session:
+                task = repository.get_task(session, self.task_id)
+        except Exception as error:  # noqa: BLE001
+            raise StoreUnavailable(f"journal unreadable: {type(error).__name__}") from None
+        if task is not None and task.complete:
+            self.feed.finish(task.phase)
 
     def _sync_from_journal(self) -> None:
         """Bring the feed up to what the journal holds (text, phases, the end)."""
@@ -219,6 +240,8 @@ class Driver:
             except TaskNotFound as error:
                 if not self.feed.streams:
                     return self._fail(error)
+                if self._vanished():
+                    return "complete"
                 task = None
             except ClusterError as error:
                 if not self.feed.streams and not self.ready.is_set():
@@ -243,6 +266,7 @@ class Driver:
 
     def _update(self, task) -> bool:
         """Apply what the cluster says; True once the final save has run."""
+        self._save_phases(task)
         self.feed.set_phase(task.phase)
         for stream in task.streams:
             self.feed.add_stream(StreamInfo(stream.key, stream.node_id, stream.pod_name, stream.container,
@@ -254,11 +278,29 @@ class Driver:
                 capture = self._start_capture(stream, status)
             elif not capture.finished.is_set():
                 capture.status = status or capture.status
-            if task.stream_settled(stream) and (status is None or status["state"] == "waiting"):
-                capture.stop()  # the container never ran, or its pod is gone: nothing more to read
+            if task.stream_settled(stream) and not capture.started:
+                capture.stop()  # the container never ran, or its pod went before we saw it: nothing to read
         if task.settled and all(capture.finished.is_set() for capture in self._captures.values()):
-            return self._final_save(task)
+            return self._final_save(task.phase)
         return False
+
+    def _save_phases(self, task) -> None:
+        """Store phase changes, so that followers elsewhere (and REST) see them before the final save."""
+        phases = (task.phase, tuple((s.key, s.phase) for s in task.streams))
+        if phases == self._saved_phases:
+            return
+        try:
+            with self.engine.session() as session, session.begin():
+                repository.save_task(session, self.task_id, task.phase)
+                ids = repository.save_logs_to_database(self.task_id, [
+                    {"node": s.node_id, "pod": s.pod_name, "container": s.container, "phase": s.phase}
+                    for s in task.streams], session)
+                repository.notify(session, [self.task_id])
+            self._saved_phases = phases
+            self.feed.set_log_ids({s.key: ids[(s.node_id, s.pod_name, s.container)] for s in task.streams
+                                   if s.key in self.feed.streams})
+        except Exception as error:  # noqa: BLE001 - the database is down: tried again on the next change
+            log.info("phases of %s not saved (%s)", self.task_id, type(error).__name__)
 
     def _start_capture(self, stream, status) -> ContainerCapture:
         known = self.feed.streams[stream.key]
@@ -292,7 +334,13 @@ class Driver:
                     return row.position
         return Position()
 
-    def _final_save(self, task) -> bool:
+    def _vanished(self) -> bool:
+        """Workflow and pods are gone (deleted): what was captured is all there will be; save it as final."""
+        log.info("task %s vanished from the cluster; saving what was captured", self.task_id)
+        self._stop_captures()
+        return self._final_save(self.feed.phase if argo.is_final_phase(self.feed.phase) else "Failed")
+
+    def _final_save(self, phase: str) -> bool:
         """Flush the journal, fold it into task_logs.logs, mark the task complete; then tell the viewers."""
         if not self.engine.writer.flush([self.feed]) or self.feed.has_unsaved():
             return False
@@ -300,12 +348,12 @@ class Driver:
             with self.engine.session() as session, session.begin():
                 repository.save_phases(session, {s.log_id: s.phase for s in self.feed.streams.values() if s.log_id})
                 repository.compact_logs(session, self.task_id)
-                repository.save_task(session, self.task_id, task.phase, complete=True)
+                repository.save_task(session, self.task_id, phase, complete=True)
                 repository.notify(session, [self.task_id])
         except Exception as error:  # noqa: BLE001 - retried on the next poll
             log.warning("final save of %s failed (%s); retrying", self.task_id, type(error).__name__)
             return False
-        self.feed.finish(task.phase)
+        self.feed.finish(phase)
         return True
 
     def _stop_captures(self) -> None:

@@ -52,6 +52,8 @@ def store_container(kube, session, stored: repository.StoredLog, stream, status:
 
     A pod that is gone, a container not started or whose log the node dropped leaves the store as is."""
     offset, pending, position = stored.length, [], stored.position
+    if offset and position == Position():
+        return offset  # text saved whole, without a resume position: reading from the start would repeat it
     try:
         for text, position in read_container(kube, stream.pod_name, stream.container, status, stored.position):
             pending.append(text)
@@ -98,6 +100,7 @@ class ContainerCapture:
         self.poll_interval = poll_interval
         self.finished = threading.Event()
         self.caught_up = threading.Event()    # what the container had logged when the capture began is read
+        self.started = False                  # it has seen the container run: it ends by itself, never stopped
         self._stopped = threading.Event()
         self._open = None
 
@@ -133,6 +136,7 @@ class ContainerCapture:
             self.caught_up.set()
             self._stopped.wait(self.poll_interval)
             return False
+        self.started = True
         if status["restarts"] > self.position.restarts:
             self._read(follow=False, final=True, previous=True, tolerate_gone=True)
             self.position = replace(self.position, restarts=status["restarts"])

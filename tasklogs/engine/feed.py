@@ -221,6 +221,8 @@ class Feed:
 
     def _publish(self, kind, key, start, data, frame) -> None:
         self.version += 1
+        if not self.viewers:
+            return  # nobody to send it to (a collector's capture): skip building the frame
         ends = {k: s.published for k, s in self.streams.items() if s.published}
         if kind == "append":
             frame["cursor"] = encode_cursor(ends)

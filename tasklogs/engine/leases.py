@@ -9,11 +9,14 @@ import hashlib
 import logging
 import os
 import threading
+import time
 import uuid
 
 from .. import repository
 
 log = logging.getLogger(__name__)
+
+PING_INTERVAL = 1.0  # seconds: how stale "our lease connection is alive" may be
 
 
 def lease_key(task_id: str) -> int:
@@ -30,6 +33,7 @@ class Leases:
         self._held: set[str] = set()
         self._lock = threading.Lock()
         self._name = f"tasklogs-leases-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._pinged = 0.0
 
     def acquire(self, task_id: str) -> bool | None:
         """True: this process captures the task. False: another does. None: nobody can tell (database down)."""
@@ -46,7 +50,9 @@ class Leases:
     def _acquire(self, task_id: str) -> bool:
         connection = self._connected()
         if task_id in self._held:
-            repository.ping(connection)
+            if time.monotonic() - self._pinged > PING_INTERVAL:  # one ping vouches for every lease held
+                repository.ping(connection)
+                self._pinged = time.monotonic()
             return True
         if repository.try_lock(connection, lease_key(task_id)):
             self._held.add(task_id)

@@ -1,19 +1,24 @@
 """PostgreSQL goes away in the middle of a live tail and comes back."""
 import time
 
+import pytest
+
 from tests import scenarios
 from tests.conftest import LiveServer
 from tests.wsclient import TailClient, log_text
 
 
-def test_tail_goes_on_and_the_stored_log_ends_byte_for_byte_equal(proxied_app, db_proxy, kube, task_id):
+@pytest.mark.parametrize("outage", ["database restarted", "network partition"])
+def test_tail_goes_on_and_the_stored_log_ends_byte_for_byte_equal(proxied_app, db_proxy, kube, task_id, outage):
+    """In a partition PostgreSQL keeps the old sessions, and the advisory lock of this process's lease
+    with them: the process must end its own stale session to capture (and save) again."""
     live = LiveServer(proxied_app)
     try:
         wf = scenarios.workflow(kube, task_id)
         kube.write_log(wf.pod(), "main", "before the outage\n")
         client = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
         frames = [client.frame()]
-        db_proxy.stop()
+        db_proxy.stop(server_notices=outage == "database restarted")
         for index in range(20):
             kube.write_log(wf.pod(), "main", f"during {index} \u00e9\n")
             time.sleep(0.02)
@@ -25,6 +30,7 @@ def test_tail_goes_on_and_the_stored_log_ends_byte_for_byte_equal(proxied_app, d
         assert "during 19" in body["logs"][0]["logs"]
 
         db_proxy.start()
+        time.sleep(1.0)   # several lease checks: the process must still (again) be the one capturing
         kube.write_log(wf.pod(), "main", "after the outage\n")
         scenarios.finish(kube, wf)
         frames += client.rest()

@@ -62,3 +62,25 @@ def test_requirements_pin_the_fixed_stack():
     for package in ("flask==", "flask-sock==", "flask-sqlalchemy==", "psycopg2-binary==", "kubernetes==",
                     "gunicorn[gevent]==", "psycogreen=="):
         assert package in requirements
+
+
+def test_compose_runs_the_collector_with_the_same_database():
+    compose = yaml.safe_load(read("docker-compose.yml"))
+    collector = compose["services"]["collector"]
+    assert collector["command"] == ["flask", "--app", "wsgi", "collect"]
+    assert collector["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert collector["environment"]["DATABASE_URL"] == compose["services"]["backend"]["environment"]["DATABASE_URL"]
+
+
+def test_kubernetes_manifests_run_web_collector_and_prune_under_the_service_account():
+    documents = {(doc["kind"], doc["metadata"]["name"]): doc for doc in yaml.safe_load_all(read("deploy/tasklogs.yaml"))}
+    web = documents[("Deployment", "tasklogs")]["spec"]["template"]["spec"]
+    collector = documents[("Deployment", "tasklogs-collector")]["spec"]["template"]["spec"]
+    cron = documents[("CronJob", "tasklogs-prune")]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert web["serviceAccountName"] == collector["serviceAccountName"] == "tasklogs"
+    assert collector["containers"][0]["command"] == ["flask", "--app", "wsgi", "collect"]
+    assert cron["containers"][0]["command"][:4] == ["flask", "--app", "wsgi", "prune"]
+    assert "automountServiceAccountToken" not in cron or cron["automountServiceAccountToken"] is False
+    probes = web["containers"][0]
+    assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"

@@ -1,0 +1,46 @@
+"""Commands: `flask --app wsgi collect` (the collector) and `flask --app wsgi prune --older-than 30d`."""
+import re
+from datetime import datetime, timedelta, timezone
+
+import click
+from flask import current_app
+
+from .extensions import db
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_age(value: str) -> timedelta:
+    """`30d`, `12h`, `90m`, `2w` as a timedelta."""
+    match = re.fullmatch(r"(\d+)([smhdw])", value.strip())
+    if not match or int(match.group(1)) == 0:
+        raise click.BadParameter("use a positive number and a unit: s, m, h, d or w (e.g. 30d)")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def register(app) -> None:
+    @app.cli.command("collect")
+    def collect():
+        """Capture every workflow's logs as they are written, whether or not anyone watches."""
+        from .collector import run_collector
+        run_collector(current_app._get_current_object())
+
+    @app.cli.command("prune")
+    @click.option("--older-than", "age", required=True, callback=lambda ctx, param, value: parse_age(value),
+                  help="Age such as 30d, 12h, 2w.")
+    @click.option("--batch-size", default=200, show_default=True, type=click.IntRange(1, 10000))
+    @click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
+    def prune(age, batch_size, dry_run):
+        """Remove the logs of tasks not updated for longer than --older-than, in batches."""
+        from . import repository
+        cutoff = datetime.now(timezone.utc) - age
+        if dry_run:
+            count = len(repository.tasks_older_than(db.session, cutoff, limit=None))
+            click.echo(f"{count} task(s) last updated before {cutoff:%Y-%m-%d %H:%M} UTC would be removed")
+            return
+        removed = 0
+        while batch := repository.tasks_older_than(db.session, cutoff, limit=batch_size):
+            repository.delete_tasks(db.session, batch)
+            db.session.commit()
+            removed += len(batch)
+        click.echo(f"removed the logs of {removed} task(s) last updated before {cutoff:%Y-%m-%d %H:%M} UTC")

@@ -1,0 +1,157 @@
+"""The collector: captures every workflow of the namespace whether or not anyone watches, because Argo
+deletes pods (podGC) soon after they finish, often before anyone opened their logs.
+
+Two watches (workflows, and the pods labelled with a workflow) keep a cache of the namespace; every
+workflow not yet saved gets a pinned driver of the same engine the live tail uses, reading its task from
+the cache instead of the API server. Leases make several collectors (and the web workers' tails) share
+the work: one capture per task, and a web worker's viewers follow the collector's journal.
+"""
+import logging
+import threading
+
+from . import argo, repository
+from .config import containers
+from .engine.capture import Backoff
+from .errors import ClusterError, WatchExpired
+from .tasks import build_task
+
+log = logging.getLogger(__name__)
+
+WATCH_SECONDS = 300
+
+
+class ClusterCache:
+    """Workflows and workflow pods of the namespace, as their lists and watches report them."""
+
+    def __init__(self, containers_: tuple[str, ...]):
+        self.containers = containers_
+        self._workflows: dict[str, dict] = {}
+        self._pods: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def reset(self, kind: str, items: list[dict]) -> None:
+        """Replace one kind's objects after a (re-)list."""
+        with self._lock:
+            if kind == "workflows":
+                self._workflows = {item["metadata"]["name"]: item for item in items}
+            else:
+                self._pods = {pod["name"]: pod for pod in items}
+
+    def apply(self, kind: str, event: str, obj: dict) -> str | None:
+        """Apply one watch event; return the task it concerns."""
+        with self._lock:
+            if kind == "workflows":
+                name = obj.get("metadata", {}).get("name")
+                table, task_id = self._workflows, name
+            else:
+                name = obj["name"]
+                table, task_id = self._pods, obj["labels"].get(argo.LABEL_WORKFLOW)
+            if event == "DELETED":
+                table.pop(name, None)
+            elif name:
+                table[name] = obj
+            return task_id
+
+    def task_ids(self) -> set[str]:
+        with self._lock:
+            return set(self._workflows) | {pod["labels"].get(argo.LABEL_WORKFLOW) for pod in self._pods.values()}
+
+    def finished(self, task_id: str) -> bool:
+        with self._lock:
+            workflow = self._workflows.get(task_id)
+        return workflow is not None and argo.is_final_phase(argo.workflow_phase(workflow))
+
+    def read_task(self, task_id: str):
+        """The task as the cache has it (no API request); TaskNotFound when neither workflow nor pods remain."""
+        with self._lock:
+            workflow = self._workflows.get(task_id)
+            pods = [pod for pod in self._pods.values() if pod["labels"].get(argo.LABEL_WORKFLOW) == task_id]
+        return build_task(task_id, workflow, pods, self.containers)
+
+
+class Collector:
+    def __init__(self, app, engine, kube):
+        self.app, self.engine, self.kube = app, engine, kube
+        self.cache = ClusterCache(containers(app.config))
+        engine.read_task = self.cache.read_task
+        self.stopped = threading.Event()
+        self._synced = {"workflows": threading.Event(), "pods": threading.Event()}
+
+    def run(self) -> None:
+        """Watch and capture until `stopped` is set."""
+        watchers = [threading.Thread(target=self._watch, args=(kind,), name=f"watch-{kind}", daemon=True)
+                    for kind in ("workflows", "pods")]
+        for watcher in watchers:
+            watcher.start()
+        while not self.stopped.wait(self.engine.poll_interval * 5):
+            self._claim_all()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _watch(self, kind: str) -> None:
+        """List, then watch from the list's resourceVersion; re-list on 410 Gone, re-watch when a watch ends."""
+        listing, watching = ((self.kube.list_workflows, self.kube.watch_workflows) if kind == "workflows"
+                             else (self.kube.list_workflow_pods, self.kube.watch_workflow_pods))
+        backoff = Backoff(base=1.0, cap=30.0)
+        while not self.stopped.is_set():
+            try:
+                items, version = listing()
+                self.cache.reset(kind, items)
+                self._synced[kind].set()
+                self._claim_all()
+                while not self.stopped.is_set():
+                    for event, obj, version_ in watching(version, timeout_seconds=WATCH_SECONDS):
+                        version = version_ or version
+                        if event != "BOOKMARK":
+                            self._changed(self.cache.apply(kind, event, obj))
+                    backoff.reset()
+            except WatchExpired:
+                log.info("%s watch expired (410 Gone); listing again", kind)
+            except ClusterError as error:
+                log.warning("%s watch failed (%s); retrying", kind, error.message)
+                self.stopped.wait(backoff.next())
+
+    def _changed(self, task_id: str | None) -> None:
+        if task_id:
+            self._claim(task_id)
+            self.engine.wake(task_id)
+
+    def _claim_all(self) -> None:
+        if not all(event.is_set() for event in self._synced.values()):
+            return
+        task_ids = self.cache.task_ids() - self.engine.completed
+        self._forget_saved(task_ids)
+        for task_id in sorted(task_ids - self.engine.completed):
+            self._claim(task_id)
+
+    def _claim(self, task_id: str) -> None:
+        """Make sure the task has a pinned driver here, unless its final save has run."""
+        if task_id not in self.engine.completed and all(event.is_set() for event in self._synced.values()):
+            self.engine.driver(task_id, pinned=True)
+
+    def _forget_saved(self, task_ids: set[str]) -> None:
+        """Tasks already complete in the database (saved before a restart, or by another collector)."""
+        finished = [task_id for task_id in task_ids if self.cache.finished(task_id)]
+        if not finished:
+            return
+        try:
+            with self.engine.session() as session:
+                self.engine.completed.update(repository.complete_tasks(session, finished))
+        except Exception as error:  # noqa: BLE001 - the drivers find out by themselves
+            log.info("cannot check which tasks are saved (%s)", type(error).__name__)
+
+
+def run_collector(app) -> None:
+    """`flask --app wsgi collect`: run until SIGTERM or SIGINT, then flush what was captured."""
+    import signal
+    from .service import cluster, engine
+    with app.app_context():
+        collector = Collector(app, engine(), cluster())
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: collector.stop())
+    log.info("collector watching namespace %s", collector.kube.namespace)
+    try:
+        collector.run()
+    finally:
+        collector.engine.close()

@@ -1,0 +1,208 @@
+"""The collector: every workflow captured without a viewer, surviving podGC, watch breaks, 410 Gone,
+restarts and a second collector; container restarts and extra containers."""
+import threading
+import time
+
+import pytest
+
+from tasklogs.collector import Collector
+from tasklogs.service import cluster, engine
+from tests import scenarios
+from tests.conftest import LiveServer, dispose, make_app
+from tests.wsclient import TailClient, log_text
+
+
+def wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class RunningCollector:
+    def __init__(self, database_url, kube_adapter, **settings):
+        self.app = make_app(database_url, kube_adapter, **settings)
+        with self.app.app_context():
+            self.collector = Collector(self.app, engine(), cluster())
+        self.thread = threading.Thread(target=self.collector.run, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.collector.stop()
+        self.thread.join(10)
+        dispose(self.app)
+
+
+@pytest.fixture
+def collectors(database_url, kube_adapter):
+    running = []
+
+    def start(**settings):
+        collector = RunningCollector(database_url, kube_adapter, **settings)
+        running.append(collector)
+        return collector
+
+    yield start
+    for collector in running:
+        collector.stop()
+
+
+def rest(app, task_id):
+    return app.test_client().get(f"/api/v1/tasks/{task_id}/logs").get_json()
+
+
+def test_captures_without_viewers_and_survives_pod_gc(collectors, client, kube, task_id):
+    collectors()
+    wf = scenarios.workflow(kube, task_id, ["a", "b"])
+    assert wait_for(lambda: kube.open_streams() == 2), "one follow stream per container, no viewer needed"
+    for index in range(20):
+        kube.write_log(wf.pod("a"), "main", f"a{index}\n")
+        kube.write_log(wf.pod("b"), "main", f"b{index}\n")
+    scenarios.finish(kube, wf)
+    for pod in wf.pods.values():
+        kube.delete_pod(pod)          # podGC right after completion
+    assert wait_for(lambda: (rest_body := client.get(f"/api/v1/tasks/{task_id}/logs").get_json())
+                    .get("complete") is True)
+    kube.stop()
+    body = client.get(f"/api/v1/tasks/{task_id}/logs").get_json()
+    assert (body["source"], body["complete"]) == ("database", True)
+    assert [e["logs"] for e in body["logs"]] == ["".join(f"a{i}\n" for i in range(20)),
+                                                  "".join(f"b{i}\n" for i in range(20))]
+
+
+def test_finished_pods_seen_first_are_read_once(collectors, client, kube, task_id):
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "done before the collector started\n")
+    scenarios.finish(kube, wf)
+    collectors()
+    assert wait_for(lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True)
+    assert kube.count(verb="get", resource="pods/log") <= 2
+    assert client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == \
+        "done before the collector started\n"
+
+
+@pytest.mark.parametrize("fault", ["watch ends", "410 Gone"])
+def test_watch_breaking_and_expiring_resumes(collectors, client, kube, task_id, fault):
+    collectors()
+    first = scenarios.workflow(kube, task_id)
+    assert wait_for(lambda: kube.open_streams() == 1)
+    if fault == "410 Gone":
+        kube.update_workflow(task_id, lambda body: body["metadata"]["labels"].update(touched="yes"))
+        time.sleep(0.2)               # the workflow watch moves on; the pod watch stays at an older version
+        kube.expire_history()
+    kube.end_watches()
+    second = scenarios.workflow(kube, task_id + "-2")
+    assert wait_for(lambda: kube.open_streams() == 2), "a workflow created after the break is captured"
+    for wf in (first, second):
+        kube.write_log(wf.pod(), "main", f"{wf.task_id}\n")
+        scenarios.finish(kube, wf)
+    for wf in (first, second):
+        assert wait_for(lambda: client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True)
+        assert client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json()["logs"][0]["logs"] == f"{wf.task_id}\n"
+    if fault == "410 Gone":
+        lists = [r for r in kube.requests if r.verb == "list" and r.resource in ("workflows", "pods") and not r.name]
+        assert len(lists) >= 3, "410 Gone makes the collector list again"
+
+
+def test_restart_mid_workflow_resumes_without_gap_or_duplicate(collectors, client, kube, task_id):
+    wf = scenarios.workflow(kube, task_id)
+    first = collectors()
+    for index in range(10):
+        kube.write_log(wf.pod(), "main", f"line {index}\n")
+    assert wait_for(lambda: "line 9" in (client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"] or
+                                         [{"logs": ""}])[0]["logs"])
+    first.stop()
+    for index in range(10, 20):
+        kube.write_log(wf.pod(), "main", f"line {index}\n")
+    collectors()
+    assert wait_for(lambda: kube.open_streams() == 1), "the new collector follows the container again"
+    for index in range(20, 30):
+        kube.write_log(wf.pod(), "main", f"line {index}\n")
+    scenarios.finish(kube, wf)
+    assert wait_for(lambda: kube.open_streams() == 0), "it read to the container's end"
+    kube.delete_pod(wf.pod())
+    assert wait_for(lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True)
+    assert client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == \
+        "".join(f"line {i}\n" for i in range(30))
+
+
+def test_two_collectors_split_the_work_without_double_capture(collectors, client, kube, task_id):
+    collectors(), collectors()
+    workflows = [scenarios.workflow(kube, f"{task_id}-{n}", ["a", "b"]) for n in range(4)]
+    assert wait_for(lambda: kube.open_streams() == 8)
+    time.sleep(0.5)
+    assert kube.open_streams() == 8, "each container is followed once across both collectors"
+    for wf in workflows:
+        for step in ("a", "b"):
+            kube.write_log(wf.pod(step), "main", f"{wf.task_id} {step}\n")
+        scenarios.finish(kube, wf)
+    for wf in workflows:
+        assert wait_for(lambda: client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True)
+        body = client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json()
+        assert [e["logs"] for e in body["logs"]] == [f"{wf.task_id} a\n", f"{wf.task_id} b\n"]
+
+
+def test_web_tail_reuses_the_collectors_capture(collectors, app, kube, task_id):
+    collectors()
+    wf = scenarios.workflow(kube, task_id)
+    assert wait_for(lambda: kube.open_streams() == 1)
+    live = LiveServer(app)
+    try:
+        viewer = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
+        frames = [viewer.frame()]
+        for index in range(10):
+            kube.write_log(wf.pod(), "main", f"line {index}\n")
+        frames += viewer.frames_until(lambda f: f["type"] == "append" and "line 9" in f["data"])
+        assert kube.open_streams() == 1, "the web worker follows the collector's journal"
+        scenarios.finish(kube, wf)
+        frames += viewer.rest()
+        assert log_text(frames, wf.pod()) == "".join(f"line {i}\n" for i in range(10))
+    finally:
+        live.close()
+
+
+def test_container_restart_keeps_the_previous_instance_log(collectors, client, kube, task_id):
+    collectors()
+    wf = scenarios.workflow(kube, task_id)
+    assert wait_for(lambda: kube.open_streams() == 1)
+    kube.write_log(wf.pod(), "main", "first run\n")
+    time.sleep(0.3)
+    kube.restart_container(wf.pod(), "main")
+    kube.write_log(wf.pod(), "main", "second run\n")
+    scenarios.finish(kube, wf)
+    assert wait_for(lambda: "second run" in client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"])
+    kube.delete_pod(wf.pod())
+    assert wait_for(lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True)
+    assert client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == "first run\nsecond run\n"
+
+
+def test_restart_before_the_capture_saw_it_reads_the_previous_log(client, kube, task_id):
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "crashed\n")
+    kube.restart_container(wf.pod(), "main")
+    kube.write_log(wf.pod(), "main", "recovered\n")
+    assert client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == "crashed\nrecovered\n"
+
+
+def test_extra_containers_are_stored_and_served_per_container(collectors, database_url, kube_adapter, kube,
+                                                              task_id):
+    settings = {"TASKLOGS_CONTAINERS": ("init", "wait")}
+    collectors(**settings)
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "init", "init output\n")
+    kube.write_log(wf.pod(), "wait", "wait output\n")
+    kube.write_log(wf.pod(), "main", "main output\n")
+    scenarios.finish(kube, wf)
+    app = make_app(database_url, kube_adapter, **settings)
+    try:
+        assert wait_for(lambda: rest(app, task_id).get("complete") is True)
+        kube.delete_pod(wf.pod())
+        body = rest(app, task_id)
+        assert [(e["container"], e["logs"]) for e in body["logs"]] == [
+            ("main", "main output\n"), ("init", "init output\n"), ("wait", "wait output\n")]
+        text = app.test_client().get(f"/api/v1/tasks/{task_id}/logs?format=text&container=init").get_data(as_text=True)
+        assert text == "init output\n"
+    finally:
+        dispose(app)
