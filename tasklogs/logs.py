@@ -56,7 +56,7 @@ def tail_task_logs(ws, task_id: str):
         with service.open_tail(task_id, request.args.get("cursor")) as tail:
             websocket.on_disconnect(ws, tail.stop)
             for frame in tail.frames():
-                ws.send(frame)
+                websocket.send_frame(ws, frame)
             websocket.close(ws, tail.close_code, tail.close_reason)
     except TasklogsError as error:
         websocket.send_error(ws, error)

@@ -10,6 +10,8 @@ import threading
 import time
 import weakref
 
+from simple_websocket import ConnectionClosed
+
 log = logging.getLogger(__name__)
 
 # Close codes (RFC 6455 and the private 4000-4999 range).
@@ -91,6 +93,40 @@ def serialize_writes(environ: dict, send_timeout: float) -> SerializedSocket | N
                 environ[key] = SerializedSocket(sock, send_timeout)
             return environ[key]
     return None
+
+
+class SharedFrame:
+    """A text frame many clients receive unchanged: JSON-encoded once, and its wire bytes (an unmasked,
+    final, uncompressed text frame, valid with or without permessage-deflate) built once on first send."""
+    __slots__ = ("text", "_wire")
+
+    def __init__(self, text: str):
+        self.text = text
+        self._wire = None
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            payload = self.text.encode("utf-8")
+            size = len(payload)
+            if size < 126:
+                header = bytes((0x81, size))
+            elif size < 1 << 16:
+                header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+            else:
+                header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+            self._wire = header + payload
+        return self._wire
+
+
+def send_frame(ws, frame) -> None:
+    """Send a frame: a str through the WebSocket object, a SharedFrame's prebuilt bytes straight to the socket."""
+    if isinstance(frame, str):
+        ws.send(frame)
+        return
+    if not ws.connected:
+        raise ConnectionClosed(ws.close_reason, ws.close_message)
+    ws.sock.send(frame.wire)
 
 
 def send_json(ws, frame: dict) -> None:

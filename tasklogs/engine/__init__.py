@@ -38,7 +38,7 @@ class Engine:
         self.catch_up_timeout = config["TASKLOGS_KUBE_READ_TIMEOUT"]
         self.writer = JournalWriter(sa_engine, config["TASKLOGS_JOURNAL_INTERVAL"])
         self.leases = Leases(sa_engine)
-        self.listener = JournalListener(sa_engine, self.wake, self.tick, self.poll_interval)
+        self.listener = JournalListener(sa_engine, self.journal_changed, self.tick, self.poll_interval)
         self._drivers: dict[str, "Driver"] = {}
         self.completed: set[str] = set()      # tasks whose final save ran (seen by this process)
         self._lock = threading.Lock()
@@ -83,13 +83,22 @@ class Engine:
                 else "failing"}
 
     def wake(self, task_id: str) -> None:
+        """Something about the task changed (the collector's watches): its driver looks again now."""
         driver = self._drivers.get(task_id)
         if driver is not None:
             driver.wake()
 
+    def journal_changed(self, task_id: str) -> None:
+        """Another process committed to the task's journal: only a driver following it cares (the
+        capturing one wrote it, and waking it would re-read the cluster at the journal's pace)."""
+        driver = self._drivers.get(task_id)
+        if driver is not None and not driver.leading:
+            driver.wake()
+
     def tick(self) -> None:
         for driver in self.drivers():
-            driver.wake()
+            if not driver.leading:
+                driver.wake()
 
     def close(self) -> None:
         """Stop every driver and background thread (tests, and worker shutdown)."""

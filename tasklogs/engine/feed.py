@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..cursor import encode_cursor
+from ..websocket import SharedFrame
 
 
 @dataclass
@@ -34,7 +35,7 @@ class StreamInfo:
 class Event:
     version: int
     kind: str                  # "append", "phase", "gone", "complete"
-    frame: str                 # the JSON frame for a viewer in step with the feed
+    frame: SharedFrame         # the frame for every viewer in step with the feed
     key: str | None = None
     start: int = 0
     data: str = ""
@@ -226,7 +227,7 @@ class Feed:
         ends = {k: s.published for k, s in self.streams.items() if s.published}
         if kind == "append":
             frame["cursor"] = encode_cursor(ends)
-        event = Event(self.version, kind, dumps(frame), key, start, data, ends)
+        event = Event(self.version, kind, SharedFrame(dumps(frame)), key, start, data, ends)
         for viewer in list(self.viewers):
             viewer.offer(event)
 
@@ -287,7 +288,7 @@ class Viewer:
             events.append(self._queue.popleft())
         return events
 
-    def frames(self, event: Event, read_range) -> list[str]:
+    def frames(self, event: Event, read_range) -> list:
         """The frames this viewer must send for `event`: the shared one when in step, else rebuilt.
 
         `read_range(key, start, end)` returns the text of a stream between two offsets (for gaps)."""
