@@ -38,11 +38,16 @@ class Bench:
     runs: int = 0
     _postmaster: int | None = field(default=None, repr=False)
 
-    def service(self, name: str) -> Service:
+    def log_base(self, name: str) -> str:
+        """A fresh path prefix in the scratch directory for one process's logs (`.log`, `.gc`)."""
         self.runs += 1
-        log = os.path.join(self.directory, f"{self.runs:02d}-{name}")
-        return Service(name, self.database_url, self.cluster.kubeconfig, log + ".log", self.tasklogs_root,
-                       gc_log=log + ".gc" if self.gc_probe else None)
+        return os.path.join(self.directory, f"{self.runs:02d}-{name}")
+
+    def service(self, name: str, kubeconfig: str | None = None) -> Service:
+        """A fresh service on the bench database and the in-process fake cluster (or the one of `kubeconfig`)."""
+        log = self.log_base(name)
+        return Service(name, self.database_url, kubeconfig or self.cluster.kubeconfig, log + ".log",
+                       self.tasklogs_root, gc_log=log + ".gc" if self.gc_probe else None)
 
     def sql(self, statement: str, autocommit: bool = False):
         """Run one statement on the bench database; the first column of the first row."""

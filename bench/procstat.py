@@ -1,5 +1,6 @@
 """CPU and memory of processes, read from /proc (Linux only)."""
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -84,3 +85,31 @@ class CpuWindow:
     @staticmethod
     def _times(pids) -> dict[int, float]:
         return {pid: cpu_seconds(pid) for pid in pids}
+
+
+class RssSampler(threading.Thread):
+    """Reads a process's VmRSS every `interval` seconds until `stop()`; `peak` is the largest value seen
+    (MB), `samples` every (monotonic time, MB)."""
+
+    def __init__(self, pid: int, interval: float):
+        super().__init__(name=f"rss-{pid}", daemon=True)
+        self.pid, self.interval = pid, interval
+        self.samples: list[tuple[float, float]] = []
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self.samples.append((time.monotonic(), rss_mb(self.pid)))
+            except (FileNotFoundError, ProcessLookupError):
+                return
+            self._stopped.wait(self.interval)
+
+    def stop(self) -> "RssSampler":
+        self._stopped.set()
+        self.join()
+        return self
+
+    def peak(self, since: float = 0.0) -> float:
+        """The largest VmRSS (MB) sampled at or after monotonic time `since`."""
+        return max((mb for when, mb in self.samples if when >= since), default=0.0)

@@ -11,6 +11,7 @@ import threading
 
 from . import argo, repository
 from .config import containers
+from .engine import EngineClosed
 from .engine.capture import Backoff
 from .errors import ClusterError, WatchExpired
 from .tasks import build_task
@@ -127,8 +128,13 @@ class Collector:
 
     def _claim(self, task_id: str) -> None:
         """Make sure the task has a pinned driver here, unless its final save has run."""
-        if task_id not in self.engine.completed and all(event.is_set() for event in self._synced.values()):
-            self.engine.driver(task_id, pinned=True)
+        if self.stopped.is_set() or task_id in self.engine.completed:
+            return
+        if all(event.is_set() for event in self._synced.values()):
+            try:
+                self.engine.driver(task_id, pinned=True)
+            except EngineClosed:
+                pass
 
     def _forget_saved(self, task_ids: set[str]) -> None:
         """Tasks already complete in the database (saved before a restart, or by another collector)."""

@@ -159,3 +159,20 @@ def live(app):
     server = LiveServer(app)
     yield server
     server.close()
+
+
+@pytest.fixture
+def serve(database_url, kube_adapter):
+    """`serve(**settings)` starts an app with these settings on a live server; returns (app, live)."""
+    started = []
+
+    def start(**settings):
+        app = make_app(database_url, kube_adapter, **settings)
+        live = LiveServer(app)
+        started.append((app, live))
+        return app, live
+
+    yield start
+    for app, live in started:
+        live.close()
+        dispose(app)

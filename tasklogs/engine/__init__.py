@@ -26,6 +26,10 @@ from .leases import Leases
 log = logging.getLogger(__name__)
 
 
+class EngineClosed(RuntimeError):
+    """The engine is shutting down: no new drivers."""
+
+
 class Engine:
     def __init__(self, app, kube, sa_engine):
         config = app.config
@@ -49,6 +53,8 @@ class Engine:
     def driver(self, task_id: str, pinned: bool = False) -> "Driver":
         """The task's driver in this process, started on first use; `pinned` keeps it without viewers."""
         with self._lock:
+            if self._stopped.is_set():
+                raise EngineClosed("the engine is shutting down")
             driver = self._drivers.get(task_id)
             if driver is None:
                 driver = self._drivers[task_id] = Driver(self, task_id)
@@ -101,10 +107,14 @@ class Engine:
                 driver.wake()
 
     def close(self) -> None:
-        """Stop every driver and background thread (tests, and worker shutdown)."""
-        self._stopped.set()
-        for driver in self.drivers():
+        """Stop every driver and background thread (tests, and worker shutdown); flush what was captured."""
+        with self._lock:
+            self._stopped.set()
+        drivers = self.drivers()
+        for driver in drivers:
             driver.stop()
+        for driver in drivers:
+            driver.join(10)
         self.writer.flush()
         self.writer.stop()
         self.listener.stop()
@@ -131,12 +141,16 @@ class Driver:
         self._saved_phases = None
 
     def start(self) -> None:
-        threading.Thread(target=self._run, name=f"driver-{self.task_id}", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name=f"driver-{self.task_id}", daemon=True)
+        self._thread.start()
         if self.feed.coalesce:
             threading.Thread(target=self.feed.run_publisher, args=(self._stopped,), daemon=True).start()
 
     def wake(self) -> None:
         self._wake.set()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
 
     def stop(self) -> None:
         self._stopped.set()

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from .. import repository
 from ..repository import ChunkRow
+from .dedicated import Dedicated
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class JournalListener:
         self._wake, self._tick = wake, tick
         self.interval = interval
         self._stopped = threading.Event()
-        self._connection = None
+        self._connection = Dedicated(sa_engine, repository.listen)
 
     def run(self) -> None:
         next_tick = time.monotonic() + self.interval
@@ -135,7 +136,7 @@ class JournalListener:
             self._stopped.wait(timeout)
             return set()
         try:
-            connection = self._connected()
+            connection = self._connection.get()
             if select.select([connection], [], [], timeout)[0]:
                 connection.poll()
             payloads = {notify.payload for notify in connection.notifies}
@@ -143,23 +144,6 @@ class JournalListener:
             return payloads
         except Exception as error:  # noqa: BLE001 - reconnect on the next round, polling meanwhile
             log.info("journal listener reconnecting: %s", type(error).__name__)
-            self._close()
+            self._connection.drop()
             self._stopped.wait(min(timeout, 1.0))
             return set()
-
-    def _connected(self):
-        if self._connection is None:
-            fairy = self._engine.raw_connection()
-            fairy.detach()
-            fairy.dbapi_connection.autocommit = True
-            repository.listen(fairy.dbapi_connection)
-            self._connection = fairy
-        return self._connection.dbapi_connection
-
-    def _close(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            except Exception:  # noqa: BLE001
-                pass
-        self._connection = None

@@ -13,6 +13,7 @@ import time
 import uuid
 
 from .. import repository
+from .dedicated import Dedicated
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,10 @@ class Leases:
     def __init__(self, sa_engine):
         self._engine = sa_engine
         self._shared = sa_engine.dialect.name == "postgresql"
-        self._connection = None
         self._held: set[str] = set()
         self._lock = threading.Lock()
         self._name = f"tasklogs-leases-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._connection = Dedicated(sa_engine, lambda dbapi: repository.prepare_lease_session(dbapi, self._name))
         self._pinged = 0.0
 
     def acquire(self, task_id: str) -> bool | None:
@@ -48,7 +49,7 @@ class Leases:
             return None
 
     def _acquire(self, task_id: str) -> bool:
-        connection = self._connected()
+        connection = self._connection.get()
         if task_id in self._held:
             if time.monotonic() - self._pinged > PING_INTERVAL:  # one ping vouches for every lease held
                 repository.ping(connection)
@@ -68,7 +69,7 @@ class Leases:
                 return
             self._held.discard(task_id)
             try:
-                repository.unlock(self._connected(), lease_key(task_id))
+                repository.unlock(self._connection.get(), lease_key(task_id))
             except Exception as error:  # noqa: BLE001
                 self._drop(error)
 
@@ -76,22 +77,9 @@ class Leases:
         with self._lock:
             self._drop(None)
 
-    def _connected(self):
-        if self._connection is None:
-            self._connection = self._engine.raw_connection()
-            self._connection.detach()  # closing it must close it, releasing every lock it holds
-            self._connection.dbapi_connection.autocommit = True
-            repository.prepare_lease_session(self._connection.dbapi_connection, self._name)
-        return self._connection.dbapi_connection
-
     def _drop(self, error) -> None:
         if error is not None and self._held:
             log.warning("lost the lease connection (%s); %d task(s) will be re-elected",
                         type(error).__name__, len(self._held))
         self._held.clear()
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            except Exception:  # noqa: BLE001
-                pass
-        self._connection = None
+        self._connection.drop()

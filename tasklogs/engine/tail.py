@@ -15,6 +15,7 @@ from ..cursor import encode_cursor
 from ..errors import StoreUnavailable, TasklogsError
 from ..tasks import stream_key
 from ..websocket import GOING_AWAY, NORMAL, SLOW_CLIENT, TRY_AGAIN
+from . import EngineClosed
 from .feed import SlowViewer, Viewer, dumps
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,11 @@ class Tail:
 
     def frames(self):
         """JSON frames: a snapshot (and the backlog as appends), then live appends, phases, `complete`."""
-        self.driver = self.engine.driver(self.task_id)
+        try:
+            self.driver = self.engine.driver(self.task_id)
+        except EngineClosed:
+            self.close_code, self.close_reason = GOING_AWAY, "server shutting down; reconnect with your cursor"
+            return
         self.viewer = Viewer(self.driver.feed, self.offsets, self.max_queue)
         self.driver.feed.subscribe(self.viewer)
         if not self.driver.ready.wait(READY_TIMEOUT) or self._stopped:

@@ -10,6 +10,7 @@ import pytest
 
 from tests import scenarios
 from tests.e2e.conftest import ROOT, service_env
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
@@ -19,15 +20,6 @@ def start_collector(database_url, kubeconfig, log_path):
     log = open(log_path, "ab")
     return subprocess.Popen([FLASK, "--app", "wsgi", "collect"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, **service_env(database_url, kubeconfig)})
-
-
-def wait_for(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_sigkill_and_restart_lose_and_repeat_nothing(database_url, kubeconfig, kube, client, task_id, tmp_path):

@@ -12,6 +12,7 @@ import pytest
 
 from tests import scenarios
 from tests.wsclient import TailClient, log_text
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -25,15 +26,6 @@ def process_info(server) -> dict:
         body = json.loads(error.read())
         print("readyz", error.code, body)
     return body["process"]
-
-
-def wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_capturing_worker_killed_another_replica_takes_over_without_gap_or_duplicate(gunicorn, kube, task_id):

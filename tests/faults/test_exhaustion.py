@@ -6,7 +6,7 @@ import websocket
 
 from tasklogs.extensions import db
 from tests import scenarios
-from tests.conftest import LiveServer, dispose, make_app
+from tests.conftest import dispose, make_app
 
 
 def test_no_free_database_connection_answers_quickly(database_url, kube_adapter, kube, task_id):
@@ -36,19 +36,14 @@ def test_no_free_database_connection_answers_quickly(database_url, kube_adapter,
         dispose(app)
 
 
-def test_no_free_websocket_slot_is_503(database_url, kube_adapter, kube, task_id):
-    app = make_app(database_url, kube_adapter, TASKLOGS_MAX_TAILS=1)
-    live = LiveServer(app)
+def test_no_free_websocket_slot_is_503(serve, kube, task_id):
+    _, live = serve(TASKLOGS_MAX_TAILS=1)
+    scenarios.workflow(kube, task_id)
+    url = live.ws_url(f"/ws/tasks/{task_id}/logs")
+    first = websocket.create_connection(url, timeout=5)
     try:
-        scenarios.workflow(kube, task_id)
-        url = live.ws_url(f"/ws/tasks/{task_id}/logs")
-        first = websocket.create_connection(url, timeout=5)
-        try:
-            websocket.create_connection(url, timeout=5)
-            raise AssertionError("the second tail must be refused")
-        except websocket.WebSocketBadStatusException as error:
-            assert error.status_code == 503 and b"too_many_connections" in error.resp_body
-        first.close()
-    finally:
-        live.close()
-        dispose(app)
+        websocket.create_connection(url, timeout=5)
+        raise AssertionError("the second tail must be refused")
+    except websocket.WebSocketBadStatusException as error:
+        assert error.status_code == 503 and b"too_many_connections" in error.resp_body
+    first.close()

@@ -6,20 +6,15 @@ import pytest
 import websocket
 
 from tests import scenarios
-from tests.conftest import LiveServer, dispose, make_app
 from tests.wsclient import TailClient
+from tests.waiting import wait_for
 
 TOKEN = "s3cret-token-\u00e9"[:12]
 
 
 @pytest.fixture
-def secured(database_url, kube_adapter):
-    app = make_app(database_url, kube_adapter, TASKLOGS_API_TOKEN=TOKEN,
-                   TASKLOGS_AUTH_USER_HEADER="X-Forwarded-User")
-    live = LiveServer(app)
-    yield app, live
-    live.close()
-    dispose(app)
+def secured(serve):
+    return serve(TASKLOGS_API_TOKEN=TOKEN, TASKLOGS_AUTH_USER_HEADER="X-Forwarded-User")
 
 
 def handshake_status(url, **options):
@@ -66,18 +61,13 @@ def test_websocket_token_in_query_or_header(secured, kube, task_id):
     assert TailClient(url, header=[f"Authorization: Bearer {TOKEN}"]).frame()["type"] == "snapshot"
 
 
-def test_websocket_origin_check(database_url, kube_adapter, kube, task_id):
-    app = make_app(database_url, kube_adapter, TASKLOGS_ALLOWED_ORIGINS=("https://ui.example.com",))
-    live = LiveServer(app)
-    try:
-        scenarios.workflow(kube, task_id)
-        url = live.ws_url(f"/ws/tasks/{task_id}/logs")
-        assert handshake_status(url, origin="https://evil.example.net") == 403
-        assert TailClient(url, origin="https://ui.example.com").frame()["type"] == "snapshot"
-        assert TailClient(url, suppress_origin=True).frame()["type"] == "snapshot", "non-browser clients pass"
-    finally:
-        live.close()
-        dispose(app)
+def test_websocket_origin_check(serve, kube, task_id):
+    _, live = serve(TASKLOGS_ALLOWED_ORIGINS=("https://ui.example.com",))
+    scenarios.workflow(kube, task_id)
+    url = live.ws_url(f"/ws/tasks/{task_id}/logs")
+    assert handshake_status(url, origin="https://evil.example.net") == 403
+    assert TailClient(url, origin="https://ui.example.com").frame()["type"] == "snapshot"
+    assert TailClient(url, suppress_origin=True).frame()["type"] == "snapshot", "non-browser clients pass"
 
 
 def test_default_origin_policy_is_same_origin(live, kube, task_id):
@@ -87,61 +77,36 @@ def test_default_origin_policy_is_same_origin(live, kube, task_id):
     assert TailClient(url, origin=f"http://127.0.0.1:{live.port}").frame()["type"] == "snapshot"
 
 
-def test_tail_limits_per_worker_and_per_client(database_url, kube_adapter, kube, task_id):
-    app = make_app(database_url, kube_adapter, TASKLOGS_MAX_TAILS=3, TASKLOGS_MAX_TAILS_PER_CLIENT=2)
-    live = LiveServer(app)
+def test_tail_limits_per_worker_and_per_client(serve, kube, task_id):
+    _, live = serve(TASKLOGS_MAX_TAILS=3, TASKLOGS_MAX_TAILS_PER_CLIENT=2)
+    scenarios.workflow(kube, task_id)
+    url = live.ws_url(f"/ws/tasks/{task_id}/logs")
+    first, second = TailClient(url), TailClient(url)
+    first.frame(), second.frame()
     try:
-        scenarios.workflow(kube, task_id)
-        url = live.ws_url(f"/ws/tasks/{task_id}/logs")
-        first, second = TailClient(url), TailClient(url)
-        first.frame(), second.frame()
-        try:
-            websocket.create_connection(url, timeout=5)
-            raise AssertionError("a third tail from one client must be refused")
-        except websocket.WebSocketBadStatusException as error:
-            assert error.status_code == 429
-            assert json.loads(error.resp_body)["error"] == "too_many_connections_from_client"
-        first.close()
-        assert wait_until(lambda: handshake_status(url) == 101), "a freed slot can be used again"
-    finally:
-        live.close()
-        dispose(app)
+        websocket.create_connection(url, timeout=5)
+        raise AssertionError("a third tail from one client must be refused")
+    except websocket.WebSocketBadStatusException as error:
+        assert error.status_code == 429
+        assert json.loads(error.resp_body)["error"] == "too_many_connections_from_client"
+    first.close()
+    assert wait_for(lambda: handshake_status(url) == 101), "a freed slot can be used again"
 
 
-def test_oversized_client_message_closes_with_1009(database_url, kube_adapter, kube, task_id):
-    app = make_app(database_url, kube_adapter, TASKLOGS_WS_MAX_MESSAGE=64)
-    live = LiveServer(app)
-    try:
-        scenarios.workflow(kube, task_id)
-        client = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
-        client.frame()
-        client.ws.send("x" * 1000)
-        while client.frame() is not None:
-            pass
-        assert client.close_code == 1009
-    finally:
-        live.close()
-        dispose(app)
+def test_oversized_client_message_closes_with_1009(serve, kube, task_id):
+    _, live = serve(TASKLOGS_WS_MAX_MESSAGE=64)
+    scenarios.workflow(kube, task_id)
+    client = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
+    client.frame()
+    client.ws.send("x" * 1000)
+    while client.frame() is not None:
+        pass
+    assert client.close_code == 1009
 
 
-def test_idle_tail_is_closed_with_1001(database_url, kube_adapter, kube, task_id):
-    app = make_app(database_url, kube_adapter, TASKLOGS_WS_IDLE_TIMEOUT=0.5)
-    live = LiveServer(app)
-    try:
-        scenarios.workflow(kube, task_id)
-        client = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
-        frames = client.rest()
-        assert frames[0]["type"] == "snapshot" and client.close_code == 1001 and "cursor" in client.close_reason
-    finally:
-        live.close()
-        dispose(app)
-
-
-def wait_until(condition, timeout=5.0):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
+def test_idle_tail_is_closed_with_1001(serve, kube, task_id):
+    _, live = serve(TASKLOGS_WS_IDLE_TIMEOUT=0.5)
+    scenarios.workflow(kube, task_id)
+    client = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
+    frames = client.rest()
+    assert frames[0]["type"] == "snapshot" and client.close_code == 1001 and "cursor" in client.close_reason

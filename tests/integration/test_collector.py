@@ -10,15 +10,7 @@ from tasklogs.service import cluster, engine
 from tests import scenarios
 from tests.conftest import LiveServer, dispose, make_app
 from tests.wsclient import TailClient, log_text
-
-
-def wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
+from tests.waiting import wait_for
 
 
 class RunningCollector:

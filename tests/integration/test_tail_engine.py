@@ -9,15 +9,7 @@ from tasklogs.extensions import db
 from tasklogs.models import LogChunk, TaskLog
 from tests import scenarios
 from tests.wsclient import TailClient, log_text
-
-
-def wait_for(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
+from tests.waiting import wait_for
 
 
 def tail(live, task_id, query=""):
@@ -132,32 +124,26 @@ def test_stream_cut_inside_a_multibyte_character(app, live, kube, task_id):
     assert log_text(frames, wf.pod()) == "\u00e9t\u00e9 \u20ac\u20ac\u20ac\n" * 3 + "tail\n"
 
 
-def test_slow_client_is_closed_with_4008_and_does_not_slow_others(database_url, kube_adapter, kube, task_id):
-    from tests.conftest import LiveServer, dispose, make_app
-    app = make_app(database_url, kube_adapter, TASKLOGS_VIEWER_QUEUE=20)
-    live = LiveServer(app)
-    try:
-        wf = scenarios.workflow(kube, task_id)
-        slow = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"),
-                          sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
-        fast = tail(live, task_id)
-        slow.frame()
-        fast_frames = [fast.frame()]
-        line = "x" * 100_000 + "\n"
-        reader = threading.Thread(target=lambda: fast_frames.extend(fast.frames_until(
-            lambda f: f["type"] == "append" and f["data"].endswith(f"0079{line}"))))
-        reader.start()
-        for index in range(80):   # 8 MB in 80 frames: more than the slow client's socket buffers and queue hold
-            kube.write_log(wf.pod(), "main", f"{index:04d}{line}")
-            time.sleep(0.04)
-        reader.join(20)
-        assert fast.close_code is None, "the fast client is not held back by the slow one"
-        assert log_text(fast_frames, wf.pod()) == "".join(f"{i:04d}{line}" for i in range(80))
-        codes = []
-        while slow.frame() is not None:
-            pass
-        codes.append(slow.close_code)
-        assert codes == [4008] and "cursor" in slow.close_reason
-    finally:
-        live.close()
-        dispose(app)
+def test_slow_client_is_closed_with_4008_and_does_not_slow_others(serve, kube, task_id):
+    _, live = serve(TASKLOGS_VIEWER_QUEUE=20)
+    wf = scenarios.workflow(kube, task_id)
+    slow = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"),
+                      sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    fast = tail(live, task_id)
+    slow.frame()
+    fast_frames = [fast.frame()]
+    line = "x" * 100_000 + "\n"
+    reader = threading.Thread(target=lambda: fast_frames.extend(fast.frames_until(
+        lambda f: f["type"] == "append" and f["data"].endswith(f"0079{line}"))))
+    reader.start()
+    for index in range(80):   # 8 MB in 80 frames: more than the slow client's socket buffers and queue hold
+        kube.write_log(wf.pod(), "main", f"{index:04d}{line}")
+        time.sleep(0.04)
+    reader.join(20)
+    assert fast.close_code is None, "the fast client is not held back by the slow one"
+    assert log_text(fast_frames, wf.pod()) == "".join(f"{i:04d}{line}" for i in range(80))
+    codes = []
+    while slow.frame() is not None:
+        pass
+    codes.append(slow.close_code)
+    assert codes == [4008] and "cursor" in slow.close_reason

@@ -3,6 +3,7 @@ import time
 
 from tests import scenarios
 from tests.wsclient import TailClient, log_text
+from tests.waiting import wait_for
 
 
 def tail(live, task_id, query=""):
@@ -65,15 +66,6 @@ def test_errors_are_frames_then_a_close(live, kube, task_id):
     assert (frame["type"], frame["status"]) == ("error", 404)
     client = tail(live, task_id, "?cursor=garbage")
     assert client.frame()["status"] == 400
-
-
-def wait_for(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_client_disconnecting_mid_tail_releases_its_viewer_and_then_the_stream(app, live, kube, task_id):

@@ -1,0 +1,238 @@
+"""The collector's capture lag, CPU and memory under many concurrent workflows (`--only collector`).
+
+One `flask --app wsgi collect` process captures N running workflows of 3 pods each while the fake cluster
+(in its own process, `bench.kubeproc`) writes `rate` timed lines per second to every pod. A sampler in the
+bench process reads the journal (`log_chunks`) as it grows and measures each line's capture lag. Then the
+workflows end, the collector runs the final saves, and every pod's stored log is fetched over REST and
+compared with what the fake holds.
+"""
+import collections
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg2
+
+from . import procstat
+from .kubeproc import RemoteCluster
+from .measure import SERVICE_WARNINGS, Bench, percentiles
+from .profiling import GC_PROBE, Profile, gc_pauses
+from .servers import recreate_database
+
+FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
+SAMPLE_INTERVAL = 0.05     # seconds between the sampler's reads of the journal
+STARTUP_TIMEOUT = 180      # seconds for the collector to open every follow stream
+DRAIN_TIMEOUT = 120        # seconds after the last write for every line to reach the journal
+FINAL_SAVE_TIMEOUT = 300   # seconds after the workflows ended for every final save
+NEW_ROWS = ("SELECT id, log_id, data, (extract(epoch FROM created_at) * 1e6)::bigint FROM log_chunks "
+            "WHERE id > %s ORDER BY id")
+
+
+class JournalSampler(threading.Thread):
+    """Reads the journal's new rows every `interval` seconds and, for every line they complete, records
+    its capture lag: the wall-clock time just before the read that first returned the line, minus the
+    write time written inside the line.
+
+    A read returns the rows committed before its snapshot, so the lag measured is the time from the write
+    to the commit plus 0 to `interval` (plus the query's own few milliseconds). `created_us` holds, per
+    line, the lag to the `created_at` of its row instead: the collector stamps it while building the row,
+    before the commit, so it is a lower bound.
+
+    Rows are read in id order after the last id seen: the collector has one journal writer, whose flushes
+    commit one after the other, so ids grow in commit order."""
+
+    def __init__(self, database_url: str, interval: float = SAMPLE_INTERVAL):
+        super().__init__(name="journal-sampler", daemon=True)
+        self.database_url, self.interval = database_url, interval
+        self.visible_us: list[int] = []
+        self.created_us: list[int] = []
+        self.lines: collections.Counter = collections.Counter()    # log_id -> complete lines seen
+        self.polls = self.rows = 0
+        self.error: str | None = None
+        self._partial: dict[int, str] = {}     # log_id -> its text after the last newline seen
+        self._last_id = 0
+        self._stopped = threading.Event()
+
+    @property
+    def total_lines(self) -> int:
+        return sum(self.lines.values())
+
+    def run(self) -> None:
+        connection = psycopg2.connect(self.database_url)
+        connection.autocommit = True
+        try:
+            while not self._stopped.is_set():
+                began = time.monotonic()
+                self._poll(connection)
+                self._stopped.wait(max(0.0, self.interval - (time.monotonic() - began)))
+        except Exception as error:  # noqa: BLE001 - reported with the run
+            self.error = f"{type(error).__name__}: {error}"
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join()
+
+    def _poll(self, connection) -> None:
+        seen_us = time.time_ns() // 1000
+        with connection.cursor() as cursor:
+            cursor.execute(NEW_ROWS, (self._last_id,))
+            rows = cursor.fetchall()
+        for row_id, log_id, data, created_us in rows:
+            self._take(log_id, data, seen_us, created_us)
+            self._last_id = row_id
+        self.polls, self.rows = self.polls + 1, self.rows + len(rows)
+
+    def _take(self, log_id: int, data: str, seen_us: int, created_us: int) -> None:
+        """The lines of one row: `<seq> <write time ns> <filler>` each (a row may end inside a line)."""
+        lines = (self._partial.pop(log_id, "") + data).split("\n")
+        self._partial[log_id] = lines.pop()
+        for line in lines:
+            written_us = int(line.split(" ", 2)[1]) // 1000
+            self.visible_us.append(seen_us - written_us)
+            self.created_us.append(created_us - written_us)
+        self.lines[log_id] += len(lines)
+
+
+# --- the collector process ---
+
+def start_collector(bench: Bench, kubeconfig: str, log_base: str) -> subprocess.Popen:
+    """`flask --app wsgi collect` from the measured source tree, with the service's defaults."""
+    environment = {**os.environ, "DATABASE_URL": bench.database_url, "KUBECONFIG": kubeconfig,
+                   "TASKLOGS_NAMESPACE": "argo", "TASKLOGS_LOG_LEVEL": "WARNING", "PYTHONPATH": bench.tasklogs_root}
+    if bench.gc_probe:
+        environment.update(PYTHONPATH=f"{GC_PROBE}:{bench.tasklogs_root}", BENCH_GC_LOG=log_base + ".gc")
+    with open(log_base + ".log", "ab") as log:
+        return subprocess.Popen([FLASK, "--app", "wsgi", "collect"], cwd=bench.tasklogs_root, env=environment,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_collector(process: subprocess.Popen) -> int:
+    """SIGTERM (the collector flushes and exits); its exit code (-9 if it had to be killed)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return -9
+
+
+def wait_for(condition, timeout: float, interval: float = 0.25) -> float | None:
+    """Seconds until `condition()` held, or None after `timeout`."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if condition():
+            return round(time.monotonic() - began, 2)
+        time.sleep(interval)
+    return None
+
+
+def health(process: subprocess.Popen, log_path: str, exit_code: int | None = None) -> dict:
+    with open(log_path, errors="replace") as log:
+        warnings = [line.strip() for line in log if SERVICE_WARNINGS.search(line)]
+    return {"worker_survived": exit_code in (0, None) and process.returncode in (0, None), "exit_code": exit_code,
+            "warnings": len(warnings), "first_warnings": warnings[:3]}
+
+
+# --- checking what was stored ---
+
+def stored_lines(bench: Bench) -> int:
+    """Newlines in the whole journal: the lines the database holds, counted without the sampler."""
+    return int(bench.sql("SELECT coalesce(sum(length(data) - length(replace(data, E'\\n', ''))), 0) "
+                         "FROM log_chunks"))
+
+
+def verify_stored(bench: Bench, kube: RemoteCluster, tasks: list[dict]) -> dict:
+    """Every task's REST answer (a fresh gunicorn worker): complete, from the database, and each pod's
+    log byte for byte what the fake holds (SHA-256 of the text)."""
+    expected = kube.call("digests", pods=[pod for task in tasks for pod in task["pods"]])
+    with bench.service("tasklogs", kubeconfig=kube.kubeconfig) as service:
+        def check(task: dict) -> tuple[int, bool, list[str]]:
+            url = f"http://127.0.0.1:{service.port}/api/v1/tasks/{task['task_id']}/logs"
+            with urllib.request.urlopen(url, timeout=120) as response:
+                body = json.load(response)
+            stored = {entry["pod"]: entry["logs"] for entry in body["logs"]}
+            wrong = [pod for pod in task["pods"]
+                     if text_sha256(stored.get(pod)) != expected[pod]["sha256"]]
+            return len(task["pods"]) - len(wrong), body["complete"] and body["source"] == "database", wrong
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(check, tasks))
+    return {"pods_exact": sum(exact for exact, _, _ in answers), "pods": sum(len(t["pods"]) for t in tasks),
+            "tasks_complete_from_database": sum(complete for _, complete, _ in answers), "tasks": len(tasks),
+            "wrong_pods": [pod for _, _, wrong in answers for pod in wrong][:5],
+            "bytes_expected": sum(digest["bytes"] for digest in expected.values())}
+
+
+def text_sha256(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- the run ---
+
+def collector_run(bench: Bench, workflows: int, steps: int, rate: float, seconds: float, line_chars: int) -> dict:
+    """`workflows` running workflows of `steps` pods, `rate` lines/s to every pod for `seconds`, one collector."""
+    recreate_database()
+    with RemoteCluster(bench.directory) as kube:
+        tasks = kube.call("workflows", count=workflows, steps=[chr(ord("a") + i) for i in range(steps)])
+        pods = [pod for task in tasks for pod in task["pods"]]
+        log_base = bench.log_base("collector")
+        collector = start_collector(bench, kube.kubeconfig, log_base)
+        rss = procstat.RssSampler(collector.pid, 0.5)
+        rss.start()
+        try:
+            started = wait_for(lambda: collector.poll() is None and kube.call("open_streams") == len(pods),
+                               STARTUP_TIMEOUT)
+            if started is None:
+                raise RuntimeError(f"the collector did not open {len(pods)} follow streams; see {log_base}.log")
+            captured = capture_window(bench, kube, collector, log_base, pods, rate, seconds, line_chars)
+            kube.call("finish", task_ids=[task["task_id"] for task in tasks])
+            final_save = wait_for(lambda: bench.sql("SELECT count(*) FROM tasks WHERE complete") == len(tasks),
+                                  FINAL_SAVE_TIMEOUT, interval=0.5)
+        finally:
+            exit_code = stop_collector(collector)
+            rss.stop()
+        verified = verify_stored(bench, kube, tasks)
+    return {"kind": "collector", "service": "tasklogs", "workflows": workflows, "pods": len(pods), "rate": rate,
+            "seconds": seconds, "line_chars": line_chars, "startup_s": started, "final_save_s": final_save,
+            "rss_mb": {"ready": captured.pop("rss_ready_mb"), "peak": round(rss.peak(), 1),
+                       "end_of_window": captured.pop("rss_window_end_mb")},
+            **captured, "verify": verified, "health": health(collector, log_base + ".log", exit_code)}
+
+
+def capture_window(bench: Bench, kube: RemoteCluster, collector: subprocess.Popen, log_base: str, pods: list[str],
+                   rate: float, seconds: float, line_chars: int) -> dict:
+    """Write for `seconds` while sampling the journal; CPU over the writing, then wait for the last line."""
+    sampler = JournalSampler(bench.database_url)
+    sampler.start()
+    rss_ready = procstat.rss_mb(collector.pid)
+    cpu = procstat.CpuWindow({"worker": lambda: [collector.pid], "clients": lambda: [os.getpid()],
+                              "fake_k8s": lambda: [kube.pid], "postgres": bench.postgres_pids}).start()
+    began, wal_before = time.time(), bench.sql("SELECT pg_current_wal_lsn()")
+    spy = Profile(collector.pid, seconds, os.path.join(bench.profile_dir, "profile-collector.txt")) \
+        if bench.profile_dir else None
+    writer = kube.call("write", pods=pods, rate=rate, seconds=seconds, line_chars=line_chars)
+    usage = cpu.stop()
+    wal = int(bench.sql(f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{wal_before}')"))
+    rss_end = procstat.rss_mb(collector.pid)
+    drain = wait_for(lambda: sampler.total_lines >= writer["lines"] or sampler.error is not None, DRAIN_TIMEOUT,
+                     interval=0.05)
+    sampler.stop()
+    return {"writer": writer, "lines_written": writer["lines"], "lines_captured": sampler.total_lines,
+            "lines_stored": stored_lines(bench), "drain_s": drain,
+            "lag_ms": percentiles(sampler.visible_us), "lag_created_ms": percentiles(sampler.created_us),
+            "sampler": {"interval_s": sampler.interval, "polls": sampler.polls, "rows": sampler.rows,
+                        "error": sampler.error},
+            "cpu": usage, "server_wal_bytes": wal, "rss_ready_mb": round(rss_ready, 1),
+            "rss_window_end_mb": round(rss_end, 1),
+            "gc": gc_pauses(log_base + ".gc" if bench.gc_probe else None, collector.pid, began, time.time()),
+            "profile": spy.summary() if spy else None}
