@@ -2,9 +2,8 @@
 import os
 
 from flask import Blueprint, current_app, jsonify
-from sqlalchemy import text
 
-from . import service
+from . import repository, service
 from .errors import ClusterError, StoreUnavailable
 from .extensions import db
 
@@ -28,7 +27,7 @@ def readyz():
 def _check_database() -> str:
     try:
         with service.store_errors():
-            db.session.execute(text("SELECT 1"))
+            repository.check_database(db.session)
             db.session.rollback()
         return "ok"
     except StoreUnavailable as error:

@@ -314,6 +314,20 @@ def prepare_lease_session(dbapi_connection, name: str) -> None:
                        "WHERE application_name = %s AND pid <> pg_backend_pid()", (name,))
 
 
+def check_database(session) -> None:
+    """Raise unless the database answers."""
+    session.execute(select(literal(1)))
+
+
+def lock_migrations(connection, key: int) -> None:
+    """Wait for the session-level advisory lock that serialises schema migrations."""
+    connection.execute(select(func.pg_advisory_lock(key)))
+
+
+def unlock_migrations(connection, key: int) -> None:
+    connection.execute(select(func.pg_advisory_unlock(key)))
+
+
 def try_task_lock(session, key: int) -> bool:
     """Take the task's advisory lock for this transaction only; False while a capture holds it."""
     if session.get_bind().dialect.name != "postgresql":

@@ -2,9 +2,9 @@
 import logging
 
 import flask_migrate
-from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from . import repository
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,10 @@ def upgrade_schema(app) -> None:
 
 def _upgrade_locked(app) -> None:
     with db.engine.connect() as connection:
-        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
-        connection.commit()
+        repository.lock_migrations(connection, MIGRATION_LOCK)
+        connection.commit()  # the lock is the session's: the transaction need not stay open
         try:
             flask_migrate.upgrade(directory=app.extensions["migrate"].directory)
         finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            repository.unlock_migrations(connection, MIGRATION_LOCK)
             connection.commit()
