@@ -144,11 +144,13 @@ class Tail:
         return meta, stream.key, start, _unsaved_from(unsaved.get(stream.key, ()), start)
 
     def _entry_frames(self, entries, source: str, complete: bool):
-        """The snapshot frame with each entry's first piece, then appends for the rest of each backlog."""
-        logs, rests = [], []
+        """The snapshot frame with the first pieces of the logs (about `frame_chars` in all), then appends
+        for the rest of each backlog, one log after the other: memory stays bounded however many logs."""
+        logs, rests, budget = [], [], self.frame_chars
         for meta, key, start, pieces in entries:
             pieces = _pieces_of(pieces, self.frame_chars)
-            first = next(pieces, "")
+            first = next(pieces, "") if budget > 0 else ""
+            budget -= len(first)
             self.offsets[key] = start + len(first)
             logs.append({**meta, "offset": start, "logs": first})
             rests.append((meta, key, pieces))

@@ -80,3 +80,19 @@ def test_client_disconnecting_mid_tail_releases_its_viewer_and_then_the_stream(a
     kube.reset_requests()
     time.sleep(0.5)
     assert kube.count() == 0, "a task nobody watches must not be read"
+
+
+def test_long_backlog_comes_in_bounded_frames_after_the_snapshot(serve, kube, task_id):
+    _, live = serve(TASKLOGS_FRAME_CHARS=1000)
+    wf = scenarios.workflow(kube, task_id, ["a", "b", "c"])
+    for step in ("a", "b", "c"):
+        kube.write_log(wf.pod(step), "main", "".join(f"{step} line {i:04d}\n" for i in range(300)))
+    client = tail(live, task_id)
+    frames = [client.frame()]
+    snapshot_text = sum(len(entry["logs"]) for entry in frames[0]["logs"])
+    assert snapshot_text <= 1000 and len(frames[0]["logs"]) == 3
+    scenarios.finish(kube, wf)
+    frames += client.rest()
+    assert all(len(f.get("data", "")) <= 1000 for f in frames)
+    for step in ("a", "b", "c"):
+        assert log_text(frames, wf.pod(step)) == "".join(f"{step} line {i:04d}\n" for i in range(300))
