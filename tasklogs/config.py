@@ -131,7 +131,7 @@ SETTINGS = (
             "(e.g. `init,wait` or a sidecar's name), each stored and served as its own log."),
     Setting("TASKLOGS_KUBE_CONNECT_TIMEOUT", "TASKLOGS_KUBE_CONNECT_TIMEOUT", "3", _positive_float,
             "Seconds to connect to the Kubernetes API."),
-    Setting("TASKLOGS_KUBE_READ_TIMEOUT", "TASKLOGS_KUBE_READ_TIMEOUT", "15", _positive_float,
+    Setting("TASKLOGS_KUBE_READ_TIMEOUT", "TASKLOGS_KUBE_READ_TIMEOUT", "10", _positive_float,
             "Seconds to wait for a Kubernetes API answer (whole-log reads, gets, lists)."),
     Setting("TASKLOGS_STREAM_IDLE_TIMEOUT", "TASKLOGS_STREAM_IDLE_TIMEOUT", "60", _positive_float,
             "Seconds a follow stream may stay silent before it is re-opened (catches dead connections)."),

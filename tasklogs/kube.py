@@ -33,6 +33,10 @@ def load_api_client(config_file: str | None = None, pool_size: int = 64) -> clie
         config.load_kube_config(config_file=config_file, client_configuration=configuration,
                                 persist_config=False)
     configuration.connection_pool_maxsize = pool_size
+    # Quick retries of a connection that failed to open, and one of a read that failed (a kept-alive
+    # connection the server had closed); no more, since a read that timed out would multiply the read
+    # timeout: callers back off by themselves.
+    configuration.retries = urllib3.util.Retry(total=3, connect=2, read=1, status=0, redirect=0, other=0)
     return client.ApiClient(configuration)
 
 
