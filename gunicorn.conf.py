@@ -34,3 +34,12 @@ def post_worker_init(worker):
     import gc
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+def worker_exit(server, worker):
+    """On a graceful stop, commit what the worker captured but had not yet written, and free its leases
+    so another worker or replica takes its tasks over at once (its tails' clients resume with cursors)."""
+    app = getattr(worker, "wsgi", None)
+    engine = getattr(app, "extensions", {}).get("tasklogs.engine")
+    if engine is not None:
+        engine.close()
