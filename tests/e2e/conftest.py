@@ -29,7 +29,11 @@ class Gunicorn:
                    *extra_args, "wsgi:app"]
         self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=self.log,
                                         stderr=subprocess.STDOUT)
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except Exception:
+            self.stop()  # never leave a server behind
+            raise
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
