@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 from . import measure, report
 from .cluster import BenchCluster
+from .collector import collector_run
+from .largelog import largelog_run
 from .servers import ROOT, recreate_database
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -32,11 +34,19 @@ class Plan:
     resource_viewers: dict = field(default_factory=lambda: {"tasklogs": 1000, "baseline": 1000})
     resource_rate: float = 10
     resource_window: float = 15
+    collector_workflows: int = 200  # running workflows captured by one collector process
+    collector_pods: int = 3         # pods (steps) per workflow
+    collector_rate: float = 50      # timed lines per second to every pod
+    collector_seconds: float = 30
+    collector_line_chars: int = 100
+    rest_log_bytes: int = 100 * MB  # the log one REST GET serves (tasklogs only)
+    rest_formats: tuple = ("json", "text")
 
 
 QUICK = Plan(tail_viewers={"tasklogs": [1, 20], "baseline": [1, 20]}, tail_seconds=4, request_window=2,
-             wal=((256 * 1024, 4),), resource_viewers={"tasklogs": 100, "baseline": 20}, resource_window=3)
-MEASUREMENTS = ("latency", "wal", "resources")
+             wal=((256 * 1024, 4),), resource_viewers={"tasklogs": 100, "baseline": 20}, resource_window=3,
+             collector_workflows=20, collector_seconds=10, rest_log_bytes=10 * MB)
+MEASUREMENTS = ("latency", "wal", "resources", "collector", "rest")
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,15 +54,19 @@ def parse_args() -> argparse.Namespace:
     add = parser.add_argument
     add("--quick", action="store_true", help="small sizes: a smoke run of about a minute")
     add("--only", default=",".join(MEASUREMENTS),
-        help="comma-separated subset of: latency (with upstream requests), wal, resources")
+        help="comma-separated subset of: latency (with upstream requests), wal, resources, collector, rest")
     add("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
     add("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
+    add("--collector-workflows", type=int, help="running workflows (of 3 pods) in the collector run")
+    add("--collector-rate", type=float, help="lines per second to every pod in the collector run")
+    add("--collector-seconds", type=float, help="seconds of writing in the collector run")
+    add("--rest-mb", type=float, help="size of the log served in the rest runs, in MB")
     add("--client-processes", type=int, default=1, help="client processes sharing the viewers")
     add("--connect-concurrency", type=int, default=50,
         help="clients handshaking at once while connecting (1: one after the other)")
     add("--tasklogs-root", default=ROOT, help="source tree to run tasklogs from (e.g. a clone at another commit)")
     add("--profile", action="store_true",
-        help="sample the worker with py-spy during the resources runs (bench/results/profile-*.txt)")
+        help="sample the worker (resources runs) and the collector with py-spy (bench/results/profile-*.txt)")
     add("--gc-probe", action="store_true",
         help="log the worker's garbage-collection pauses (bench/gcprobe) and report them per run")
     add("--out", help="JSON results file (default bench/results/latest.json, quick.json with --quick)")
@@ -68,7 +82,10 @@ def plan_from(args) -> Plan:
         viewers["tasklogs"] = counts(args.viewers)
     if args.baseline_viewers:
         viewers["baseline"] = counts(args.baseline_viewers)
-    return replace(plan, tail_viewers=viewers)
+    sizes = {"collector_workflows": args.collector_workflows, "collector_rate": args.collector_rate,
+             "collector_seconds": args.collector_seconds,
+             "rest_log_bytes": args.rest_mb and int(args.rest_mb * MB)}
+    return replace(plan, tail_viewers=viewers, **{name: value for name, value in sizes.items() if value})
 
 
 def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
@@ -83,6 +100,11 @@ def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
     if "resources" in only:
         steps += [(measure.resources_run, service, plan.resource_viewers[service], plan.resource_rate,
                    plan.resource_window) for service in report.SERVICES]
+    if "collector" in only:
+        steps.append((collector_run, plan.collector_workflows, plan.collector_pods, plan.collector_rate,
+                      plan.collector_seconds, plan.collector_line_chars))
+    if "rest" in only:
+        steps += [(largelog_run, plan.rest_log_bytes, output) for output in plan.rest_formats]
     runs = []
     for step, *arguments in steps:
         began = time.monotonic()
@@ -114,9 +136,13 @@ def stop_on_sigterm() -> None:
 
 
 def write_results(path: str, context: dict, plan: Plan, runs: list[dict]) -> None:
-    table = [dict(zip(("measurement", "tasklogs", "baseline", "goal"), row)) for row in report.main_rows(runs)]
+    """The runs and both printed tables (a table none of whose measurements ran is empty)."""
+    table = [dict(zip(("measurement", "tasklogs", "baseline", "goal"), row)) for row in report.main_rows(runs)] \
+        if report.has_main(runs) else []
+    tasklogs_only = [dict(zip(("measurement", "tasklogs", "goal"), row)) for row in report.tasklogs_only_rows(runs)]
     with open(path, "w") as file:
-        json.dump({"context": context, "plan": asdict(plan), "runs": runs, "table": table}, file, indent=1)
+        json.dump({"context": context, "plan": asdict(plan), "runs": runs, "table": table,
+                   "table_tasklogs_only": tasklogs_only}, file, indent=1)
 
 
 def main() -> None:
@@ -124,6 +150,9 @@ def main() -> None:
     stop_on_sigterm()
     raise_open_files_limit()
     plan, only = plan_from(args), set(args.only.split(","))
+    if only - set(MEASUREMENTS):
+        sys.exit(f"--only: unknown measurement(s) {', '.join(sorted(only - set(MEASUREMENTS)))}; "
+                 f"choose from {', '.join(MEASUREMENTS)}")
     directory = tempfile.mkdtemp(prefix="tasklogs-bench-")
     began = time.monotonic()
     cluster = BenchCluster(directory)

@@ -28,6 +28,7 @@ from .servers import recreate_database
 
 FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
 SAMPLE_INTERVAL = 0.05     # seconds between the sampler's reads of the journal
+LAG_PARTS = 6              # the lag-over-time row cuts the writing's span in this many parts
 STARTUP_TIMEOUT = 180      # seconds for the collector to open every follow stream
 DRAIN_TIMEOUT = 120        # seconds after the last write for every line to reach the journal
 FINAL_SAVE_TIMEOUT = 300   # seconds after the workflows ended for every final save
@@ -45,19 +46,20 @@ class JournalSampler(threading.Thread):
     line, the lag to the `created_at` of its row instead: the collector stamps it while building the row,
     before the commit, so it is a lower bound.
 
-    Rows are read in id order after the last id seen: the collector has one journal writer, whose flushes
-    commit one after the other, so ids grow in commit order."""
+    Rows are read in id order after the last id seen (`after_id` at first): the collector has one journal
+    writer, whose flushes commit one after the other, so ids grow in commit order."""
 
-    def __init__(self, database_url: str, interval: float = SAMPLE_INTERVAL):
+    def __init__(self, database_url: str, after_id: int = 0, interval: float = SAMPLE_INTERVAL):
         super().__init__(name="journal-sampler", daemon=True)
         self.database_url, self.interval = database_url, interval
-        self.visible_us: list[int] = []
-        self.created_us: list[int] = []
+        self.written_us: list[int] = []        # per line: its write time
+        self.visible_us: list[int] = []        # per line: its capture lag
+        self.created_us: list[int] = []        # per line: its lag to its row's created_at
         self.lines: collections.Counter = collections.Counter()    # log_id -> complete lines seen
         self.polls = self.rows = 0
         self.error: str | None = None
         self._partial: dict[int, str] = {}     # log_id -> its text after the last newline seen
-        self._last_id = 0
+        self._last_id = after_id
         self._stopped = threading.Event()
 
     @property
@@ -97,9 +99,21 @@ class JournalSampler(threading.Thread):
         self._partial[log_id] = lines.pop()
         for line in lines:
             written_us = int(line.split(" ", 2)[1]) // 1000
+            self.written_us.append(written_us)
             self.visible_us.append(seen_us - written_us)
             self.created_us.append(created_us - written_us)
         self.lines[log_id] += len(lines)
+
+    def lag_p99_over_time(self, parts: int = LAG_PARTS) -> tuple[float, list[float]]:
+        """(seconds per part, p99 lag in s of the lines written in each part): the writing's span cut in `parts`."""
+        if not self.written_us:
+            return 0.0, []
+        first = min(self.written_us)
+        width = max(1, (max(self.written_us) - first) // parts + 1)
+        buckets: list[list[int]] = [[] for _ in range(parts)]
+        for written, lag in zip(self.written_us, self.visible_us):
+            buckets[(written - first) // width].append(lag)
+        return width / 1e6, [percentiles(bucket).get("p99", 0) / 1000 for bucket in buckets]
 
 
 # --- the collector process ---
@@ -137,19 +151,24 @@ def wait_for(condition, timeout: float, interval: float = 0.25) -> float | None:
     return None
 
 
-def health(process: subprocess.Popen, log_path: str, exit_code: int | None = None) -> dict:
+def collector_health(log_path: str, exit_code: int) -> dict:
+    """Exit code after SIGTERM and the WARNING/ERROR lines of the collector's log."""
     with open(log_path, errors="replace") as log:
         warnings = [line.strip() for line in log if SERVICE_WARNINGS.search(line)]
-    return {"worker_survived": exit_code in (0, None) and process.returncode in (0, None), "exit_code": exit_code,
-            "warnings": len(warnings), "first_warnings": warnings[:3]}
+    return {"worker_survived": exit_code == 0, "exit_code": exit_code, "warnings": len(warnings),
+            "first_warnings": warnings[:3]}
 
 
-# --- checking what was stored ---
+# --- the journal, and what was stored ---
 
 def stored_lines(bench: Bench) -> int:
     """Newlines in the whole journal: the lines the database holds, counted without the sampler."""
     return int(bench.sql("SELECT coalesce(sum(length(data) - length(replace(data, E'\\n', ''))), 0) "
                          "FROM log_chunks"))
+
+
+def last_chunk_id(bench: Bench) -> int:
+    return int(bench.sql("SELECT coalesce(max(id), 0) FROM log_chunks"))
 
 
 def verify_stored(bench: Bench, kube: RemoteCluster, tasks: list[dict]) -> dict:
@@ -162,8 +181,7 @@ def verify_stored(bench: Bench, kube: RemoteCluster, tasks: list[dict]) -> dict:
             with urllib.request.urlopen(url, timeout=120) as response:
                 body = json.load(response)
             stored = {entry["pod"]: entry["logs"] for entry in body["logs"]}
-            wrong = [pod for pod in task["pods"]
-                     if text_sha256(stored.get(pod)) != expected[pod]["sha256"]]
+            wrong = [pod for pod in task["pods"] if text_sha256(stored.get(pod)) != expected[pod]["sha256"]]
             return len(task["pods"]) - len(wrong), body["complete"] and body["source"] == "database", wrong
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(check, tasks))
@@ -180,7 +198,10 @@ def text_sha256(text: str | None) -> str | None:
 # --- the run ---
 
 def collector_run(bench: Bench, workflows: int, steps: int, rate: float, seconds: float, line_chars: int) -> dict:
-    """`workflows` running workflows of `steps` pods, `rate` lines/s to every pod for `seconds`, one collector."""
+    """`workflows` running workflows of `steps` pods, `rate` lines/s to every pod for `seconds`, one collector.
+
+    Before the window every pod gets one line and the bench waits until the journal holds them all (the
+    collector's first save of each pod is done): the window measures the collector in its steady state."""
     recreate_database()
     with RemoteCluster(bench.directory) as kube:
         tasks = kube.call("workflows", count=workflows, steps=[chr(ord("a") + i) for i in range(steps)])
@@ -194,7 +215,8 @@ def collector_run(bench: Bench, workflows: int, steps: int, rate: float, seconds
                                STARTUP_TIMEOUT)
             if started is None:
                 raise RuntimeError(f"the collector did not open {len(pods)} follow streams; see {log_base}.log")
-            captured = capture_window(bench, kube, collector, log_base, pods, rate, seconds, line_chars)
+            warm_up = warm_up_journal(bench, kube, pods, line_chars)
+            captured = capture_window(bench, kube, collector.pid, log_base, pods, rate, seconds, line_chars)
             kube.call("finish", task_ids=[task["task_id"] for task in tasks])
             final_save = wait_for(lambda: bench.sql("SELECT count(*) FROM tasks WHERE complete") == len(tasks),
                                   FINAL_SAVE_TIMEOUT, interval=0.5)
@@ -202,37 +224,57 @@ def collector_run(bench: Bench, workflows: int, steps: int, rate: float, seconds
             exit_code = stop_collector(collector)
             rss.stop()
         verified = verify_stored(bench, kube, tasks)
+    captured["rss_mb"].update(peak=round(rss.peak(), 1))
     return {"kind": "collector", "service": "tasklogs", "workflows": workflows, "pods": len(pods), "rate": rate,
-            "seconds": seconds, "line_chars": line_chars, "startup_s": started, "final_save_s": final_save,
-            "rss_mb": {"ready": captured.pop("rss_ready_mb"), "peak": round(rss.peak(), 1),
-                       "end_of_window": captured.pop("rss_window_end_mb")},
-            **captured, "verify": verified, "health": health(collector, log_base + ".log", exit_code)}
+            "seconds": seconds, "line_chars": line_chars, "startup_s": started, "warm_up_s": warm_up,
+            "final_save_s": final_save, **captured, "verify": verified,
+            "health": collector_health(log_base + ".log", exit_code)}
 
 
-def capture_window(bench: Bench, kube: RemoteCluster, collector: subprocess.Popen, log_base: str, pods: list[str],
+def collector_profile(bench: Bench, pid: int, seconds: float) -> Profile | None:
+    """With --profile: py-spy samples the thread holding the GIL 20 times a second (more would slow the
+    collector's hundreds of threads down noticeably)."""
+    if not bench.profile_dir:
+        return None
+    return Profile(pid, seconds, os.path.join(bench.profile_dir, "profile-collector.txt"), rate=20, gil=True)
+
+
+def warm_up_journal(bench: Bench, kube: RemoteCluster, pods: list[str], line_chars: int) -> float | None:
+    """One line to every pod; seconds until the journal holds them all."""
+    kube.call("write", pods=pods, rate=1, seconds=1, line_chars=line_chars)
+    return wait_for(lambda: stored_lines(bench) >= len(pods), DRAIN_TIMEOUT)
+
+
+def capture_window(bench: Bench, kube: RemoteCluster, collector: int, log_base: str, pods: list[str],
                    rate: float, seconds: float, line_chars: int) -> dict:
-    """Write for `seconds` while sampling the journal; CPU over the writing, then wait for the last line."""
-    sampler = JournalSampler(bench.database_url)
+    """Write for `seconds` while sampling the journal; CPU and WAL over the writing, then wait (DRAIN_TIMEOUT
+    at most) until the journal holds every line written."""
+    sampler = JournalSampler(bench.database_url, after_id=last_chunk_id(bench))
     sampler.start()
-    rss_ready = procstat.rss_mb(collector.pid)
-    cpu = procstat.CpuWindow({"worker": lambda: [collector.pid], "clients": lambda: [os.getpid()],
+    rss_ready = procstat.rss_mb(collector)
+    cpu = procstat.CpuWindow({"worker": lambda: [collector], "clients": lambda: [os.getpid()],
                               "fake_k8s": lambda: [kube.pid], "postgres": bench.postgres_pids}).start()
     began, wal_before = time.time(), bench.sql("SELECT pg_current_wal_lsn()")
-    spy = Profile(collector.pid, seconds, os.path.join(bench.profile_dir, "profile-collector.txt")) \
-        if bench.profile_dir else None
+    spy = collector_profile(bench, collector, seconds)
     writer = kube.call("write", pods=pods, rate=rate, seconds=seconds, line_chars=line_chars)
     usage = cpu.stop()
     wal = int(bench.sql(f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{wal_before}')"))
-    rss_end = procstat.rss_mb(collector.pid)
+    rss_end = procstat.rss_mb(collector)
     drain = wait_for(lambda: sampler.total_lines >= writer["lines"] or sampler.error is not None, DRAIN_TIMEOUT,
                      interval=0.05)
     sampler.stop()
-    return {"writer": writer, "lines_written": writer["lines"], "lines_captured": sampler.total_lines,
-            "lines_stored": stored_lines(bench), "drain_s": drain,
-            "lag_ms": percentiles(sampler.visible_us), "lag_created_ms": percentiles(sampler.created_us),
-            "sampler": {"interval_s": sampler.interval, "polls": sampler.polls, "rows": sampler.rows,
-                        "error": sampler.error},
-            "cpu": usage, "server_wal_bytes": wal, "rss_ready_mb": round(rss_ready, 1),
-            "rss_window_end_mb": round(rss_end, 1),
-            "gc": gc_pauses(log_base + ".gc" if bench.gc_probe else None, collector.pid, began, time.time()),
+    return {"writer": writer, "lines_written": writer["lines"], "lines_in_journal": stored_lines(bench) - len(pods),
+            "drain_s": drain, **lag_summary(sampler), "cpu": usage, "server_wal_bytes": wal,
+            "rss_mb": {"ready": round(rss_ready, 1), "end_of_window": round(rss_end, 1)},
+            "gc": gc_pauses(log_base + ".gc" if bench.gc_probe else None, collector, began, time.time()),
             "profile": spy.summary() if spy else None}
+
+
+def lag_summary(sampler: JournalSampler) -> dict:
+    """What the sampler saw: lines, lag percentiles (ms), p99 lag over the writing (s), its own activity."""
+    part_s, lag_per_part = sampler.lag_p99_over_time()
+    return {"lines_captured": sampler.total_lines, "lag_ms": percentiles(sampler.visible_us),
+            "lag_created_ms": percentiles(sampler.created_us), "lag_part_s": round(part_s, 2),
+            "lag_p99_s_per_part": lag_per_part,
+            "sampler": {"interval_s": sampler.interval, "polls": sampler.polls, "rows": sampler.rows,
+                        "error": sampler.error}}

@@ -37,7 +37,8 @@ def timed_line(seq: int, line_chars: int) -> bytes:
     The write time is taken right here, just before the line goes into the fake's log: the capture lag
     of the line is measured from it."""
     head = f"{seq} {time.time_ns()} "
-    return (head + FILLER[:max(0, line_chars - len(head))] + "\n").encode()
+    filler = FILLER * (line_chars // len(FILLER) + 1)
+    return (head + filler[:max(0, line_chars - len(head))] + "\n").encode()
 
 
 class Commands:

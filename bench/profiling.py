@@ -10,17 +10,25 @@ GC_PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gcprobe")
 class Profile:
     """py-spy sampling a process for `seconds`; `summary()` -> its hottest functions (own and inclusive %)."""
 
-    def __init__(self, pid: int, seconds: float, path: str):
+    def __init__(self, pid: int, seconds: float, path: str, rate: int = 200, gil: bool = False):
+        """`rate`: samples per second (py-spy needs far longer per sample of a process with hundreds of
+        threads); `gil`: sample only the thread holding the GIL (where a threaded process's CPU goes)."""
         self.path = path
         spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
         self.process = None if not os.path.exists(spy) else subprocess.Popen(
-            [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200", "--format", "raw",
-             "--output", path, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(rate), "--format", "raw",
+             "--output", path, "--nonblocking", *(["--gil"] if gil else [])],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def summary(self, top: int = 15) -> dict:
         if self.process is None:
             return {"error": "py-spy is not installed (pip install py-spy)"}
-        self.process.wait(timeout=60)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return {"error": "py-spy did not finish within a minute of its duration"}
         if not os.path.exists(self.path):
             return {"error": "py-spy wrote nothing (is ptrace allowed?)"}
         own, inclusive, total = {}, {}, 0

@@ -140,6 +140,95 @@ def main_rows(runs: list[dict]) -> list[tuple]:
     return latency_rows(runs) + request_rows(runs) + wal_rows(runs) + resource_rows(runs) + correctness_rows(runs)
 
 
+# --- the second table: tasklogs alone (the collector, large logs over REST) ---
+
+LAG_GOAL_MS = 1000        # the collector's capture lag p99
+CPU_GOAL = 100            # the collector's CPU, % of one core
+RSS_GROWTH_GOAL_MB = 100  # a worker's RSS growth while serving a large log
+
+
+def _or_missing(seconds: float | None, what: str) -> str:
+    return f"{seconds:.1f} s" if seconds is not None else f"NOT {what}"
+
+
+def collector_rows(run: dict) -> list[tuple]:
+    """(measurement, tasklogs, goal) rows of one collector run."""
+    writer, lag, cpu, rss, verify = run["writer"], run["lag_ms"], run["cpu"], run["rss_mb"], run["verify"]
+    complete = run["lines_captured"] == run["lines_written"] == run["lines_in_journal"]
+    stored = verify["pods_exact"] == verify["pods"] and verify["tasks_complete_from_database"] == verify["tasks"]
+    return [
+        (f"collector: {run['workflows']} workflows x {run['pods'] // run['workflows']} pods x {run['rate']:g} "
+         f"lines/s for {run['seconds']:g} s, one process",
+         f"{writer['lines']:,} lines written at {writer['lines_per_s']:,}/s (target {run['pods'] * run['rate']:,.0f}/s;"
+         f" writer up to {writer['late_max_s']:.1f} s late)", ""),
+        ("  capture lag p50 / p99 / max (ms): write -> committed in log_chunks",
+         f"{lag['p50']:.0f} / {lag['p99']:.0f} / {lag['max']:.0f}" if lag.get("count") else "no line captured",
+         f"p99 < {LAG_GOAL_MS} ms{_verdict(lag.get('count', 0) > 0 and lag['p99'] < LAG_GOAL_MS)}"),
+        (f"  capture lag p99 (s) per sixth of the writing ({run['lag_part_s']:.1f} s each)",
+         " / ".join(f"{value:.1f}" for value in run["lag_p99_s_per_part"]) or "-", "flat"),
+        ("  lines captured (sampler) / in the journal / written",
+         f"{run['lines_captured']:,} / {run['lines_in_journal']:,} / {run['lines_written']:,}  (all stored "
+         f"{_or_missing(run['drain_s'], 'within the timeout')} after the last write)",
+         f"all{_verdict(complete)}"),
+        ("  collector CPU (% of one core) while writing", f"{cpu['worker']:.0f}",
+         f"< {CPU_GOAL}{_verdict(cpu['worker'] < CPU_GOAL)}"),
+        ("  collector RSS (MB): ready -> end of writing; peak",
+         f"{rss['ready']:.0f} -> {rss['end_of_window']:.0f}; {rss['peak']:.0f}", ""),
+        ("  CPU (% of one core) of fake k8s / postgres / other; machine (% of all cores)",
+         f"{cpu['fake_k8s']:.0f} / {cpu['postgres']:.0f} / {cpu['other']:.0f}; {cpu['machine']:.0f}", ""),
+        ("  stored logs equal to what was written (REST, after the final saves)",
+         f"{verify['pods_exact']} / {verify['pods']} pods (final saves {_or_missing(run['final_save_s'], 'DONE')})",
+         f"all{_verdict(stored)}"),
+    ]
+
+
+def rest_rows(run: dict) -> list[tuple]:
+    """(measurement, tasklogs, goal) rows of one large-log REST run: one per GET."""
+    rows = []
+    for get in run["gets"]:
+        how = "reads Kubernetes, stores" if get["expected_source"] == "kubernetes" else "from the database"
+        source = get["fields"].get("source")
+        cell = (f"RSS {get['rss_before_mb']:.0f} -> {get['rss_peak_mb']:.0f} -> {get['rss_after_mb']:.0f} MB "
+                f"(+{get['rss_growth_mb']:.0f}); {get['body_bytes'] / 1e6:.0f} MB in {get['seconds']:.1f} s "
+                f"({get['mb_per_s']:g} MB/s, first byte {get['first_byte_s']:.1f} s); "
+                + ("exact" if get["exact"] else f"TEXT WRONG (status {get['status']})")
+                + (f"; source {source}" if source and source != get["expected_source"] else ""))
+        rows.append((f"REST {_size(run['log_bytes'])} log, format={run['format']}, {get['get']} GET ({how})", cell,
+                     f"growth < {RSS_GROWTH_GOAL_MB} MB{_verdict(get['rss_growth_mb'] < RSS_GROWTH_GOAL_MB)}"))
+    return rows
+
+
+def tasklogs_only_rows(runs: list[dict]) -> list[tuple]:
+    rows = []
+    for run in runs:
+        if run["kind"] == "collector":
+            rows += collector_rows(run)
+        elif run["kind"] == "rest":
+            rows += rest_rows(run)
+    return rows
+
+
+def tasklogs_only_notes(runs: list[dict]) -> list[str]:
+    kinds, lines = {run["kind"] for run in runs}, []
+    if "collector" in kinds:
+        lines.append("capture lag = time from a line's write into the fake pod log until a read of log_chunks "
+                     "returns it (read every 50 ms: 0-50 ms of it is the sampling); measured after every pod's "
+                     "first line was stored.")
+    if "rest" in kinds:
+        lines.append("REST: VmRSS of the one gunicorn worker sampled every 50 ms: before the GET (the worker has "
+                     "served a small task once) -> peak during -> 1 s after the body ended; growth = peak - before. "
+                     "The client hashes the body and keeps none of it.")
+    return ["- " + line for line in lines]
+
+
+MAIN_KINDS = ("tail", "wal", "resources")
+
+
+def has_main(runs: list[dict]) -> bool:
+    """Whether any measurement of the side-by-side table ran."""
+    return any(run["kind"] in MAIN_KINDS for run in runs)
+
+
 # --- the per-run details: who used the 2 cores ---
 
 DETAIL_HEADER = ("run", "service", "viewers", "connect s", "worker", "clients", "fake k8s", "postgres", "other",
@@ -150,7 +239,17 @@ CPU_COLUMNS = ("worker", "clients", "fake_k8s", "postgres", "other", "machine")
 def _run_label(run: dict) -> str:
     if run["kind"] == "wal":
         return f"wal {_size(run['log_bytes'])}"
+    if run["kind"] == "collector":
+        return f"collector {run['pods']} pods x {run['rate']:g} lines/s"
     return f"{run['kind']} {run['rate']:g} lines/s"
+
+
+def cpu_windows(run: dict) -> list[tuple[str, dict]]:
+    """(label, CPU use) of each measuring window of a run: one per run, one per GET of a rest run."""
+    if run["kind"] == "rest":
+        return [(f"rest {_size(run['log_bytes'])} {run['format']}, {get['get']} GET", get["cpu"])
+                for get in run["gets"]]
+    return [(_run_label(run), run.get("cpu") or {})]
 
 
 def _gc_cell(run: dict) -> str:
@@ -162,12 +261,13 @@ def _gc_cell(run: dict) -> str:
 def detail_rows(runs: list[dict]) -> list[tuple]:
     rows = []
     for run in runs:
-        cpu, health, connected = run.get("cpu") or {}, run["health"], run.get("connected")
+        health, connected = run["health"], run.get("connected")
         warnings = str(health["warnings"]) + ("" if health["worker_survived"] else "  WORKER REPLACED")
-        rows.append((_run_label(run), run["service"], str(run.get("viewers", 1)),
-                     f"{connected['seconds']:.1f}" if connected else "-",
-                     *(f"{cpu[key]:.0f}%" if key in cpu else "-" for key in CPU_COLUMNS),
-                     str(run.get("listeners", "-")), _gc_cell(run), warnings))
+        viewers = run.get("viewers", 1 if run["kind"] == "wal" else "-")
+        for label, cpu in cpu_windows(run):
+            rows.append((label, run["service"], str(viewers), f"{connected['seconds']:.1f}" if connected else "-",
+                         *(f"{cpu[key]:.0f}%" if key in cpu else "-" for key in CPU_COLUMNS),
+                         str(run.get("listeners", "-")), _gc_cell(run), warnings))
     return rows
 
 
@@ -186,7 +286,7 @@ def notes(runs: list[dict], context: dict) -> list[str]:
              "each baseline viewer polls on its own (nothing shared): with 1000 it falls seconds behind.",
              "WAL: random hex lines (pglz cannot compress them), CHECKPOINT first, final save included; "
              "the bench database's own WAL (pg_waldump), server-wide in brackets."]
-    other = max((run["cpu"]["other"] for run in runs if run.get("cpu")), default=0)
+    other = max((cpu["other"] for run in runs for _, cpu in cpu_windows(run) if cpu), default=0)
     if other > 30:
         lines.append(f"CAUTION: processes outside the benchmark used up to {other:.0f}% of a core during a "
                      f"measuring window (column `other` below): latency and CPU figures are skewed by them.")
@@ -202,17 +302,23 @@ def render(runs: list[dict], context: dict) -> str:
     """The whole printed report."""
     source = context["source"]
     version = (source["commit"] or source["root"]) + (" + uncommitted changes" if source["dirty"] else "")
-    return "\n".join([
-        f"tasklogs benchmark: tasklogs {version}; {context['mode']} run, {context['elapsed_s']:.0f} s, "
-        f"{context['date']}; {context['cpus']} CPU cores shared by the worker, the client process, the fake "
-        f"cluster and PostgreSQL",
-        "",
-        table(("measurement", "tasklogs", "baseline (seed design)", "goal for tasklogs"), main_rows(runs)),
-        "",
-        *notes(runs, context),
-        "",
-        "CPU per run, % of ONE core over the measuring window; fake k8s = this bench process (fake API server + "
-        "log writer); other = every other process on the machine; machine = % of all cores:",
+    lines = [f"tasklogs benchmark: tasklogs {version}; {context['mode']} run, {context['elapsed_s']:.0f} s, "
+             f"{context['date']}; {context['cpus']} CPU cores shared by the worker, the client process, the fake "
+             f"cluster and PostgreSQL", ""]
+    if has_main(runs):
+        lines += [table(("measurement", "tasklogs", "baseline (seed design)", "goal for tasklogs"), main_rows(runs)),
+                  "", *notes(runs, context), ""]
+    alone = tasklogs_only_rows(runs)
+    if alone:
+        lines += ["tasklogs alone: the collector, and large logs over REST", "",
+                  table(("measurement", "tasklogs", "goal"), alone), "", *tasklogs_only_notes(runs), ""]
+        if not has_main(runs):
+            lines += [line for line in notes(runs, context) if "CAUTION" in line] + [""]
+    return "\n".join(lines + [
+        "CPU per run, % of ONE core over the measuring window; worker = the gunicorn worker (collector runs: the "
+        "collector process); clients = the client process (collector and rest runs: this bench process, sampling "
+        "or downloading); fake k8s = the fake API server + log writer (this bench process, or its own process in "
+        "collector and rest runs); other = every other process on the machine; machine = % of all cores:",
         "",
         table(DETAIL_HEADER, detail_rows(runs)),
     ])
