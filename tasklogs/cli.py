@@ -23,7 +23,11 @@ def register(app) -> None:
     def collect():
         """Capture every workflow's logs as they are written, whether or not anyone watches."""
         from .collector import run_collector
-        run_collector(current_app._get_current_object())
+        from .errors import TasklogsError
+        try:
+            run_collector(current_app._get_current_object())
+        except TasklogsError as error:
+            raise click.ClickException(error.message) from None
 
     @app.cli.command("prune")
     @click.option("--older-than", "age", required=True, callback=lambda ctx, param, value: parse_age(value),

@@ -24,14 +24,18 @@ REMOVED_CONTAINER = b"unable to retrieve container logs for "
 _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 
 
-def load_api_client(config_file: str | None = None, pool_size: int = 64) -> client.ApiClient:
+def load_api_client(config_file: str | None = None, pool_size: int = 1024) -> client.ApiClient:
     """In-cluster credentials when running in a pod, else `KUBECONFIG` / ~/.kube/config."""
     configuration = client.Configuration()
-    if config_file is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=configuration)
-    else:
-        config.load_kube_config(config_file=config_file, client_configuration=configuration,
-                                persist_config=False)
+    try:
+        if config_file is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config(config_file=config_file, client_configuration=configuration,
+                                    persist_config=False)
+    except (config.ConfigException, OSError) as error:
+        raise ClusterUnavailable(f"no usable Kubernetes configuration (in-cluster service account, KUBECONFIG "
+                                 f"or ~/.kube/config): {error}") from None
     configuration.connection_pool_maxsize = pool_size
     # Quick retries of a connection that failed to open, and one of a read that failed (a kept-alive
     # connection the server had closed); no more, since a read that timed out would multiply the read

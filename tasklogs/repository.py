@@ -241,8 +241,10 @@ def append_chunks(session, rows: list["ChunkRow"], locked: bool = False) -> set[
             session.execute(log_chunks.insert().values(**_chunk_values(row)))
         return {(row.log_id, row.start) for row in rows}
     values = [_chunk_values(row) for row in rows]
-    statement = text(_APPEND_AT_END).bindparams(rows=json.dumps(values, default=str, ensure_ascii=False))
-    return {(row.log_id, row.start_offset) for row in session.execute(statement)}
+    # The rows go as an execute parameter: a value bound into the statement object (`.bindparams`) would
+    # stay in a reference cycle, megabytes each, until the cyclic garbage collector ran.
+    rows_json = json.dumps(values, default=str, ensure_ascii=False)
+    return {(row.log_id, row.start_offset) for row in session.execute(_APPEND_AT_END, {"rows": rows_json})}
 
 
 def _chunk_values(row: "ChunkRow") -> dict:
@@ -253,7 +255,7 @@ def _chunk_values(row: "ChunkRow") -> dict:
 
 # One statement for a whole flush: rows arrive as a JSON array; each is inserted only where its log's
 # stored end (its last chunk's end, or the compacted text's length when it has no chunk) is its start.
-_APPEND_AT_END = """
+_APPEND_AT_END = text("""
 INSERT INTO log_chunks (log_id, start_offset, end_offset, data, since, seen, partial, restarts, created_at)
 SELECT r.log_id, r.start_offset, r.end_offset, r.data, r.since, r.seen, r.partial, r.restarts, r.created_at
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(log_id integer, start_offset bigint, end_offset bigint,
@@ -263,7 +265,7 @@ WHERE r.start_offset = COALESCE(
     (SELECT length(t.logs) FROM task_logs t WHERE t.id = r.log_id))
 ON CONFLICT (log_id, start_offset) DO NOTHING
 RETURNING log_id, start_offset
-"""
+""")
 
 
 def stored_lengths(session, log_ids) -> dict[int, int]:
@@ -278,8 +280,10 @@ def notify(session, task_ids) -> None:
     """Tell other processes (LISTEN tasklogs) that these tasks changed; delivered when the transaction commits."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    for task_id in sorted(set(task_ids)):
-        session.execute(select(func.pg_notify(NOTIFY_CHANNEL, task_id)))
+    task_ids = sorted(set(task_ids))
+    if task_ids:  # one round trip for all of them
+        session.execute(text("SELECT pg_notify(:channel, task_id) FROM unnest(CAST(:task_ids AS text[])) AS task_id"),
+                        {"channel": NOTIFY_CHANNEL, "task_ids": task_ids})
 
 
 def listen(dbapi_connection) -> None:

@@ -129,13 +129,13 @@ class Driver:
 
     def __init__(self, engine: Engine, task_id: str):
         self.engine, self.task_id = engine, task_id
-        self.feed = Feed(task_id, engine.coalesce, engine.writer.mark)
+        self._stopped = threading.Event()
+        self.feed = Feed(task_id, engine.coalesce, engine.writer.mark, self._stopped)
         self.pinned = False
         self.ready = threading.Event()       # the feed holds the task's state: viewers may take a snapshot
         self.error: TasklogsError | None = None
         self.leading = False
         self._wake = threading.Event()
-        self._stopped = threading.Event()
         self._last_needed = time.monotonic()
         self._captures: dict[str, ContainerCapture] = {}
         self._saved_phases = None
@@ -143,8 +143,6 @@ class Driver:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"driver-{self.task_id}", daemon=True)
         self._thread.start()
-        if self.feed.coalesce:
-            threading.Thread(target=self.feed.run_publisher, args=(self._stopped,), daemon=True).start()
 
     def wake(self) -> None:
         self._wake.set()
@@ -289,11 +287,12 @@ class Driver:
 
     def _update(self, task) -> bool:
         """Apply what the cluster says; True once the final save has run."""
-        self._save_phases(task)
-        self.feed.set_phase(task.phase)
         for stream in task.streams:
             self.feed.add_stream(StreamInfo(stream.key, stream.node_id, stream.pod_name, stream.container,
                                             stream.phase))
+        self._save_phases(task)  # also gives new streams their row ids
+        self.feed.set_phase(task.phase)
+        for stream in task.streams:
             self.feed.set_phase(stream.phase, stream.key)
             status = task.container_status(stream)
             capture = self._captures.get(stream.key)

@@ -56,9 +56,11 @@ MAX_RUN = 4 << 20  # characters of one stream written to the journal in one row 
 class Feed:
     """A task's live state in this process: streams, phases, text not yet saved or not yet published."""
 
-    def __init__(self, task_id: str, coalesce: float = 0.0, on_unsaved=None):
+    def __init__(self, task_id: str, coalesce: float = 0.0, on_unsaved=None, stopped: threading.Event | None = None):
         self.task_id = task_id
         self.coalesce = coalesce
+        self._stopped = stopped or threading.Event()
+        self._publisher = None
         self.on_unsaved = on_unsaved or (lambda feed: None)
         self.lock = threading.RLock()
         self.version = 0
@@ -113,13 +115,18 @@ class Feed:
                 return True
             data, start = data[stream.end - start:], stream.end
             stream.end += len(data)
-            self._unpublished.setdefault(key, []).append(data)
+            if self.viewers:
+                self._unpublished.setdefault(key, []).append(data)
+            else:
+                stream.published = stream.end  # nobody to send it to; a new viewer's snapshot has it
             if position is not None:
                 stream.position = position
             if keep:
                 self.unsaved.setdefault(key, deque()).append((start, data, position))
         if keep:
             self.on_unsaved(self)
+        if not self.viewers:
+            return True  # published when a viewer subscribes, if ever (a collector's capture has none)
         if self.coalesce:
             self._pending.set()
         else:
@@ -144,12 +151,12 @@ class Feed:
                     "type": "append", "node": stream.node, "pod": stream.pod, "container": stream.container,
                     "offset": start, "data": data})
 
-    def run_publisher(self, stopped: threading.Event) -> None:
+    def _run_publisher(self) -> None:
         """Publish captured text at most every `coalesce` seconds, so a burst of lines makes one frame."""
-        while not stopped.is_set():
+        while not self._stopped.is_set():
             if self._pending.wait(1.0):
                 self._pending.clear()
-                stopped.wait(self.coalesce)
+                self._stopped.wait(self.coalesce)
                 self.publish_pending()
 
     def has_unsaved(self) -> bool:
@@ -236,6 +243,10 @@ class Feed:
     def subscribe(self, viewer: "Viewer") -> None:
         with self.lock:
             self.viewers.add(viewer)
+            if self.coalesce and self._publisher is None:  # started by the first viewer, if one ever comes
+                self._publisher = threading.Thread(target=self._run_publisher, name=f"publish-{self.task_id}",
+                                                   daemon=True)
+                self._publisher.start()
 
     def unsubscribe(self, viewer: "Viewer") -> None:
         with self.lock:
