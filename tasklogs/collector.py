@@ -28,6 +28,7 @@ class ClusterCache:
         self.containers = containers_
         self._workflows: dict[str, dict] = {}
         self._pods: dict[str, dict] = {}
+        self._pods_of: dict[str, set[str]] = {}   # workflow -> names of its pods
         self._lock = threading.Lock()
 
     def reset(self, kind: str, items: list[dict]) -> None:
@@ -36,26 +37,37 @@ class ClusterCache:
             if kind == "workflows":
                 self._workflows = {item["metadata"]["name"]: item for item in items}
             else:
-                self._pods = {pod["name"]: pod for pod in items}
+                self._pods, self._pods_of = {}, {}
+                for pod in items:
+                    self._put_pod(pod)
 
     def apply(self, kind: str, event: str, obj: dict) -> str | None:
         """Apply one watch event; return the task it concerns."""
         with self._lock:
-            if kind == "workflows":
-                name = obj.get("metadata", {}).get("name")
-                table, task_id = self._workflows, name
-            else:
-                name = obj["name"]
-                table, task_id = self._pods, obj["labels"].get(argo.LABEL_WORKFLOW)
+            if kind == "pods":
+                self._drop_pod(obj["name"])
+                if event != "DELETED":
+                    self._put_pod(obj)
+                return obj["labels"].get(argo.LABEL_WORKFLOW)
+            name = obj.get("metadata", {}).get("name")
             if event == "DELETED":
-                table.pop(name, None)
+                self._workflows.pop(name, None)
             elif name:
-                table[name] = obj
-            return task_id
+                self._workflows[name] = obj
+            return name
+
+    def _put_pod(self, pod: dict) -> None:
+        self._pods[pod["name"]] = pod
+        self._pods_of.setdefault(pod["labels"].get(argo.LABEL_WORKFLOW), set()).add(pod["name"])
+
+    def _drop_pod(self, name: str) -> None:
+        pod = self._pods.pop(name, None)
+        if pod is not None:
+            self._pods_of.get(pod["labels"].get(argo.LABEL_WORKFLOW), set()).discard(name)
 
     def task_ids(self) -> set[str]:
         with self._lock:
-            return set(self._workflows) | {pod["labels"].get(argo.LABEL_WORKFLOW) for pod in self._pods.values()}
+            return set(self._workflows) | {task_id for task_id, pods in self._pods_of.items() if pods and task_id}
 
     def finished(self, task_id: str) -> bool:
         with self._lock:
@@ -66,7 +78,7 @@ class ClusterCache:
         """The task as the cache has it (no API request); TaskNotFound when neither workflow nor pods remain."""
         with self._lock:
             workflow = self._workflows.get(task_id)
-            pods = [pod for pod in self._pods.values() if pod["labels"].get(argo.LABEL_WORKFLOW) == task_id]
+            pods = [self._pods[name] for name in self._pods_of.get(task_id, ())]
         return build_task(task_id, workflow, pods, self.containers)
 
 

@@ -140,6 +140,9 @@ SETTINGS = (
             "notifications."),
     Setting("TASKLOGS_TAIL_COALESCE", "TASKLOGS_TAIL_COALESCE", "0.02", _non_negative_float,
             "Seconds a live tail gathers new lines before sending them as one frame (0: send each read at once)."),
+    Setting("TASKLOGS_CAPTURE_PAUSE", "TASKLOGS_CAPTURE_PAUSE", "0.1", _non_negative_float,
+            "Seconds a capture that nobody watches live (the collector's) lets new lines gather between reads: "
+            "fewer wakeups per line; a watched capture never waits."),
     Setting("TASKLOGS_JOURNAL_INTERVAL", "TASKLOGS_JOURNAL_INTERVAL", "0.1", _positive_float,
             "Seconds between commits of captured text to the journal (one transaction for every task)."),
     Setting("TASKLOGS_CAPTURE_LINGER", "TASKLOGS_CAPTURE_LINGER", "10", _non_negative_float,

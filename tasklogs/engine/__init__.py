@@ -40,6 +40,7 @@ class Engine:
         self.coalesce = config["TASKLOGS_TAIL_COALESCE"]
         self.linger = config["TASKLOGS_CAPTURE_LINGER"]
         self.catch_up_timeout = config["TASKLOGS_KUBE_READ_TIMEOUT"]
+        self.capture_pause = config["TASKLOGS_CAPTURE_PAUSE"]
         self.writer = JournalWriter(sa_engine, config["TASKLOGS_JOURNAL_INTERVAL"])
         self.leases = Leases(sa_engine)
         self.listener = JournalListener(sa_engine, self.journal_changed, self.tick, self.poll_interval)
@@ -336,7 +337,8 @@ class Driver:
             capture.finished.set()
             self._captures[stream.key] = capture
             return capture
-        capture = ContainerCapture(self.engine.kube, self.feed, stream, position, status, self.engine.poll_interval)
+        capture = ContainerCapture(self.engine.kube, self.feed, stream, position, status, self.engine.poll_interval,
+                                   self.engine.capture_pause)
         self._captures[stream.key] = capture
         threading.Thread(target=self._capture, args=(capture,), name=f"capture-{stream.pod_name}",
                          daemon=True).start()

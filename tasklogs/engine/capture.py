@@ -93,8 +93,10 @@ class ContainerCapture:
     """Follows one container's log (`follow=true`) into the feed from a position, and reconnects after
     any break (idle timeout, API server restart, network) with `sinceTime`: nothing lost, nothing repeated."""
 
-    def __init__(self, kube, feed, stream, position: Position, status: dict | None, poll_interval: float):
+    def __init__(self, kube, feed, stream, position: Position, status: dict | None, poll_interval: float,
+                 pause: float = 0.0):
         self.kube, self.feed, self.stream = kube, feed, stream
+        self.pause = pause
         self.position = position
         self.status = status                  # latest container status, refreshed by the task capture
         self.poll_interval = poll_interval
@@ -161,6 +163,7 @@ class ContainerCapture:
                 return
             raise
         self._open = stream
+        stream.pause = lambda: 0.0 if self.feed.viewers else self.pause
         with stream:
             for raw in stream:
                 self._take(parser.feed(raw), parser)
