@@ -41,6 +41,10 @@ class Engine:
         self.linger = config["TASKLOGS_CAPTURE_LINGER"]
         self.catch_up_timeout = config["TASKLOGS_KUBE_READ_TIMEOUT"]
         self.capture_pause = config["TASKLOGS_CAPTURE_PAUSE"]
+        # Drivers' writes (phases, final saves) queue for half the pool: when many workflows change or end
+        # at once (the collector) they wait their turn instead of timing out on the pool, and leave
+        # connections for the journal writer, tails and REST.
+        self.write_slots = threading.BoundedSemaphore(max(1, config["TASKLOGS_DB_POOL_SIZE"] // 2))
         self.writer = JournalWriter(sa_engine, config["TASKLOGS_JOURNAL_INTERVAL"])
         self.leases = Leases(sa_engine)
         self.listener = JournalListener(sa_engine, self.journal_changed, self.tick, self.poll_interval)
@@ -313,7 +317,7 @@ class Driver:
         if phases == self._saved_phases:
             return
         try:
-            with self.engine.session() as session, session.begin():
+            with self.engine.write_slots, self.engine.session() as session, session.begin():
                 repository.save_task(session, self.task_id, task.phase)
                 ids = repository.save_logs_to_database(self.task_id, [
                     {"node": s.node_id, "pod": s.pod_name, "container": s.container, "phase": s.phase}
@@ -366,6 +370,10 @@ class Driver:
 
     def _final_save(self, phase: str) -> bool:
         """Flush the journal, fold it into task_logs.logs, mark the task complete; then tell the viewers."""
+        with self.engine.write_slots:
+            return self._save_final(phase)
+
+    def _save_final(self, phase: str) -> bool:
         if not self.engine.writer.flush([self.feed]) or self.feed.has_unsaved():
             return False
         try:

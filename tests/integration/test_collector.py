@@ -1,8 +1,10 @@
 """The collector: every workflow captured without a viewer, surviving podGC, watch breaks, 410 Gone,
 restarts and a second collector; container restarts and extra containers."""
+import logging
 import threading
 import time
 
+import psycopg2
 import pytest
 
 from tasklogs.collector import Collector
@@ -198,3 +200,25 @@ def test_extra_containers_are_stored_and_served_per_container(collectors, databa
         assert text == "init output\n"
     finally:
         dispose(app)
+
+
+def test_many_workflows_ending_at_once_queue_for_their_final_saves(collectors, database_url, client, kube, task_id,
+                                                                  caplog):
+    caplog.set_level(logging.INFO, logger="tasklogs")
+    collectors(TASKLOGS_DB_POOL_SIZE=2, TASKLOGS_DB_POOL_TIMEOUT=1)
+    workflows = [scenarios.workflow(kube, f"{task_id}-{n}") for n in range(12)]
+    assert wait_for(lambda: kube.open_streams() == 12)
+    for wf in workflows:
+        kube.write_log(wf.pod(), "main", f"{wf.task_id}\n")
+    with psycopg2.connect(database_url) as blocker, blocker.cursor() as cursor:
+        cursor.execute("LOCK TABLE tasks IN EXCLUSIVE MODE")    # final saves hang on it for 3 s
+        for wf in workflows:
+            scenarios.finish(kube, wf)
+        time.sleep(3)
+    blocker.close()
+    for wf in workflows:
+        assert wait_for(lambda: client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True)
+        assert client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json()["logs"][0]["logs"] == f"{wf.task_id}\n"
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and "tasklogs" in r.name
+                and ("not saved" in r.getMessage() or "failed" in r.getMessage() or "failing" in r.getMessage())], \
+        "phase and final saves wait for a connection instead of timing out on a pool of 2"
