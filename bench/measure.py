@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import create_engine, text
 
+from tests.databases import psycopg2_url
+
 from . import procstat
 from .cluster import CONTAINER, BenchCluster, SteadyWriter, hex_lines, timed_line
 from .fleet import ClientFleet
 from .profiling import Profile, gc_pauses
-from .servers import ROOT, Service, psycopg2_url
+from .servers import ROOT, Service
 from .walmeter import WalMeter
 from .wsclients import outcome_key
 

@@ -7,14 +7,13 @@ import sys
 import time
 import urllib.request
 
-from sqlalchemy import create_engine, text
+from tests import databases
 
 from . import procstat
 from .profiling import GC_PROBE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-ADMIN_URL = os.environ.get("TASKLOGS_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASE = "tasklogs_bench"
 
 # Every bench client connects from 127.0.0.1: lift tasklogs' per-address and per-worker caps on tails.
@@ -27,18 +26,9 @@ SERVICES = {
 }
 
 
-def psycopg2_url(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
-
-
 def recreate_database() -> str:
     """Drop and create the bench database; return its URL (the seed's bare postgresql:// form)."""
-    admin = create_engine(psycopg2_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    admin.dispose()
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + DATABASE
+    return databases.recreate_database(DATABASE)
 
 
 def free_port() -> int:

@@ -5,35 +5,13 @@ import threading
 import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from tasklogs import create_app
 from tasklogs.extensions import db
 from tasklogs.kube import Kube, load_api_client
+from tests.databases import ADMIN_URL, drop_database, recreate_database
 
-ADMIN_URL = os.environ.get("TASKLOGS_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_DATABASE = os.environ.get("TASKLOGS_TEST_DATABASE", "tasklogs_test")
-
-
-def _psycopg2(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
-
-
-def recreate_database(name: str) -> str:
-    """Drop and create a database; return its URL (the seed's bare postgresql:// form)."""
-    admin = create_engine(_psycopg2(ADMIN_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(name: str) -> None:
-    admin = create_engine(_psycopg2(ADMIN_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture(scope="session")

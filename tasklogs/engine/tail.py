@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import repository
 from ..cursor import encode_cursor
-from ..errors import StoreUnavailable, TasklogsError
+from ..errors import StoreUnavailable
 from ..tasks import stream_key
 from ..websocket import GOING_AWAY, NORMAL, SLOW_CLIENT, TRY_AGAIN
 from . import EngineClosed

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from tests import scenarios
-from tests.conftest import drop_database, recreate_database
+from tests.databases import drop_database, recreate_database
 from tests.e2e.conftest import Gunicorn, service_env
 from tests.wsclient import TailClient, log_text
 

@@ -57,8 +57,7 @@ def test_captures_without_viewers_and_survives_pod_gc(collectors, client, kube, 
     scenarios.finish(kube, wf)
     for pod in wf.pods.values():
         kube.delete_pod(pod)          # podGC right after completion
-    assert wait_for(lambda: (rest_body := client.get(f"/api/v1/tasks/{task_id}/logs").get_json())
-                    .get("complete") is True)
+    assert wait_for(lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True)
     kube.stop()
     body = client.get(f"/api/v1/tasks/{task_id}/logs").get_json()
     assert (body["source"], body["complete"]) == ("database", True)

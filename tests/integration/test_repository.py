@@ -5,7 +5,6 @@ import pytest
 from sqlalchemy import func, select
 
 from tasklogs import repository
-from tasklogs.extensions import db
 from tasklogs.logstream import Position
 from tasklogs.models import LogChunk, TaskLog
 

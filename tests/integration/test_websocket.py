@@ -69,7 +69,7 @@ def test_errors_are_frames_then_a_close(live, kube, task_id):
 
 
 def test_client_disconnecting_mid_tail_releases_its_viewer_and_then_the_stream(app, live, kube, task_id):
-    wf = scenarios.workflow(kube, task_id)
+    scenarios.workflow(kube, task_id)
     client = tail(live, task_id)
     client.frame()
     assert wait_for(lambda: kube.open_streams() == 1)

@@ -1,0 +1,28 @@
+"""Throw-away PostgreSQL databases for the tests and the benchmarks, made through the admin URL."""
+import os
+
+from sqlalchemy import create_engine, text
+
+ADMIN_URL = os.environ.get("TASKLOGS_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def psycopg2_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+def _admin(statement: str) -> None:
+    admin = create_engine(psycopg2_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(statement))
+    admin.dispose()
+
+
+def recreate_database(name: str) -> str:
+    """Drop and create a database; return its URL (the seed's bare postgresql:// form)."""
+    drop_database(name)
+    _admin(f'CREATE DATABASE "{name}"')
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(name: str) -> None:
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
