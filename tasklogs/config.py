@@ -145,6 +145,10 @@ SETTINGS = (
             "fewer wakeups per line; a watched capture never waits."),
     Setting("TASKLOGS_JOURNAL_INTERVAL", "TASKLOGS_JOURNAL_INTERVAL", "0.1", _positive_float,
             "Seconds between commits of captured text to the journal (one transaction for every task)."),
+    Setting("TASKLOGS_MAX_UNSAVED_MB", "TASKLOGS_MAX_UNSAVED_MB", "256", _positive_float,
+            "Most captured text (millions of characters) one process holds in memory while the database is "
+            "down; beyond it the captures pause and read on from where they stood once the database is back "
+            "(the text waits in Kubernetes meanwhile)."),
     Setting("TASKLOGS_CAPTURE_LINGER", "TASKLOGS_CAPTURE_LINGER", "10", _non_negative_float,
             "Seconds a task's capture keeps running after its last viewer left (a reconnect finds it warm)."),
     Setting("TASKLOGS_VIEWER_QUEUE", "TASKLOGS_VIEWER_QUEUE", "1000", _positive_int,

@@ -45,7 +45,8 @@ class Engine:
         # at once (the collector) they wait their turn instead of timing out on the pool, and leave
         # connections for the journal writer, tails and REST.
         self.write_slots = threading.BoundedSemaphore(max(1, config["TASKLOGS_DB_POOL_SIZE"] // 2))
-        self.writer = JournalWriter(sa_engine, config["TASKLOGS_JOURNAL_INTERVAL"])
+        self.writer = JournalWriter(sa_engine, config["TASKLOGS_JOURNAL_INTERVAL"],
+                                    int(config["TASKLOGS_MAX_UNSAVED_MB"] * 1_000_000))
         self.leases = Leases(sa_engine)
         self.listener = JournalListener(sa_engine, self.journal_changed, self.tick, self.poll_interval)
         self._drivers: dict[str, "Driver"] = {}
@@ -342,7 +343,7 @@ class Driver:
             self._captures[stream.key] = capture
             return capture
         capture = ContainerCapture(self.engine.kube, self.feed, stream, position, status, self.engine.poll_interval,
-                                   self.engine.capture_pause)
+                                   self.engine.capture_pause, self.engine.writer.has_room)
         self._captures[stream.key] = capture
         threading.Thread(target=self._capture, args=(capture,), name=f"capture-{stream.pod_name}",
                          daemon=True).start()

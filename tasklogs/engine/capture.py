@@ -94,9 +94,10 @@ class ContainerCapture:
     any break (idle timeout, API server restart, network) with `sinceTime`: nothing lost, nothing repeated."""
 
     def __init__(self, kube, feed, stream, position: Position, status: dict | None, poll_interval: float,
-                 pause: float = 0.0):
+                 pause: float = 0.0, room=lambda: True):
         self.kube, self.feed, self.stream = kube, feed, stream
         self.pause = pause
+        self.room = room                      # False: memory holds enough unsaved text, stop reading for now
         self.position = position
         self.status = status                  # latest container status, refreshed by the task capture
         self.poll_interval = poll_interval
@@ -138,40 +139,56 @@ class ContainerCapture:
             self.caught_up.set()
             self._stopped.wait(self.poll_interval)
             return False
+        if not self.room():
+            self._wait_for_room()
+            return False
         self.started = True
         if status["restarts"] > self.position.restarts:
-            self._read(follow=False, final=True, previous=True, tolerate_gone=True)
+            if not self._read(follow=False, final=True, previous=True, tolerate_gone=True):
+                return False
             self.position = replace(self.position, restarts=status["restarts"])
         if status["state"] == "terminated":
-            self._read(follow=False, final=True)
-            return True
+            return self._read(follow=False, final=True)
         if not self.caught_up.is_set():
-            self._read(follow=False, final=False)  # so the first viewers' snapshot holds the log so far
+            if not self._read(follow=False, final=False):  # so the first viewers' snapshot holds the log so far
+                return False
             self.caught_up.set()
         self._read(follow=True, final=False)
         if not self._stopped.is_set():
             self.status = self._container_status()
         return False
 
-    def _read(self, *, follow: bool, final: bool, previous: bool = False, tolerate_gone: bool = False) -> None:
+    def _wait_for_room(self) -> None:
+        """The database refuses and memory holds enough: the text waits in Kubernetes, read on from
+        `position` (with `sinceTime`, nothing lost or repeated) once the journal takes text again."""
+        log.warning("capture of %s/%s paused: the database is down and memory holds enough unsaved text",
+                    self.stream.pod_name, self.stream.container)
+        self.caught_up.set()   # viewers joining meanwhile get what was captured, not a wait
+        while not self.room() and not self._stopped.wait(self.poll_interval):
+            pass
+        log.info("capture of %s/%s goes on", self.stream.pod_name, self.stream.container)
+
+    def _read(self, *, follow: bool, final: bool, previous: bool = False, tolerate_gone: bool = False) -> bool:
+        """Read one stream into the feed; True if read to its end (False: stopped, or no more room)."""
         parser = LogParser(self.position)
         try:
             stream = self.kube.open_log(self.stream.pod_name, self.stream.container, follow=follow,
                                         since_time=self.position.since_time, previous=previous)
         except LogsGone:
             if tolerate_gone:
-                return
+                return True
             raise
         self._open = stream
         stream.pause = lambda: 0.0 if self.feed.viewers else self.pause
         with stream:
             for raw in stream:
                 self._take(parser.feed(raw), parser)
-                if self._stopped.is_set():
-                    return
+                if self._stopped.is_set() or not self.room():
+                    return False
         self._open = None
         if final:
             self._take(parser.finish(), parser)
+        return True
 
     def _take(self, text: str, parser: LogParser) -> None:
         self.position = parser.position

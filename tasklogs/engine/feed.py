@@ -61,7 +61,7 @@ class Feed:
         self.coalesce = coalesce
         self._stopped = stopped or threading.Event()
         self._publisher = None
-        self.on_unsaved = on_unsaved or (lambda feed: None)
+        self.on_unsaved = on_unsaved or (lambda feed, size: None)
         self.lock = threading.RLock()
         self.version = 0
         self.phase = ""
@@ -124,7 +124,7 @@ class Feed:
             if keep:
                 self.unsaved.setdefault(key, deque()).append((start, data, position))
         if keep:
-            self.on_unsaved(self)
+            self.on_unsaved(self, len(data))
         if not self.viewers:
             return True  # published when a viewer subscribes, if ever (a collector's capture has none)
         if self.coalesce:
@@ -179,12 +179,14 @@ class Feed:
                 runs.append((key, log_ids[key], taken[0][0], "".join(p[1] for p in taken), taken[-1][2]))
             return runs
 
-    def saved(self, key: str, end: int) -> None:
-        """The journal holds stream `key` up to `end`: forget that part of `unsaved`."""
+    def saved(self, key: str, end: int) -> int:
+        """The journal holds stream `key` up to `end`: forget that part of `unsaved`; return its size."""
+        freed = 0
         with self.lock:
             pieces = self.unsaved.get(key)
             while pieces and pieces[0][0] + len(pieces[0][1]) <= end:
-                pieces.popleft()
+                freed += len(pieces.popleft()[1])
+        return freed
 
     def unsaved_copy(self) -> dict[str, list[tuple[int, str]]]:
         with self.lock:

@@ -16,11 +16,17 @@ log = logging.getLogger(__name__)
 
 
 class JournalWriter:
-    """Commits every feed's unsaved text every `interval` seconds, one transaction for all of them."""
+    """Commits every feed's unsaved text every `interval` seconds, one transaction for all of them.
 
-    def __init__(self, sa_engine, interval: float = 0.1):
+    It also counts the text waiting in memory: while the database refuses, captures read on only as long
+    as that stays under `limit` characters (`has_room`)."""
+
+    def __init__(self, sa_engine, interval: float = 0.1, limit: int = 256_000_000):
         self._engine = sa_engine
         self.interval = interval
+        self.limit = limit
+        self.held = 0                       # characters captured and not yet committed, in every feed
+        self._held_lock = threading.Lock()
         self._dirty: set = set()
         self._known_end: dict[int, int] = {}
         self._lock = threading.Lock()       # one flush at a time
@@ -28,9 +34,15 @@ class JournalWriter:
         self._stopped = threading.Event()
         self.healthy = True
 
-    def mark(self, feed) -> None:
-        """The feed has unsaved text."""
+    def mark(self, feed, size: int) -> None:
+        """The feed took `size` characters of unsaved text."""
         self._dirty.add(feed)
+        with self._held_lock:
+            self.held += size
+
+    def has_room(self) -> bool:
+        """Whether captures may take more text: the database takes it, or memory holds less than `limit`."""
+        return self.healthy or self.held < self.limit
 
     def run(self) -> None:
         while not self._stopped.wait(self._delay()):
@@ -51,8 +63,9 @@ class JournalWriter:
                 self._failed(error)
                 return False
             self._failures, self.healthy = 0, True
-            for feed, key, end in written:
-                feed.saved(key, end)
+            freed = sum(feed.saved(key, end) for feed, key, end in written)
+            with self._held_lock:
+                self.held -= freed
             for feed in feeds:
                 if not feed.has_unsaved():
                     self._dirty.discard(feed)

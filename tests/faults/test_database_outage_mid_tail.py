@@ -4,7 +4,8 @@ import time
 import pytest
 
 from tests import scenarios
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, dispose, make_app
+from tests.waiting import wait_for
 from tests.wsclient import TailClient, log_text
 
 
@@ -61,3 +62,42 @@ def test_viewer_joining_during_the_outage_gets_a_snapshot_from_kubernetes(proxie
         assert log_text(frames, wf.pod()) == "one\ntwo\n" and frames[-1]["type"] == "complete"
     finally:
         live.close()
+
+
+def test_a_long_outage_pauses_the_capture_instead_of_filling_memory(database_url, db_proxy, kube_adapter, kube,
+                                                                   task_id):
+    """Past TASKLOGS_MAX_UNSAVED_MB of unsaved text the capture stops reading: the text waits in Kubernetes
+    and is read from where the capture stood once the database is back, nothing lost or repeated."""
+    app = make_app(db_proxy.url(database_url.rsplit("/", 1)[1]), kube_adapter, TASKLOGS_MAX_UNSAVED_MB=0.002)
+    live = LiveServer(app)
+    try:
+        wf = scenarios.workflow(kube, task_id)
+        kube.write_log(wf.pod(), "main", "before the outage\n")
+        client = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
+        frames = [client.frame()]
+        writer = app.extensions["tasklogs.engine"].writer
+        db_proxy.stop()
+        lines = [f"during {index:03d} " + "x" * 90 + "\n" for index in range(100)]   # 10,000 characters
+        for line in lines:
+            kube.write_log(wf.pod(), "main", line)
+            time.sleep(0.005)
+        assert wait_for(lambda: kube.open_streams() == 0), "the capture closed its stream and waits"
+        time.sleep(0.5)
+        assert not writer.healthy and 2_000 <= writer.held < 2_500, "it holds the limit and one read more"
+        frames += client.frames_until(lambda f: f["type"] == "append" and "during 019" in f["data"])
+        assert "during 099" not in log_text(frames, wf.pod())
+
+        db_proxy.start()
+        assert wait_for(lambda: kube.open_streams() == 1, timeout=10), "it reads on once the database is back"
+        kube.write_log(wf.pod(), "main", "after the outage\n")
+        scenarios.finish(kube, wf)
+        frames += client.rest()
+        expected = kube.log_bytes(wf.pod(), "main").decode()
+        assert client.close_code == 1000 and log_text(frames, wf.pod()) == expected
+        assert writer.held == 0
+        stored = app.test_client().get(f"/api/v1/tasks/{task_id}/logs").get_json()
+        assert (stored["source"], stored["complete"]) == ("database", True)
+        assert stored["logs"][0]["logs"] == expected
+    finally:
+        live.close()
+        dispose(app)
