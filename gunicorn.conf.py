@@ -6,7 +6,9 @@ import os
 
 bind = os.environ.get("TASKLOGS_BIND", "0.0.0.0:8000")
 worker_class = "gevent"
-workers = int(os.environ.get("TASKLOGS_WORKERS", "2"))
+# Without DATABASE_URL (or with SQLite) the service keeps its logs in an SQLite file: one process only.
+_sqlite = not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql"))
+workers = int(os.environ.get("TASKLOGS_WORKERS") or ("1" if _sqlite else "2"))
 # Each open WebSocket holds one connection slot of its worker.
 worker_connections = int(os.environ.get("TASKLOGS_WORKER_CONNECTIONS", "2000"))
 # A heartbeat, not a request limit: only CPU that blocks the gevent hub this long kills a worker.

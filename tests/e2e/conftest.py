@@ -21,14 +21,15 @@ def free_port() -> int:
 class Gunicorn:
     """`gunicorn -c gunicorn.conf.py -b 127.0.0.1:PORT wsgi:app` in a subprocess."""
 
-    def __init__(self, env: dict, workers: int = 1, log_path: str | None = None, extra_args=()):
+    def __init__(self, env: dict, workers: int | None = 1, log_path: str | None = None, extra_args=()):
+        """`workers` None: as many as gunicorn.conf.py says. An `env` value None removes the variable."""
         self.port = free_port()
         self.log_path = log_path
         self.log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-        command = [GUNICORN, "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}", "--workers", str(workers),
-                   *extra_args, "wsgi:app"]
-        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
+        command = [GUNICORN, "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}",
+                   *(("--workers", str(workers)) if workers else ()), *extra_args, "wsgi:app"]
+        environ = {key: value for key, value in {**os.environ, **env}.items() if value is not None}
+        self.process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=self.log, stderr=subprocess.STDOUT)
         try:
             self.wait_ready()
         except Exception:

@@ -80,3 +80,30 @@ def test_four_workers_starting_at_once_on_a_fresh_database(kubeconfig, tmp_path)
         engine.dispose()
     finally:
         drop_database("tasklogs_fresh_start")
+
+
+def test_quick_start_on_sqlite_without_postgresql(kubeconfig, kube, task_id, tmp_path):
+    """The README's `make run` on a laptop: no DATABASE_URL means an SQLite file and one worker; REST,
+    the live tail and the final save all work there."""
+    env = {**service_env(f"sqlite:///{tmp_path / 'tasklogs.sqlite'}", kubeconfig), "TASKLOGS_WORKERS": None}
+    server = Gunicorn(env, None, str(tmp_path / "sqlite.log"))
+    try:
+        assert server.output().count("Booting worker") == 1, "SQLite mode runs one process"
+        wf = scenarios.workflow(kube, task_id)
+        kube.write_log(wf.pod(), "main", "first\n")
+        status, _, body = fetch(server, f"/api/v1/tasks/{task_id}/logs")
+        assert status == 200 and body["logs"][0]["logs"] == "first\n"
+        client = TailClient(server.url(f"/ws/tasks/{task_id}/logs", "ws"))
+        frames = [client.frame()]
+        for index in range(10):
+            kube.write_log(wf.pod(), "main", f"line {index}\n")
+        scenarios.finish(kube, wf)
+        frames += client.rest()
+        expected = "first\n" + "".join(f"line {i}\n" for i in range(10))
+        assert client.close_code == 1000 and log_text(frames, wf.pod()) == expected
+        kube.stop()
+        status, _, body = fetch(server, f"/api/v1/tasks/{task_id}/logs")
+        assert (status, body["source"], body["complete"], body["logs"][0]["logs"]) == (200, "database", True, expected)
+        assert "Traceback" not in server.output()
+    finally:
+        server.stop()

@@ -165,3 +165,22 @@ def test_plain_text_download(client, kube, task_id):
     both = client.get(f"/api/v1/tasks/{task_id}/logs?format=text").get_data(as_text=True)
     assert f"==> {wf.pod('a')}" in both and "alpha\n" in both and "beta\n" in both
     assert client.get(f"/api/v1/tasks/{task_id}/logs?pod=nope").status_code == 404
+
+
+def test_the_designs_kubernetes_helper_reads_whole_logs(app, kube, task_id):
+    from tasklogs.errors import InvalidTaskId, TaskNotFound
+    from tasklogs.service import fetch_logs_from_kubernetes
+    wf = scenarios.workflow(kube, task_id, ["a", "b"])
+    kube.write_log(wf.pod("a"), "main", "whole\nlog\n")
+    kube.finish_pod(wf.pod("b"), phase="Failed", exit_code=1)
+    with app.app_context():
+        assert fetch_logs_from_kubernetes(task_id, "argo") == [
+            {"node": wf.nodes["a"], "pod": wf.pod("a"), "container": "main", "phase": "Running",
+             "logs": "whole\nlog\n"},
+            {"node": wf.nodes["b"], "pod": wf.pod("b"), "container": "main", "phase": "Running", "logs": ""}]
+        with pytest.raises(ValueError, match="namespace 'argo'"):
+            fetch_logs_from_kubernetes(task_id, "default")
+        with pytest.raises(InvalidTaskId):
+            fetch_logs_from_kubernetes("Not A Name")
+        with pytest.raises(TaskNotFound):
+            fetch_logs_from_kubernetes(task_id + "-unknown")

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from tasklogs.config import SETTINGS, ConfigError, database_url, load_config, markdown_table
@@ -38,3 +40,10 @@ def test_the_readme_configuration_table_is_the_generated_one():
     readme = open("README.md").read()
     assert markdown_table() in readme, "run `python -m tasklogs.config` and paste the table into the README"
     assert all(f"`{setting.env}`" in readme for setting in SETTINGS)
+
+
+def test_without_database_url_the_app_uses_an_sqlite_file_in_its_instance_folder(monkeypatch):
+    from tasklogs import create_app
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    app = create_app({"TASKLOGS_AUTO_MIGRATE": False})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///" + os.path.join(app.instance_path, "tasklogs.sqlite")
