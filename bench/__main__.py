@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from . import measure, report
 from .cluster import BenchCluster
-from .collector import collector_run
+from .collector import collector_run, followed_tail_run
 from .largelog import largelog_run
 from .servers import ROOT, recreate_database
 
@@ -41,12 +41,13 @@ class Plan:
     collector_line_chars: int = 100
     rest_log_bytes: int = 100 * MB  # the log one REST GET serves (tasklogs only)
     rest_formats: tuple = ("json", "text")
+    followed_viewers: tuple = (1, 100)   # viewers of a task the collector captures (their worker follows it)
 
 
 QUICK = Plan(tail_viewers={"tasklogs": [1, 20], "baseline": [1, 20]}, tail_seconds=4, request_window=2,
              wal=((256 * 1024, 4),), resource_viewers={"tasklogs": 100, "baseline": 20}, resource_window=3,
-             collector_workflows=20, collector_seconds=10, rest_log_bytes=10 * MB)
-MEASUREMENTS = ("latency", "wal", "resources", "collector", "rest")
+             collector_workflows=20, collector_seconds=10, rest_log_bytes=10 * MB, followed_viewers=(1, 20))
+MEASUREMENTS = ("latency", "wal", "resources", "collector", "rest", "followed")
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,7 +55,8 @@ def parse_args() -> argparse.Namespace:
     add = parser.add_argument
     add("--quick", action="store_true", help="small sizes: a smoke run of about a minute")
     add("--only", default=",".join(MEASUREMENTS),
-        help="comma-separated subset of: latency (with upstream requests), wal, resources, collector, rest")
+        help="comma-separated subset of: latency (with upstream requests), wal, resources, collector, rest, "
+             "followed (a tail of a task the collector captures)")
     add("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
     add("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
     add("--collector-workflows", type=int, help="running workflows (of 3 pods) in the collector run")
@@ -105,6 +107,9 @@ def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
                       plan.collector_seconds, plan.collector_line_chars))
     if "rest" in only:
         steps += [(largelog_run, plan.rest_log_bytes, output) for output in plan.rest_formats]
+    if "followed" in only:
+        steps += [(followed_tail_run, count, plan.line_rate, plan.tail_seconds, plan.request_window)
+                  for count in plan.followed_viewers]
     runs = []
     for step, *arguments in steps:
         began = time.monotonic()

@@ -21,8 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg2
 
 from . import procstat
+from .cluster import SteadyWriter, timed_line
 from .kubeproc import RemoteCluster
-from .measure import SERVICE_WARNINGS, Bench, percentiles
+from .measure import (SERVICE_WARNINGS, SETTLE, Bench, finish_and_collect, observe, outcome, percentiles,
+                      tail_clients)
 from .profiling import GC_PROBE, Profile, gc_pauses
 from .servers import recreate_database
 
@@ -278,3 +280,35 @@ def lag_summary(sampler: JournalSampler) -> dict:
             "lag_p99_s_per_part": lag_per_part,
             "sampler": {"interval_s": sampler.interval, "polls": sampler.polls, "rows": sampler.rows,
                         "error": sampler.error}}
+
+
+# --- a live tail that follows the collector's journal ---
+
+def followed_tail_run(bench: Bench, viewers: int, rate: float, seconds: float, window: float) -> dict:
+    """The deployment with a collector: it captures a 2-pod task, and `viewers` clients of a web worker
+    tail it. The worker opens no stream of its own: it follows the collector's journal (LISTEN/NOTIFY), so
+    a line reaches the clients after the collector's commit (every TASKLOGS_JOURNAL_INTERVAL)."""
+    task = bench.cluster.new_task(("a", "b"))
+    kube = bench.cluster.kube
+    log_base = bench.log_base("followed-collector")
+    collector = start_collector(bench, bench.cluster.kubeconfig, log_base)
+    try:
+        if wait_for(lambda: collector.poll() is None and kube.open_streams() >= 2, STARTUP_TIMEOUT) is None:
+            raise RuntimeError(f"the collector did not follow the task; see {log_base}.log")
+        with bench.service("tasklogs") as service, \
+                tail_clients(bench, service, task.task_id, viewers) as (fleet, connected):
+            time.sleep(SETTLE)
+            writer = SteadyWriter(kube, list(task.pods.values()), rate, int(rate * seconds), timed_line)
+            writer.start()
+            time.sleep(max(0.0, (seconds - window) / 2))
+            observed = observe(bench, service, fleet, window)
+            writer.join()
+            result, closing = finish_and_collect(bench, task, fleet)
+            checked = outcome(bench, task, result, service)
+    finally:
+        exit_code = stop_collector(collector)
+    collector_warnings = collector_health(log_base + ".log", exit_code)
+    return {"kind": "followed", "service": "tasklogs", "viewers": viewers, "rate": rate, "seconds": seconds,
+            "window": window, "connected": connected, "lines_written": writer.written,
+            "writer_late_s": round(writer.late, 3), "complete_after_s": closing, **observed, **checked,
+            "collector_health": collector_warnings}

@@ -41,12 +41,18 @@ def latency_rows(runs: list[dict]) -> list[tuple]:
     rows = []
     for count in sorted({run["viewers"] for run in runs if run["kind"] == "tail"}):
         tasklogs, baseline = (_one(runs, "tail", service, viewers=count) for service in SERVICES)
-        goal = LATENCY_GOALS_MS.get(count)
-        met = None if goal is None or _latency_cell(tasklogs) == NOT_RUN else tasklogs["latency_ms"]["p99"] < goal
         rows.append((f"line latency p50 / p99 / max (ms), {count} viewer{'s' * (count > 1)}",
-                     _latency_cell(tasklogs), _latency_cell(baseline),
-                     f"p99 < {goal} ms{_verdict(met)}" if goal else ""))
+                     _latency_cell(tasklogs), _latency_cell(baseline), _latency_goal(count, tasklogs)))
     return rows
+
+
+def _latency_goal(viewers: int, run: dict | None) -> str:
+    """The p99 goal for that many viewers, and whether `run` met it."""
+    goal = LATENCY_GOALS_MS.get(viewers)
+    if goal is None:
+        return ""
+    met = None if _latency_cell(run) == NOT_RUN else run["latency_ms"]["p99"] < goal
+    return f"p99 < {goal} ms{_verdict(met)}"
 
 
 def _per_viewers(runs: list[dict], service: str, value) -> str:
@@ -198,6 +204,20 @@ def rest_rows(run: dict) -> list[tuple]:
     return rows
 
 
+def followed_rows(run: dict) -> list[tuple]:
+    """(measurement, tasklogs, goal) rows of a tail whose worker follows the collector's journal."""
+    requests = run["requests"]
+    return [
+        (f"tail of a task the collector captures, {run['viewers']} viewer(s): line latency p50 / p99 / max (ms)",
+         _latency_cell(run), _latency_goal(run["viewers"], run)),
+        (f"  pods/log requests in {run['window']:g} s (worker and collector) / follow streams open (the collector's)",
+         f"{requests['pods_log']} / {requests['open_log_streams']}",
+         f"0 / 2{_verdict(requests['pods_log'] == 0 and requests['open_log_streams'] == 2)}"),
+        ("  clients that rebuilt the exact log", f"{run['exact']} / {run['clients']}",
+         f"all{_verdict(run['exact'] == run['clients'])}"),
+    ]
+
+
 def tasklogs_only_rows(runs: list[dict]) -> list[tuple]:
     rows = []
     for run in runs:
@@ -205,6 +225,8 @@ def tasklogs_only_rows(runs: list[dict]) -> list[tuple]:
             rows += collector_rows(run)
         elif run["kind"] == "rest":
             rows += rest_rows(run)
+        elif run["kind"] == "followed":
+            rows += followed_rows(run)
     return rows
 
 
@@ -214,6 +236,10 @@ def tasklogs_only_notes(runs: list[dict]) -> list[str]:
         lines.append("capture lag = time from a line's write into the fake pod log until a read of log_chunks "
                      "returns it (read every 50 ms: 0-50 ms of it is the sampling); measured after every pod's "
                      "first line was stored.")
+    if "followed" in kinds:
+        lines.append("tail of a task the collector captures: the web worker opens no stream; it follows the "
+                     "collector's journal, woken by NOTIFY after each commit (every TASKLOGS_JOURNAL_INTERVAL, "
+                     "0.1 s), so a line waits for the next commit.")
     if "rest" in kinds:
         lines.append("REST: VmRSS of the one gunicorn worker sampled every 50 ms: before the GET (the worker has "
                      "served a small task once) -> peak during -> 1 s after the body ended; growth = peak - before. "
@@ -241,6 +267,8 @@ def _run_label(run: dict) -> str:
         return f"wal {_size(run['log_bytes'])}"
     if run["kind"] == "collector":
         return f"collector {run['pods']} pods x {run['rate']:g} lines/s"
+    if run["kind"] == "followed":
+        return f"tail via collector {run['rate']:g} lines/s"
     return f"{run['kind']} {run['rate']:g} lines/s"
 
 

@@ -274,6 +274,7 @@ def stored_lengths(session, log_ids) -> dict[int, int]:
 
 
 NOTIFY_CHANNEL = "tasklogs"
+WATCHING = "watching:"   # payload prefix: a process has viewers of the task (the capturing one hurries)
 
 
 def notify(session, task_ids) -> None:
@@ -284,6 +285,11 @@ def notify(session, task_ids) -> None:
     if task_ids:  # one round trip for all of them
         session.execute(text("SELECT pg_notify(:channel, task_id) FROM unnest(CAST(:task_ids AS text[])) AS task_id"),
                         {"channel": NOTIFY_CHANNEL, "task_ids": task_ids})
+
+
+def notify_watching(session, task_id: str) -> None:
+    """Tell the process capturing the task that viewers here follow its journal."""
+    notify(session, [WATCHING + task_id])
 
 
 def listen(dbapi_connection) -> None:

@@ -5,7 +5,8 @@ lease: it follows every container of the task with one stream each, polls the wo
 runs the final save) or *follows* (another process leads: it reads the journal that process writes, woken
 by NOTIFY). Viewers subscribe to the feed, so Kubernetes requests do not grow with the number of viewers.
 One `JournalWriter` batches every feed's captured text into the journal; one `JournalListener` hears the
-other processes' commits.
+other processes' commits. A follower with viewers announces them (NOTIFY `watching:<task>`), and the
+capturing process then reads that task without pause and commits its text as soon as it is read.
 """
 import logging
 import threading
@@ -22,6 +23,9 @@ from .capture import Backoff, ContainerCapture
 from .feed import Feed, StreamInfo
 from .journal import JournalListener, JournalWriter
 from .leases import Leases
+
+# Viewers elsewhere count as watching the capture for this many poll intervals after their last announcement.
+WATCH_EXPIRY = 3
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +104,16 @@ class Engine:
         if driver is not None:
             driver.wake()
 
-    def journal_changed(self, task_id: str) -> None:
+    def journal_changed(self, payload: str) -> None:
         """Another process committed to the task's journal: only a driver following it cares (the
-        capturing one wrote it, and waking it would re-read the cluster at the journal's pace)."""
-        driver = self._drivers.get(task_id)
+        capturing one wrote it, and waking it would re-read the cluster at the journal's pace). Or it has
+        viewers following this process's capture: commit that task's text as soon as it is read."""
+        if payload.startswith(repository.WATCHING):
+            driver = self._drivers.get(payload[len(repository.WATCHING):])
+            if driver is not None and driver.leading:
+                driver.feed.watched_elsewhere_until = time.monotonic() + WATCH_EXPIRY * self.poll_interval
+            return
+        driver = self._drivers.get(payload)
         if driver is not None and not driver.leading:
             driver.wake()
 
@@ -145,6 +155,7 @@ class Driver:
         self._last_needed = time.monotonic()
         self._captures: dict[str, ContainerCapture] = {}
         self._saved_phases = None
+        self._announced = 0.0                # when viewers here were last announced to the capturing process
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"driver-{self.task_id}", daemon=True)
@@ -206,6 +217,7 @@ class Driver:
         self.leading = False
         try:
             if self.feed.viewers or not self.ready.is_set():
+                self._announce_viewers()
                 self._sync_from_journal()
             else:
                 self._check_complete()  # nobody reads this feed here: only learn when the task is done
@@ -216,6 +228,17 @@ class Driver:
             return "complete"
         self._wait()
         return "following" if self.needed() else "idle"
+
+    def _announce_viewers(self) -> None:
+        """Viewers here wait for the capturing process's commits: tell it, every poll interval."""
+        if not self.feed.viewers or time.monotonic() - self._announced < self.engine.poll_interval:
+            return
+        self._announced = time.monotonic()
+        try:
+            with self.engine.session() as session, session.begin():
+                repository.notify_watching(session, self.task_id)
+        except Exception as error:  # noqa: BLE001 - the journal read that follows reports the database
+            log.info("could not announce the viewers of %s (%s)", self.task_id, type(error).__name__)
 
     def _check_complete(self) -> None:
         try:

@@ -179,7 +179,7 @@ class ContainerCapture:
                 return True
             raise
         self._open = stream
-        stream.pause = lambda: 0.0 if self.feed.viewers else self.pause
+        stream.pause = lambda: 0.0 if self.feed.watched() else self.pause
         with stream:
             for raw in stream:
                 self._take(parser.feed(raw), parser)

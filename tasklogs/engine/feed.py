@@ -10,6 +10,7 @@ database plus `unsaved` always hold everything the feed has published.
 """
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -71,6 +72,14 @@ class Feed:
         self.viewers: set["Viewer"] = set()
         self._unpublished: dict[str, list[str]] = {}   # key -> text captured since the last publish
         self._pending = threading.Event()     # captured text waits to be published
+        self.watched_elsewhere_until = 0.0    # monotonic time: other processes' viewers follow this feed's journal
+
+    def watched(self) -> bool:
+        """Someone reads this feed live: viewers here, or viewers of other processes following its journal."""
+        return bool(self.viewers) or self.watched_elsewhere()
+
+    def watched_elsewhere(self) -> bool:
+        return time.monotonic() < self.watched_elsewhere_until
 
     # --- streams ---
 

@@ -28,6 +28,7 @@ class JournalWriter:
         self.held = 0                       # characters captured and not yet committed, in every feed
         self._held_lock = threading.Lock()
         self._dirty: set = set()
+        self._hurry = threading.Event()     # text that viewers elsewhere wait for: flush now
         self._known_end: dict[int, int] = {}
         self._lock = threading.Lock()       # one flush at a time
         self._failures = 0
@@ -35,21 +36,31 @@ class JournalWriter:
         self.healthy = True
 
     def mark(self, feed, size: int) -> None:
-        """The feed took `size` characters of unsaved text."""
+        """The feed took `size` characters of unsaved text; commit it at once if other processes' viewers
+        wait for it (they see it only once it is committed)."""
         self._dirty.add(feed)
         with self._held_lock:
             self.held += size
+        if feed.watched_elsewhere():
+            self._hurry.set()
 
     def has_room(self) -> bool:
         """Whether captures may take more text: the database takes it, or memory holds less than `limit`."""
         return self.healthy or self.held < self.limit
 
     def run(self) -> None:
-        while not self._stopped.wait(self._delay()):
-            self.flush()
+        while not self._stopped.is_set():
+            if self._failures:
+                self._stopped.wait(self._delay())     # the database refuses: back off, hurried or not
+            else:
+                self._hurry.wait(self.interval)
+            self._hurry.clear()
+            if not self._stopped.is_set():
+                self.flush()
 
     def stop(self) -> None:
         self._stopped.set()
+        self._hurry.set()
 
     def flush(self, feeds=None) -> bool:
         """Write the unsaved text of `feeds` (default: every dirty feed); False if the database refused."""

@@ -138,9 +138,11 @@ def test_two_collectors_split_the_work_without_double_capture(collectors, client
 
 
 def test_web_tail_reuses_the_collectors_capture(collectors, app, kube, task_id):
-    collectors()
+    collector = collectors()
     wf = scenarios.workflow(kube, task_id)
     assert wait_for(lambda: kube.open_streams() == 1)
+    captured = collector.collector.engine.driver(task_id).feed
+    assert not captured.watched(), "nobody watches yet: the collector reads at its own pace"
     live = LiveServer(app)
     try:
         viewer = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
@@ -149,9 +151,35 @@ def test_web_tail_reuses_the_collectors_capture(collectors, app, kube, task_id):
             kube.write_log(wf.pod(), "main", f"line {index}\n")
         frames += viewer.frames_until(lambda f: f["type"] == "append" and "line 9" in f["data"])
         assert kube.open_streams() == 1, "the web worker follows the collector's journal"
+        assert wait_for(captured.watched_elsewhere), "the web worker told the collector it has a viewer"
         scenarios.finish(kube, wf)
         frames += viewer.rest()
         assert log_text(frames, wf.pod()) == "".join(f"line {i}\n" for i in range(10))
+    finally:
+        live.close()
+
+
+def test_the_collector_hurries_only_while_viewers_elsewhere_follow(collectors, app, kube, task_id):
+    """The collector commits every 5 s here; text a web viewer waits for is committed as soon as it is read."""
+    collector = collectors(TASKLOGS_JOURNAL_INTERVAL=5)
+    wf = scenarios.workflow(kube, task_id)
+    assert wait_for(lambda: kube.open_streams() == 1)
+    captured = collector.collector.engine.driver(task_id).feed
+    live = LiveServer(app)
+    try:
+        viewer = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"), timeout=2)
+        viewer.frame()
+        assert wait_for(captured.watched_elsewhere)
+        for index in range(3):
+            kube.write_log(wf.pod(), "main", f"watched {index}\n")
+            frame = viewer.frame()     # within 2 s, not after the collector's 5 s journal interval
+            assert (frame["type"], frame["data"]) == ("append", f"watched {index}\n")
+        viewer.close()
+        assert wait_for(lambda: not captured.watched_elsewhere(), timeout=5), \
+            "announcements stop with the last viewer and the collector goes back to its own pace"
+        kube.write_log(wf.pod(), "main", "unwatched\n")
+        scenarios.finish(kube, wf)
+        assert wait_for(lambda: app.test_client().get(f"/api/v1/tasks/{task_id}/logs").get_json()["complete"])
     finally:
         live.close()
 
