@@ -5,6 +5,7 @@ A pod's log is `task_logs.logs` (the compacted text) followed by its `log_chunks
 Offsets count characters from the start of the pod's log, so a cursor stays valid across compaction.
 """
 import json
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, func, literal, select, text, update
@@ -15,6 +16,8 @@ from .logstream import Position
 from .models import LogChunk, Task, TaskLog, utcnow
 
 tasks, task_logs, log_chunks = Task.__table__, TaskLog.__table__, LogChunk.__table__
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class StoredTask:
@@ -193,15 +196,45 @@ def save_phases(session, phases: dict[int, str]) -> None:
                         .values(phase=phase, updated_at=utcnow()))
 
 
-def compact_logs(session, task_id: str) -> None:
+# A PostgreSQL text value holds at most 1 GB, and folding builds the whole value in the server's memory:
+# logs larger than this stay in the journal after the final save (served the same way, in order).
+COMPACT_MAX_BYTES = 256 << 20
+
+
+def compact_logs(session, task_id: str, max_bytes: int = COMPACT_MAX_BYTES) -> list[int]:
     """The final save: fold each pod's journal into `task_logs.logs`, keep where the capture stood in
-    `resume`, and empty the journal. On PostgreSQL the text never leaves the server."""
+    `resume`, and empty the journal. On PostgreSQL the text never leaves the server. A log that would grow
+    beyond `max_bytes` keeps its journal; return the ids of those logs."""
     log_ids = select(task_logs.c.id).where(task_logs.c.task_id == task_id)
-    journaled = select(log_chunks.c.log_id).where(log_chunks.c.log_id.in_(log_ids))
     if session.get_bind().dialect.name == "postgresql":
         # FOR UPDATE conflicts with the share lock every append takes first (lock_logs): no chunk can
         # slip in between folding the journal and deleting it.
         session.execute(log_ids.with_for_update())
+    size = _octet_length(session)
+    sizes = session.execute(
+        select(task_logs.c.id, func.coalesce(size(task_logs.c.logs), 0) + func.sum(size(log_chunks.c.data)))
+        .join(log_chunks, log_chunks.c.log_id == task_logs.c.id)
+        .where(task_logs.c.task_id == task_id).group_by(task_logs.c.id)).all()
+    kept = sorted(log_id for log_id, total in sizes if total > max_bytes)
+    journaled = [log_id for log_id, _ in sizes if log_id not in kept]
+    if journaled:
+        _fold(session, journaled)
+    for log_id in kept:
+        log.warning("log %d of %s is over %d MB: its journal is kept as it is (served the same way)", log_id,
+                    task_id, max_bytes >> 20)
+    return kept
+
+
+def _octet_length(session):
+    """Bytes of a text column: PostgreSQL reads the size from the value's header (no detoasting); SQLite
+    (quick local runs) gets an upper bound of 4 bytes a character."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.octet_length
+    return lambda column: func.length(column) * 4
+
+
+def _fold(session, journaled: list[int]) -> None:
+    if session.get_bind().dialect.name == "postgresql":
         mine = log_chunks.c.log_id == task_logs.c.id
         journal = (select(func.string_agg(log_chunks.c.data, aggregate_order_by(literal(""), log_chunks.c.start_offset)))
                    .where(mine).scalar_subquery())
@@ -211,13 +244,13 @@ def compact_logs(session, task_id: str) -> None:
         session.execute(update(task_logs).where(task_logs.c.id.in_(journaled))
                         .values(logs=task_logs.c.logs + journal, resume=last, updated_at=utcnow()))
     else:
-        for log_id in set(session.execute(journaled).scalars()):
+        for log_id in journaled:
             rows = session.execute(select(log_chunks).where(log_chunks.c.log_id == log_id)
                                    .order_by(log_chunks.c.start_offset)).all()
             resume = Position(rows[-1].since, rows[-1].seen, rows[-1].partial, rows[-1].restarts).encode()
             session.execute(update(task_logs).where(task_logs.c.id == log_id).values(
                 logs=task_logs.c.logs + "".join(row.data for row in rows), resume=resume, updated_at=utcnow()))
-    session.execute(delete(log_chunks).where(log_chunks.c.log_id.in_(log_ids)))
+    session.execute(delete(log_chunks).where(log_chunks.c.log_id.in_(journaled)))
 
 
 @dataclass(frozen=True)

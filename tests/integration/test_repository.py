@@ -106,3 +106,23 @@ def test_task_rows(store, task_id):
     repository.save_task(store, task_id, "Succeeded", complete=True)
     stored = repository.get_task(store, task_id)
     assert (stored.phase, stored.complete) == ("Succeeded", True)
+
+
+def test_compaction_keeps_the_journal_of_a_log_too_large_to_fold(store, task_id):
+    """A PostgreSQL text value holds at most 1 GB: past the limit a log stays journaled, served the same."""
+    ids = repository.save_logs_to_database(task_id, entries("small", "large"), store)
+    small, large = ids[("node-small", "small", "main")], ids[("node-large", "large", "main")]
+    repository.append_chunk(store, small, 0, "short\n", Position())
+    offset = 0
+    for index in range(5):
+        offset = repository.append_chunk(store, large, offset, f"line {index} \u20ac\n", Position())
+    assert repository.compact_logs(store, task_id, max_bytes=40) == [large]
+    chunks = lambda log_id: store.execute(  # noqa: E731
+        select(func.count()).select_from(LogChunk).where(LogChunk.log_id == log_id)).scalar()
+    assert (chunks(small), chunks(large)) == (0, 5)
+    assert store.execute(select(TaskLog.logs).where(TaskLog.id == small)).scalar() == "short\n"
+    assert repository.get_logs_from_database(task_id, store)[1]["logs"] == "".join(
+        f"line {i} \u20ac\n" for i in range(5))
+    assert "".join(repository.read_log(store, large, 9)) == "".join(f"line {i} \u20ac\n" for i in range(1, 5))
+    assert repository.compact_logs(store, task_id) == [], "under the default limit it folds"
+    assert chunks(large) == 0 and repository.get_logs_from_database(task_id, store)[1]["logs"].count("\n") == 5
