@@ -320,9 +320,9 @@ def notify(session, task_ids) -> None:
                         {"channel": NOTIFY_CHANNEL, "task_ids": task_ids})
 
 
-def notify_watching(session, task_id: str) -> None:
-    """Tell the process capturing the task that viewers here follow its journal."""
-    notify(session, [WATCHING + task_id])
+def notify_watching(session, task_ids) -> None:
+    """Tell the processes capturing these tasks that viewers here follow their journals."""
+    notify(session, [WATCHING + task_id for task_id in task_ids])
 
 
 def listen(dbapi_connection) -> None:

@@ -118,9 +118,24 @@ class Engine:
             driver.wake()
 
     def tick(self) -> None:
+        """Every poll interval: wake the followers (a missed notification), and remind the capturing
+        processes of the tasks whose viewers here follow their journals (one NOTIFY statement for all)."""
+        watched = []
         for driver in self.drivers():
             if not driver.leading:
                 driver.wake()
+                if driver.feed.viewers:
+                    watched.append(driver.task_id)
+        self.announce_watching(watched)
+
+    def announce_watching(self, task_ids: list[str]) -> None:
+        if not task_ids:
+            return
+        try:
+            with self.session() as session, session.begin():
+                repository.notify_watching(session, task_ids)
+        except Exception as error:  # noqa: BLE001 - the followers' journal reads report the database
+            log.info("could not announce viewers of %d task(s) (%s)", len(task_ids), type(error).__name__)
 
     def close(self) -> None:
         """Stop every driver and background thread (tests, and worker shutdown); flush what was captured."""
@@ -155,7 +170,7 @@ class Driver:
         self._last_needed = time.monotonic()
         self._captures: dict[str, ContainerCapture] = {}
         self._saved_phases = None
-        self._announced = 0.0                # when viewers here were last announced to the capturing process
+        self._announced = False              # the capturing process knows of viewers here
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"driver-{self.task_id}", daemon=True)
@@ -216,8 +231,8 @@ class Driver:
     def _follow(self) -> str:
         self.leading = False
         try:
+            self._announce_viewers()
             if self.feed.viewers or not self.ready.is_set():
-                self._announce_viewers()
                 self._sync_from_journal()
             else:
                 self._check_complete()  # nobody reads this feed here: only learn when the task is done
@@ -230,15 +245,11 @@ class Driver:
         return "following" if self.needed() else "idle"
 
     def _announce_viewers(self) -> None:
-        """Viewers here wait for the capturing process's commits: tell it, every poll interval."""
-        if not self.feed.viewers or time.monotonic() - self._announced < self.engine.poll_interval:
-            return
-        self._announced = time.monotonic()
-        try:
-            with self.engine.session() as session, session.begin():
-                repository.notify_watching(session, self.task_id)
-        except Exception as error:  # noqa: BLE001 - the journal read that follows reports the database
-            log.info("could not announce the viewers of %s (%s)", self.task_id, type(error).__name__)
+        """Viewers here wait for the capturing process's commits: tell it as soon as the first one comes
+        (the engine's tick repeats it every poll interval while there are viewers)."""
+        if self.feed.viewers and not self._announced:
+            self.engine.announce_watching([self.task_id])
+        self._announced = bool(self.feed.viewers)
 
     def _check_complete(self) -> None:
         try:
