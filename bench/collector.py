@@ -21,10 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg2
 
 from . import procstat
-from .cluster import SteadyWriter, timed_line
 from .kubeproc import RemoteCluster
-from .measure import (SERVICE_WARNINGS, SETTLE, Bench, finish_and_collect, observe, outcome, percentiles,
-                      tail_clients)
+from .measure import SERVICE_WARNINGS, Bench, percentiles, timed_tail
 from .profiling import GC_PROBE, Profile, gc_pauses
 from .servers import recreate_database
 
@@ -286,8 +284,8 @@ def lag_summary(sampler: JournalSampler) -> dict:
 
 def followed_tail_run(bench: Bench, viewers: int, rate: float, seconds: float, window: float) -> dict:
     """The deployment with a collector: it captures a 2-pod task, and `viewers` clients of a web worker
-    tail it. The worker opens no stream of its own: it follows the collector's journal (LISTEN/NOTIFY), so
-    a line reaches the clients after the collector's commit (every TASKLOGS_JOURNAL_INTERVAL)."""
+    tail it. The worker opens no stream of its own: it follows the collector's journal (LISTEN/NOTIFY) and
+    announces its viewers, so the collector commits that task's lines as soon as it reads them."""
     task = bench.cluster.new_task(("a", "b"))
     kube = bench.cluster.kube
     log_base = bench.log_base("followed-collector")
@@ -295,20 +293,9 @@ def followed_tail_run(bench: Bench, viewers: int, rate: float, seconds: float, w
     try:
         if wait_for(lambda: collector.poll() is None and kube.open_streams() >= 2, STARTUP_TIMEOUT) is None:
             raise RuntimeError(f"the collector did not follow the task; see {log_base}.log")
-        with bench.service("tasklogs") as service, \
-                tail_clients(bench, service, task.task_id, viewers) as (fleet, connected):
-            time.sleep(SETTLE)
-            writer = SteadyWriter(kube, list(task.pods.values()), rate, int(rate * seconds), timed_line)
-            writer.start()
-            time.sleep(max(0.0, (seconds - window) / 2))
-            observed = observe(bench, service, fleet, window)
-            writer.join()
-            result, closing = finish_and_collect(bench, task, fleet)
-            checked = outcome(bench, task, result, service)
+        with bench.service("tasklogs") as service:
+            tail = timed_tail(bench, service, task, viewers, rate, seconds, window)
     finally:
         exit_code = stop_collector(collector)
-    collector_warnings = collector_health(log_base + ".log", exit_code)
-    return {"kind": "followed", "service": "tasklogs", "viewers": viewers, "rate": rate, "seconds": seconds,
-            "window": window, "connected": connected, "lines_written": writer.written,
-            "writer_late_s": round(writer.late, 3), "complete_after_s": closing, **observed, **checked,
-            "collector_health": collector_warnings}
+    return {"kind": "followed", "service": "tasklogs", **tail,
+            "collector_health": collector_health(log_base + ".log", exit_code)}

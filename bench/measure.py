@@ -150,7 +150,14 @@ def tail_run(bench: Bench, name: str, viewers: int, rate: float, seconds: float,
     """`viewers` clients tail a 2-pod task while `rate` timed lines per second are written for `seconds`;
     the observation window (upstream requests, CPU) is `window` seconds in the middle of the writing."""
     task = bench.cluster.new_task(("a", "b"))
-    with bench.service(name) as service, tail_clients(bench, service, task.task_id, viewers) as (fleet, connected):
+    with bench.service(name) as service:
+        return {"kind": "tail", "service": name, **timed_tail(bench, service, task, viewers, rate, seconds, window)}
+
+
+def timed_tail(bench: Bench, service: Service, task, viewers: int, rate: float, seconds: float,
+               window: float) -> dict:
+    """`viewers` clients of `service` tail `task` while timed lines are written; the task ends; all checked."""
+    with tail_clients(bench, service, task.task_id, viewers) as (fleet, connected):
         time.sleep(SETTLE)
         writer = SteadyWriter(bench.cluster.kube, list(task.pods.values()), rate, int(rate * seconds), timed_line)
         writer.start()
@@ -159,9 +166,9 @@ def tail_run(bench: Bench, name: str, viewers: int, rate: float, seconds: float,
         writer.join()
         result, closing = finish_and_collect(bench, task, fleet)
         checked = outcome(bench, task, result, service)
-    return {"kind": "tail", "service": name, "viewers": viewers, "rate": rate, "seconds": seconds, "window": window,
-            "connected": connected, "lines_written": writer.written, "writer_late_s": round(writer.late, 3),
-            "complete_after_s": closing, **observed, **checked}
+    return {"viewers": viewers, "rate": rate, "seconds": seconds, "window": window, "connected": connected,
+            "lines_written": writer.written, "writer_late_s": round(writer.late, 3), "complete_after_s": closing,
+            **observed, **checked}
 
 
 # --- 3: WAL per log byte ---
