@@ -139,7 +139,8 @@ SETTINGS = (
             "Seconds between checks of workflow phases and of the journal, as a fallback to watches and "
             "notifications."),
     Setting("TASKLOGS_TAIL_COALESCE", "TASKLOGS_TAIL_COALESCE", "0.02", _non_negative_float,
-            "Seconds a live tail gathers new lines before sending them as one frame (0: send each read at once)."),
+            "Seconds a live tail gathers new lines before sending them as one frame (0: send each read at once); "
+            "also the shortest gap between two commits of text that viewers of other processes wait for."),
     Setting("TASKLOGS_CAPTURE_PAUSE", "TASKLOGS_CAPTURE_PAUSE", "0.1", _non_negative_float,
             "Seconds a capture that nobody watches live (the collector's) lets new lines gather between reads: "
             "fewer wakeups per line; a watched capture never waits."),

@@ -50,7 +50,7 @@ class Engine:
         # connections for the journal writer, tails and REST.
         self.write_slots = threading.BoundedSemaphore(max(1, config["TASKLOGS_DB_POOL_SIZE"] // 2))
         self.writer = JournalWriter(sa_engine, config["TASKLOGS_JOURNAL_INTERVAL"],
-                                    int(config["TASKLOGS_MAX_UNSAVED_MB"] * 1_000_000))
+                                    int(config["TASKLOGS_MAX_UNSAVED_MB"] * 1_000_000), self.coalesce)
         self.leases = Leases(sa_engine)
         self.listener = JournalListener(sa_engine, self.journal_changed, self.tick, self.poll_interval)
         self._drivers: dict[str, "Driver"] = {}

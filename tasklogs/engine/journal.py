@@ -21,10 +21,12 @@ class JournalWriter:
     It also counts the text waiting in memory: while the database refuses, captures read on only as long
     as that stays under `limit` characters (`has_room`)."""
 
-    def __init__(self, sa_engine, interval: float = 0.1, limit: int = 256_000_000):
+    def __init__(self, sa_engine, interval: float = 0.1, limit: int = 256_000_000, hurried_gap: float = 0.02):
         self._engine = sa_engine
         self.interval = interval
         self.limit = limit
+        self.hurried_gap = min(hurried_gap, interval)   # hurried commits come at most this often
+        self._last_flush = 0.0
         self.held = 0                       # characters captured and not yet committed, in every feed
         self._held_lock = threading.Lock()
         self._dirty: set = set()
@@ -52,10 +54,12 @@ class JournalWriter:
         while not self._stopped.is_set():
             if self._failures:
                 self._stopped.wait(self._delay())     # the database refuses: back off, hurried or not
-            else:
-                self._hurry.wait(self.interval)
+            elif self._hurry.wait(self.interval):
+                # at most one hurried commit per gap: lines that come meanwhile share the next one
+                self._stopped.wait(max(0.0, self._last_flush + self.hurried_gap - time.monotonic()))
             self._hurry.clear()
             if not self._stopped.is_set():
+                self._last_flush = time.monotonic()
                 self.flush()
 
     def stop(self) -> None:
