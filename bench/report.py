@@ -238,8 +238,9 @@ def tasklogs_only_notes(runs: list[dict]) -> list[str]:
                      "first line was stored.")
     if "followed" in kinds:
         lines.append("tail of a task the collector captures: the web worker opens no stream; it follows the "
-                     "collector's journal, woken by NOTIFY after each commit (every TASKLOGS_JOURNAL_INTERVAL, "
-                     "0.1 s), so a line waits for the next commit.")
+                     "collector's journal, woken by NOTIFY, and announces its viewers (NOTIFY watching:<task>), so "
+                     "the collector commits that task's lines as soon as it reads them (at most one commit per "
+                     "TASKLOGS_TAIL_COALESCE) instead of every TASKLOGS_JOURNAL_INTERVAL.")
     if "rest" in kinds:
         lines.append("REST: VmRSS of the one gunicorn worker sampled every 50 ms: before the GET (the worker has "
                      "served a small task once) -> peak during -> 1 s after the body ended; growth = peak - before. "
@@ -318,7 +319,9 @@ def notes(runs: list[dict], context: dict) -> list[str]:
     if other > 30:
         lines.append(f"CAUTION: processes outside the benchmark used up to {other:.0f}% of a core during a "
                      f"measuring window (column `other` below): latency and CPU figures are skewed by them.")
-    engines = [run for run in runs if run["service"] == "tasklogs" and run.get("listeners", 1) > 1]
+    # one LISTEN connection per engine: the worker's, plus the collector's in the followed runs
+    engines = [run for run in runs if run["service"] == "tasklogs"
+               and run.get("listeners", 1) > (2 if run["kind"] == "followed" else 1)]
     if engines:
         lines.append("tasklogs ran more than one live-tail engine in one worker in "
                      + ", ".join(f"the {run['viewers']}-viewer {run['kind']} run ({run['listeners']} LISTEN "
