@@ -249,3 +249,30 @@ def test_many_workflows_ending_at_once_queue_for_their_final_saves(collectors, d
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and "tasklogs" in r.name
                 and ("not saved" in r.getMessage() or "failed" in r.getMessage() or "failing" in r.getMessage())], \
         "phase and final saves wait for a connection instead of timing out on a pool of 2"
+
+
+def test_hurried_commits_come_at_most_once_per_coalesce_gap(collectors, app, database_url, kube, task_id):
+    """A chatty pod watched from another process: its lines share commits, one per TASKLOGS_TAIL_COALESCE."""
+    collector = collectors(TASKLOGS_JOURNAL_INTERVAL=5, TASKLOGS_TAIL_COALESCE=0.5)
+    wf = scenarios.workflow(kube, task_id)
+    assert wait_for(lambda: kube.open_streams() == 1)
+    captured = collector.collector.engine.driver(task_id).feed
+    live = LiveServer(app)
+    try:
+        viewer = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
+        viewer.frame()
+        assert wait_for(captured.watched_elsewhere)
+        began = time.monotonic()
+        for index in range(20):
+            kube.write_log(wf.pod(), "main", f"line {index}\n")
+            time.sleep(0.02)
+        viewer.frames_until(lambda f: f["type"] == "append" and "line 19" in f["data"])
+        allowed = 2 + int((time.monotonic() - began) / 0.5)
+        with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM log_chunks JOIN task_logs ON task_logs.id = log_chunks.log_id "
+                           "WHERE task_logs.task_id = %s", (task_id,))
+            commits = cursor.fetchone()[0]
+        connection.close()
+        assert 1 <= commits <= allowed, f"20 lines took {commits} commits, more than one per 0.5 s"
+    finally:
+        live.close()
