@@ -1,13 +1,11 @@
 """The two services under test, each as `gunicorn --workers 1` with the gevent worker, and their database."""
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 from tests import databases
+from tests.processes import free_port, wait_healthy
 
 from . import procstat
 from .profiling import GC_PROBE
@@ -29,12 +27,6 @@ SERVICES = {
 def recreate_database() -> str:
     """Drop and create the bench database; return its URL (the seed's bare postgresql:// form)."""
     return databases.recreate_database(DATABASE)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Service:
@@ -63,17 +55,7 @@ class Service:
         return f"ws://127.0.0.1:{self.port}/ws/tasks/{task_id}/logs"
 
     def _wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not answer in {timeout}s; see {self.log_path}")
+        wait_healthy(self.process, self.port, timeout, self.name, lambda: f"; see {self.log_path}")
 
     def _worker(self) -> int:
         workers = procstat.children(self.process.pid)

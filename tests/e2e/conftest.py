@@ -1,21 +1,14 @@
 """End-to-end: gunicorn with the gevent worker, as deployed, against PostgreSQL and the fake cluster."""
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
+from tests.processes import free_port, wait_healthy
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Gunicorn:
@@ -37,17 +30,7 @@ class Gunicorn:
             raise
 
     def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}: {self.output()}")
-            try:
-                with urllib.request.urlopen(self.url("/healthz"), timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"gunicorn did not answer in {timeout}s: {self.output()}")
+        wait_healthy(self.process, self.port, timeout, "gunicorn", lambda: f": {self.output()}")
 
     def url(self, path: str, scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
