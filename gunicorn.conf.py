@@ -42,6 +42,6 @@ def worker_exit(server, worker):
     """On a graceful stop, commit what the worker captured but had not yet written, and free its leases
     so another worker or replica takes its tasks over at once (its tails' clients resume with cursors)."""
     app = getattr(worker, "wsgi", None)
-    engine = getattr(app, "extensions", {}).get("tasklogs.engine")
-    if engine is not None:
-        engine.close()
+    services = getattr(app, "extensions", {}).get("tasklogs")
+    if services is not None:
+        services.close()

@@ -240,7 +240,7 @@ def tasklogs_only_notes(runs: list[dict]) -> list[str]:
         lines.append("tail of a task the collector captures: the web worker opens no stream; it follows the "
                      "collector's journal, woken by NOTIFY, and announces its viewers (NOTIFY watching:<task>), so "
                      "the collector commits that task's lines as soon as it reads them (at most one commit per "
-                     "TASKLOGS_TAIL_COALESCE) instead of every TASKLOGS_JOURNAL_INTERVAL.")
+                     "TASKLOGS_JOURNAL_HURRY_GAP) instead of every TASKLOGS_JOURNAL_INTERVAL.")
     if "rest" in kinds:
         lines.append("REST: VmRSS of the one gunicorn worker sampled every 50 ms: before the GET (the worker has "
                      "served a small task once) -> peak during -> 1 s after the body ended; growth = peak - before. "

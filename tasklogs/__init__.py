@@ -1,58 +1,66 @@
 """tasklogs: logs of Argo Workflows' tasks over REST and WebSocket, kept in PostgreSQL."""
+
 import logging
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import database_url, load_config
+from .cluster import Cluster
+from .config import SETTING_NAMES, Settings, load_config
 from .extensions import db, migrate, sock
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 log = logging.getLogger(__name__)
 
 
-def create_app(config: dict | None = None, kube=None) -> Flask:
-    """Build the app: settings from the environment, overridden by `config`; `kube` replaces the
-    Kubernetes adapter (tests pass one bound to a fake API server)."""
+def create_app(config: Mapping[str, Any] | None = None, kube: Cluster | None = None) -> Flask:
+    """Build the app: settings from the environment, overridden by `config` (by variable name, e.g.
+    `DATABASE_URL`, `TASKLOGS_POLL_INTERVAL`; other keys are Flask's own); `kube` replaces the Kubernetes
+    adapter (tests pass one bound to a fake API server)."""
+    config = dict(config or {})
+    settings = load_config(overrides={name: config.pop(name) for name in list(config) if name in SETTING_NAMES})
     app = Flask(__name__, instance_relative_config=True)
-    app.config.update(load_config())
-    app.config.update(config or {})
-    _configure_database(app)
-    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": app.config["TASKLOGS_WS_PING_INTERVAL"],
-                                                  "max_message_size": app.config["TASKLOGS_WS_MAX_MESSAGE"]})
-    if app.config["TASKLOGS_PROXY_FIX"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, **app.config["TASKLOGS_PROXY_FIX"])
+    app.config.update(config)
+    _configure_database(app, settings)
+    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": settings.tails.ping_interval,
+                                                  "max_message_size": settings.tails.max_message})
+    if settings.access.proxy_fix:
+        app.wsgi_app = ProxyFix(app.wsgi_app, **settings.access.proxy_fix)  # type: ignore[method-assign]
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS)
     sock.init_app(app)
 
-    from . import cli, errors, health, logs, service
+    from . import bootstrap, cli, errors, health, logs
     errors.register_error_handlers(app)
     app.register_blueprint(logs.bp)
     app.register_blueprint(health.bp)
     cli.register(app)
-    service.init_app(app, kube)
+    bootstrap.wire(app, settings, kube)
 
-    if app.config["TASKLOGS_AUTO_MIGRATE"]:
+    if settings.database.auto_migrate:
         from .schema import upgrade_schema
         upgrade_schema(app)
     return app
 
 
-def _configure_database(app: Flask) -> None:
-    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+def _configure_database(app: Flask, settings: Settings) -> None:
+    url = settings.database.url
+    if not url:
         os.makedirs(app.instance_path, exist_ok=True)
-        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "tasklogs.sqlite")
-    app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        url = "sqlite:///" + os.path.join(app.instance_path, "tasklogs.sqlite")
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    if url.startswith("postgresql"):
+        pool = settings.database
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
-            "pool_size": app.config["TASKLOGS_DB_POOL_SIZE"],
-            "max_overflow": app.config["TASKLOGS_DB_POOL_SIZE"],
-            "pool_timeout": app.config["TASKLOGS_DB_POOL_TIMEOUT"],
+            "pool_size": pool.pool_size,
+            "max_overflow": pool.pool_size,
+            "pool_timeout": pool.pool_timeout,
             "pool_pre_ping": True,
-            "connect_args": {"connect_timeout": max(1, int(app.config["TASKLOGS_DB_POOL_TIMEOUT"])),
+            "connect_args": {"connect_timeout": max(1, int(pool.pool_timeout)),
                              "application_name": "tasklogs",
                              # a database that vanished without closing the connection (a partition) is
                              # noticed in seconds, not after the kernel's 15 minutes of retransmissions

@@ -5,15 +5,15 @@ import threading
 from collections import Counter
 from urllib.parse import urlsplit
 
-from flask import current_app, g, request
+from flask import g, request
 
+from .config import AccessSettings
 from .errors import OriginForbidden, TooManyConnections, TooManyFromClient, Unauthorized
 
 
-def authenticate() -> None:
+def authenticate(settings: AccessSettings) -> None:
     """Let the request in, or raise Unauthorized; with neither token nor user header configured, all pass."""
-    token = current_app.config["TASKLOGS_API_TOKEN"]
-    user_header = current_app.config["TASKLOGS_AUTH_USER_HEADER"]
+    token, user_header = settings.api_token, settings.user_header
     if not token and not user_header:
         return
     if user_header and request.headers.get(user_header):
@@ -39,12 +39,12 @@ def is_websocket() -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
-def check_origin() -> None:
+def check_origin(settings: AccessSettings) -> None:
     """Browsers send Origin on every WebSocket: only the allowed origins (default: our own) may connect."""
     origin = request.headers.get("Origin")
     if origin is None:
         return
-    allowed = current_app.config["TASKLOGS_ALLOWED_ORIGINS"]
+    allowed = settings.allowed_origins
     if "*" in allowed or origin.rstrip("/") in allowed:
         return
     if not allowed and urlsplit(origin).netloc == request.host:
@@ -57,7 +57,7 @@ class TailSlots:
 
     def __init__(self, total: int, per_client: int):
         self.total, self.per_client = total, per_client
-        self._open = Counter()
+        self._open: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def take(self, client: str) -> None:
@@ -79,20 +79,12 @@ class TailSlots:
             return sum(self._open.values())
 
 
-def slots() -> TailSlots:
-    extensions = current_app.extensions
-    if "tasklogs.slots" not in extensions:
-        config = current_app.config
-        extensions["tasklogs.slots"] = TailSlots(config["TASKLOGS_MAX_TAILS"], config["TASKLOGS_MAX_TAILS_PER_CLIENT"])
-    return extensions["tasklogs.slots"]
-
-
-def take_tail_slot() -> None:
-    """Reserve a WebSocket slot for this request (given back when the request ends)."""
-    slots().take(request.remote_addr or "")
+def take_tail_slot(slots: TailSlots) -> None:
+    """Reserve a WebSocket slot for this request (given back by `give_back_tail_slot` when it ends)."""
+    slots.take(request.remote_addr or "")
     g.tail_slot = request.remote_addr or ""
 
 
-def give_back_tail_slot(exception=None) -> None:
+def give_back_tail_slot(slots: TailSlots) -> None:
     if "tail_slot" in g:
-        slots().give_back(g.pop("tail_slot"))
+        slots.give_back(g.pop("tail_slot"))

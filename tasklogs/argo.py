@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 LABEL_WORKFLOW = "workflows.argoproj.io/workflow"
-LABEL_COMPLETED = "workflows.argoproj.io/completed"
 LABEL_COMPONENT = "workflows.argoproj.io/component"
 ANNOTATION_NODE_ID = "workflows.argoproj.io/node-id"
 ANNOTATION_NODE_NAME = "workflows.argoproj.io/node-name"

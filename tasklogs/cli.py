@@ -3,9 +3,9 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import click
-from flask import current_app
 
-from .extensions import db
+from .bootstrap import services
+from .errors import TasklogsError
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -22,10 +22,10 @@ def register(app) -> None:
     @app.cli.command("collect")
     def collect():
         """Capture every workflow's logs as they are written, whether or not anyone watches."""
+        from .bootstrap import build_collector
         from .collector import run_collector
-        from .errors import TasklogsError
         try:
-            run_collector(current_app._get_current_object())
+            run_collector(build_collector(services()))
         except TasklogsError as error:
             raise click.ClickException(error.message) from None
 
@@ -36,15 +36,30 @@ def register(app) -> None:
     @click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
     def prune(age, batch_size, dry_run):
         """Remove the logs of tasks not updated for longer than --older-than, in batches."""
-        from . import repository
         cutoff = datetime.now(timezone.utc) - age
+        try:
+            removed = prune_tasks(cutoff, batch_size, dry_run)
+        except TasklogsError as error:
+            raise click.ClickException(error.message) from None
         if dry_run:
-            count = len(repository.tasks_older_than(db.session, cutoff, limit=None))
-            click.echo(f"{count} task(s) last updated before {cutoff:%Y-%m-%d %H:%M} UTC would be removed")
-            return
-        removed = 0
-        while batch := repository.tasks_older_than(db.session, cutoff, limit=batch_size):
-            repository.delete_tasks(db.session, batch)
-            db.session.commit()
-            removed += len(batch)
-        click.echo(f"removed the logs of {removed} task(s) last updated before {cutoff:%Y-%m-%d %H:%M} UTC")
+            click.echo(f"{removed} task(s) last updated before {cutoff:%Y-%m-%d %H:%M} UTC would be removed")
+        else:
+            click.echo(f"removed the logs of {removed} task(s) last updated before {cutoff:%Y-%m-%d %H:%M} UTC")
+
+
+def prune_tasks(cutoff: datetime, batch_size: int, dry_run: bool) -> int:
+    """Remove (or with `dry_run` only count) the tasks last updated before `cutoff`, one batch per unit of work."""
+    from .store import repository
+    units = services().units
+    if dry_run:
+        with units() as uow:
+            return len(repository.tasks_older_than(uow.session, cutoff, limit=None))
+    removed = 0
+    while True:
+        with units() as uow:
+            batch = repository.tasks_older_than(uow.session, cutoff, limit=batch_size)
+            repository.delete_tasks(uow.session, batch)
+            uow.commit()
+        if not batch:
+            return removed
+        removed += len(batch)

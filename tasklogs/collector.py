@@ -9,12 +9,13 @@ the work: one capture per task, and a web worker's viewers follow the collector'
 import logging
 import threading
 
-from . import argo, repository
-from .config import containers
-from .engine import EngineClosed
-from .engine.capture import Backoff
-from .errors import ClusterError, WatchExpired
-from .tasks import build_task
+from . import argo
+from .cluster import Cluster, PodSummary
+from .engine import Engine, EngineClosed
+from .engine.backoff import Backoff
+from .errors import ClusterError, StoreUnavailable, WatchExpired
+from .store import repository
+from .tasks import ClusterTask, build_task
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class ClusterCache:
     def __init__(self, containers_: tuple[str, ...]):
         self.containers = containers_
         self._workflows: dict[str, dict] = {}
-        self._pods: dict[str, dict] = {}
+        self._pods: dict[str, PodSummary] = {}
         self._pods_of: dict[str, set[str]] = {}   # workflow -> names of its pods
         self._lock = threading.Lock()
 
@@ -56,7 +57,7 @@ class ClusterCache:
                 self._workflows[name] = obj
             return name
 
-    def _put_pod(self, pod: dict) -> None:
+    def _put_pod(self, pod: PodSummary) -> None:
         self._pods[pod["name"]] = pod
         self._pods_of.setdefault(pod["labels"].get(argo.LABEL_WORKFLOW), set()).add(pod["name"])
 
@@ -74,7 +75,7 @@ class ClusterCache:
             workflow = self._workflows.get(task_id)
         return workflow is not None and argo.is_final_phase(argo.workflow_phase(workflow))
 
-    def read_task(self, task_id: str):
+    def read_task(self, task_id: str) -> ClusterTask:
         """The task as the cache has it (no API request); TaskNotFound when neither workflow nor pods remain."""
         with self._lock:
             workflow = self._workflows.get(task_id)
@@ -83,10 +84,11 @@ class ClusterCache:
 
 
 class Collector:
-    def __init__(self, app, engine, kube):
-        self.app, self.engine, self.kube = app, engine, kube
-        self.cache = ClusterCache(containers(app.config))
-        engine.read_task = self.cache.read_task
+    """Keeps the cache current and a pinned driver on every task not yet saved; the engine it is given
+    reads its tasks from `cache` (see `bootstrap.build_collector`)."""
+
+    def __init__(self, engine: Engine, kube: Cluster, cache: ClusterCache):
+        self.engine, self.kube, self.cache = engine, kube, cache
         self.stopped = threading.Event()
         self._synced = {"workflows": threading.Event(), "pods": threading.Event()}
 
@@ -96,7 +98,7 @@ class Collector:
                     for kind in ("workflows", "pods")]
         for watcher in watchers:
             watcher.start()
-        while not self.stopped.wait(self.engine.poll_interval * 5):
+        while not self.stopped.wait(self.engine.capture.poll_interval * 5):
             self._claim_all()
 
     def stop(self) -> None:
@@ -154,18 +156,15 @@ class Collector:
         if not finished:
             return
         try:
-            with self.engine.session() as session:
-                self.engine.completed.update(repository.complete_tasks(session, finished))
-        except Exception as error:  # noqa: BLE001 - the drivers find out by themselves
-            log.info("cannot check which tasks are saved (%s)", type(error).__name__)
+            with self.engine.units() as uow:
+                self.engine.completed.update(repository.complete_tasks(uow.session, finished))
+        except StoreUnavailable as error:  # the drivers find out by themselves
+            log.info("cannot check which tasks are saved (%s)", error.message)
 
 
-def run_collector(app) -> None:
+def run_collector(collector: Collector) -> None:
     """`flask --app wsgi collect`: run until SIGTERM or SIGINT, then flush what was captured."""
     import signal
-    from .service import cluster, engine
-    with app.app_context():
-        collector = Collector(app, engine(), cluster())
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: collector.stop())
     log.info("collector watching namespace %s", collector.kube.namespace)

@@ -1,11 +1,12 @@
 """Liveness and readiness for the orchestrator."""
+
 import os
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
-from . import repository, service
+from .bootstrap import Services, services
 from .errors import ClusterError, StoreUnavailable
-from .extensions import db
+from .store import repository
 
 bp = Blueprint("health", __name__)
 
@@ -17,26 +18,26 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    checks = {"database": _check_database(), "kubernetes": _check_cluster()}
+    current = services()
+    checks = {"database": _check_database(current), "kubernetes": _check_cluster(current)}
     ready = all(value == "ok" for value in checks.values())
-    engine = current_app.extensions.get("tasklogs.engine")
+    engine = current.started_engine
     process = {"pid": os.getpid(), **(engine.stats() if engine else {})}
     return jsonify({"ready": ready, **checks, "process": process}), 200 if ready else 503
 
 
-def _check_database() -> str:
+def _check_database(current: Services) -> str:
     try:
-        with service.store_errors():
-            repository.check_database(db.session)
-            db.session.rollback()
+        with current.units() as uow:
+            repository.check_database(uow.session)
         return "ok"
     except StoreUnavailable as error:
         return error.message
 
 
-def _check_cluster() -> str:
+def _check_cluster(current: Services) -> str:
     try:
-        service.cluster().check()
+        current.kube.check()
         return "ok"
     except ClusterError as error:
         return error.message

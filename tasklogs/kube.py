@@ -14,6 +14,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from . import argo
+from .cluster import ContainerStatus, PodSummary
+from .config import ClusterSettings
 from .errors import (ClusterRefused, ClusterUnavailable, ContainerWaiting, LogsGone, ObjectNotFound,
                      WatchExpired)
 
@@ -174,12 +176,10 @@ class Kube:
         self._custom = client.CustomObjectsApi(api_client)
 
     @classmethod
-    def from_config(cls, settings: dict) -> "Kube":
-        """Build the adapter from the app's settings."""
-        return cls(load_api_client(), settings["TASKLOGS_NAMESPACE"],
-                   connect_timeout=settings["TASKLOGS_KUBE_CONNECT_TIMEOUT"],
-                   read_timeout=settings["TASKLOGS_KUBE_READ_TIMEOUT"],
-                   stream_idle_timeout=settings["TASKLOGS_STREAM_IDLE_TIMEOUT"])
+    def from_settings(cls, settings: ClusterSettings) -> "Kube":
+        """Build the adapter from the cluster settings and the Kubernetes configuration found."""
+        return cls(load_api_client(), settings.namespace, connect_timeout=settings.connect_timeout,
+                   read_timeout=settings.read_timeout, stream_idle_timeout=settings.stream_idle_timeout)
 
     def close(self) -> None:
         self.api_client.close()
@@ -211,7 +211,7 @@ class Kube:
         for kind, workflow in self._watch(path, "workflows.argoproj.io", resource_version, [], timeout_seconds):
             yield kind, workflow, _version_of(workflow)
 
-    def list_workflow_pods(self) -> tuple[list[dict], str]:
+    def list_workflow_pods(self) -> tuple[list[PodSummary], str]:
         """Every pod of any workflow in the namespace (as `pod_summary` dicts) and the list's resourceVersion."""
         with self._translated("list", "pods"):
             listing = json.loads(self._core.list_namespaced_pod(
@@ -235,7 +235,7 @@ class Kube:
         with LogStream(response, f"watch of {resource} in {self.namespace}") as stream:
             yield from _watch_events(stream)
 
-    def list_pods(self, workflow: str) -> list[dict]:
+    def list_pods(self, workflow: str) -> list[PodSummary]:
         """The pods labelled as belonging to `workflow`, as plain dicts (see `pod_summary`)."""
         with self._translated("list", "pods"):
             listing = json.loads(self._core.list_namespaced_pod(
@@ -243,7 +243,7 @@ class Kube:
                 _preload_content=False).data)
         return [pod_summary(pod) for pod in listing.get("items", [])]
 
-    def get_pod(self, name: str) -> dict | None:
+    def get_pod(self, name: str) -> PodSummary | None:
         """One pod as a plain dict, or None when it does not exist."""
         with self._translated("get", "pods", name):
             try:
@@ -350,10 +350,10 @@ def _version_of(obj: dict) -> str:
     return obj.get("metadata", {}).get("resourceVersion", "")
 
 
-def pod_summary(pod: dict) -> dict:
+def pod_summary(pod: dict) -> PodSummary:
     """The parts of a Pod this service uses, as a plain dict."""
     metadata, status = pod.get("metadata", {}), pod.get("status", {})
-    containers = {}
+    containers: dict[str, ContainerStatus] = {}
     for entry in status.get("initContainerStatuses", []) + status.get("containerStatuses", []):
         state_name, state = next(iter((entry.get("state") or {"waiting": {}}).items()))
         containers[entry["name"]] = {

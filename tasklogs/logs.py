@@ -3,10 +3,11 @@ service and shape the response."""
 import json
 import logging
 
-from flask import Blueprint, Response, current_app, request, stream_with_context
+from flask import Blueprint, Response, request, stream_with_context
 from simple_websocket import ConnectionClosed
 
 from . import access, service, websocket
+from .bootstrap import services
 from .errors import InvalidRequest, TasklogsError
 from .extensions import sock
 
@@ -20,14 +21,17 @@ WS_PARAMETERS = {"cursor", "access_token"}
 @bp.before_request
 def admit():
     """Authentication for every route; for WebSockets also the Origin, a free slot, and safe writes."""
-    access.authenticate()
+    settings = services().settings
+    access.authenticate(settings.access)
     if access.is_websocket():
-        access.check_origin()
-        access.take_tail_slot()
-        websocket.serialize_writes(request.environ, current_app.config["TASKLOGS_WS_SEND_TIMEOUT"])
+        access.check_origin(settings.access)
+        access.take_tail_slot(services().slots)
+        websocket.serialize_writes(request.environ, settings.tails.send_timeout)
 
 
-bp.teardown_request(access.give_back_tail_slot)
+@bp.teardown_request
+def give_back(exception=None):
+    access.give_back_tail_slot(services().slots)
 
 
 @bp.get("/api/v1/tasks/<task_id>/logs")
@@ -36,7 +40,7 @@ def task_logs(task_id: str):
     output = request.args.get("format", "json")
     if output not in ("json", "text"):
         raise InvalidRequest("format must be 'json' or 'text'")
-    view = service.get_task_logs(task_id)
+    view = service.get_task_logs(services(), task_id)
     if "pod" in request.args or "container" in request.args:
         view = service.narrowed(view, request.args.get("pod"), request.args.get("container"))
     if output == "text":
@@ -53,7 +57,7 @@ def task_logs(task_id: str):
 def tail_task_logs(ws, task_id: str):
     try:
         _check_parameters(WS_PARAMETERS)
-        with service.open_tail(task_id, request.args.get("cursor")) as tail:
+        with service.open_tail(services(), task_id, request.args.get("cursor")) as tail:
             websocket.on_disconnect(ws, tail.stop)
             for frame in tail.frames():
                 websocket.send_frame(ws, frame)
@@ -77,7 +81,7 @@ def _json_body(view: service.TaskView):
     head = {"task_id": view.task_id, "phase": view.phase, "source": view.source, "complete": view.complete}
     yield json.dumps(head)[:-1] + ', "logs": ['
     for index, entry in enumerate(view.entries):
-        fields = {"node": entry.node, "pod": entry.pod, "container": entry.container, "phase": entry.phase}
+        fields = {**entry.log.fields(), "phase": entry.phase}
         if entry.note:
             fields["note"] = entry.note
         yield ("," if index else "") + json.dumps(fields)[:-1] + ', "logs": "'
@@ -91,7 +95,7 @@ def _text_body(view: service.TaskView):
     several = len(view.entries) > 1
     for entry in view.entries:
         if several:
-            yield f"==> {entry.pod} ({entry.node}) <==\n"
+            yield f"==> {entry.log.pod} ({entry.log.node}) <==\n"
         yield from entry.read(0)
         if several:
             yield "\n"

@@ -94,10 +94,6 @@ class LogParser:
             return Position(self._start.since, self._start.seen, self._start.partial, self._restarts)
         return Position(self._stamp, self._index, offset, self._restarts)
 
-    def restarted(self, restarts: int) -> None:
-        """Record that the capture moved on to the container instance after `restarts` restarts."""
-        self._restarts = restarts
-
     def feed(self, data: bytes) -> str:
         """Text from this piece of the stream that was not taken before."""
         pieces = []

@@ -4,13 +4,10 @@ import logging
 import flask_migrate
 from sqlalchemy.exc import OperationalError
 
-from . import repository
 from .extensions import db
+from .store import postgres
 
 log = logging.getLogger(__name__)
-
-# pg_advisory_lock key: any constant the whole deployment agrees on ("tasklogs" in ASCII).
-MIGRATION_LOCK = 0x7461736B6C6F6773
 
 
 def upgrade_schema(app) -> None:
@@ -30,10 +27,10 @@ def upgrade_schema(app) -> None:
 
 def _upgrade_locked(app) -> None:
     with db.engine.connect() as connection:
-        repository.lock_migrations(connection, MIGRATION_LOCK)
+        postgres.lock_migrations(connection)
         connection.commit()  # the lock is the session's: the transaction need not stay open
         try:
             flask_migrate.upgrade(directory=app.extensions["migrate"].directory)
         finally:
-            repository.unlock_migrations(connection, MIGRATION_LOCK)
+            postgres.unlock_migrations(connection)
             connection.commit()

@@ -3,29 +3,24 @@ import logging
 from dataclasses import dataclass, field
 
 from . import argo
+from .cluster import Cluster, ContainerStatus, PodSummary
 from .errors import TaskNotFound
+from .identity import LogId
 
 log = logging.getLogger(__name__)
 
 FINAL_POD_PHASES = ("Succeeded", "Failed")
 
 
-def stream_key(pod: str, container: str) -> str:
-    """How cursors and frames name one container's log of one pod."""
-    return f"{pod}/{container}"
-
-
 @dataclass(frozen=True)
 class Stream:
-    """One container's log of one pod of the task."""
-    node_id: str
-    pod_name: str
-    container: str
+    """One log of the task as the cluster describes it, with its node's phase."""
+    log: LogId
     phase: str
 
     @property
     def key(self) -> str:
-        return stream_key(self.pod_name, self.container)
+        return self.log.key
 
 
 @dataclass
@@ -34,20 +29,19 @@ class ClusterTask:
     phase: str
     final: bool
     streams: list[Stream]
-    pods: dict[str, dict] = field(default_factory=dict)
-    workflow_exists: bool = True
+    pods: dict[str, PodSummary] = field(default_factory=dict)
 
-    def container_status(self, stream: Stream) -> dict | None:
-        """The container's status dict from the pod, or None when the pod or the status is missing."""
-        pod = self.pods.get(stream.pod_name)
-        return pod["containers"].get(stream.container) if pod else None
+    def container_status(self, stream: Stream) -> ContainerStatus | None:
+        """The container's status from the pod, or None when the pod or the status is missing."""
+        pod = self.pods.get(stream.log.pod)
+        return pod["containers"].get(stream.log.container) if pod else None
 
     def stream_settled(self, stream: Stream) -> bool:
         """True when the container's log cannot grow any more."""
-        pod = self.pods.get(stream.pod_name)
+        pod = self.pods.get(stream.log.pod)
         if pod is None:
             return self.final or argo.is_final_phase(stream.phase)
-        status = pod["containers"].get(stream.container)
+        status = pod["containers"].get(stream.log.container)
         return pod["phase"] in FINAL_POD_PHASES or (status is not None and status["state"] == "terminated")
 
     @property
@@ -56,12 +50,13 @@ class ClusterTask:
         return self.final and all(self.stream_settled(stream) for stream in self.streams)
 
 
-def read_task(kube, task_id: str, containers: tuple[str, ...]) -> ClusterTask:
+def read_task(kube: Cluster, task_id: str, containers: tuple[str, ...]) -> ClusterTask:
     """Read the Workflow and its pods; TaskNotFound when the cluster knows neither."""
     return build_task(task_id, kube.get_workflow(task_id), kube.list_pods(task_id), containers)
 
 
-def build_task(task_id: str, workflow: dict | None, pods: list[dict], containers: tuple[str, ...]) -> ClusterTask:
+def build_task(task_id: str, workflow: dict | None, pods: list[PodSummary],
+               containers: tuple[str, ...]) -> ClusterTask:
     """The task as the cluster describes it: `containers[0]` of every pod, and the others where the pod has them."""
     if workflow is None and not pods:
         raise TaskNotFound(f"task {task_id!r} is not known to the database or to the cluster")
@@ -72,19 +67,19 @@ def build_task(task_id: str, workflow: dict | None, pods: list[dict], containers
         targets = argo.resolve_pod_targets(None, pods)
     by_name = {pod["name"]: pod for pod in pods}
     phase = argo.workflow_phase(workflow) if workflow else _phase_from_pods(by_name)
-    streams = [Stream(target.node_id, target.pod_name, container, target.phase)
+    streams = [Stream(LogId(target.node_id, target.pod_name, container), target.phase)
                for target in targets for container in _containers_of(by_name.get(target.pod_name), containers)]
-    return ClusterTask(task_id, phase, argo.is_final_phase(phase), streams, by_name, workflow is not None)
+    return ClusterTask(task_id, phase, argo.is_final_phase(phase), streams, by_name)
 
 
-def _containers_of(pod: dict | None, containers: tuple[str, ...]) -> list[str]:
+def _containers_of(pod: PodSummary | None, containers: tuple[str, ...]) -> list[str]:
     if pod is None:
         return [containers[0]]
     present = pod.get("container_names") or list(pod["containers"])
     return [containers[0]] + [name for name in present if name in containers[1:]]
 
 
-def _phase_from_pods(pods: dict[str, dict]) -> str:
+def _phase_from_pods(pods: dict[str, PodSummary]) -> str:
     """The phase of a workflow whose object was deleted, judged from the pods it left."""
     phases = {pod["phase"] for pod in pods.values()}
     if phases <= {"Succeeded"}:

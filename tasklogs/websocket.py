@@ -4,7 +4,6 @@ simple-websocket writes each frame with one `socket.send()` and ignores partial 
 slow client can then receive a corrupt frame, and a ping can interleave with a data frame. Every write
 here is a `sendall()` under one lock per connection.
 """
-import json
 import logging
 import threading
 import time
@@ -12,17 +11,11 @@ import weakref
 
 from simple_websocket import ConnectionClosed
 
+from .engine import frames
+from .engine.frames import NORMAL, POLICY, TRY_AGAIN, SharedFrame
+from .errors import TasklogsError
+
 log = logging.getLogger(__name__)
-
-# Close codes (RFC 6455 and the private 4000-4999 range).
-NORMAL = 1000
-GOING_AWAY = 1001
-POLICY = 1008
-TOO_BIG = 1009
-INTERNAL = 1011
-TRY_AGAIN = 1013
-SLOW_CLIENT = 4008
-
 
 class SerializedSocket:
     """Proxy of the client socket whose `send` writes everything, one frame at a time; a write blocked
@@ -95,31 +88,7 @@ def serialize_writes(environ: dict, send_timeout: float) -> SerializedSocket | N
     return None
 
 
-class SharedFrame:
-    """A text frame many clients receive unchanged: JSON-encoded once, and its wire bytes (an unmasked,
-    final, uncompressed text frame, valid with or without permessage-deflate) built once on first send."""
-    __slots__ = ("text", "_wire")
-
-    def __init__(self, text: str):
-        self.text = text
-        self._wire = None
-
-    @property
-    def wire(self) -> bytes:
-        if self._wire is None:
-            payload = self.text.encode("utf-8")
-            size = len(payload)
-            if size < 126:
-                header = bytes((0x81, size))
-            elif size < 1 << 16:
-                header = bytes((0x81, 126)) + size.to_bytes(2, "big")
-            else:
-                header = bytes((0x81, 127)) + size.to_bytes(8, "big")
-            self._wire = header + payload
-        return self._wire
-
-
-def send_frame(ws, frame) -> None:
+def send_frame(ws, frame: str | SharedFrame) -> None:
     """Send a frame: a str through the WebSocket object, a SharedFrame's prebuilt bytes straight to the socket."""
     if isinstance(frame, str):
         ws.send(frame)
@@ -127,11 +96,6 @@ def send_frame(ws, frame) -> None:
     if not ws.connected:
         raise ConnectionClosed(ws.close_reason, ws.close_message)
     ws.sock.send(frame.wire)
-
-
-def send_json(ws, frame: dict) -> None:
-    """Send one JSON text frame."""
-    ws.send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
 
 
 def close(ws, code: int = NORMAL, reason: str = "") -> None:
@@ -158,9 +122,9 @@ def on_disconnect(ws, callback) -> threading.Thread:
     return thread
 
 
-def send_error(ws, error) -> None:
+def send_error(ws, error: TasklogsError) -> None:
     """Report a TasklogsError as `{"type": "error", ...}` and close: 1008 for the client's fault, else 1013."""
     if not ws.connected:
         return
-    send_json(ws, {"type": "error", "status": error.status, "error": error.code, "message": error.message})
+    ws.send(frames.error(error.status, error.code, error.message))
     close(ws, POLICY if error.status < 500 else TRY_AGAIN, error.message)

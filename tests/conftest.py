@@ -52,14 +52,12 @@ TEST_SETTINGS = {"TESTING": True, "TASKLOGS_POLL_INTERVAL": 0.1, "TASKLOGS_DB_PO
 
 
 def make_app(database_url, kube_adapter=None, **settings):
-    return create_app({"SQLALCHEMY_DATABASE_URI": database_url, **TEST_SETTINGS, **settings}, kube=kube_adapter)
+    return create_app({"DATABASE_URL": database_url, **TEST_SETTINGS, **settings}, kube=kube_adapter)
 
 
 def dispose(app) -> None:
     """Stop the app's engine (its threads) and close its database connections."""
-    engine = app.extensions.get("tasklogs.engine")
-    if engine is not None:
-        engine.close()
+    app.extensions["tasklogs"].close()
     with app.app_context():
         db.engine.dispose()
 

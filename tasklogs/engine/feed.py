@@ -8,28 +8,32 @@ offsets, so that it never sees a character twice or misses one.
 Text not yet committed to the journal stays in `unsaved` until the writer commits it, so the
 database plus `unsaved` always hold everything the feed has published.
 """
-import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..cursor import encode_cursor
-from ..websocket import SharedFrame
+from ..identity import LogId
+from ..logstream import Position
+from . import frames
+from .frames import SharedFrame
 
 
 @dataclass
 class StreamInfo:
-    """One container log of the task as the feed knows it; `end` counts the characters captured."""
-    key: str
-    node: str
-    pod: str
-    container: str
+    """One log of the task as the feed knows it; `end` counts the characters captured."""
+    log: LogId
     phase: str
     end: int = 0
     log_id: int | None = None
     published: int = 0
-    position: object = None   # where the capture stands after `end` (a logstream.Position), if captured here
+    position: Position | None = None   # where the capture stands after `end`, if captured here
+
+    @property
+    def key(self) -> str:
+        return self.log.key
 
 
 @dataclass
@@ -45,10 +49,6 @@ class Event:
     @property
     def end(self) -> int:
         return self.start + len(self.data)
-
-
-def dumps(frame: dict) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
 MAX_RUN = 4 << 20  # characters of one stream written to the journal in one row at most
@@ -156,9 +156,9 @@ class Feed:
                 stream = self.streams[key]
                 data = "".join(pieces)
                 start, stream.published = stream.published, stream.end
-                self._publish("append", stream.key, start, data, {
-                    "type": "append", "node": stream.node, "pod": stream.pod, "container": stream.container,
-                    "offset": start, "data": data})
+                self._publish("append", stream.key, start, data,
+                              lambda cursor, log=stream.log, start=start, data=data: frames.append(log, start, data,
+                                                                                                  cursor))
 
     def _run_publisher(self) -> None:
         """Publish captured text at most every `coalesce` seconds, so a burst of lines makes one frame."""
@@ -217,16 +217,15 @@ class Feed:
                 return
             self.publish_pending()
             target.phase = phase
-            node = self.streams[key].node if key else None
-            self._publish("phase", key, 0, "", {"type": "phase", "phase": phase, "node": node})
+            node = self.streams[key].log.node if key else None
+            self._publish("phase", key, 0, "", lambda cursor: frames.phase(phase, node))
 
     def gone(self, key: str, message: str) -> None:
         """The stream's pod or log is gone: what was captured is all there will be."""
         with self.lock:
             self.publish_pending()
-            stream = self.streams[key]
-            self._publish("gone", key, 0, "", {"type": "gone", "node": stream.node, "pod": stream.pod,
-                                               "container": stream.container, "message": message})
+            log = self.streams[key].log
+            self._publish("gone", key, 0, "", lambda cursor: frames.gone(log, message))
 
     def finish(self, phase: str) -> None:
         """The task ended and its final save ran: publish `complete` once."""
@@ -236,16 +235,16 @@ class Feed:
             self.publish_pending()
             self.phase = phase
             self.complete = True
-            self._publish("complete", None, 0, "", {"type": "complete", "phase": phase})
+            self._publish("complete", None, 0, "", lambda cursor: frames.complete(phase))
 
-    def _publish(self, kind, key, start, data, frame) -> None:
+    def _publish(self, kind: str, key: str | None, start: int, data: str, build: Callable[[str], str]) -> None:
+        """Number the event; build its frame (given the cursor after it) once, for every viewer in step."""
         self.version += 1
         if not self.viewers:
             return  # nobody to send it to (a collector's capture): skip building the frame
         ends = {k: s.published for k, s in self.streams.items() if s.published}
-        if kind == "append":
-            frame["cursor"] = encode_cursor(ends)
-        event = Event(self.version, kind, SharedFrame(dumps(frame)), key, start, data, ends)
+        frame = build(encode_cursor(ends) if kind == "append" else "")
+        event = Event(self.version, kind, SharedFrame(frame), key, start, data, ends)
         for viewer in list(self.viewers):
             viewer.offer(event)
 
@@ -336,6 +335,5 @@ class Viewer:
         if event.start > seen:
             text = read_range(event.key, seen, event.start) + text
         self.offsets[event.key] = event.end
-        stream = self.feed.streams[event.key]
-        return [dumps({"type": "append", "node": stream.node, "pod": stream.pod, "container": stream.container,
-                       "offset": event.end - len(text), "data": text, "cursor": encode_cursor(self.offsets)})]
+        log = self.feed.streams[event.key].log
+        return [frames.append(log, event.end - len(text), text, encode_cursor(self.offsets))]

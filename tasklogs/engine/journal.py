@@ -5,12 +5,16 @@ import random
 import select
 import threading
 import time
+from collections.abc import Callable
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine as SqlEngine
 
-from .. import repository
-from ..repository import ChunkRow
-from .dedicated import Dedicated
+from ..errors import StoreUnavailable
+from ..store import postgres, repository
+from ..store.postgres import Dedicated
+from ..store.repository import ChunkRow
+from ..store.unit_of_work import UnitOfWork, UnitsOfWork
+from .feed import Feed
 
 log = logging.getLogger(__name__)
 
@@ -21,17 +25,18 @@ class JournalWriter:
     It also counts the text waiting in memory: while the database refuses, captures read on only as long
     as that stays under `limit` characters (`has_room`)."""
 
-    def __init__(self, sa_engine, interval: float = 0.1, limit: int = 256_000_000, hurried_gap: float = 0.02):
-        self._engine = sa_engine
+    def __init__(self, units: UnitsOfWork, interval: float = 0.1, limit: int = 256_000_000,
+                 hurried_gap: float = 0.02):
+        self._units = units
         self.interval = interval
         self.limit = limit
         self.hurried_gap = min(hurried_gap, interval)   # hurried commits come at most this often
         self._last_flush = 0.0
         self.held = 0                       # characters captured and not yet committed, in every feed
         self._held_lock = threading.Lock()
-        self._dirty: set = set()
+        self._dirty: set[Feed] = set()
         self._hurry = threading.Event()     # text that viewers elsewhere wait for: flush now
-        self._known_end: dict[int, int] = {}
+        self._known_end: dict[int, int] = {}   # where each log's stored text ends, as last seen
         self._lock = threading.Lock()       # one flush at a time
         self._failures = 0
         self._stopped = threading.Event()
@@ -74,7 +79,7 @@ class JournalWriter:
                 return True
             try:
                 written = self._write(feeds)
-            except Exception as error:  # noqa: BLE001 - the text stays unsaved and is retried
+            except StoreUnavailable as error:  # the text stays unsaved and is retried
                 self._failed(error)
                 return False
             self._failures, self.healthy = 0, True
@@ -86,47 +91,46 @@ class JournalWriter:
                     self._dirty.discard(feed)
             return True
 
-    def _write(self, feeds) -> list:
+    def _write(self, feeds: list[Feed]) -> list[tuple[Feed, str, int]]:
         rows, written = [], []
-        with Session(self._engine) as session, session.begin():
+        with self._units() as uow:
             for feed in feeds:
-                for key, log_id, start, data, position in feed.unsaved_runs(self._ensure_rows(session, feed)):
-                    known = self._known(session, log_id)
+                for key, log_id, start, data, position in feed.unsaved_runs(self._ensure_rows(uow, feed)):
+                    known = self._known(uow, log_id)
                     if start + len(data) <= known:
                         written.append((feed, key, known))
                     elif start <= known:
                         rows.append((feed, key, ChunkRow(log_id, known, data[known - start:], position)))
                     else:
                         log.error("journal gap for %s: stored %d, unsaved from %d", key, known, start)
-            inserted = repository.append_chunks(session, [row for _, _, row in rows])
+            inserted = uow.append_runs([row for _, _, row in rows], {f.task_id for f, _, _ in [*rows, *written]})
             for feed, key, row in rows:
                 if (row.log_id, row.start) in inserted:
                     self._known_end[row.log_id] = row.start + len(row.data)
                     written.append((feed, key, row.start + len(row.data)))
                 else:
                     self._known_end.pop(row.log_id, None)  # someone else wrote there: re-read next time
-            repository.notify(session, {feed.task_id for feed, _, _ in written})
+            uow.commit()
         return written
 
-    def _ensure_rows(self, session, feed) -> dict[str, int]:
+    def _ensure_rows(self, uow: UnitOfWork, feed: Feed) -> dict[str, int]:
         missing = feed.streams_without_rows()
         if missing:
-            ids = repository.save_logs_to_database(feed.task_id, [
-                {"node": s.node, "pod": s.pod, "container": s.container, "phase": s.phase} for s in missing], session)
-            feed.set_log_ids({s.key: ids[(s.node, s.pod, s.container)] for s in missing})
+            ids = repository.record_logs(uow.session, feed.task_id, [(s.log, s.phase) for s in missing])
+            feed.set_log_ids({s.key: ids[s.log] for s in missing})
         return feed.log_ids()
 
-    def _known(self, session, log_id: int) -> int:
+    def _known(self, uow: UnitOfWork, log_id: int) -> int:
         if log_id not in self._known_end:
-            self._known_end[log_id] = repository.stored_length(session, log_id)
+            self._known_end[log_id] = repository.stored_length(uow.session, log_id)
         return self._known_end[log_id]
 
-    def _failed(self, error) -> None:
+    def _failed(self, error: StoreUnavailable) -> None:
         self._failures += 1
         self._known_end.clear()
         if self.healthy:
             log.warning("journal writes failing, keeping captured text in memory until the database is back: %s",
-                        type(getattr(error, "orig", None) or error).__name__)
+                        error.message)
         self.healthy = False
 
     def _delay(self) -> float:
@@ -139,12 +143,13 @@ class JournalListener:
     """LISTENs on a dedicated connection and calls `wake(task_id)` for every committed change, and
     `tick()` every `interval` seconds (the fallback when a notification is missed)."""
 
-    def __init__(self, sa_engine, wake, tick, interval: float):
+    def __init__(self, sa_engine: SqlEngine, wake: Callable[[str], None], tick: Callable[[], None],
+                 interval: float):
         self._engine = sa_engine
         self._wake, self._tick = wake, tick
         self.interval = interval
         self._stopped = threading.Event()
-        self._connection = Dedicated(sa_engine, repository.listen)
+        self._connection = Dedicated(sa_engine, postgres.listen)
 
     def run(self) -> None:
         next_tick = time.monotonic() + self.interval

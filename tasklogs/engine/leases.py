@@ -5,35 +5,32 @@ the process dies its connection closes and the locks are free at once, so anothe
 within one poll interval. Without PostgreSQL (SQLite, or the database down) every process captures
 for itself: the journal's compare-and-append keeps the stored log free of duplicates anyway.
 """
-import hashlib
 import logging
 import os
 import threading
 import time
 import uuid
 
-from .. import repository
-from .dedicated import Dedicated
+from sqlalchemy import Engine as SqlEngine
+
+from ..store import postgres
+from ..store.postgres import Dedicated, task_lock_key
 
 log = logging.getLogger(__name__)
 
 PING_INTERVAL = 1.0  # seconds: how stale "our lease connection is alive" may be
 
 
-def lease_key(task_id: str) -> int:
-    """A signed 64-bit advisory lock key for the task (collisions: about 2**-64 per pair)."""
-    return int.from_bytes(hashlib.blake2b(f"tasklogs:{task_id}".encode(), digest_size=8).digest(), "big",
-                          signed=True)
-
-
 class Leases:
-    def __init__(self, sa_engine):
+    """This process's leases, on one dedicated connection."""
+
+    def __init__(self, sa_engine: SqlEngine):
         self._engine = sa_engine
         self._shared = sa_engine.dialect.name == "postgresql"
         self._held: set[str] = set()
         self._lock = threading.Lock()
         self._name = f"tasklogs-leases-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        self._connection = Dedicated(sa_engine, lambda dbapi: repository.prepare_lease_session(dbapi, self._name))
+        self._connection = Dedicated(sa_engine, lambda dbapi: postgres.prepare_lease_session(dbapi, self._name))
         self._pinged = 0.0
 
     def acquire(self, task_id: str) -> bool | None:
@@ -52,10 +49,10 @@ class Leases:
         connection = self._connection.get()
         if task_id in self._held:
             if time.monotonic() - self._pinged > PING_INTERVAL:  # one ping vouches for every lease held
-                repository.ping(connection)
+                postgres.ping(connection)
                 self._pinged = time.monotonic()
             return True
-        if repository.try_lock(connection, lease_key(task_id)):
+        if postgres.try_lock(connection, task_lock_key(task_id)):
             self._held.add(task_id)
             return True
         return False
@@ -69,7 +66,7 @@ class Leases:
                 return
             self._held.discard(task_id)
             try:
-                repository.unlock(self._connection.get(), lease_key(task_id))
+                postgres.unlock(self._connection.get(), task_lock_key(task_id))
             except Exception as error:  # noqa: BLE001
                 self._drop(error)
 

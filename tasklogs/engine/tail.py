@@ -7,16 +7,16 @@ queued for the viewer; offsets then drop what the client already has.
 import itertools
 import logging
 import time
+from collections.abc import Iterator
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from .. import repository
 from ..cursor import encode_cursor
 from ..errors import StoreUnavailable
-from ..tasks import stream_key
-from ..websocket import GOING_AWAY, NORMAL, SLOW_CLIENT, TRY_AGAIN
-from . import EngineClosed
-from .feed import SlowViewer, Viewer, dumps
+from ..identity import LogId
+from ..store import repository
+from . import frames
+from .engine import Engine, EngineClosed
+from .feed import SlowViewer, Viewer
+from .frames import GOING_AWAY, NORMAL, SLOW_CLIENT, TRY_AGAIN
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,9 @@ READY_TIMEOUT = 30.0
 
 
 class Tail:
-    def __init__(self, engine, task_id: str, offsets: dict[str, int], *, max_queue: int, frame_chars: int,
+    """A snapshot, then live events, for one client; `close_code`/`close_reason` say how it ended."""
+
+    def __init__(self, engine: Engine, task_id: str, offsets: dict[str, int], *, max_queue: int, frame_chars: int,
                  idle_timeout: float = 0, cluster_view=None):
         self.engine, self.task_id = engine, task_id
         self.offsets = dict(offsets)
@@ -64,7 +66,7 @@ class Tail:
             raise self.driver.error
         complete = yield from self._snapshot()
         if complete:
-            yield dumps({"type": "complete", "phase": self._phase})
+            yield frames.complete(self._phase)
             return
         yield from self._live()
 
@@ -96,73 +98,62 @@ class Tail:
         """Yield the snapshot frame and the backlog; return whether the task is complete."""
         feed = self.driver.feed
         self.viewer.seen_version, unsaved, phases = feed.state()
-        session = self.engine.session()
+        started = False
         try:
-            stored = repository.get_task(session, self.task_id)
-            rows = repository.get_stored_logs(session, self.task_id)
-        except Exception as error:  # noqa: BLE001 - the database is down: the snapshot comes from the cluster
-            _close_quietly(session)
-            if self.cluster_view is None:
-                raise StoreUnavailable(f"database unavailable: {type(error).__name__}") from None
-            log.warning("database unavailable, tail of %s starts from Kubernetes", self.task_id)
-            yield from self._cluster_snapshot()
-            return False
-        try:
-            stored_keys = {stream_key(row.pod_name, row.container) for row in rows}
-            entries = [self._stored_entry(session, row, unsaved, phases) for row in rows]
-            entries += [self._feed_entry(stream, unsaved) for stream in list(feed.streams.values())
-                        if stream.key not in stored_keys]
-            self._phase = feed.phase or (stored.phase if stored else "") or "Pending"
-            complete = bool(stored and stored.complete)
-            try:
+            with self.engine.units() as uow:
+                stored = repository.get_task(uow.session, self.task_id)
+                rows = repository.get_stored_logs(uow.session, self.task_id)
+                started = True
+                stored_keys = {row.log.key for row in rows}
+                entries = [self._stored_entry(uow.session, row, unsaved, phases) for row in rows]
+                entries += [self._feed_entry(stream, unsaved) for stream in list(feed.streams.values())
+                            if stream.key not in stored_keys]
+                self._phase = feed.phase or (stored.phase if stored else "") or "Pending"
+                complete = bool(stored and stored.complete)
                 yield from self._entry_frames(entries, "database" if complete else "kubernetes", complete)
-            except SQLAlchemyError as error:
-                raise StoreUnavailable(f"database unavailable: {type(error).__name__}") from None
-            return complete
-        finally:
-            _close_quietly(session)
+                return complete
+        except StoreUnavailable:
+            if started or self.cluster_view is None:
+                raise
+        log.warning("database unavailable, tail of %s starts from Kubernetes", self.task_id)
+        yield from self._cluster_snapshot()
+        return False
 
     def _cluster_snapshot(self):
         view = self.cluster_view(self.task_id, degraded="database")
         self._phase = view.phase
-        entries = [({"node": e.node, "pod": e.pod, "container": e.container, "phase": e.phase}, e.key,
-                    self.offsets.get(e.key, 0), e.read(self.offsets.get(e.key, 0))) for e in view.entries]
+        entries = [(e.log, e.phase, self.offsets.get(e.log.key, 0), e.read(self.offsets.get(e.log.key, 0)))
+                   for e in view.entries]
         yield from self._entry_frames(entries, "kubernetes", False)
 
-    def _stored_entry(self, session, row, unsaved, phases):
-        key = stream_key(row.pod_name, row.container)
+    def _stored_entry(self, session, row, unsaved, phases) -> "Entry":
+        key = row.log.key
         start = self.offsets.get(key, 0)
         pieces = itertools.chain(repository.read_log(session, row.log_id, start) if start < row.length else (),
                                  _unsaved_from(unsaved.get(key, ()), max(start, row.length)))
-        meta = {"node": row.node_id, "pod": row.pod_name, "container": row.container,
-                "phase": phases.get(key) or row.phase}
-        return meta, key, start, pieces
+        return row.log, phases.get(key) or row.phase, start, pieces
 
-    def _feed_entry(self, stream, unsaved):
+    def _feed_entry(self, stream, unsaved) -> "Entry":
         start = self.offsets.get(stream.key, 0)
-        meta = {"node": stream.node, "pod": stream.pod, "container": stream.container, "phase": stream.phase}
-        return meta, stream.key, start, _unsaved_from(unsaved.get(stream.key, ()), start)
+        return stream.log, stream.phase, start, _unsaved_from(unsaved.get(stream.key, ()), start)
 
     def _entry_frames(self, entries, source: str, complete: bool):
         """The snapshot frame with the first pieces of the logs (about `frame_chars` in all), then appends
         for the rest of each backlog, one log after the other: memory stays bounded however many logs."""
         logs, rests, budget = [], [], self.frame_chars
-        for meta, key, start, pieces in entries:
+        for log_, phase, start, pieces in entries:
             pieces = _pieces_of(pieces, self.frame_chars)
             first = next(pieces, "") if budget > 0 else ""
             budget -= len(first)
-            self.offsets[key] = start + len(first)
-            logs.append({**meta, "offset": start, "logs": first})
-            rests.append((meta, key, pieces))
-        yield dumps({"type": "snapshot", "task_id": self.task_id, "phase": self._phase, "source": source,
-                     "complete": complete, "logs": logs, "cursor": encode_cursor(self.offsets)})
-        for meta, key, pieces in rests:
+            self.offsets[log_.key] = start + len(first)
+            logs.append(frames.snapshot_entry(log_, phase, start, first))
+            rests.append((log_, pieces))
+        yield frames.snapshot(self.task_id, self._phase, source, complete, logs, encode_cursor(self.offsets))
+        for log_, pieces in rests:
             for piece in pieces:
-                start = self.offsets[key]
-                self.offsets[key] = start + len(piece)
-                yield dumps({"type": "append", "node": meta["node"], "pod": meta["pod"],
-                             "container": meta["container"], "offset": start, "data": piece,
-                             "cursor": encode_cursor(self.offsets)})
+                start = self.offsets[log_.key]
+                self.offsets[log_.key] = start + len(piece)
+                yield frames.append(log_, start, piece, encode_cursor(self.offsets))
         self.viewer.offsets = dict(self.offsets)
 
     def _read_range(self, key: str, start: int, end: int) -> str:
@@ -171,14 +162,11 @@ class Tail:
         text = ""
         log_id = feed.streams[key].log_id
         if log_id is not None:
-            try:
-                with self.engine.session() as session:
-                    for piece in repository.read_log(session, log_id, start):
-                        text += piece
-                        if len(text) >= end - start:
-                            break
-            except Exception as error:  # noqa: BLE001
-                raise StoreUnavailable(f"database unavailable: {type(error).__name__}") from None
+            with self.engine.units() as uow:
+                for piece in repository.read_log(uow.session, log_id, start):
+                    text += piece
+                    if len(text) >= end - start:
+                        break
         if len(text) < end - start:
             text += feed.read_pending(key, start + len(text), end)
         if len(text) < end - start:
@@ -186,12 +174,7 @@ class Tail:
         return text[:end - start]
 
 
-def _close_quietly(session) -> None:
-    """Close a session whose connection may have died meanwhile (the database went away mid-snapshot)."""
-    try:
-        session.close()
-    except SQLAlchemyError:
-        session.invalidate()
+Entry = tuple[LogId, str, int, Iterator[str]]  # a log, its phase, where the client's text starts, the text
 
 
 def _unsaved_from(pieces, start: int):

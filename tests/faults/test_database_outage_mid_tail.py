@@ -75,7 +75,7 @@ def test_a_long_outage_pauses_the_capture_instead_of_filling_memory(database_url
         kube.write_log(wf.pod(), "main", "before the outage\n")
         client = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
         frames = [client.frame()]
-        writer = app.extensions["tasklogs.engine"].writer
+        writer = app.extensions["tasklogs"].engine.writer
         db_proxy.stop()
         lines = [f"during {index:03d} " + "x" * 90 + "\n" for index in range(100)]   # 10,000 characters
         for line in lines:

@@ -7,8 +7,7 @@ import time
 import psycopg2
 import pytest
 
-from tasklogs.collector import Collector
-from tasklogs.service import cluster, engine
+from tasklogs.bootstrap import build_collector
 from tests import scenarios
 from tests.conftest import LiveServer, dispose, make_app
 from tests.wsclient import TailClient, log_text
@@ -18,8 +17,7 @@ from tests.waiting import wait_for
 class RunningCollector:
     def __init__(self, database_url, kube_adapter, **settings):
         self.app = make_app(database_url, kube_adapter, **settings)
-        with self.app.app_context():
-            self.collector = Collector(self.app, engine(), cluster())
+        self.collector = build_collector(self.app.extensions["tasklogs"])
         self.thread = threading.Thread(target=self.collector.run, daemon=True)
         self.thread.start()
 
@@ -251,9 +249,9 @@ def test_many_workflows_ending_at_once_queue_for_their_final_saves(collectors, d
         "phase and final saves wait for a connection instead of timing out on a pool of 2"
 
 
-def test_hurried_commits_come_at_most_once_per_coalesce_gap(collectors, app, database_url, kube, task_id):
-    """A chatty pod watched from another process: its lines share commits, one per TASKLOGS_TAIL_COALESCE."""
-    collector = collectors(TASKLOGS_JOURNAL_INTERVAL=5, TASKLOGS_TAIL_COALESCE=0.5)
+def test_hurried_commits_come_at_most_once_per_hurry_gap(collectors, app, database_url, kube, task_id):
+    """A chatty pod watched from another process: its lines share commits, one per TASKLOGS_JOURNAL_HURRY_GAP."""
+    collector = collectors(TASKLOGS_JOURNAL_INTERVAL=5, TASKLOGS_JOURNAL_HURRY_GAP=0.5)
     wf = scenarios.workflow(kube, task_id)
     assert wait_for(lambda: kube.open_streams() == 1)
     captured = collector.collector.engine.driver(task_id).feed

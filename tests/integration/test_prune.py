@@ -3,11 +3,12 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select, update
 
-from tasklogs import repository
+from tasklogs.identity import LogId
+from tasklogs.store import repository
 from tasklogs.cli import parse_age
 from tasklogs.extensions import db
 from tasklogs.logstream import Position
-from tasklogs.models import LogChunk, Task, TaskLog
+from tasklogs.store.models import LogChunk, Task, TaskLog
 
 import pytest
 
@@ -15,8 +16,8 @@ import pytest
 def make_task(task_id, age_days):
     session = db.session
     repository.save_task(session, task_id, "Succeeded", complete=True)
-    ids = repository.save_logs_to_database(task_id, [{"node": "n", "pod": "p", "phase": "Succeeded"}], session)
-    repository.append_chunk(session, ids[("n", "p", "main")], 0, "text\n", Position())
+    ids = repository.save_logs_to_database(session, task_id, [{"node": "n", "pod": "p", "phase": "Succeeded"}])
+    repository.append_chunk(session, ids[LogId("n", "p", "main")], 0, "text\n", Position())
     stamp = datetime.now(timezone.utc) - timedelta(days=age_days)
     session.execute(update(Task).where(Task.task_id == task_id).values(updated_at=stamp))
     session.execute(update(TaskLog).where(TaskLog.task_id == task_id).values(updated_at=stamp))

@@ -173,14 +173,14 @@ def test_the_designs_kubernetes_helper_reads_whole_logs(app, kube, task_id):
     wf = scenarios.workflow(kube, task_id, ["a", "b"])
     kube.write_log(wf.pod("a"), "main", "whole\nlog\n")
     kube.finish_pod(wf.pod("b"), phase="Failed", exit_code=1)
-    with app.app_context():
-        assert fetch_logs_from_kubernetes(task_id, "argo") == [
-            {"node": wf.nodes["a"], "pod": wf.pod("a"), "container": "main", "phase": "Running",
-             "logs": "whole\nlog\n"},
-            {"node": wf.nodes["b"], "pod": wf.pod("b"), "container": "main", "phase": "Running", "logs": ""}]
-        with pytest.raises(ValueError, match="namespace 'argo'"):
-            fetch_logs_from_kubernetes(task_id, "default")
-        with pytest.raises(InvalidTaskId):
-            fetch_logs_from_kubernetes("Not A Name")
-        with pytest.raises(TaskNotFound):
-            fetch_logs_from_kubernetes(task_id + "-unknown")
+    services = app.extensions["tasklogs"]
+    assert fetch_logs_from_kubernetes(services, task_id, "argo") == [
+        {"node": wf.nodes["a"], "pod": wf.pod("a"), "container": "main", "phase": "Running",
+         "logs": "whole\nlog\n"},
+        {"node": wf.nodes["b"], "pod": wf.pod("b"), "container": "main", "phase": "Running", "logs": ""}]
+    with pytest.raises(ValueError, match="namespace 'argo'"):
+        fetch_logs_from_kubernetes(services, task_id, "default")
+    with pytest.raises(InvalidTaskId):
+        fetch_logs_from_kubernetes(services, "Not A Name")
+    with pytest.raises(TaskNotFound):
+        fetch_logs_from_kubernetes(services, task_id + "-unknown")

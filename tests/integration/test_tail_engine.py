@@ -6,7 +6,7 @@ import time
 from sqlalchemy import select
 
 from tasklogs.extensions import db
-from tasklogs.models import LogChunk, TaskLog
+from tasklogs.store.models import LogChunk, TaskLog
 from tests import scenarios
 from tests.wsclient import TailClient, log_text
 from tests.waiting import wait_for
@@ -63,7 +63,7 @@ def test_phase_changes_come_from_one_poll_per_workflow(app, live, kube, task_id)
     kube.reset_requests()
     time.sleep(1.0)
     gets = kube.count(verb="get", resource="workflows")
-    interval = app.config["TASKLOGS_POLL_INTERVAL"]
+    interval = app.extensions["tasklogs"].settings.capture.poll_interval
     assert gets <= 1.0 / interval + 2, f"{gets} workflow reads in 1 s for 10 viewers"
     for client in clients:
         client.close()
@@ -94,7 +94,7 @@ def test_upstream_stream_cut_mid_line_loses_and_repeats_nothing(app, live, kube,
     for index in range(5):
         kube.write_log(wf.pod(), "main", f"burst {index}\n", ts=same_second.format(index * 10))
     kube.write_log(wf.pod(), "main", "half a li", ts=same_second.format(100))
-    feed = app.extensions["tasklogs.engine"].driver(task_id).feed
+    feed = app.extensions["tasklogs"].engine.driver(task_id).feed
     captured = len(kube.log_bytes(wf.pod(), "main").decode())
     assert wait_for(lambda: feed.streams[f"{wf.pod()}/main"].end == captured), "the partial line is captured before the cut"
     kube.cut_streams(wf.pod())

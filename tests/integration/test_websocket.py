@@ -73,7 +73,7 @@ def test_client_disconnecting_mid_tail_releases_its_viewer_and_then_the_stream(a
     client = tail(live, task_id)
     client.frame()
     assert wait_for(lambda: kube.open_streams() == 1)
-    feed = app.extensions["tasklogs.engine"].driver(task_id).feed
+    feed = app.extensions["tasklogs"].engine.driver(task_id).feed
     client.close()
     assert wait_for(lambda: not feed.viewers, timeout=1.0), "the viewer must leave at once"
     assert wait_for(lambda: kube.open_streams() == 0, timeout=3.0), "the capture must stop once nobody watches"

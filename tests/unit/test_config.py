@@ -1,16 +1,39 @@
+import dataclasses
 import os
 
 import pytest
 
-from tasklogs.config import SETTINGS, ConfigError, database_url, load_config, markdown_table
+from tasklogs.config import SETTINGS, ConfigError, Settings, database_url, load_config, markdown_table
 
 
 def test_defaults():
-    config = load_config({})
-    assert config["TASKLOGS_NAMESPACE"] == "argo"
-    assert config["TASKLOGS_CONTAINER"] == "main"
-    assert config["SQLALCHEMY_DATABASE_URI"] == ""
-    assert config["TASKLOGS_AUTO_MIGRATE"] is True
+    settings = load_config({})
+    assert settings == Settings()
+    assert settings.cluster.namespace == "argo" and settings.cluster.containers == ("main",)
+    assert settings.database.url == "" and settings.database.auto_migrate is True
+
+
+def test_every_setting_fills_a_field_of_its_group():
+    fields_of = {group.name: {f.name for f in dataclasses.fields(group.type)} for group in dataclasses.fields(Settings)}
+    assert sorted(s.env for s in SETTINGS) == sorted({s.env for s in SETTINGS})
+    assert all(s.field in fields_of[s.group] for s in SETTINGS)
+    assert sum(len(names) for names in fields_of.values()) == len(SETTINGS)
+
+
+def test_settings_are_frozen_and_overrides_parse_strings_or_take_values():
+    settings = load_config({"TASKLOGS_CONTAINERS": "init,wait"}, {"TASKLOGS_POLL_INTERVAL": "0.5",
+                                                                   "TASKLOGS_MAX_TAILS": 7})
+    assert settings.cluster.containers == ("main", "init", "wait")
+    assert settings.capture.poll_interval == 0.5 and settings.tails.max_tails == 7
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.tails.max_tails = 8  # type: ignore[misc]
+    with pytest.raises(ConfigError, match="TASKLOGS_POLL_INTERVAL"):
+        load_config({}, {"TASKLOGS_POLL_INTERVAL": "-1"})
+
+
+def test_tail_coalescing_and_hurried_commits_are_two_settings():
+    settings = load_config({"TASKLOGS_TAIL_COALESCE": "0", "TASKLOGS_JOURNAL_HURRY_GAP": "0.05"})
+    assert settings.tails.coalesce == 0 and settings.capture.hurry_gap == 0.05
 
 
 def test_seed_database_url_uses_psycopg2():
@@ -32,13 +55,14 @@ def test_bad_values_stop_start_up_naming_the_variable(name, value):
 
 
 def test_proxy_fix_forms():
-    assert load_config({"TASKLOGS_PROXY_FIX": "1"})["TASKLOGS_PROXY_FIX"]["x_for"] == 1
-    assert load_config({"TASKLOGS_PROXY_FIX": "x_for=2,x_proto=1"})["TASKLOGS_PROXY_FIX"] == {"x_for": 2, "x_proto": 1}
+    assert load_config({"TASKLOGS_PROXY_FIX": "1"}).access.proxy_fix["x_for"] == 1
+    assert load_config({"TASKLOGS_PROXY_FIX": "x_for=2,x_proto=1"}).access.proxy_fix == {"x_for": 2, "x_proto": 1}
 
 
 def test_the_readme_configuration_table_is_the_generated_one():
     readme = open("README.md").read()
-    assert markdown_table() in readme, "run `python -m tasklogs.config` and paste the table into the README"
+    assert markdown_table() in readme, "run `python -m tasklogs.config` and paste the tables into the README"
+    assert markdown_table(advanced=True) in readme, "run `python -m tasklogs.config` and paste the tables"
     assert all(f"`{setting.env}`" in readme for setting in SETTINGS)
 
 

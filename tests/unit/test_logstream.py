@@ -71,5 +71,5 @@ def test_timestamp_precision_variants():
 def test_restart_count_travels_with_the_position():
     parser = LogParser(Position(restarts=1))
     parser.feed(b"2026-01-02T03:04:05.1Z x\n")
-    parser.restarted(2)
-    assert parser.position.restarts == 2
+    assert parser.position.restarts == 1
+    assert parser.position == Position("2026-01-02T03:04:05.1Z", 1, 0, 1)

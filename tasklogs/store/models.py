@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 
-from .extensions import db
+from ..extensions import db
 
 
 def utcnow() -> datetime:

@@ -1,18 +1,20 @@
-"""All SQL of the service. Every function takes a session (or connection) and leaves the transaction
-to its caller.
+"""All SQL of the service but PostgreSQL's own plumbing (`postgres.py`). Every function takes the
+session first and leaves the transaction to its caller (the unit of work).
 
 A pod's log is `task_logs.logs` (the compacted text) followed by its `log_chunks` in offset order.
 Offsets count characters from the start of the pod's log, so a cursor stays valid across compaction.
 """
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, func, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from .logstream import Position
+from ..identity import LogId
+from ..logstream import Position
 from .models import LogChunk, Task, TaskLog, utcnow
 
 tasks, task_logs, log_chunks = Task.__table__, TaskLog.__table__, LogChunk.__table__
@@ -28,11 +30,9 @@ class StoredTask:
 
 @dataclass(frozen=True)
 class StoredLog:
-    """One pod's row: its identity, phase and where its text ends."""
+    """One log's row: its row id, identity, phase, where its text ends and where its capture stands."""
     log_id: int
-    node_id: str
-    pod_name: str
-    container: str
+    log: LogId
     phase: str
     length: int
     position: Position
@@ -64,27 +64,33 @@ def save_task(session, task_id: str, phase: str, complete: bool = False) -> None
         set_={"phase": phase, "complete": tasks.c.complete | statement.excluded.complete, "updated_at": utcnow()}))
 
 
-def save_logs_to_database(task_id: str, logs: list[dict], session) -> dict[tuple[str, str, str], int]:
-    """Upsert one row per entry `{node, pod, phase[, container][, logs]}`; return ids by (node, pod, container).
+def record_logs(session, task_id: str, logs: Iterable[tuple[LogId, str]]) -> dict[LogId, int]:
+    """Upsert one row per (log, phase), keeping any stored text; return the row ids by log."""
+    return {log: _upsert_log(session, task_id, log, phase, None) for log, phase in logs}
 
-    An entry with a `logs` text replaces the pod's stored log with it (a complete log, read whole);
+
+def save_logs_to_database(session, task_id: str, logs: list[dict]) -> dict[LogId, int]:
+    """The design's helper: upsert one row per entry `{node, pod, phase[, container][, logs]}`.
+
+    An entry with a `logs` text replaces the log's stored text with it (a complete log, read whole);
     without one, only the phase is updated and the stored text is kept."""
-    ids = {}
-    for entry in logs:
-        container = entry.get("container") or "main"
-        values = {"task_id": task_id, "node_id": entry["node"], "pod_name": entry["pod"], "container": container,
-                  "phase": entry.get("phase") or "", "logs": entry.get("logs") or "",
-                  "created_at": utcnow(), "updated_at": utcnow()}
-        changes = {"phase": values["phase"], "updated_at": values["updated_at"]}
-        if entry.get("logs") is not None:
-            changes["logs"], changes["resume"] = values["logs"], None
-        statement = _insert(session, task_logs).values(**values).on_conflict_do_update(
-            index_elements=["task_id", "node_id", "pod_name", "container"], set_=changes).returning(task_logs.c.id)
-        log_id = session.execute(statement).scalar_one()
-        if entry.get("logs") is not None:
-            session.execute(delete(log_chunks).where(log_chunks.c.log_id == log_id))
-        ids[(entry["node"], entry["pod"], container)] = log_id
-    return ids
+    return {(log := LogId(entry["node"], entry["pod"], entry.get("container") or "main")):
+            _upsert_log(session, task_id, log, entry.get("phase") or "", entry.get("logs"))
+            for entry in logs}
+
+
+def _upsert_log(session, task_id: str, log: LogId, phase: str, text_: str | None) -> int:
+    values = {"task_id": task_id, "node_id": log.node, "pod_name": log.pod, "container": log.container,
+              "phase": phase, "logs": text_ or "", "created_at": utcnow(), "updated_at": utcnow()}
+    changes = {"phase": phase, "updated_at": values["updated_at"]}
+    if text_ is not None:
+        changes["logs"], changes["resume"] = text_, None
+    statement = _insert(session, task_logs).values(**values).on_conflict_do_update(
+        index_elements=["task_id", "node_id", "pod_name", "container"], set_=changes).returning(task_logs.c.id)
+    log_id = session.execute(statement).scalar_one()
+    if text_ is not None:
+        session.execute(delete(log_chunks).where(log_chunks.c.log_id == log_id))
+    return log_id
 
 
 def get_stored_logs(session, task_id: str) -> list[StoredLog]:
@@ -101,10 +107,9 @@ def get_stored_logs(session, task_id: str) -> list[StoredLog]:
                last_chunk.c.seen, last_chunk.c.partial, last_chunk.c.restarts)
         .outerjoin(last_chunk, last_chunk.c.log_id == task_logs.c.id)
         .where(task_logs.c.task_id == task_id).order_by(task_logs.c.created_at, task_logs.c.id))
-    return [StoredLog(row.id, row.node_id, row.pod_name, row.container, row.phase, row.compacted,
-                      Position.decode(row.resume))
-            if row.end_offset is None else
-            StoredLog(row.id, row.node_id, row.pod_name, row.container, row.phase, row.end_offset,
+    return [StoredLog(row.id, LogId(row.node_id, row.pod_name, row.container), row.phase,
+                      row.compacted if row.end_offset is None else row.end_offset,
+                      Position.decode(row.resume) if row.end_offset is None else
                       Position(row.since, row.seen, row.partial, row.restarts))
             for row in rows]
 
@@ -182,10 +187,10 @@ def _pieces(texts, size: int):
         yield "".join(buffer)
 
 
-def get_logs_from_database(task_id: str, session) -> list[dict]:
-    """Every stored log of the task, `{node, pod, container, phase, logs}` in creation order ([] when none)."""
-    return [{"node": stored.node_id, "pod": stored.pod_name, "container": stored.container, "phase": stored.phase,
-             "logs": "".join(read_log(session, stored.log_id))}
+def get_logs_from_database(session, task_id: str) -> list[dict]:
+    """The design's helper: every stored log of the task, `{node, pod, container, phase, logs}` in creation
+    order ([] when none)."""
+    return [{**stored.log.fields(), "phase": stored.phase, "logs": "".join(read_log(session, stored.log_id))}
             for stored in get_stored_logs(session, task_id)]
 
 
@@ -301,86 +306,9 @@ RETURNING log_id, start_offset
 """)
 
 
-def stored_lengths(session, log_ids) -> dict[int, int]:
-    """Characters stored (compacted text plus journal) for each of these pod logs."""
-    return {log_id: stored_length(session, log_id) for log_id in log_ids}
-
-
-NOTIFY_CHANNEL = "tasklogs"
-WATCHING = "watching:"   # payload prefix: a process has viewers of the task (the capturing one hurries)
-
-
-def notify(session, task_ids) -> None:
-    """Tell other processes (LISTEN tasklogs) that these tasks changed; delivered when the transaction commits."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    task_ids = sorted(set(task_ids))
-    if task_ids:  # one round trip for all of them
-        session.execute(text("SELECT pg_notify(:channel, task_id) FROM unnest(CAST(:task_ids AS text[])) AS task_id"),
-                        {"channel": NOTIFY_CHANNEL, "task_ids": task_ids})
-
-
-def notify_watching(session, task_ids) -> None:
-    """Tell the processes capturing these tasks that viewers here follow their journals."""
-    notify(session, [WATCHING + task_id for task_id in task_ids])
-
-
-def listen(dbapi_connection) -> None:
-    """Subscribe a dedicated autocommit DBAPI connection to the change notifications."""
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
-
-
-def try_lock(dbapi_connection, key: int) -> bool:
-    """Take a session-level advisory lock without waiting."""
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-        return bool(cursor.fetchone()[0])
-
-
-def unlock(dbapi_connection, key: int) -> None:
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
-
-
-def prepare_lease_session(dbapi_connection, name: str) -> None:
-    """Set up the dedicated connection that holds advisory locks, named `name`.
-
-    Any older session of the same name (this process's previous lease connection, cut by a network
-    failure the server has not noticed) is terminated so that its locks are released now; keepalives
-    and an idle timeout make the server notice a dead client within about a minute by itself."""
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute("SET application_name = %s", (name,))
-        cursor.execute("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; "
-                       "SET tcp_keepalives_count = 3; SET idle_session_timeout = '60s'")
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE application_name = %s AND pid <> pg_backend_pid()", (name,))
-
-
 def check_database(session) -> None:
     """Raise unless the database answers."""
     session.execute(select(literal(1)))
-
-
-def lock_migrations(connection, key: int) -> None:
-    """Wait for the session-level advisory lock that serialises schema migrations."""
-    connection.execute(select(func.pg_advisory_lock(key)))
-
-
-def unlock_migrations(connection, key: int) -> None:
-    connection.execute(select(func.pg_advisory_unlock(key)))
-
-
-def try_task_lock(session, key: int) -> bool:
-    """Take the task's advisory lock for this transaction only; False while a capture holds it."""
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    return bool(session.execute(select(func.pg_try_advisory_xact_lock(key))).scalar())
-
-
-def ping(dbapi_connection) -> None:
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
 
 
 def tasks_older_than(session, cutoff, limit: int | None) -> list[str]:

@@ -1,100 +1,27 @@
-"""The capture engine: reading a container's log from where the store stands, exactly once.
+"""The follow capture: one container's log followed (`follow=true`) into the task's feed, exactly once."""
 
-`read_container` is the one primitive: it reads the log once (no follow) from a `Position` and yields
-text with the position after it. The live tail follows the same parser over `follow=true` streams.
-"""
 import logging
-import random
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 from ..errors import ClusterUnavailable, ContainerWaiting, LogsGone, ObjectNotFound
 from ..logstream import LogParser, Position
-from .. import repository
+from ..cluster import Cluster, ContainerStatus, LogStream
+from ..tasks import Stream
+from .backoff import Backoff
+from .feed import Feed
 
 log = logging.getLogger(__name__)
-
-APPEND_PIECE = 1 << 20  # characters per journal row when catching up a long log
-
-
-def read_container(kube, pod: str, container: str, status: dict | None, position: Position = Position()):
-    """Yield (text, position after it) for the container's log after `position`, read once.
-
-    A restarted container's previous instance is read first (`previous=true`); a container that has
-    terminated is read to its very end. Nothing is yielded for a container that has not started."""
-    if status is None or status["state"] == "waiting":
-        return
-    if status["restarts"] > position.restarts:
-        try:
-            position = yield from _read_once(kube, pod, container, position, previous=True, final=True)
-        except LogsGone:
-            log.warning("previous log of %s/%s is gone; continuing with the current instance", pod, container)
-        position = replace(position, restarts=status["restarts"])
-    yield from _read_once(kube, pod, container, position, previous=False, final=status["state"] == "terminated")
-
-
-def _read_once(kube, pod, container, position, *, previous, final):
-    parser = LogParser(position)
-    with kube.open_log(pod, container, follow=False, since_time=position.since_time, previous=previous) as stream:
-        for raw in stream:
-            text = parser.feed(raw)
-            if text:
-                yield text, parser.position
-    if final:
-        text = parser.finish()
-        if text:
-            yield text, parser.position
-    return parser.position
-
-
-def store_container(kube, session, stored: repository.StoredLog, stream, status: dict | None) -> int:
-    """Append whatever the container logged beyond the stored text; return the stored length after.
-
-    A pod that is gone, a container not started or whose log the node dropped leaves the store as is."""
-    offset, pending, position = stored.length, [], stored.position
-    if offset and position == Position():
-        return offset  # text saved whole, without a resume position: reading from the start would repeat it
-    try:
-        for text, position in read_container(kube, stream.pod_name, stream.container, status, stored.position):
-            pending.append(text)
-            if sum(map(len, pending)) >= APPEND_PIECE:
-                offset = _append(session, stored.log_id, offset, pending, position)
-        return _append(session, stored.log_id, offset, pending, position)
-    except (ObjectNotFound, ContainerWaiting, LogsGone) as error:
-        log.info("no more log from %s/%s: %s", stream.pod_name, stream.container, error.message)
-        return _append(session, stored.log_id, offset, pending, position)
-
-
-def _append(session, log_id: int, offset: int, pending: list[str], position: Position) -> int:
-    if not pending:
-        return offset
-    data = "".join(pending)
-    pending.clear()
-    repository.append_chunk(session, log_id, offset, data, position)
-    return offset + len(data)
-
-
-class Backoff:
-    """Exponential backoff with full jitter: 0.2 s, 0.4 s ... capped, each drawn from [d/2, d]."""
-
-    def __init__(self, base: float = 0.2, cap: float = 10.0):
-        self.base, self.cap, self.failures = base, cap, 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.base * 2 ** self.failures)
-        self.failures += 1
-        return random.uniform(delay / 2, delay)
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 class ContainerCapture:
     """Follows one container's log (`follow=true`) into the feed from a position, and reconnects after
     any break (idle timeout, API server restart, network) with `sinceTime`: nothing lost, nothing repeated."""
 
-    def __init__(self, kube, feed, stream, position: Position, status: dict | None, poll_interval: float,
-                 pause: float = 0.0, room=lambda: True):
+    def __init__(self, kube: Cluster, feed: Feed, stream: Stream, position: Position,
+                 status: ContainerStatus | None, poll_interval: float, pause: float = 0.0,
+                 room: Callable[[], bool] = lambda: True):
         self.kube, self.feed, self.stream = kube, feed, stream
         self.pause = pause
         self.room = room                      # False: memory holds enough unsaved text, stop reading for now
@@ -105,7 +32,7 @@ class ContainerCapture:
         self.caught_up = threading.Event()    # what the container had logged when the capture began is read
         self.started = False                  # it has seen the container run: it ends by itself, never stopped
         self._stopped = threading.Event()
-        self._open = None
+        self._open: LogStream | None = None
 
     def stop(self) -> None:
         self._stopped.set()
@@ -126,7 +53,7 @@ class ContainerCapture:
                     self._gone(error)
                     return
                 except ClusterUnavailable as error:
-                    log.info("log stream of %s broke (%s); reconnecting", self.stream.pod_name, error.message)
+                    log.info("log stream of %s broke (%s); reconnecting", self.stream.log.pod, error.message)
                     self._stopped.wait(backoff.next())
         finally:
             self.caught_up.set()
@@ -162,17 +89,17 @@ class ContainerCapture:
         """The database refuses and memory holds enough: the text waits in Kubernetes, read on from
         `position` (with `sinceTime`, nothing lost or repeated) once the journal takes text again."""
         log.warning("capture of %s/%s paused: the database is down and memory holds enough unsaved text",
-                    self.stream.pod_name, self.stream.container)
+                    self.stream.log.pod, self.stream.log.container)
         self.caught_up.set()   # viewers joining meanwhile get what was captured, not a wait
         while not self.room() and not self._stopped.wait(self.poll_interval):
             pass
-        log.info("capture of %s/%s goes on", self.stream.pod_name, self.stream.container)
+        log.info("capture of %s/%s goes on", self.stream.log.pod, self.stream.log.container)
 
     def _read(self, *, follow: bool, final: bool, previous: bool = False, tolerate_gone: bool = False) -> bool:
         """Read one stream into the feed; True if read to its end (False: stopped, or no more room)."""
         parser = LogParser(self.position)
         try:
-            stream = self.kube.open_log(self.stream.pod_name, self.stream.container, follow=follow,
+            stream = self.kube.open_log(self.stream.log.pod, self.stream.log.container, follow=follow,
                                         since_time=self.position.since_time, previous=previous)
         except LogsGone:
             if tolerate_gone:
@@ -195,12 +122,12 @@ class ContainerCapture:
         if text:
             self.feed.append(self.stream.key, text, self.position)
 
-    def _container_status(self) -> dict | None:
-        pod = self.kube.get_pod(self.stream.pod_name)
+    def _container_status(self) -> ContainerStatus | None:
+        pod = self.kube.get_pod(self.stream.log.pod)
         if pod is None:
-            raise ObjectNotFound(f"pod {self.stream.pod_name} was deleted")
-        return pod["containers"].get(self.stream.container)
+            raise ObjectNotFound(f"pod {self.stream.log.pod} was deleted")
+        return pod["containers"].get(self.stream.log.container)
 
     def _gone(self, error) -> None:
-        log.info("capture of %s/%s ends: %s", self.stream.pod_name, self.stream.container, error.message)
+        log.info("capture of %s/%s ends: %s", self.stream.log.pod, self.stream.log.container, error.message)
         self.feed.gone(self.stream.key, f"{error.message}; the log above is everything captured")

@@ -1,0 +1,90 @@
+"""Explicit wiring: what one process runs on, built in one place for the app and for the collector.
+
+`Services` holds the settings, the store's units of work, the tail slots, the Kubernetes adapter and
+the engine. The adapter is built on first use (the app starts, and says why, without a cluster
+configuration), and so is the engine: its threads must start after gunicorn forked the worker, and a
+command such as `prune` never needs one.
+"""
+
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from flask import Flask, current_app
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy.orm import sessionmaker
+
+from .access import TailSlots
+from .cluster import Cluster
+from .config import Settings
+from .engine import Engine
+from .extensions import db
+from .kube import Kube
+from .store.unit_of_work import UnitOfWork, UnitsOfWork
+from .tasks import ClusterTask
+
+if TYPE_CHECKING:
+    from .collector import Collector
+
+EXTENSION = "tasklogs"
+
+
+class Services:
+    """Everything one process runs on; `close()` stops what was started."""
+
+    def __init__(self, settings: Settings, units: UnitsOfWork, sa_engine: SqlEngine, kube: Cluster | None = None):
+        self.settings, self.units, self.sa_engine = settings, units, sa_engine
+        self.slots = TailSlots(settings.tails.max_tails, settings.tails.max_tails_per_client)
+        self._kube = kube
+        self.started_engine: Engine | None = None
+        self._lock = threading.RLock()  # two first requests at once must not build two of anything
+
+    @property
+    def kube(self) -> Cluster:
+        """The Kubernetes adapter, built from the settings on first use unless one was given."""
+        with self._lock:
+            if self._kube is None:
+                self._kube = Kube.from_settings(self.settings.cluster)
+            return self._kube
+
+    @property
+    def engine(self) -> Engine:
+        """This process's engine, started on first use."""
+        return self.start_engine()
+
+    def start_engine(self, read_task: Callable[[str], ClusterTask] | None = None) -> Engine:
+        """Start the engine once; `read_task` replaces reading tasks from the API server (the collector
+        reads its watch cache)."""
+        with self._lock:
+            if self.started_engine is None:
+                self.started_engine = Engine(self.kube, self.units, self.sa_engine, self.settings, read_task)
+            return self.started_engine
+
+    def close(self) -> None:
+        """Stop the engine (flushing what it captured) if one was started."""
+        with self._lock:
+            engine, self.started_engine = self.started_engine, None
+        if engine is not None:
+            engine.close()
+
+
+def wire(app: Flask, settings: Settings, kube: Cluster | None = None) -> Services:
+    """Build the app's `Services` on its database engine; `kube` replaces the adapter (tests)."""
+    with app.app_context():
+        sa_engine = db.engine
+    units = partial(UnitOfWork, sessionmaker(sa_engine, expire_on_commit=False))
+    services = app.extensions[EXTENSION] = Services(settings, units, sa_engine, kube)
+    return services
+
+
+def services() -> Services:
+    """The current app's services (inside a request or an app context)."""
+    return current_app.extensions[EXTENSION]
+
+
+def build_collector(current: Services) -> "Collector":
+    """The collector: its watch cache, and the process's engine reading tasks from that cache."""
+    from .collector import ClusterCache, Collector
+    cache = ClusterCache(current.settings.cluster.containers)
+    return Collector(current.start_engine(cache.read_task), current.kube, cache)

@@ -1,0 +1,74 @@
+"""What the engine, the service and the collector need from the cluster: the `Cluster` protocol.
+
+`kube.Kube` implements it over the real API server; the tests' in-memory cluster implements it for unit
+tests. Everything here is plain data: pods are `PodSummary` dicts, logs raw byte chunks (each line
+prefixed with the kubelet's RFC 3339 timestamp, as `timestamps=true` returns it).
+"""
+
+from collections.abc import Callable, Iterator
+from typing import Protocol, TypedDict
+
+
+class ContainerStatus(TypedDict):
+    state: str                  # "waiting", "running" or "terminated"
+    reason: str
+    restarts: int
+    exit_code: int | None
+
+
+class PodSummary(TypedDict):
+    name: str
+    container_names: list[str]
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    created: str
+    deleting: bool
+    phase: str
+    containers: dict[str, ContainerStatus]
+
+
+class LogStream(Protocol):
+    """An open log: iterate it for raw byte chunks; `abort()` cuts it from another thread."""
+
+    pause: Callable[[], float]  # seconds to let lines gather before each wait for data
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def abort(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "LogStream": ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+WatchEvent = tuple[str, dict, str]  # (ADDED/MODIFIED/DELETED/BOOKMARK, object, resourceVersion)
+
+
+class Cluster(Protocol):
+    """Workflows, pods and pod logs of one namespace; failures leave as the project's ClusterErrors."""
+
+    namespace: str
+
+    def get_workflow(self, name: str) -> dict | None: ...
+
+    def list_pods(self, workflow: str) -> list[PodSummary]: ...
+
+    def get_pod(self, name: str) -> PodSummary | None: ...
+
+    def open_log(self, pod: str, container: str, *, follow: bool, since_time: str | None = None,
+                 timestamps: bool = True, previous: bool = False) -> LogStream: ...
+
+    def check(self) -> None: ...
+
+    def list_workflows(self) -> tuple[list[dict], str]: ...
+
+    def watch_workflows(self, resource_version: str, *, timeout_seconds: int = 300) -> Iterator[WatchEvent]: ...
+
+    def list_workflow_pods(self) -> tuple[list[PodSummary], str]: ...
+
+    def watch_workflow_pods(self, resource_version: str, *,
+                            timeout_seconds: int = 300) -> Iterator[WatchEvent]: ...
+
+    def close(self) -> None: ...

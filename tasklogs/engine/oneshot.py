@@ -1,0 +1,110 @@
+"""The one-shot capture that REST uses: read a container's log once (no follow) from where the store
+stands, append what is new, and run the final save once the task has ended.
+
+`read_container` is the one primitive: it reads the log once from a `Position` and yields text with the
+position after it; the follow capture (`follow.py`) runs the same parser over `follow=true` streams.
+"""
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+from ..errors import ContainerWaiting, LogsGone, ObjectNotFound
+from ..identity import LogId
+from ..logstream import LogParser, Position
+from ..store import postgres, repository
+from ..store.unit_of_work import UnitOfWork, UnitsOfWork
+from ..cluster import Cluster, ContainerStatus
+from ..tasks import ClusterTask, read_task
+
+log = logging.getLogger(__name__)
+
+APPEND_PIECE = 1 << 20  # characters per journal row when catching up a long log
+
+
+def read_container(kube: Cluster, log_: LogId, status: ContainerStatus | None,
+                   position: Position = Position()) -> Iterator[tuple[str, Position]]:
+    """Yield (text, position after it) for the container's log after `position`, read once.
+
+    A restarted container's previous instance is read first (`previous=true`); a container that has
+    terminated is read to its very end. Nothing is yielded for a container that has not started."""
+    if status is None or status["state"] == "waiting":
+        return
+    if status["restarts"] > position.restarts:
+        try:
+            position = yield from _read_once(kube, log_, position, previous=True, final=True)
+        except LogsGone:
+            log.warning("previous log of %s is gone; continuing with the current instance", log_.key)
+        position = replace(position, restarts=status["restarts"])
+    yield from _read_once(kube, log_, position, previous=False, final=status["state"] == "terminated")
+
+
+def _read_once(kube: Cluster, log_: LogId, position: Position, *, previous: bool, final: bool):
+    parser = LogParser(position)
+    with kube.open_log(log_.pod, log_.container, follow=False, since_time=position.since_time,
+                       previous=previous) as stream:
+        for raw in stream:
+            text = parser.feed(raw)
+            if text:
+                yield text, parser.position
+    if final:
+        text = parser.finish()
+        if text:
+            yield text, parser.position
+    return parser.position
+
+
+def store_container(kube: Cluster, units: UnitsOfWork, stored: repository.StoredLog,
+                    status: ContainerStatus | None) -> int:
+    """Append whatever the container logged beyond the stored text; return the stored length after.
+
+    A pod that is gone, a container not started or whose log the node dropped leaves the store as is."""
+    offset, pending, position = stored.length, [], stored.position
+    if offset and position == Position():
+        return offset  # text saved whole, without a resume position: reading from the start would repeat it
+    with units() as uow:
+        try:
+            for text, position in read_container(kube, stored.log, status, stored.position):
+                pending.append(text)
+                if sum(map(len, pending)) >= APPEND_PIECE:
+                    offset = _append(uow, stored.log_id, offset, pending, position)
+        except (ObjectNotFound, ContainerWaiting, LogsGone) as error:
+            log.info("no more log from %s: %s", stored.log.key, error.message)
+        offset = _append(uow, stored.log_id, offset, pending, position)
+        uow.commit()
+    return offset
+
+
+def _append(uow: UnitOfWork, log_id: int, offset: int, pending: list[str], position: Position) -> int:
+    if not pending:
+        return offset
+    data = "".join(pending)
+    pending.clear()
+    uow.append_text(log_id, offset, data, position)
+    return offset + len(data)
+
+
+def refresh_task(kube: Cluster, units: UnitsOfWork, task_id: str, containers: tuple[str, ...],
+                 leads: Callable[[str], bool]) -> tuple[ClusterTask, bool]:
+    """Append what the task's containers logged since the last save; run the final save once it ended,
+    unless a live capture holds the task (`leads` here, or a lease elsewhere): that capture runs the final
+    save, with everything it took. Return the task and whether it is complete now."""
+    task = read_task(kube, task_id, containers)
+    with units() as uow:
+        ids = uow.record_phases(task_id, task.phase, [(s.log, s.phase) for s in task.streams])
+        stored = {row.log_id: row for row in repository.get_stored_logs(uow.session, task_id)}
+        uow.commit()
+    for stream in task.streams:
+        store_container(kube, units, stored[ids[stream.log]], task.container_status(stream))
+    with units() as uow:
+        complete = task.settled and not capture_running(uow, task_id, leads)
+        if complete:
+            uow.final_save(task_id, task.phase, {})
+        uow.commit()
+    return task, complete
+
+
+def capture_running(uow: UnitOfWork, task_id: str, leads: Callable[[str], bool]) -> bool:
+    """Whether a live capture (a tail's or the collector's, in any process) holds the task right now; if
+    none does, the task's lease stays locked until `uow` ends, so none starts meanwhile."""
+    return leads(task_id) or not postgres.try_task_lock(uow.session, task_id)

@@ -1,0 +1,128 @@
+"""PostgreSQL's own plumbing: LISTEN/NOTIFY, advisory locks, the lease session, dedicated connections.
+
+LISTEN and session-level advisory locks belong to one connection for its whole life; a pooled connection
+would hand them to whoever checks it out next, so they live on `Dedicated` connections: outside the
+pool, autocommit, closed for real when dropped. On SQLite (quick local runs) notifications are skipped
+and every task lock is granted: one process alone captures anyway.
+"""
+
+import hashlib
+
+from sqlalchemy import func, select, text
+
+MIGRATION_LOCK = 0x7461736B6C6F6773  # pg_advisory_lock key the whole deployment agrees on ("tasklogs" in ASCII)
+
+
+def task_lock_key(task_id: str) -> int:
+    """A signed 64-bit advisory lock key for the task's lease (collisions: about 2**-64 per pair)."""
+    return int.from_bytes(hashlib.blake2b(f"tasklogs:{task_id}".encode(), digest_size=8).digest(), "big",
+                          signed=True)
+
+
+NOTIFY_CHANNEL = "tasklogs"
+WATCHING = "watching:"   # payload prefix: a process has viewers of the task (the capturing one hurries)
+
+
+def notify(session, task_ids) -> None:
+    """Tell other processes (LISTEN tasklogs) that these tasks changed; delivered when the transaction commits."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    task_ids = sorted(set(task_ids))
+    if task_ids:  # one round trip for all of them
+        session.execute(text("SELECT pg_notify(:channel, task_id) FROM unnest(CAST(:task_ids AS text[])) AS task_id"),
+                        {"channel": NOTIFY_CHANNEL, "task_ids": task_ids})
+
+
+def notify_watching(session, task_ids) -> None:
+    """Tell the processes capturing these tasks that viewers here follow their journals."""
+    notify(session, [WATCHING + task_id for task_id in task_ids])
+
+
+def listen(dbapi_connection) -> None:
+    """Subscribe a dedicated autocommit DBAPI connection to the change notifications."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+
+def try_lock(dbapi_connection, key: int) -> bool:
+    """Take a session-level advisory lock without waiting."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+        return bool(cursor.fetchone()[0])
+
+
+def unlock(dbapi_connection, key: int) -> None:
+    """Release a session-level advisory lock."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def prepare_lease_session(dbapi_connection, name: str) -> None:
+    """Set up the dedicated connection that holds advisory locks, named `name`.
+
+    Any older session of the same name (this process's previous lease connection, cut by a network
+    failure the server has not noticed) is terminated so that its locks are released now; keepalives
+    and an idle timeout make the server notice a dead client within about a minute by itself."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET application_name = %s", (name,))
+        cursor.execute("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; "
+                       "SET tcp_keepalives_count = 3; SET idle_session_timeout = '60s'")
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE application_name = %s AND pid <> pg_backend_pid()", (name,))
+
+
+def lock_migrations(connection) -> None:
+    """Wait for the session-level advisory lock that serialises schema migrations."""
+    connection.execute(select(func.pg_advisory_lock(MIGRATION_LOCK)))
+
+
+def unlock_migrations(connection) -> None:
+    connection.execute(select(func.pg_advisory_unlock(MIGRATION_LOCK)))
+
+
+def try_task_lock(session, task_id: str) -> bool:
+    """Take the task's lease lock for this transaction only; False while a capture holds the lease."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.execute(select(func.pg_try_advisory_xact_lock(task_lock_key(task_id)))).scalar())
+
+
+def ping(dbapi_connection) -> None:
+    """One round trip: raises if the connection is gone."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+class Dedicated:
+    """One lazily opened dedicated connection; `prepare(dbapi_connection)` runs on each (re)connect."""
+
+    def __init__(self, sa_engine, prepare):
+        self._engine, self._prepare = sa_engine, prepare
+        self._fairy = None
+
+    def get(self):
+        """The DBAPI connection, opened (and prepared) if there is none."""
+        if self._fairy is None:
+            fairy = self._engine.raw_connection()
+            fairy.detach()  # closing it must close it, releasing everything the session holds
+            fairy.dbapi_connection.autocommit = True
+            try:
+                self._prepare(fairy.dbapi_connection)
+            except Exception:
+                fairy.close()
+                raise
+            self._fairy = fairy
+        return self._fairy.dbapi_connection
+
+    @property
+    def open(self) -> bool:
+        return self._fairy is not None
+
+    def drop(self) -> None:
+        """Close it (a broken one too); the next `get` opens a new one."""
+        fairy, self._fairy = self._fairy, None
+        if fairy is not None:
+            try:
+                fairy.close()
+            except Exception:  # noqa: BLE001 - it may be broken already
+                pass

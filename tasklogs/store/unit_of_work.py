@@ -1,0 +1,77 @@
+"""The one way into the store: a unit of work is one transaction on a session from a session factory.
+
+REST refreshes, drivers and the journal writer record phases, append text and run the final save
+through the write steps below; readers call `repository` functions with `uow.session`. Whatever the
+database does wrong (refused, cut, no pooled connection free in time) leaves a unit of work as
+`StoreUnavailable`, translated here once, and its transaction is rolled back.
+"""
+
+from collections.abc import Callable, Iterable
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from ..errors import StoreUnavailable
+from ..identity import LogId
+from ..logstream import Position
+from . import postgres, repository
+from .repository import ChunkRow
+
+
+def unavailable(error: BaseException) -> StoreUnavailable:
+    """The StoreUnavailable for a database error, naming the driver's error class (never its text:
+    it may hold a connection string)."""
+    return StoreUnavailable(f"database unavailable: {type(getattr(error, 'orig', None) or error).__name__}")
+
+
+class UnitOfWork:
+    """`with units() as uow: ...; uow.commit()` — anything not committed is rolled back on exit."""
+
+    def __init__(self, session_factory: Callable[[], Session]):
+        self._session_factory = session_factory
+        self.session: Session
+
+    def __enter__(self) -> "UnitOfWork":
+        self.session = self._session_factory()
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        try:
+            self.session.rollback()
+            self.session.close()
+        except SQLAlchemyError:
+            self.session.invalidate()  # its connection died meanwhile: it goes, not back to the pool
+        if isinstance(error, SQLAlchemyError):
+            raise unavailable(error) from None
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    # --- the write steps ---
+
+    def record_phases(self, task_id: str, phase: str, logs: Iterable[tuple[LogId, str]]) -> dict[LogId, int]:
+        """Store the task's phase and each log's (a new log gets its row); return the row ids by log."""
+        repository.save_task(self.session, task_id, phase)
+        ids = repository.record_logs(self.session, task_id, logs)
+        postgres.notify(self.session, [task_id])
+        return ids
+
+    def append_text(self, log_id: int, start: int, text: str, position: Position) -> int:
+        """Append text that begins at character `start` of the log, unless the store holds it already."""
+        return repository.append_chunk(self.session, log_id, start, text, position)
+
+    def append_runs(self, rows: list[ChunkRow], task_ids: Iterable[str]) -> set[tuple[int, int]]:
+        """The journal writer's flush: compare-and-append every run; tell the followers of these tasks."""
+        written = repository.append_chunks(self.session, rows)
+        postgres.notify(self.session, task_ids)
+        return written
+
+    def final_save(self, task_id: str, phase: str, log_phases: dict[int, str]) -> None:
+        """Record the last phases, fold the journal into the logs, mark the task complete, tell everyone."""
+        repository.save_phases(self.session, log_phases)
+        repository.compact_logs(self.session, task_id)
+        repository.save_task(self.session, task_id, phase, complete=True)
+        postgres.notify(self.session, [task_id])
+
+
+UnitsOfWork = Callable[[], UnitOfWork]
