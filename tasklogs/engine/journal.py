@@ -175,7 +175,7 @@ class JournalListener:
             payloads = {notify.payload for notify in connection.notifies}
             connection.notifies.clear()
             return payloads
-        except Exception as error:  # noqa: BLE001 - reconnect on the next round, polling meanwhile
+        except postgres.CONNECTION_ERRORS as error:  # reconnect on the next round, polling meanwhile
             log.info("journal listener reconnecting: %s", type(error).__name__)
             self._connection.drop()
             self._stopped.wait(min(timeout, 1.0))

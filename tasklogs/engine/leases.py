@@ -41,7 +41,7 @@ class Leases:
             for attempt in (1, 2):  # a connection the server closed while idle gets one fresh retry
                 try:
                     return self._acquire(task_id)
-                except Exception as error:  # noqa: BLE001 - any failure means the connection and its locks are gone
+                except postgres.CONNECTION_ERRORS as error:  # the connection and its locks are gone
                     self._drop(error)
             return None
 
@@ -67,7 +67,7 @@ class Leases:
             self._held.discard(task_id)
             try:
                 postgres.unlock(self._connection.get(), task_lock_key(task_id))
-            except Exception as error:  # noqa: BLE001
+            except postgres.CONNECTION_ERRORS as error:
                 self._drop(error)
 
     def close(self) -> None:

@@ -8,7 +8,12 @@ and every task lock is granted: one process alone captures anyway.
 
 import hashlib
 
+import psycopg2
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+# What a dedicated connection raises when the database refuses or the connection is gone.
+CONNECTION_ERRORS = (psycopg2.Error, SQLAlchemyError, OSError)
 
 MIGRATION_LOCK = 0x7461736B6C6F6773  # pg_advisory_lock key the whole deployment agrees on ("tasklogs" in ASCII)
 
