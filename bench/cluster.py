@@ -4,8 +4,8 @@ import threading
 import time
 import uuid
 
-from tests import scenarios
-from tests.fakekube import FakeKube
+from testkit import scenarios
+from testkit.fakekube import FakeKube
 
 CONTAINER = "main"
 

@@ -1,6 +1,6 @@
 """The fake Kubernetes cluster in a process of its own, with the writers that feed its pod logs.
 
-`python -m bench.kubeproc KUBECONFIG` starts a `tests.fakekube.FakeKube` (namespace `argo`), writes its
+`python -m bench.kubeproc KUBECONFIG` starts a `testkit.fakekube.FakeKube` (namespace `argo`), writes its
 kubeconfig to KUBECONFIG, and then answers each JSON command on a stdin line with one JSON line on stdout:
 
     {"command": "workflows", "count": 200, "steps": ["a", "b", "c"]}   -> [{"task_id", "pods"}, ...]
@@ -48,11 +48,11 @@ class Commands:
 
     def __init__(self, kube):
         self.kube = kube
-        self.tasks = {}      # task id -> tests.scenarios.Scenario
+        self.tasks = {}      # task id -> testkit.scenarios.Scenario
 
     def workflows(self, count: int, steps: list[str]) -> list[dict]:
-        """`count` running Argo workflows with one running pod per step (tests.scenarios.workflow)."""
-        from tests import scenarios
+        """`count` running Argo workflows with one running pod per step (testkit.scenarios.workflow)."""
+        from testkit import scenarios
         prefix = f"bench-{uuid.uuid4().hex[:6]}"
         made = [scenarios.workflow(self.kube, f"{prefix}-{index:04d}", list(steps)) for index in range(count)]
         self.tasks.update((task.task_id, task) for task in made)
@@ -92,8 +92,8 @@ class Commands:
         return {"bytes": len(self.kube.log_bytes(pod, CONTAINER)), "seconds": round(time.monotonic() - began, 2)}
 
     def finish(self, task_ids: list[str]) -> int:
-        """Every container of the tasks' pods ends, then each workflow succeeds (tests.scenarios.finish)."""
-        from tests import scenarios
+        """Every container of the tasks' pods ends, then each workflow succeeds (testkit.scenarios.finish)."""
+        from testkit import scenarios
         for task_id in task_ids:
             scenarios.finish(self.kube, self.tasks[task_id])
         return len(task_ids)
@@ -118,7 +118,7 @@ class Commands:
 
 def serve(kubeconfig: str) -> None:
     """Answer commands until stdin closes or says `quit`."""
-    from tests.fakekube import FakeKube
+    from testkit.fakekube import FakeKube
     kube = FakeKube(namespace="argo")
     kube.write_kubeconfig(kubeconfig)
     commands = Commands(kube)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import create_engine, text
 
-from tests.databases import psycopg2_url
+from testkit.databases import psycopg2_url
 
 from . import procstat
 from .cluster import CONTAINER, BenchCluster, SteadyWriter, hex_lines, timed_line

@@ -4,15 +4,15 @@ import signal
 import subprocess
 import sys
 
-from tests import databases
-from tests.processes import free_port, wait_healthy
+from testkit import databases
+from testkit.processes import free_port, wait_healthy
 
 from . import procstat
 from .profiling import GC_PROBE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-DATABASE = "tasklogs_bench"
+DATABASE = os.environ.get("TASKLOGS_BENCH_DATABASE", "tasklogs_bench")  # another name for a parallel run
 
 # Every bench client connects from 127.0.0.1: lift tasklogs' per-address and per-worker caps on tails.
 TASKLOGS_LIMITS = {"TASKLOGS_MAX_TAILS": "5000", "TASKLOGS_MAX_TAILS_PER_CLIENT": "5000"}

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from tests import scenarios
-from tests.e2e.conftest import ROOT, service_env
-from tests.waiting import wait_for
+from testkit import scenarios
+from testkit import ROOT
+from testkit.gunicorn import service_env
+from testkit.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 FLASK = os.path.join(os.path.dirname(sys.executable), "flask")

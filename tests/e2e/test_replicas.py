@@ -10,9 +10,9 @@ import urllib.request
 
 import pytest
 
-from tests import scenarios
-from tests.wsclient import TailClient, log_text
-from tests.waiting import wait_for
+from testkit import scenarios
+from testkit.wsclient import TailClient, log_text
+from testkit.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

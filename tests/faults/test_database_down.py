@@ -1,7 +1,7 @@
 """Kubernetes-only mode: the database is down (at start-up or later) and the service keeps answering."""
 import logging
 
-from tests import scenarios
+from testkit import scenarios
 
 
 def test_database_down_serves_from_kubernetes_marked_degraded(proxied_app, db_proxy, kube, task_id, caplog):
@@ -43,7 +43,7 @@ def test_both_down_is_503(proxied_app, db_proxy, kube, task_id):
 
 
 def test_app_starts_with_the_database_down_and_migrates_later(database_url, db_proxy, kube_adapter, kube, task_id):
-    from tests.conftest import dispose, make_app
+    from testkit.apps import dispose, make_app
     db_proxy.stop()
     app = make_app(db_proxy.url(database_url.rsplit("/", 1)[1]), kube_adapter)
     wf = scenarios.workflow(kube, task_id)

@@ -3,10 +3,10 @@ import time
 
 import pytest
 
-from tests import scenarios
-from tests.conftest import LiveServer, dispose, make_app
-from tests.waiting import wait_for
-from tests.wsclient import TailClient, log_text
+from testkit import scenarios
+from testkit.apps import LiveServer, dispose, make_app
+from testkit.waiting import wait_for
+from testkit.wsclient import TailClient, log_text
 
 
 @pytest.mark.parametrize("outage", ["database restarted", "network partition"])

@@ -5,8 +5,8 @@ import time
 import websocket
 
 from tasklogs.extensions import db
-from tests import scenarios
-from tests.conftest import dispose, make_app
+from testkit import scenarios
+from testkit.apps import dispose, make_app
 
 
 def test_no_free_database_connection_answers_quickly(database_url, kube_adapter, kube, task_id):

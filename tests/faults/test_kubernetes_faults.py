@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from tests import scenarios
-from tests.wsclient import TailClient, log_text
+from testkit import scenarios
+from testkit.wsclient import TailClient, log_text
 
 
 def saved_running_task(client, kube, task_id):

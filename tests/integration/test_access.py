@@ -5,9 +5,9 @@ import json
 import pytest
 import websocket
 
-from tests import scenarios
-from tests.wsclient import TailClient
-from tests.waiting import wait_for
+from testkit import scenarios
+from testkit.wsclient import TailClient
+from testkit.waiting import wait_for
 
 TOKEN = "s3cret-token-\u00e9"[:12]
 

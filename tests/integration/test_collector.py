@@ -9,10 +9,10 @@ import pytest
 
 from tasklogs.collector import Collector
 from tasklogs.service import cluster, engine
-from tests import scenarios
-from tests.conftest import LiveServer, dispose, make_app
-from tests.wsclient import TailClient, log_text
-from tests.waiting import wait_for
+from testkit import scenarios
+from testkit.apps import LiveServer, dispose, make_app
+from testkit.wsclient import TailClient, log_text
+from testkit.waiting import wait_for
 
 
 class RunningCollector:

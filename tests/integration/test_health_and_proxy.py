@@ -1,5 +1,5 @@
 """Probes, forwarded headers, and errors that must not leak internals."""
-from tests.conftest import dispose, make_app
+from testkit.apps import dispose, make_app
 
 
 def test_healthz_and_readyz(client):

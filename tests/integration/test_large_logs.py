@@ -2,7 +2,7 @@
 import hashlib
 import json
 
-from tests import scenarios
+from testkit import scenarios
 
 
 def expected_text(raw: bytes) -> str:

@@ -7,9 +7,9 @@ from sqlalchemy import select
 
 from tasklogs.extensions import db
 from tasklogs.models import LogChunk, TaskLog
-from tests import scenarios
-from tests.wsclient import TailClient, log_text
-from tests.waiting import wait_for
+from testkit import scenarios
+from testkit.wsclient import TailClient, log_text
+from testkit.waiting import wait_for
 
 
 def tail(live, task_id, query=""):

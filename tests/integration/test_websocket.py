@@ -1,9 +1,9 @@
 """WS /ws/tasks/{task_id}/logs on a real server with a real WebSocket client."""
 import time
 
-from tests import scenarios
-from tests.wsclient import TailClient, log_text
-from tests.waiting import wait_for
+from testkit import scenarios
+from testkit.wsclient import TailClient, log_text
+from testkit.waiting import wait_for
 
 
 def tail(live, task_id, query=""):

@@ -10,7 +10,7 @@ import pytest
 import urllib3
 from kubernetes import client, config, watch
 
-from tests.fakekube import FakeKube, argo_pod_name, argo_workflow, fnv32a
+from testkit.fakekube import FakeKube, argo_pod_name, argo_workflow, fnv32a
 
 NS = "argo"
 WF = "wf-abc"

@@ -1,7 +1,7 @@
 """Argo workflows and their pods on the fake cluster, built the way the controller names them."""
 from dataclasses import dataclass, field
 
-from tests.fakekube import argo_pod_name, argo_workflow, node_id
+from testkit.fakekube import argo_pod_name, argo_workflow, node_id
 
 
 @dataclass
