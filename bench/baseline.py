@@ -1,4 +1,4 @@
-"""The seed's naive design (/work/shared/seed/log-fetching-and-storage.md), as the benchmark's baseline.
+"""The seed's naive design (from the original design document), as the benchmark's baseline.
 
 `WS /ws/tasks/{task_id}/logs`, same URL and frames as tasklogs. Each viewer runs its own loop: read the
 database, then every 2 seconds get the workflow, list its pods, read EVERY pod's WHOLE log (no follow, no
