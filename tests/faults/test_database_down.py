@@ -1,7 +1,10 @@
 """Kubernetes-only mode: the database is down (at start-up or later) and the service keeps answering."""
+import pytest
 import logging
 
 from testkit import scenarios
+
+pytestmark = pytest.mark.faults
 
 
 def test_database_down_serves_from_kubernetes_marked_degraded(proxied_app, db_proxy, kube, task_id, caplog):

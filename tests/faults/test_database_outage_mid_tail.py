@@ -8,6 +8,8 @@ from testkit.apps import LiveServer, dispose, make_app
 from testkit.waiting import wait_for
 from testkit.wsclient import TailClient, log_text
 
+pytestmark = pytest.mark.faults
+
 
 @pytest.mark.parametrize("outage", ["database restarted", "network partition"])
 def test_tail_goes_on_and_the_stored_log_ends_byte_for_byte_equal(proxied_app, db_proxy, kube, task_id, outage):

@@ -1,4 +1,5 @@
 """Out of database connections or WebSocket slots: a clear answer, never a hang."""
+import pytest
 import threading
 import time
 
@@ -7,6 +8,8 @@ import websocket
 from tasklogs.extensions import db
 from testkit import scenarios
 from testkit.apps import dispose, make_app
+
+pytestmark = pytest.mark.faults
 
 
 def test_no_free_database_connection_answers_quickly(database_url, kube_adapter, kube, task_id):

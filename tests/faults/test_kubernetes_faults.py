@@ -6,6 +6,8 @@ import pytest
 from testkit import scenarios
 from testkit.wsclient import TailClient, log_text
 
+pytestmark = pytest.mark.faults
+
 
 def saved_running_task(client, kube, task_id):
     wf = scenarios.workflow(kube, task_id)

@@ -56,15 +56,24 @@ def test_viewers_share_one_stream_per_container(live, kube, task_id):
 
 
 def test_phase_changes_come_from_one_poll_per_workflow(app, live, kube, task_id):
-    scenarios.workflow(kube, task_id)
+    scenarios.workflow(kube, task_id, phase="Pending")
     clients = [tail(live, task_id) for _ in range(10)]
     for client in clients:
-        client.frame()
+        assert client.frame()["phase"] == "Pending"
     kube.reset_requests()
     time.sleep(1.0)
     gets = kube.count(verb="get", resource="workflows")
     interval = app.config["TASKLOGS_POLL_INTERVAL"]
+    assert gets >= 0.3 / interval, f"{gets} workflow reads in 1 s: the workflow is not being polled"
     assert gets <= 1.0 / interval + 2, f"{gets} workflow reads in 1 s for 10 viewers"
+
+    def running(body):
+        body["status"]["phase"] = "Running"
+        body["metadata"]["labels"]["workflows.argoproj.io/phase"] = "Running"
+    kube.update_workflow(task_id, running)
+    for client in clients:
+        frames = client.frames_until(lambda frame: frame["type"] == "phase" and frame["node"] is None)
+        assert frames[-1]["phase"] == "Running", "the polled phase change reaches every viewer"
     for client in clients:
         client.close()
 
