@@ -10,6 +10,7 @@ While the tail runs a client only stamps and keeps each frame's payload (`time.t
 `recv`); the frames are decoded and checked afterwards, so that decoding does not delay what is measured.
 A frame identical for many clients (the server's shared frame) is decoded once.
 """
+
 import argparse
 import hashlib
 import json
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 from websocket import WebSocketException
 
 from testkit.wsclient import TailConnection
+
 
 class Fleet:
     """`count` connections to one URL, at most `concurrency` of them connecting at a time."""
@@ -45,8 +47,13 @@ class Fleet:
             self._poll(0.5)
         ready = [c for c in self.connections if c.state == "open" and c.frames]
         errors = sorted({c.error or f"closed {c.close_code}" for c in self.connections if c not in ready})
-        return {"event": "connected", "ok": len(ready), "failed": self.count - len(ready),
-                "seconds": round(time.monotonic() - began, 2), "errors": errors[:5]}
+        return {
+            "event": "connected",
+            "ok": len(ready),
+            "failed": self.count - len(ready),
+            "seconds": round(time.monotonic() - began, 2),
+            "errors": errors[:5],
+        }
 
     def run(self, timeout: float) -> None:
         """Receive until every connection is closed, "stop" comes on stdin, or `timeout` passes."""
@@ -75,7 +82,7 @@ class Fleet:
                 self._ready(connection, events)
 
     def _command(self, line: str) -> None:
-        """"stop" ends the receive phase; so does the end of stdin (the bench went away)."""
+        """ "stop" ends the receive phase; so does the end of stdin (the bench went away)."""
         if not line:
             self.poller.unregister(sys.stdin.fileno())
         self.stopping = self.stopping or line.strip() in ("stop", "")
@@ -101,6 +108,7 @@ class Fleet:
 
 
 # --- afterwards: decoding, checking, latencies ---
+
 
 class Decoder:
     """json.loads with a cache: the server sends the same frame bytes to every client in step."""
@@ -128,7 +136,10 @@ def client_report(connection: TailConnection, decode: Decoder, latency: bool) ->
         kinds[kind] = kinds.get(kind, 0) + 1
         entries = frame["logs"] if kind == "snapshot" else [frame] if kind == "append" else []
         for entry in entries:
-            pod, text = f"{entry['pod']}/{entry['container']}", entry["logs"] if kind == "snapshot" else entry["data"]
+            pod, text = (
+                f"{entry['pod']}/{entry['container']}",
+                entry["logs"] if kind == "snapshot" else entry["data"],
+            )
             if entry["offset"] != lengths.get(pod, 0):
                 problems.append(f"{pod}: offset {entry['offset']} != {lengths.get(pod, 0)}")
             pieces.setdefault(pod, []).append(text)
@@ -142,8 +153,15 @@ def client_report(connection: TailConnection, decode: Decoder, latency: bool) ->
         if kind == "error":
             problems.append(f"error frame: {frame.get('message')}")
     digests = {pod: hashlib.sha256("".join(texts).encode()).hexdigest() for pod, texts in pieces.items()}
-    return {"digests": digests, "kinds": kinds, "close_code": connection.close_code, "error": connection.error,
-            "problems": problems[:3], "complete": kinds.get("complete", 0) == 1, "latencies_ns": latencies}
+    return {
+        "digests": digests,
+        "kinds": kinds,
+        "close_code": connection.close_code,
+        "error": connection.error,
+        "problems": problems[:3],
+        "complete": kinds.get("complete", 0) == 1,
+        "latencies_ns": latencies,
+    }
 
 
 def fleet_result(fleet: Fleet, latency: bool) -> dict:
@@ -159,8 +177,15 @@ def fleet_result(fleet: Fleet, latency: bool) -> dict:
         close_codes[str(report["close_code"])] = close_codes.get(str(report["close_code"]), 0) + 1
         problems += report["problems"] + ([report["error"]] if report["error"] else [])
         latencies += [nanos // 1000 for nanos in report["latencies_ns"]]
-    return {"event": "result", "clients": len(fleet.connections), "frames": frames, "outcomes": outcomes,
-            "close_codes": close_codes, "problems": sorted(set(problems))[:10], "latencies_us": latencies}
+    return {
+        "event": "result",
+        "clients": len(fleet.connections),
+        "frames": frames,
+        "outcomes": outcomes,
+        "close_codes": close_codes,
+        "problems": sorted(set(problems))[:10],
+        "latencies_us": latencies,
+    }
 
 
 def outcome_key(complete: bool, digests: dict[str, str]) -> str:

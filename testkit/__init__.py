@@ -5,6 +5,7 @@ app bound to a test database, on a live server), gunicorn (the deployed shape in
 (throw-away PostgreSQL databases), processes (free ports, waiting for /healthz), tcpproxy (a cuttable TCP
 path), waiting (`wait_for`), wsclient (the WebSocket client side, for one test client and for many).
 """
+
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,16 +1,25 @@
 """The app under test: bound to a test database and a Kubernetes adapter, and served on a live port."""
+
 import threading
 
 from tasklogs import create_app
 from tasklogs.extensions import db
 
-TEST_SETTINGS = {"TESTING": True, "TASKLOGS_POLL_INTERVAL": 0.1, "TASKLOGS_DB_POOL_SIZE": 5,
-                 "TASKLOGS_DB_POOL_TIMEOUT": 2, "TASKLOGS_CAPTURE_LINGER": 0.3, "TASKLOGS_JOURNAL_INTERVAL": 0.05}
+TEST_SETTINGS = {
+    "TESTING": True,
+    "TASKLOGS_POLL_INTERVAL": 0.1,
+    "TASKLOGS_DB_POOL_SIZE": 5,
+    "TASKLOGS_DB_POOL_TIMEOUT": 2,
+    "TASKLOGS_CAPTURE_LINGER": 0.3,
+    "TASKLOGS_JOURNAL_INTERVAL": 0.05,
+}
 
 
 def make_app(database_url, kube_adapter=None, **settings):
     """The app with the tests' quick settings, overridden by `settings`."""
-    return create_app({"SQLALCHEMY_DATABASE_URI": database_url, **TEST_SETTINGS, **settings}, kube=kube_adapter)
+    return create_app(
+        {"SQLALCHEMY_DATABASE_URI": database_url, **TEST_SETTINGS, **settings}, kube=kube_adapter
+    )
 
 
 def dispose(app) -> None:
@@ -27,6 +36,7 @@ class LiveServer:
 
     def __init__(self, app):
         from werkzeug.serving import make_server
+
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -1,4 +1,5 @@
 """Throw-away PostgreSQL databases for the tests and the benchmarks, made through the admin URL."""
+
 import os
 
 from sqlalchemy import create_engine, text

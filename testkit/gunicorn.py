@@ -1,5 +1,6 @@
 """The deployed shape in a subprocess: `gunicorn -c gunicorn.conf.py wsgi:app` with the gevent worker, and the
 environment that points it at a database and a (fake) cluster."""
+
 import os
 import subprocess
 import sys
@@ -18,10 +19,20 @@ class Gunicorn:
         self.port = free_port()
         self.log_path = log_path
         self.log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-        command = [GUNICORN, "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}",
-                   *(("--workers", str(workers)) if workers else ()), *extra_args, "wsgi:app"]
+        command = [
+            GUNICORN,
+            "-c",
+            "gunicorn.conf.py",
+            "-b",
+            f"127.0.0.1:{self.port}",
+            *(("--workers", str(workers)) if workers else ()),
+            *extra_args,
+            "wsgi:app",
+        ]
         environ = {key: value for key, value in {**os.environ, **env}.items() if value is not None}
-        self.process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=environ, stdout=self.log, stderr=subprocess.STDOUT
+        )
         try:
             self.wait_ready()
         except Exception:
@@ -53,7 +64,14 @@ class Gunicorn:
 
 def service_env(database_url: str, kubeconfig: str, **extra) -> dict:
     """The service's environment for the tests: quick polls and timeouts, no access log; `extra` added."""
-    return {"DATABASE_URL": database_url, "KUBECONFIG": kubeconfig, "TASKLOGS_NAMESPACE": "argo",
-            "TASKLOGS_POLL_INTERVAL": "0.2", "TASKLOGS_DB_POOL_SIZE": "4", "TASKLOGS_ACCESS_LOG": "",
-            "TASKLOGS_KUBE_READ_TIMEOUT": "3", "TASKLOGS_STREAM_IDLE_TIMEOUT": "5",
-            **{key: str(value) for key, value in extra.items()}}
+    return {
+        "DATABASE_URL": database_url,
+        "KUBECONFIG": kubeconfig,
+        "TASKLOGS_NAMESPACE": "argo",
+        "TASKLOGS_POLL_INTERVAL": "0.2",
+        "TASKLOGS_DB_POOL_SIZE": "4",
+        "TASKLOGS_ACCESS_LOG": "",
+        "TASKLOGS_KUBE_READ_TIMEOUT": "3",
+        "TASKLOGS_STREAM_IDLE_TIMEOUT": "5",
+        **{key: str(value) for key, value in extra.items()},
+    }

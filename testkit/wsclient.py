@@ -1,12 +1,14 @@
 """The WebSocket client side, for the tests and the bench, over websocket-client.
 
-`TailClient`: one blocking client for a test (websocket-client's own connection): JSON frames in, close code out.
+`TailClient`: one blocking client for a test (websocket-client's own connection): JSON frames in, close code
+out.
 `TailConnection`: one of many clients on a non-blocking socket, driven by an epoll loop (bench/wsclients.py):
 the upgrade request and its check, and the client frames (pong, close), are websocket-client's; only the
 receive side is parsed here, by `server_frames`, because websocket-client's `frame_buffer` wants a blocking
 `recv` and costs 6 to 8 times as much per frame (measured: 1.0 us against 8.0 us for a 219-byte frame), which
 1000 clients on one loop would pay while their latency is measured.
 """
+
 import json
 import os
 import socket
@@ -61,7 +63,13 @@ def log_text(frames: list[dict], pod: str, base: str = "") -> str:
     """Rebuild one pod's log from a snapshot and appends, checking offsets are contiguous."""
     text = base
     for frame in frames:
-        entries = frame.get("logs", []) if frame["type"] == "snapshot" else [frame] if frame["type"] == "append" else []
+        entries = (
+            frame.get("logs", [])
+            if frame["type"] == "snapshot"
+            else [frame]
+            if frame["type"] == "append"
+            else []
+        )
         for entry in entries:
             if entry["pod"] != pod:
                 continue
@@ -80,17 +88,17 @@ def server_frames(buffer: bytearray) -> list[tuple[int, int, bytes]]:
         if length == 126:
             if size - pos < 4:
                 break
-            length, head = int.from_bytes(buffer[pos + 2:pos + 4], "big"), 4
+            length, head = int.from_bytes(buffer[pos + 2 : pos + 4], "big"), 4
         elif length == 127:
             if size - pos < 10:
                 break
-            length, head = int.from_bytes(buffer[pos + 2:pos + 10], "big"), 10
+            length, head = int.from_bytes(buffer[pos + 2 : pos + 10], "big"), 10
         if second & 0x80:
             raise WebSocketProtocolException("a server frame must not be masked")
         end = pos + head + length
         if end > size:
             break
-        frames.append((first & 0x80, first & 0x0F, bytes(buffer[pos + head:end])))
+        frames.append((first & 0x80, first & 0x0F, bytes(buffer[pos + head : end])))
         pos = end
     if pos:
         del buffer[:pos]
@@ -115,7 +123,7 @@ class TailConnection:
         self.sock.setblocking(False)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.connect_ex((host, port))
-        self.state = "connecting"       # connecting -> handshake -> open -> closed
+        self.state = "connecting"  # connecting -> handshake -> open -> closed
         self.buffer = bytearray()
         self.frames: list[tuple[int, bytes]] = []
         self.fragments: list[bytes] | None = None
@@ -132,7 +140,9 @@ class TailConnection:
         if failure:
             raise OSError(failure, os.strerror(failure))
         url = f"ws://{self.host}:{self.port}{self.path}"
-        lines, self.key = _get_handshake_headers(self.path, url, self.host, self.port, {"suppress_origin": True})
+        lines, self.key = _get_handshake_headers(
+            self.path, url, self.host, self.port, {"suppress_origin": True}
+        )
         self.sock.send("\r\n".join(lines).encode())
         self.state = "handshake"
 
@@ -156,11 +166,13 @@ class TailConnection:
         if end < 0:
             return False
         status, *fields = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
-        headers = {name.strip().lower(): value.strip() for name, _, value in (f.partition(":") for f in fields)}
+        headers = {
+            name.strip().lower(): value.strip() for name, _, value in (f.partition(":") for f in fields)
+        }
         if status.split(" ")[1:2] != ["101"] or not _validate(headers, self.key, None)[0]:
             self.error, self.state = f"handshake refused: {status}", "closed"
             return False
-        del self.buffer[:end + 4]
+        del self.buffer[: end + 4]
         self.state = "open"
         return True
 

@@ -1,5 +1,6 @@
 """Fixtures: a fresh PostgreSQL database per test session, a fake Kubernetes API server per test,
 the app bound to both, and random task ids instead of clean-up."""
+
 import os
 import uuid
 
@@ -26,6 +27,7 @@ RBAC = os.path.join(ROOT, "deploy", "rbac.yaml")
 def kube():
     """The fake API server, enforcing the shipped least-privilege Role on every request of every test."""
     from testkit.fakekube import FakeKube
+
     fake = FakeKube(namespace="argo")
     fake.load_rbac(RBAC)
     yield fake
@@ -39,8 +41,9 @@ def kubeconfig(kube, tmp_path):
 
 @pytest.fixture
 def kube_adapter(kube, kubeconfig):
-    adapter = Kube(load_api_client(kubeconfig), kube.namespace, connect_timeout=1, read_timeout=3,
-                   stream_idle_timeout=5)
+    adapter = Kube(
+        load_api_client(kubeconfig), kube.namespace, connect_timeout=1, read_timeout=3, stream_idle_timeout=5
+    )
     yield adapter
     adapter.close()
 
@@ -77,7 +80,9 @@ def task_id():
 def db_proxy():
     """A cuttable TCP path to PostgreSQL."""
     from urllib.parse import urlsplit
+
     from testkit.tcpproxy import TcpProxy
+
     admin = urlsplit(ADMIN_URL)
     proxy = TcpProxy(admin.hostname or "127.0.0.1", admin.port or 5432)
     yield proxy

@@ -1,4 +1,5 @@
 """The deployed shape: gunicorn + gevent worker, real HTTP and WebSocket, PostgreSQL, the fake cluster."""
+
 import json
 import re
 import urllib.error
@@ -14,7 +15,9 @@ from testkit.wsclient import TailClient, log_text
 
 pytestmark = pytest.mark.e2e
 
-FRESH_DATABASE = f"{TEST_DATABASE}_fresh"  # derived: parallel runs with their own TASKLOGS_TEST_DATABASE never collide
+FRESH_DATABASE = (
+    f"{TEST_DATABASE}_fresh"  # derived: parallel runs with their own TASKLOGS_TEST_DATABASE never collide
+)
 
 
 def fetch(server, path):
@@ -75,10 +78,16 @@ def test_four_workers_starting_at_once_on_a_fresh_database(kubeconfig, tmp_path)
             output = server.output()
             server.stop()
             assert output.count("Booting worker") == 4, output
-            assert "Traceback" not in output and "Worker failed" not in output and "exiting" not in output.lower()
+            assert (
+                "Traceback" not in output
+                and "Worker failed" not in output
+                and "exiting" not in output.lower()
+            )
             recreate_database(FRESH_DATABASE) if attempt < 2 else None
         engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
-        assert {"tasks", "task_logs", "log_chunks", "alembic_version"} <= set(inspect(engine).get_table_names())
+        assert {"tasks", "task_logs", "log_chunks", "alembic_version"} <= set(
+            inspect(engine).get_table_names()
+        )
         engine.dispose()
     finally:
         drop_database(FRESH_DATABASE)
@@ -105,7 +114,12 @@ def test_quick_start_on_sqlite_without_postgresql(kubeconfig, kube, task_id, tmp
         assert client.close_code == 1000 and log_text(frames, wf.pod()) == expected
         kube.stop()
         status, _, body = fetch(server, f"/api/v1/tasks/{task_id}/logs")
-        assert (status, body["source"], body["complete"], body["logs"][0]["logs"]) == (200, "database", True, expected)
+        assert (status, body["source"], body["complete"], body["logs"][0]["logs"]) == (
+            200,
+            "database",
+            True,
+            expected,
+        )
         assert "Traceback" not in server.output()
     finally:
         server.stop()

@@ -1,6 +1,8 @@
 """Kubernetes-only mode: the database is down (at start-up or later) and the service keeps answering."""
-import pytest
+
 import logging
+
+import pytest
 
 from testkit import scenarios
 
@@ -45,8 +47,11 @@ def test_both_down_is_503(proxied_app, db_proxy, kube, task_id):
     assert response.get_json()["error"] == "unavailable"
 
 
-def test_app_starts_with_the_database_down_and_migrates_later(database_url, db_proxy, kube_adapter, kube, task_id):
+def test_app_starts_with_the_database_down_and_migrates_later(
+    database_url, db_proxy, kube_adapter, kube, task_id
+):
     from testkit.apps import dispose, make_app
+
     db_proxy.stop()
     app = make_app(db_proxy.url(database_url.rsplit("/", 1)[1]), kube_adapter)
     wf = scenarios.workflow(kube, task_id)

@@ -1,6 +1,8 @@
 """`flask prune --older-than`: old tasks' logs go, in batches; recent ones stay."""
-from datetime import datetime, timedelta, timezone
 
+from datetime import UTC, datetime, timedelta
+
+import pytest
 from sqlalchemy import func, select, update
 
 from tasklogs import repository
@@ -9,15 +11,15 @@ from tasklogs.extensions import db
 from tasklogs.logstream import Position
 from tasklogs.models import LogChunk, Task, TaskLog
 
-import pytest
-
 
 def make_task(task_id, age_days):
     session = db.session
     repository.save_task(session, task_id, "Succeeded", complete=True)
-    ids = repository.save_logs_to_database(task_id, [{"node": "n", "pod": "p", "phase": "Succeeded"}], session)
+    ids = repository.save_logs_to_database(
+        task_id, [{"node": "n", "pod": "p", "phase": "Succeeded"}], session
+    )
     repository.append_chunk(session, ids[("n", "p", "main")], 0, "text\n", Position())
-    stamp = datetime.now(timezone.utc) - timedelta(days=age_days)
+    stamp = datetime.now(UTC) - timedelta(days=age_days)
     session.execute(update(Task).where(Task.task_id == task_id).values(updated_at=stamp))
     session.execute(update(TaskLog).where(TaskLog.task_id == task_id).values(updated_at=stamp))
     session.commit()
@@ -25,6 +27,7 @@ def make_task(task_id, age_days):
 
 def test_prune_removes_old_tasks_in_batches(database_url, task_id):
     from testkit.apps import dispose, make_app
+
     app = make_app(database_url)
     try:
         with app.app_context():
@@ -39,12 +42,24 @@ def test_prune_removes_old_tasks_in_batches(database_url, task_id):
         assert result.exit_code == 0, result.output
         assert "removed the logs of" in result.output
         with app.app_context():
-            left = set(db.session.execute(select(TaskLog.task_id).where(TaskLog.task_id.like(f"{task_id}%"))).scalars())
+            left = set(
+                db.session.execute(
+                    select(TaskLog.task_id).where(TaskLog.task_id.like(f"{task_id}%"))
+                ).scalars()
+            )
             assert left == {f"{task_id}-new"}
-            assert db.session.execute(select(func.count()).select_from(Task)
-                                      .where(Task.task_id.in_(old))).scalar() == 0
-            assert db.session.execute(select(func.count()).select_from(LogChunk).join(TaskLog)
-                                      .where(TaskLog.task_id.in_(old))).scalar() == 0
+            assert (
+                db.session.execute(
+                    select(func.count()).select_from(Task).where(Task.task_id.in_(old))
+                ).scalar()
+                == 0
+            )
+            assert (
+                db.session.execute(
+                    select(func.count()).select_from(LogChunk).join(TaskLog).where(TaskLog.task_id.in_(old))
+                ).scalar()
+                == 0
+            )
     finally:
         dispose(app)
 
@@ -52,6 +67,7 @@ def test_prune_removes_old_tasks_in_batches(database_url, task_id):
 @pytest.mark.parametrize("bad", ["30", "thirty days", "0d", "-3d", "5y"])
 def test_prune_refuses_bad_ages(database_url, bad):
     from testkit.apps import dispose, make_app
+
     app = make_app(database_url)
     try:
         result = app.test_cli_runner().invoke(args=["prune", "--older-than", bad])

@@ -1,9 +1,10 @@
 """WS /ws/tasks/{task_id}/logs on a real server with a real WebSocket client."""
+
 import time
 
 from testkit import scenarios
-from testkit.wsclient import TailClient, log_text
 from testkit.waiting import wait_for
+from testkit.wsclient import TailClient, log_text
 
 
 def tail(live, task_id, query=""):
@@ -76,7 +77,9 @@ def test_client_disconnecting_mid_tail_releases_its_viewer_and_then_the_stream(a
     feed = app.extensions["tasklogs.engine"].driver(task_id).feed
     client.close()
     assert wait_for(lambda: not feed.viewers, timeout=1.0), "the viewer must leave at once"
-    assert wait_for(lambda: kube.open_streams() == 0, timeout=3.0), "the capture must stop once nobody watches"
+    assert wait_for(lambda: kube.open_streams() == 0, timeout=3.0), (
+        "the capture must stop once nobody watches"
+    )
     kube.reset_requests()
     time.sleep(0.5)
     assert kube.count() == 0, "a task nobody watches must not be read"

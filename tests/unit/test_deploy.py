@@ -1,4 +1,5 @@
 """Static checks of what ships for deployment: Dockerfile, docker-compose.yml, RBAC, gunicorn config."""
+
 import os
 import re
 from importlib import metadata
@@ -15,6 +16,7 @@ from testkit import ROOT
 from testkit.fakekube import FakeKube
 from testkit.fakekube.rbac import load_rules
 
+
 def read(path):
     with open(os.path.join(ROOT, path)) as file:
         return file.read()
@@ -25,11 +27,18 @@ def test_rbac_is_read_only_on_pods_logs_and_workflows():
     kinds = {doc["kind"] for doc in documents}
     assert kinds == {"ServiceAccount", "Role", "RoleBinding"}, "a namespaced Role, not a ClusterRole"
     [role] = [doc for doc in documents if doc["kind"] == "Role"]
-    granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
-               for resource in rule["resources"] for verb in rule["verbs"]}
-    assert granted == {(group, resource, verb) for group, resource in
-                       (("", "pods"), ("", "pods/log"), ("argoproj.io", "workflows"))
-                       for verb in ("get", "list", "watch")}
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert granted == {
+        (group, resource, verb)
+        for group, resource in (("", "pods"), ("", "pods/log"), ("argoproj.io", "workflows"))
+        for verb in ("get", "list", "watch")
+    }
 
 
 def without(resource: str, path) -> str:
@@ -103,16 +112,20 @@ class GunicornConfig(Application):
 
 def test_gunicorn_config_uses_gevent_and_psycogreen():
     from psycogreen.gevent import gevent_wait_callback
+
     cfg = GunicornConfig().cfg
     assert cfg.worker_class_str == "gevent"
     assert psycopg2.extensions.get_wait_callback() is None
     try:
         cfg.post_fork(server=None, worker=None)
-        assert psycopg2.extensions.get_wait_callback() is gevent_wait_callback, "post_fork makes psycopg2 cooperative"
+        assert psycopg2.extensions.get_wait_callback() is gevent_wait_callback, (
+            "post_fork makes psycopg2 cooperative"
+        )
     finally:
         psycopg2.extensions.set_wait_callback(None)
-    assert "%(q)s" not in cfg.access_log_format and "%(r)s" not in cfg.access_log_format, \
+    assert "%(q)s" not in cfg.access_log_format and "%(r)s" not in cfg.access_log_format, (
         "the access log must not print query strings (access_token)"
+    )
 
 
 def requirements(path: str) -> dict[str, Requirement]:
@@ -127,13 +140,22 @@ def test_requirements_pin_every_package_and_the_venv_has_the_pins(path):
     for name, req in requirements(path).items():
         [spec] = list(req.specifier)
         assert spec.operator == "==", f"{path}: {req} is not pinned with =="
-        assert metadata.version(name) == spec.version, f"{path}: {req} pinned, {metadata.version(name)} installed"
+        assert metadata.version(name) == spec.version, (
+            f"{path}: {req} pinned, {metadata.version(name)} installed"
+        )
 
 
 def test_requirements_hold_the_fixed_stack():
     shipped, dev = requirements("requirements.txt"), requirements("requirements-dev.txt")
-    assert {"flask", "flask-sock", "flask-sqlalchemy", "psycopg2-binary", "psycogreen", "kubernetes",
-            "gunicorn"} <= set(shipped)
+    assert {
+        "flask",
+        "flask-sock",
+        "flask-sqlalchemy",
+        "psycopg2-binary",
+        "psycogreen",
+        "kubernetes",
+        "gunicorn",
+    } <= set(shipped)
     assert shipped["gunicorn"].extras == {"gevent"}
     assert "-r requirements.txt" in read("requirements-dev.txt").splitlines() and "pytest" in dev
 
@@ -143,11 +165,17 @@ def test_compose_runs_the_collector_with_the_same_database():
     collector = compose["services"]["collector"]
     assert collector["command"] == ["flask", "--app", "wsgi", "collect"]
     assert collector["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert collector["environment"]["DATABASE_URL"] == compose["services"]["backend"]["environment"]["DATABASE_URL"]
+    assert (
+        collector["environment"]["DATABASE_URL"]
+        == compose["services"]["backend"]["environment"]["DATABASE_URL"]
+    )
 
 
 def test_kubernetes_manifests_run_web_collector_and_prune_under_the_service_account():
-    documents = {(doc["kind"], doc["metadata"]["name"]): doc for doc in yaml.safe_load_all(read("deploy/tasklogs.yaml"))}
+    documents = {
+        (doc["kind"], doc["metadata"]["name"]): doc
+        for doc in yaml.safe_load_all(read("deploy/tasklogs.yaml"))
+    }
     web = documents[("Deployment", "tasklogs")]["spec"]["template"]["spec"]
     collector = documents[("Deployment", "tasklogs-collector")]["spec"]["template"]["spec"]
     cron = documents[("CronJob", "tasklogs-prune")]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
