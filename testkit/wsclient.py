@@ -1,7 +1,6 @@
 """The WebSocket client side, for the tests and the bench, over websocket-client.
 
-`TailClient`: one blocking client for a test (websocket-client's own connection): JSON frames in, close code
-out.
+`TailClient`: one blocking client for a test (websocket-client's connection): JSON frames in, close code out.
 `TailConnection`: one of many clients on a non-blocking socket, driven by an epoll loop (bench/wsclients.py):
 the upgrade request and its check, and the client frames (pong, close), are websocket-client's; only the
 receive side is parsed here, by `server_frames`, because websocket-client's `frame_buffer` wants a blocking
