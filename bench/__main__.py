@@ -1,4 +1,5 @@
 """`python -m bench [--quick] [--only ...]`: run the measurements, print the table, write the JSON."""
+
 import argparse
 import datetime
 import json
@@ -26,27 +27,39 @@ MB = 1 << 20
 @dataclass(frozen=True)
 class Plan:
     """What to run (viewer counts are per service)."""
-    tail_viewers: dict = field(default_factory=lambda: {"tasklogs": [1, 100, 1000], "baseline": [1, 100, 1000]})
-    line_rate: float = 20           # timed lines per second, round-robin over the task's 2 pods
+
+    tail_viewers: dict = field(
+        default_factory=lambda: {"tasklogs": [1, 100, 1000], "baseline": [1, 100, 1000]}
+    )
+    line_rate: float = 20  # timed lines per second, round-robin over the task's 2 pods
     tail_seconds: float = 20
-    request_window: float = 10      # upstream requests and CPU are counted over this window
-    wal: tuple = ((1 * MB, 20), (10 * MB, 40))   # (log bytes, seconds to write them)
+    request_window: float = 10  # upstream requests and CPU are counted over this window
+    wal: tuple = ((1 * MB, 20), (10 * MB, 40))  # (log bytes, seconds to write them)
     resource_viewers: dict = field(default_factory=lambda: {"tasklogs": 1000, "baseline": 1000})
     resource_rate: float = 10
     resource_window: float = 15
     collector_workflows: int = 200  # running workflows captured by one collector process
-    collector_pods: int = 3         # pods (steps) per workflow
-    collector_rate: float = 50      # timed lines per second to every pod
+    collector_pods: int = 3  # pods (steps) per workflow
+    collector_rate: float = 50  # timed lines per second to every pod
     collector_seconds: float = 30
     collector_line_chars: int = 100
     rest_log_bytes: int = 100 * MB  # the log one REST GET serves (tasklogs only)
     rest_formats: tuple = ("json", "text")
-    followed_viewers: tuple = (1, 100)   # viewers of a task the collector captures (their worker follows it)
+    followed_viewers: tuple = (1, 100)  # viewers of a task the collector captures (their worker follows it)
 
 
-QUICK = Plan(tail_viewers={"tasklogs": [1, 20], "baseline": [1, 20]}, tail_seconds=4, request_window=2,
-             wal=((256 * 1024, 4),), resource_viewers={"tasklogs": 100, "baseline": 20}, resource_window=3,
-             collector_workflows=20, collector_seconds=10, rest_log_bytes=10 * MB, followed_viewers=(1, 20))
+QUICK = Plan(
+    tail_viewers={"tasklogs": [1, 20], "baseline": [1, 20]},
+    tail_seconds=4,
+    request_window=2,
+    wal=((256 * 1024, 4),),
+    resource_viewers={"tasklogs": 100, "baseline": 20},
+    resource_window=3,
+    collector_workflows=20,
+    collector_seconds=10,
+    rest_log_bytes=10 * MB,
+    followed_viewers=(1, 20),
+)
 MEASUREMENTS = ("latency", "wal", "resources", "collector", "rest", "followed")
 
 
@@ -54,9 +67,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     add = parser.add_argument
     add("--quick", action="store_true", help="small sizes: a smoke run of about a minute")
-    add("--only", default=",".join(MEASUREMENTS),
+    add(
+        "--only",
+        default=",".join(MEASUREMENTS),
         help="comma-separated subset of: latency (with upstream requests), wal, resources, collector, rest, "
-             "followed (a tail of a task the collector captures)")
+        "followed (a tail of a task the collector captures)",
+    )
     add("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
     add("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
     add("--collector-workflows", type=int, help="running workflows (of 3 pods) in the collector run")
@@ -64,13 +80,27 @@ def parse_args() -> argparse.Namespace:
     add("--collector-seconds", type=float, help="seconds of writing in the collector run")
     add("--rest-mb", type=float, help="size of the log served in the rest runs, in MB")
     add("--client-processes", type=int, default=1, help="client processes sharing the viewers")
-    add("--connect-concurrency", type=int, default=50,
-        help="clients handshaking at once while connecting (1: one after the other)")
-    add("--tasklogs-root", default=ROOT, help="source tree to run tasklogs from (e.g. a clone at another commit)")
-    add("--profile", action="store_true",
-        help="sample the worker (resources runs) and the collector with py-spy (bench/results/profile-*.txt)")
-    add("--gc-probe", action="store_true",
-        help="log the worker's garbage-collection pauses (bench/gcprobe) and report them per run")
+    add(
+        "--connect-concurrency",
+        type=int,
+        default=50,
+        help="clients handshaking at once while connecting (1: one after the other)",
+    )
+    add(
+        "--tasklogs-root",
+        default=ROOT,
+        help="source tree to run tasklogs from (e.g. a clone at another commit)",
+    )
+    add(
+        "--profile",
+        action="store_true",
+        help="sample the worker (resources runs) and the collector with py-spy (bench/results/profile-*.txt)",
+    )
+    add(
+        "--gc-probe",
+        action="store_true",
+        help="log the worker's garbage-collection pauses (bench/gcprobe) and report them per run",
+    )
     add("--out", help="JSON results file (default bench/results/latest.json, quick.json with --quick)")
     add("--keep-logs", action="store_true", help="keep the services' logs and print where they are")
     return parser.parse_args()
@@ -84,9 +114,12 @@ def plan_from(args) -> Plan:
         viewers["tasklogs"] = counts(args.viewers)
     if args.baseline_viewers:
         viewers["baseline"] = counts(args.baseline_viewers)
-    sizes = {"collector_workflows": args.collector_workflows, "collector_rate": args.collector_rate,
-             "collector_seconds": args.collector_seconds,
-             "rest_log_bytes": args.rest_mb and int(args.rest_mb * MB)}
+    sizes = {
+        "collector_workflows": args.collector_workflows,
+        "collector_rate": args.collector_rate,
+        "collector_seconds": args.collector_seconds,
+        "rest_log_bytes": args.rest_mb and int(args.rest_mb * MB),
+    }
     return replace(plan, tail_viewers=viewers, **{name: value for name, value in sizes.items() if value})
 
 
@@ -94,22 +127,46 @@ def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
     """Every run, one after the other (nothing else may load the machine or PostgreSQL meanwhile)."""
     steps = []
     if "latency" in only:
-        steps += [(measure.tail_run, service, count, plan.line_rate, plan.tail_seconds, plan.request_window)
-                  for service in report.SERVICES for count in plan.tail_viewers[service]]
+        steps += [
+            (measure.tail_run, service, count, plan.line_rate, plan.tail_seconds, plan.request_window)
+            for service in report.SERVICES
+            for count in plan.tail_viewers[service]
+        ]
     if "wal" in only:
-        steps += [(measure.wal_run, service, size, seconds)
-                  for size, seconds in plan.wal for service in report.SERVICES]
+        steps += [
+            (measure.wal_run, service, size, seconds)
+            for size, seconds in plan.wal
+            for service in report.SERVICES
+        ]
     if "resources" in only:
-        steps += [(measure.resources_run, service, plan.resource_viewers[service], plan.resource_rate,
-                   plan.resource_window) for service in report.SERVICES]
+        steps += [
+            (
+                measure.resources_run,
+                service,
+                plan.resource_viewers[service],
+                plan.resource_rate,
+                plan.resource_window,
+            )
+            for service in report.SERVICES
+        ]
     if "collector" in only:
-        steps.append((collector_run, plan.collector_workflows, plan.collector_pods, plan.collector_rate,
-                      plan.collector_seconds, plan.collector_line_chars))
+        steps.append(
+            (
+                collector_run,
+                plan.collector_workflows,
+                plan.collector_pods,
+                plan.collector_rate,
+                plan.collector_seconds,
+                plan.collector_line_chars,
+            )
+        )
     if "rest" in only:
         steps += [(largelog_run, plan.rest_log_bytes, output) for output in plan.rest_formats]
     if "followed" in only:
-        steps += [(followed_tail_run, count, plan.line_rate, plan.tail_seconds, plan.request_window)
-                  for count in plan.followed_viewers]
+        steps += [
+            (followed_tail_run, count, plan.line_rate, plan.tail_seconds, plan.request_window)
+            for count in plan.followed_viewers
+        ]
     runs = []
     for step, *arguments in steps:
         began = time.monotonic()
@@ -127,27 +184,52 @@ def raise_open_files_limit() -> None:
 
 def source_version(root: str) -> dict:
     """The tasklogs tree measured: its commit, and whether tasklogs/ had uncommitted changes."""
+
     def git(*arguments):
         return subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True).stdout.strip()
-    return {"root": root, "commit": git("rev-parse", "--short", "HEAD") or None,
-            "dirty": bool(git("status", "--porcelain", "tasklogs"))}
+
+    return {
+        "root": root,
+        "commit": git("rev-parse", "--short", "HEAD") or None,
+        "dirty": bool(git("status", "--porcelain", "tasklogs")),
+    }
 
 
 def stop_on_sigterm() -> None:
     """SIGTERM unwinds like Ctrl-C, so every service and client process started so far is stopped."""
+
     def interrupt(signum, frame):
         raise KeyboardInterrupt
+
     signal.signal(signal.SIGTERM, interrupt)
 
 
 def write_results(path: str, context: dict, plan: Plan, runs: list[dict]) -> None:
     """The runs and both printed tables (a table none of whose measurements ran is empty)."""
-    table = [dict(zip(("measurement", "tasklogs", "baseline", "goal"), row)) for row in report.main_rows(runs)] \
-        if report.has_main(runs) else []
-    tasklogs_only = [dict(zip(("measurement", "tasklogs", "goal"), row)) for row in report.tasklogs_only_rows(runs)]
+    table = (
+        [
+            dict(zip(("measurement", "tasklogs", "baseline", "goal"), row, strict=False))
+            for row in report.main_rows(runs)
+        ]
+        if report.has_main(runs)
+        else []
+    )
+    tasklogs_only = [
+        dict(zip(("measurement", "tasklogs", "goal"), row, strict=False))
+        for row in report.tasklogs_only_rows(runs)
+    ]
     with open(path, "w") as file:
-        json.dump({"context": context, "plan": asdict(plan), "runs": runs, "table": table,
-                   "table_tasklogs_only": tasklogs_only}, file, indent=1)
+        json.dump(
+            {
+                "context": context,
+                "plan": asdict(plan),
+                "runs": runs,
+                "table": table,
+                "table_tasklogs_only": tasklogs_only,
+            },
+            file,
+            indent=1,
+        )
 
 
 def main() -> None:
@@ -156,24 +238,36 @@ def main() -> None:
     raise_open_files_limit()
     plan, only = plan_from(args), set(args.only.split(","))
     if only - set(MEASUREMENTS):
-        sys.exit(f"--only: unknown measurement(s) {', '.join(sorted(only - set(MEASUREMENTS)))}; "
-                 f"choose from {', '.join(MEASUREMENTS)}")
+        sys.exit(
+            f"--only: unknown measurement(s) {', '.join(sorted(only - set(MEASUREMENTS)))}; "
+            f"choose from {', '.join(MEASUREMENTS)}"
+        )
     directory = tempfile.mkdtemp(prefix="tasklogs-bench-")
     began = time.monotonic()
     cluster = BenchCluster(directory)
-    bench = measure.Bench(cluster, recreate_database(), directory, client_processes=args.client_processes,
-                          connect_concurrency=args.connect_concurrency,
-                          tasklogs_root=os.path.abspath(args.tasklogs_root),
-                          profile_dir=RESULTS if args.profile else None, gc_probe=args.gc_probe)
+    bench = measure.Bench(
+        cluster,
+        recreate_database(),
+        directory,
+        client_processes=args.client_processes,
+        connect_concurrency=args.connect_concurrency,
+        tasklogs_root=os.path.abspath(args.tasklogs_root),
+        profile_dir=RESULTS if args.profile else None,
+        gc_probe=args.gc_probe,
+    )
     os.makedirs(RESULTS, exist_ok=True)
     try:
         runs = run_all(bench, plan, only)
     finally:
         cluster.close()
-    context = {"mode": "quick" if args.quick else "default", "elapsed_s": round(time.monotonic() - began, 1),
-               "cpus": os.cpu_count(), "python": platform.python_version(),
-               "source": source_version(bench.tasklogs_root),
-               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    context = {
+        "mode": "quick" if args.quick else "default",
+        "elapsed_s": round(time.monotonic() - began, 1),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "source": source_version(bench.tasklogs_root),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
     print(report.render(runs, context))
     out = args.out or os.path.join(RESULTS, "quick.json" if args.quick else "latest.json")
     write_results(out, context, plan, runs)

@@ -1,4 +1,4 @@
-"""The seed's naive design (/work/shared/seed/log-fetching-and-storage.md), as the benchmark's baseline.
+"""The seed's naive design (from the original design document), as the benchmark's baseline.
 
 `WS /ws/tasks/{task_id}/logs`, same URL and frames as tasklogs. Each viewer runs its own loop: read the
 database, then every 2 seconds get the workflow, list its pods, read EVERY pod's WHOLE log (no follow, no
@@ -7,6 +7,7 @@ is new (by length), until the workflow completes. Nothing is shared between view
 
 Run: `gunicorn -c bench/baseline_gunicorn.py bench.baseline:app` with DATABASE_URL and KUBECONFIG.
 """
+
 import json
 import os
 import time
@@ -14,8 +15,19 @@ import time
 from flask import Flask
 from flask_sock import Sock
 from kubernetes import client, config
-from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, create_engine,
-                        func, select)
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    func,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert
 
 from tasklogs.cursor import encode_cursor
@@ -29,7 +41,8 @@ NODE_ID_ANNOTATION = "workflows.argoproj.io/node-id"
 
 metadata = MetaData()
 task_logs = Table(
-    "baseline_task_logs", metadata,
+    "baseline_task_logs",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("task_id", String(253), nullable=False, index=True),
     Column("node_id", String(253), nullable=False),
@@ -66,8 +79,14 @@ def fetch_logs_from_kubernetes(core, custom, task_id: str) -> tuple[str, list[di
     entries = []
     for pod in pods:
         text = core.read_namespaced_pod_log(pod.metadata.name, NAMESPACE, container=CONTAINER)
-        entries.append({"node": (pod.metadata.annotations or {}).get(NODE_ID_ANNOTATION, pod.metadata.name),
-                        "pod": pod.metadata.name, "phase": pod.status.phase, "logs": text})
+        entries.append(
+            {
+                "node": (pod.metadata.annotations or {}).get(NODE_ID_ANNOTATION, pod.metadata.name),
+                "pod": pod.metadata.name,
+                "phase": pod.status.phase,
+                "logs": text,
+            }
+        )
     return workflow.get("status", {}).get("phase", ""), entries
 
 
@@ -75,19 +94,36 @@ def save_logs_to_database(engine, task_id: str, entries: list[dict]) -> None:
     """Upsert each pod's row with its whole text."""
     with engine.begin() as connection:
         for entry in entries:
-            values = {"task_id": task_id, "node_id": entry["node"], "pod_name": entry["pod"],
-                      "phase": entry["phase"], "logs": entry["logs"]}
+            values = {
+                "task_id": task_id,
+                "node_id": entry["node"],
+                "pod_name": entry["pod"],
+                "phase": entry["phase"],
+                "logs": entry["logs"],
+            }
             statement = insert(task_logs).values(**values)
-            connection.execute(statement.on_conflict_do_update(
-                index_elements=["task_id", "node_id", "pod_name"],
-                set_={"logs": statement.excluded.logs, "phase": statement.excluded.phase, "updated_at": func.now()}))
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["task_id", "node_id", "pod_name"],
+                    set_={
+                        "logs": statement.excluded.logs,
+                        "phase": statement.excluded.phase,
+                        "updated_at": func.now(),
+                    },
+                )
+            )
 
 
 def get_logs_from_database(engine, task_id: str) -> list[dict]:
     with engine.connect() as connection:
-        rows = connection.execute(select(task_logs).where(task_logs.c.task_id == task_id)
-                                  .order_by(task_logs.c.created_at, task_logs.c.id))
-        return [{"node": row.node_id, "pod": row.pod_name, "phase": row.phase, "logs": row.logs} for row in rows]
+        rows = connection.execute(
+            select(task_logs)
+            .where(task_logs.c.task_id == task_id)
+            .order_by(task_logs.c.created_at, task_logs.c.id)
+        )
+        return [
+            {"node": row.node_id, "pod": row.pod_name, "phase": row.phase, "logs": row.logs} for row in rows
+        ]
 
 
 class Viewer:
@@ -112,20 +148,47 @@ class Viewer:
         self.ws.close(reason=1000, message="task complete")
 
     def _snapshot(self, phase: str, entries: list[dict]) -> None:
-        logs = [{"node": e["node"], "pod": e["pod"], "container": CONTAINER, "phase": e["phase"], "offset": 0,
-                 "logs": e["logs"]} for e in entries]
+        logs = [
+            {
+                "node": e["node"],
+                "pod": e["pod"],
+                "container": CONTAINER,
+                "phase": e["phase"],
+                "offset": 0,
+                "logs": e["logs"],
+            }
+            for e in entries
+        ]
         self.sent = {e["pod"]: len(e["logs"]) for e in entries}
         self.phases = {None: phase, **{e["node"]: e["phase"] for e in entries}}
-        self._send({"type": "snapshot", "task_id": self.task_id, "phase": phase, "source": "kubernetes",
-                    "complete": False, "logs": logs, "cursor": encode_cursor(self.sent)})
+        self._send(
+            {
+                "type": "snapshot",
+                "task_id": self.task_id,
+                "phase": phase,
+                "source": "kubernetes",
+                "complete": False,
+                "logs": logs,
+                "cursor": encode_cursor(self.sent),
+            }
+        )
 
     def _appends(self, phase: str, entries: list[dict]) -> None:
         for entry in entries:
             start = self.sent.get(entry["pod"], 0)
             if len(entry["logs"]) > start:
                 self.sent[entry["pod"]] = len(entry["logs"])
-                self._send({"type": "append", "node": entry["node"], "pod": entry["pod"], "container": CONTAINER,
-                            "offset": start, "data": entry["logs"][start:], "cursor": encode_cursor(self.sent)})
+                self._send(
+                    {
+                        "type": "append",
+                        "node": entry["node"],
+                        "pod": entry["pod"],
+                        "container": CONTAINER,
+                        "offset": start,
+                        "data": entry["logs"][start:],
+                        "cursor": encode_cursor(self.sent),
+                    }
+                )
             self._phase(entry["phase"], entry["node"])
         self._phase(phase, None)
 

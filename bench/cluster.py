@@ -1,11 +1,12 @@
 """The fake Kubernetes cluster of the tests, run in this process, and the writers that feed pod logs."""
+
 import os
 import threading
 import time
 import uuid
 
-from tests import scenarios
-from tests.fakekube import FakeKube
+from testkit import scenarios
+from testkit.fakekube import FakeKube
 
 CONTAINER = "main"
 
@@ -27,8 +28,10 @@ class BenchCluster:
 
     def log_text(self, task: scenarios.Scenario) -> dict[str, str]:
         """{"pod/main": the pod's whole `main` log as text}: what every client must have rebuilt."""
-        return {f"{pod}/{CONTAINER}": self.kube.log_bytes(pod, CONTAINER).decode("utf-8", "replace")
-                for pod in task.pods.values()}
+        return {
+            f"{pod}/{CONTAINER}": self.kube.log_bytes(pod, CONTAINER).decode("utf-8", "replace")
+            for pod in task.pods.values()
+        }
 
     def log_bytes(self, task: scenarios.Scenario) -> int:
         return sum(len(self.kube.log_bytes(pod, CONTAINER)) for pod in task.pods.values())
@@ -47,7 +50,7 @@ class SteadyWriter(threading.Thread):
         super().__init__(name="bench-writer", daemon=True)
         self.kube, self.pods, self.rate, self.count, self.piece = kube, pods, rate, count, piece
         self.written = 0
-        self.late = 0.0      # the most the writer fell behind its schedule, in seconds
+        self.late = 0.0  # the most the writer fell behind its schedule, in seconds
 
     def run(self) -> None:
         began = time.monotonic()
@@ -72,7 +75,9 @@ def hex_lines(line_chars: int, lines: int):
 
     Random hex defeats PostgreSQL's pglz compression (LZ only: no gain on uniformly random symbols),
     so the WAL measured is what incompressible logs cost."""
+
     def piece(seq: int) -> str:
         raw = os.urandom(line_chars * lines // 2 + lines).hex()
-        return "".join(raw[i * line_chars:(i + 1) * line_chars] + "\n" for i in range(lines))
+        return "".join(raw[i * line_chars : (i + 1) * line_chars] + "\n" for i in range(lines))
+
     return piece

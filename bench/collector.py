@@ -6,6 +6,7 @@ bench process reads the journal (`log_chunks`) as it grows and measures each lin
 workflows end, the collector runs the final saves, and every pod's stored log is fetched over REST and
 compared with what the fake holds.
 """
+
 import collections
 import hashlib
 import json
@@ -27,13 +28,15 @@ from .profiling import GC_PROBE, Profile, gc_pauses
 from .servers import recreate_database
 
 FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
-SAMPLE_INTERVAL = 0.05     # seconds between the sampler's reads of the journal
-LAG_PARTS = 6              # the lag-over-time row cuts the writing's span in this many parts
-STARTUP_TIMEOUT = 180      # seconds for the collector to open every follow stream
-DRAIN_TIMEOUT = 120        # seconds after the last write for every line to reach the journal
-FINAL_SAVE_TIMEOUT = 300   # seconds after the workflows ended for every final save
-NEW_ROWS = ("SELECT id, log_id, data, (extract(epoch FROM created_at) * 1e6)::bigint FROM log_chunks "
-            "WHERE id > %s ORDER BY id")
+SAMPLE_INTERVAL = 0.05  # seconds between the sampler's reads of the journal
+LAG_PARTS = 6  # the lag-over-time row cuts the writing's span in this many parts
+STARTUP_TIMEOUT = 180  # seconds for the collector to open every follow stream
+DRAIN_TIMEOUT = 120  # seconds after the last write for every line to reach the journal
+FINAL_SAVE_TIMEOUT = 300  # seconds after the workflows ended for every final save
+NEW_ROWS = (
+    "SELECT id, log_id, data, (extract(epoch FROM created_at) * 1e6)::bigint FROM log_chunks "
+    "WHERE id > %s ORDER BY id"
+)
 
 
 class JournalSampler(threading.Thread):
@@ -52,13 +55,13 @@ class JournalSampler(threading.Thread):
     def __init__(self, database_url: str, after_id: int = 0, interval: float = SAMPLE_INTERVAL):
         super().__init__(name="journal-sampler", daemon=True)
         self.database_url, self.interval = database_url, interval
-        self.written_us: list[int] = []        # per line: its write time
-        self.visible_us: list[int] = []        # per line: its capture lag
-        self.created_us: list[int] = []        # per line: its lag to its row's created_at
-        self.lines: collections.Counter = collections.Counter()    # log_id -> complete lines seen
+        self.written_us: list[int] = []  # per line: its write time
+        self.visible_us: list[int] = []  # per line: its capture lag
+        self.created_us: list[int] = []  # per line: its lag to its row's created_at
+        self.lines: collections.Counter = collections.Counter()  # log_id -> complete lines seen
         self.polls = self.rows = 0
         self.error: str | None = None
-        self._partial: dict[int, str] = {}     # log_id -> its text after the last newline seen
+        self._partial: dict[int, str] = {}  # log_id -> its text after the last newline seen
         self._last_id = after_id
         self._stopped = threading.Event()
 
@@ -105,28 +108,41 @@ class JournalSampler(threading.Thread):
         self.lines[log_id] += len(lines)
 
     def lag_p99_over_time(self, parts: int = LAG_PARTS) -> tuple[float, list[float]]:
-        """(seconds per part, p99 lag in s of the lines written in each part): the writing's span cut in `parts`."""
+        """(seconds per part, p99 lag in s of the lines written in each part): the writing's span cut in
+        `parts`."""
         if not self.written_us:
             return 0.0, []
         first = min(self.written_us)
         width = max(1, (max(self.written_us) - first) // parts + 1)
         buckets: list[list[int]] = [[] for _ in range(parts)]
-        for written, lag in zip(self.written_us, self.visible_us):
+        for written, lag in zip(self.written_us, self.visible_us, strict=True):
             buckets[(written - first) // width].append(lag)
         return width / 1e6, [percentiles(bucket).get("p99", 0) / 1000 for bucket in buckets]
 
 
 # --- the collector process ---
 
+
 def start_collector(bench: Bench, kubeconfig: str, log_base: str) -> subprocess.Popen:
     """`flask --app wsgi collect` from the measured source tree, with the service's defaults."""
-    environment = {**os.environ, "DATABASE_URL": bench.database_url, "KUBECONFIG": kubeconfig,
-                   "TASKLOGS_NAMESPACE": "argo", "TASKLOGS_LOG_LEVEL": "WARNING", "PYTHONPATH": bench.tasklogs_root}
+    environment = {
+        **os.environ,
+        "DATABASE_URL": bench.database_url,
+        "KUBECONFIG": kubeconfig,
+        "TASKLOGS_NAMESPACE": "argo",
+        "TASKLOGS_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": bench.tasklogs_root,
+    }
     if bench.gc_probe:
         environment.update(PYTHONPATH=f"{GC_PROBE}:{bench.tasklogs_root}", BENCH_GC_LOG=log_base + ".gc")
     with open(log_base + ".log", "ab") as log:
-        return subprocess.Popen([FLASK, "--app", "wsgi", "collect"], cwd=bench.tasklogs_root, env=environment,
-                                stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [FLASK, "--app", "wsgi", "collect"],
+            cwd=bench.tasklogs_root,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def stop_collector(process: subprocess.Popen) -> int:
@@ -155,16 +171,22 @@ def collector_health(log_path: str, exit_code: int) -> dict:
     """Exit code after SIGTERM and the WARNING/ERROR lines of the collector's log."""
     with open(log_path, errors="replace") as log:
         warnings = [line.strip() for line in log if SERVICE_WARNINGS.search(line)]
-    return {"worker_survived": exit_code == 0, "exit_code": exit_code, "warnings": len(warnings),
-            "first_warnings": warnings[:3]}
+    return {
+        "worker_survived": exit_code == 0,
+        "exit_code": exit_code,
+        "warnings": len(warnings),
+        "first_warnings": warnings[:3],
+    }
 
 
 # --- the journal, and what was stored ---
 
+
 def stored_lines(bench: Bench) -> int:
     """Newlines in the whole journal: the lines the database holds, counted without the sampler."""
-    return int(bench.sql("SELECT coalesce(sum(length(data) - length(replace(data, E'\\n', ''))), 0) "
-                         "FROM log_chunks"))
+    return int(
+        bench.sql("SELECT coalesce(sum(length(data) - length(replace(data, E'\\n', ''))), 0) FROM log_chunks")
+    )
 
 
 def last_chunk_id(bench: Bench) -> int:
@@ -176,6 +198,7 @@ def verify_stored(bench: Bench, kube: RemoteCluster, tasks: list[dict]) -> dict:
     log byte for byte what the fake holds (SHA-256 of the text)."""
     expected = kube.call("digests", pods=[pod for task in tasks for pod in task["pods"]])
     with bench.service("tasklogs", kubeconfig=kube.kubeconfig) as service:
+
         def check(task: dict) -> tuple[int, bool, list[str]]:
             url = f"http://127.0.0.1:{service.port}/api/v1/tasks/{task['task_id']}/logs"
             with urllib.request.urlopen(url, timeout=120) as response:
@@ -183,12 +206,17 @@ def verify_stored(bench: Bench, kube: RemoteCluster, tasks: list[dict]) -> dict:
             stored = {entry["pod"]: entry["logs"] for entry in body["logs"]}
             wrong = [pod for pod in task["pods"] if text_sha256(stored.get(pod)) != expected[pod]["sha256"]]
             return len(task["pods"]) - len(wrong), body["complete"] and body["source"] == "database", wrong
+
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(check, tasks))
-    return {"pods_exact": sum(exact for exact, _, _ in answers), "pods": sum(len(t["pods"]) for t in tasks),
-            "tasks_complete_from_database": sum(complete for _, complete, _ in answers), "tasks": len(tasks),
-            "wrong_pods": [pod for _, _, wrong in answers for pod in wrong][:5],
-            "bytes_expected": sum(digest["bytes"] for digest in expected.values())}
+    return {
+        "pods_exact": sum(exact for exact, _, _ in answers),
+        "pods": sum(len(t["pods"]) for t in tasks),
+        "tasks_complete_from_database": sum(complete for _, complete, _ in answers),
+        "tasks": len(tasks),
+        "wrong_pods": [pod for _, _, wrong in answers for pod in wrong][:5],
+        "bytes_expected": sum(digest["bytes"] for digest in expected.values()),
+    }
 
 
 def text_sha256(text: str | None) -> str | None:
@@ -197,8 +225,12 @@ def text_sha256(text: str | None) -> str | None:
 
 # --- the run ---
 
-def collector_run(bench: Bench, workflows: int, steps: int, rate: float, seconds: float, line_chars: int) -> dict:
-    """`workflows` running workflows of `steps` pods, `rate` lines/s to every pod for `seconds`, one collector.
+
+def collector_run(
+    bench: Bench, workflows: int, steps: int, rate: float, seconds: float, line_chars: int
+) -> dict:
+    """`workflows` running workflows of `steps` pods, `rate` lines/s to every pod for `seconds`, one
+    collector.
 
     Before the window every pod gets one line and the bench waits until the journal holds them all (the
     collector's first save of each pod is done): the window measures the collector in its steady state."""
@@ -211,24 +243,41 @@ def collector_run(bench: Bench, workflows: int, steps: int, rate: float, seconds
         rss = procstat.RssSampler(collector.pid, 0.5)
         rss.start()
         try:
-            started = wait_for(lambda: collector.poll() is None and kube.call("open_streams") == len(pods),
-                               STARTUP_TIMEOUT)
+            started = wait_for(
+                lambda: collector.poll() is None and kube.call("open_streams") == len(pods), STARTUP_TIMEOUT
+            )
             if started is None:
-                raise RuntimeError(f"the collector did not open {len(pods)} follow streams; see {log_base}.log")
+                raise RuntimeError(
+                    f"the collector did not open {len(pods)} follow streams; see {log_base}.log"
+                )
             warm_up = warm_up_journal(bench, kube, pods, line_chars)
             captured = capture_window(bench, kube, collector.pid, log_base, pods, rate, seconds, line_chars)
             kube.call("finish", task_ids=[task["task_id"] for task in tasks])
-            final_save = wait_for(lambda: bench.sql("SELECT count(*) FROM tasks WHERE complete") == len(tasks),
-                                  FINAL_SAVE_TIMEOUT, interval=0.5)
+            final_save = wait_for(
+                lambda: bench.sql("SELECT count(*) FROM tasks WHERE complete") == len(tasks),
+                FINAL_SAVE_TIMEOUT,
+                interval=0.5,
+            )
         finally:
             exit_code = stop_collector(collector)
             rss.stop()
         verified = verify_stored(bench, kube, tasks)
     captured["rss_mb"].update(peak=round(rss.peak(), 1))
-    return {"kind": "collector", "service": "tasklogs", "workflows": workflows, "pods": len(pods), "rate": rate,
-            "seconds": seconds, "line_chars": line_chars, "startup_s": started, "warm_up_s": warm_up,
-            "final_save_s": final_save, **captured, "verify": verified,
-            "health": collector_health(log_base + ".log", exit_code)}
+    return {
+        "kind": "collector",
+        "service": "tasklogs",
+        "workflows": workflows,
+        "pods": len(pods),
+        "rate": rate,
+        "seconds": seconds,
+        "line_chars": line_chars,
+        "startup_s": started,
+        "warm_up_s": warm_up,
+        "final_save_s": final_save,
+        **captured,
+        "verify": verified,
+        "health": collector_health(log_base + ".log", exit_code),
+    }
 
 
 def collector_profile(bench: Bench, pid: int, seconds: float) -> Profile | None:
@@ -245,42 +294,75 @@ def warm_up_journal(bench: Bench, kube: RemoteCluster, pods: list[str], line_cha
     return wait_for(lambda: stored_lines(bench) >= len(pods), DRAIN_TIMEOUT)
 
 
-def capture_window(bench: Bench, kube: RemoteCluster, collector: int, log_base: str, pods: list[str],
-                   rate: float, seconds: float, line_chars: int) -> dict:
+def capture_window(
+    bench: Bench,
+    kube: RemoteCluster,
+    collector: int,
+    log_base: str,
+    pods: list[str],
+    rate: float,
+    seconds: float,
+    line_chars: int,
+) -> dict:
     """Write for `seconds` while sampling the journal; CPU and WAL over the writing, then wait (DRAIN_TIMEOUT
     at most) until the journal holds every line written."""
     sampler = JournalSampler(bench.database_url, after_id=last_chunk_id(bench))
     sampler.start()
     rss_ready = procstat.rss_mb(collector)
-    cpu = procstat.CpuWindow({"worker": lambda: [collector], "clients": lambda: [os.getpid()],
-                              "fake_k8s": lambda: [kube.pid], "postgres": bench.postgres_pids}).start()
+    cpu = procstat.CpuWindow(
+        {
+            "worker": lambda: [collector],
+            "clients": lambda: [os.getpid()],
+            "fake_k8s": lambda: [kube.pid],
+            "postgres": bench.postgres_pids,
+        }
+    ).start()
     began, wal_before = time.time(), bench.sql("SELECT pg_current_wal_lsn()")
     spy = collector_profile(bench, collector, seconds)
     writer = kube.call("write", pods=pods, rate=rate, seconds=seconds, line_chars=line_chars)
     usage = cpu.stop()
     wal = int(bench.sql(f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{wal_before}')"))
     rss_end = procstat.rss_mb(collector)
-    drain = wait_for(lambda: sampler.total_lines >= writer["lines"] or sampler.error is not None, DRAIN_TIMEOUT,
-                     interval=0.05)
+    drain = wait_for(
+        lambda: sampler.total_lines >= writer["lines"] or sampler.error is not None,
+        DRAIN_TIMEOUT,
+        interval=0.05,
+    )
     sampler.stop()
-    return {"writer": writer, "lines_written": writer["lines"], "lines_in_journal": stored_lines(bench) - len(pods),
-            "drain_s": drain, **lag_summary(sampler), "cpu": usage, "server_wal_bytes": wal,
-            "rss_mb": {"ready": round(rss_ready, 1), "end_of_window": round(rss_end, 1)},
-            "gc": gc_pauses(log_base + ".gc" if bench.gc_probe else None, collector, began, time.time()),
-            "profile": spy.summary() if spy else None}
+    return {
+        "writer": writer,
+        "lines_written": writer["lines"],
+        "lines_in_journal": stored_lines(bench) - len(pods),
+        "drain_s": drain,
+        **lag_summary(sampler),
+        "cpu": usage,
+        "server_wal_bytes": wal,
+        "rss_mb": {"ready": round(rss_ready, 1), "end_of_window": round(rss_end, 1)},
+        "gc": gc_pauses(log_base + ".gc" if bench.gc_probe else None, collector, began, time.time()),
+        "profile": spy.summary() if spy else None,
+    }
 
 
 def lag_summary(sampler: JournalSampler) -> dict:
     """What the sampler saw: lines, lag percentiles (ms), p99 lag over the writing (s), its own activity."""
     part_s, lag_per_part = sampler.lag_p99_over_time()
-    return {"lines_captured": sampler.total_lines, "lag_ms": percentiles(sampler.visible_us),
-            "lag_created_ms": percentiles(sampler.created_us), "lag_part_s": round(part_s, 2),
-            "lag_p99_s_per_part": lag_per_part,
-            "sampler": {"interval_s": sampler.interval, "polls": sampler.polls, "rows": sampler.rows,
-                        "error": sampler.error}}
+    return {
+        "lines_captured": sampler.total_lines,
+        "lag_ms": percentiles(sampler.visible_us),
+        "lag_created_ms": percentiles(sampler.created_us),
+        "lag_part_s": round(part_s, 2),
+        "lag_p99_s_per_part": lag_per_part,
+        "sampler": {
+            "interval_s": sampler.interval,
+            "polls": sampler.polls,
+            "rows": sampler.rows,
+            "error": sampler.error,
+        },
+    }
 
 
 # --- a live tail that follows the collector's journal ---
+
 
 def followed_tail_run(bench: Bench, viewers: int, rate: float, seconds: float, window: float) -> dict:
     """The deployment with a collector: it captures a 2-pod task, and `viewers` clients of a web worker
@@ -297,5 +379,9 @@ def followed_tail_run(bench: Bench, viewers: int, rate: float, seconds: float, w
             tail = timed_tail(bench, service, task, viewers, rate, seconds, window)
     finally:
         exit_code = stop_collector(collector)
-    return {"kind": "followed", "service": "tasklogs", **tail,
-            "collector_health": collector_health(log_base + ".log", exit_code)}
+    return {
+        "kind": "followed",
+        "service": "tasklogs",
+        **tail,
+        "collector_health": collector_health(log_base + ".log", exit_code),
+    }

@@ -1,6 +1,6 @@
 """The fake Kubernetes cluster in a process of its own, with the writers that feed its pod logs.
 
-`python -m bench.kubeproc KUBECONFIG` starts a `tests.fakekube.FakeKube` (namespace `argo`), writes its
+`python -m bench.kubeproc KUBECONFIG` starts a `testkit.fakekube.FakeKube` (namespace `argo`), writes its
 kubeconfig to KUBECONFIG, and then answers each JSON command on a stdin line with one JSON line on stdout:
 
     {"command": "workflows", "count": 200, "steps": ["a", "b", "c"]}   -> [{"task_id", "pods"}, ...]
@@ -14,6 +14,7 @@ In its own process the fake's threads and the writer do not compete with the ben
 and `/proc` tells the fake's CPU apart from the bench's (the sampler, the download client).
 `RemoteCluster` is the bench's side of the pipe.
 """
+
 import hashlib
 import json
 import os
@@ -26,10 +27,11 @@ from .servers import ROOT
 
 CONTAINER = "main"
 FILLER = "the quick brown fox jumps over the lazy dog 0123456789 " * 4
-SLOTS_PER_TICK = 10   # a tick's lines go out in this many groups, spread over the tick
+SLOTS_PER_TICK = 10  # a tick's lines go out in this many groups, spread over the tick
 
 
 # --- the cluster process ---
+
 
 def timed_line(seq: int, line_chars: int) -> bytes:
     """`<seq> <write time ns> <filler>\\n`, `line_chars` characters before the newline.
@@ -38,7 +40,7 @@ def timed_line(seq: int, line_chars: int) -> bytes:
     of the line is measured from it."""
     head = f"{seq} {time.time_ns()} "
     filler = FILLER * (line_chars // len(FILLER) + 1)
-    return (head + filler[:max(0, line_chars - len(head))] + "\n").encode()
+    return (head + filler[: max(0, line_chars - len(head))] + "\n").encode()
 
 
 class Commands:
@@ -48,11 +50,12 @@ class Commands:
 
     def __init__(self, kube):
         self.kube = kube
-        self.tasks = {}      # task id -> tests.scenarios.Scenario
+        self.tasks = {}  # task id -> testkit.scenarios.Scenario
 
     def workflows(self, count: int, steps: list[str]) -> list[dict]:
-        """`count` running Argo workflows with one running pod per step (tests.scenarios.workflow)."""
-        from tests import scenarios
+        """`count` running Argo workflows with one running pod per step (testkit.scenarios.workflow)."""
+        from testkit import scenarios
+
         prefix = f"bench-{uuid.uuid4().hex[:6]}"
         made = [scenarios.workflow(self.kube, f"{prefix}-{index:04d}", list(steps)) for index in range(count)]
         self.tasks.update((task.task_id, task) for task in made)
@@ -79,21 +82,30 @@ class Commands:
                     container.write(timed_line(tick, line_chars))
                 lines += len(group)
         elapsed = time.monotonic() - began
-        return {"lines": lines, "seconds": round(elapsed, 2), "lines_per_s": round(lines / elapsed),
-                "late_max_s": round(late, 3)}
+        return {
+            "lines": lines,
+            "seconds": round(elapsed, 2),
+            "lines_per_s": round(lines / elapsed),
+            "late_max_s": round(late, 3),
+        }
 
     def fill(self, pod: str, pieces: int, piece_bytes: int, line_chars: int) -> dict:
         """`pieces` writes of about `piece_bytes` bytes each, of lines of random hex characters."""
         from .cluster import hex_lines
+
         piece = hex_lines(line_chars, max(1, piece_bytes // (line_chars + 1)))
         began = time.monotonic()
         for seq in range(pieces):
             self.kube.write_log(pod, CONTAINER, piece(seq))
-        return {"bytes": len(self.kube.log_bytes(pod, CONTAINER)), "seconds": round(time.monotonic() - began, 2)}
+        return {
+            "bytes": len(self.kube.log_bytes(pod, CONTAINER)),
+            "seconds": round(time.monotonic() - began, 2),
+        }
 
     def finish(self, task_ids: list[str]) -> int:
-        """Every container of the tasks' pods ends, then each workflow succeeds (tests.scenarios.finish)."""
-        from tests import scenarios
+        """Every container of the tasks' pods ends, then each workflow succeeds (testkit.scenarios.finish)."""
+        from testkit import scenarios
+
         for task_id in task_ids:
             scenarios.finish(self.kube, self.tasks[task_id])
         return len(task_ids)
@@ -105,10 +117,14 @@ class Commands:
         for pod in pods:
             text = self.kube.log_bytes(pod, CONTAINER).decode("utf-8", "replace")
             encoded = text.encode()
-            found[pod] = {"bytes": len(encoded), "lines": text.count("\n"),
-                          "sha256": hashlib.sha256(encoded).hexdigest(),
-                          "json_sha256": hashlib.sha256(
-                              json.dumps(text, ensure_ascii=False)[1:-1].encode()).hexdigest()}
+            found[pod] = {
+                "bytes": len(encoded),
+                "lines": text.count("\n"),
+                "sha256": hashlib.sha256(encoded).hexdigest(),
+                "json_sha256": hashlib.sha256(
+                    json.dumps(text, ensure_ascii=False)[1:-1].encode()
+                ).hexdigest(),
+            }
         return found
 
     def open_streams(self) -> int:
@@ -118,7 +134,8 @@ class Commands:
 
 def serve(kubeconfig: str) -> None:
     """Answer commands until stdin closes or says `quit`."""
-    from tests.fakekube import FakeKube
+    from testkit.fakekube import FakeKube
+
     kube = FakeKube(namespace="argo")
     kube.write_kubeconfig(kubeconfig)
     commands = Commands(kube)
@@ -146,14 +163,20 @@ def reply(message: dict) -> None:
 
 # --- the bench's side ---
 
+
 class RemoteCluster:
     """A `python -m bench.kubeproc` process; `call(command, **arguments)` returns its result."""
 
     def __init__(self, directory: str):
         self.kubeconfig = os.path.join(directory, f"kubeconfig-{uuid.uuid4().hex[:6]}")
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.kubeproc", self.kubeconfig], cwd=ROOT,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                        env={**os.environ, "PYTHONPATH": ROOT})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.kubeproc", self.kubeconfig],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": ROOT},
+        )
         self.pid = self.process.pid
         self.url = self._receive("start")["url"]
 

@@ -6,6 +6,7 @@ stores it and answers from the database; the second is served from the database 
 client reads each body in pieces, hashes it and keeps none of it, while the worker's VmRSS is sampled.
 Once with `format=json`, once with `format=text`, each with a fresh task and a fresh worker.
 """
+
 import hashlib
 import http.client
 import json
@@ -17,11 +18,11 @@ from .kubeproc import RemoteCluster
 from .measure import SERVICE_WARNINGS, Bench
 from .servers import Service, recreate_database
 
-LINE_CHARS = 100            # random hex characters per line (plus "\n")
-READ_BYTES = 1 << 20        # the client reads the body in pieces of this size
-RSS_INTERVAL = 0.05         # seconds between two samples of the worker's VmRSS
-SETTLE = 1.0                # seconds after the body's end before RSS "after" is read
-GET_TIMEOUT = 900           # seconds a GET may take
+LINE_CHARS = 100  # random hex characters per line (plus "\n")
+READ_BYTES = 1 << 20  # the client reads the body in pieces of this size
+RSS_INTERVAL = 0.05  # seconds between two samples of the worker's VmRSS
+SETTLE = 1.0  # seconds after the body's end before RSS "after" is read
+GET_TIMEOUT = 900  # seconds a GET may take
 
 
 class JsonLogDigest:
@@ -30,6 +31,7 @@ class JsonLogDigest:
     The body is `{"task_id": ..., "logs": [{"node": ..., "logs": "<the log as a JSON string>"}]}`; only its
     head (up to the entry's `"logs": "`) is kept. The hash covers the JSON string's content, without the
     closing `"}]}` (held back until the end), so it equals the SHA-256 of `json.dumps(text)[1:-1]`."""
+
     MARK, END = b'"logs": "', b'"}]}'
 
     def __init__(self):
@@ -45,15 +47,19 @@ class JsonLogDigest:
             at += len(self.MARK)
             self.head, piece, self._started = self.head[:at], self.head[at:], True
         data = self._held + piece
-        self._hash.update(data[:-len(self.END)])
-        self._held = data[-len(self.END):]
+        self._hash.update(data[: -len(self.END)])
+        self._held = data[-len(self.END) :]
 
     def result(self) -> dict:
-        """{"sha256" (None if the body was not one entry), "fields": the head's fields (source, complete...)}."""
+        """{"sha256" (None if the body was not one entry), "fields": the head's fields (source,
+        complete...)}."""
         if not self._started or self._held != self.END:
             return {"sha256": None, "fields": {}}
         fields = json.loads(self.head + self.END)
-        return {"sha256": self._hash.hexdigest(), "fields": {key: fields[key] for key in ("source", "complete")}}
+        return {
+            "sha256": self._hash.hexdigest(),
+            "fields": {key: fields[key] for key in ("source", "complete")},
+        }
 
 
 class TextLogDigest:
@@ -77,8 +83,14 @@ def download(bench: Bench, service: Service, kube: RemoteCluster, task_id: str, 
     digest = JsonLogDigest() if output == "json" else TextLogDigest()
     before = procstat.rss_mb(worker)
     rss.start()
-    cpu = procstat.CpuWindow({"worker": lambda: [worker], "clients": lambda: [os.getpid()],
-                              "fake_k8s": lambda: [kube.pid], "postgres": bench.postgres_pids}).start()
+    cpu = procstat.CpuWindow(
+        {
+            "worker": lambda: [worker],
+            "clients": lambda: [os.getpid()],
+            "fake_k8s": lambda: [kube.pid],
+            "postgres": bench.postgres_pids,
+        }
+    ).start()
     began = time.monotonic()
     connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=GET_TIMEOUT)
     connection.request("GET", f"/api/v1/tasks/{task_id}/logs?format={output}")
@@ -94,10 +106,20 @@ def download(bench: Bench, service: Service, kube: RemoteCluster, task_id: str, 
     rss.stop()
     after = procstat.rss_mb(worker)
     peak = max(rss.peak(), before, after)
-    return {"format": output, "status": response.status, "body_bytes": size, "seconds": round(elapsed, 2),
-            "first_byte_s": round(headers_after, 2), "mb_per_s": round(size / 1e6 / elapsed, 1),
-            "rss_before_mb": round(before, 1), "rss_peak_mb": round(peak, 1), "rss_after_mb": round(after, 1),
-            "rss_growth_mb": round(peak - before, 1), "cpu": usage, **digest.result()}
+    return {
+        "format": output,
+        "status": response.status,
+        "body_bytes": size,
+        "seconds": round(elapsed, 2),
+        "first_byte_s": round(headers_after, 2),
+        "mb_per_s": round(size / 1e6 / elapsed, 1),
+        "rss_before_mb": round(before, 1),
+        "rss_peak_mb": round(peak, 1),
+        "rss_after_mb": round(after, 1),
+        "rss_growth_mb": round(peak - before, 1),
+        "cpu": usage,
+        **digest.result(),
+    }
 
 
 def finished_task(kube: RemoteCluster, size: int) -> dict:
@@ -105,7 +127,9 @@ def finished_task(kube: RemoteCluster, size: int) -> dict:
     task = kube.call("workflows", count=1, steps=["a"])[0]
     pod = task["pods"][0]
     pieces = max(1, round(size / (1 << 20)))
-    written = kube.call("fill", pod=pod, pieces=pieces, piece_bytes=max(1, size // pieces), line_chars=LINE_CHARS)
+    written = kube.call(
+        "fill", pod=pod, pieces=pieces, piece_bytes=max(1, size // pieces), line_chars=LINE_CHARS
+    )
     kube.call("finish", task_ids=[task["task_id"]])
     return {"task_id": task["task_id"], "pod": pod, **written}
 
@@ -125,11 +149,20 @@ def largelog_run(bench: Bench, size: int, output: str) -> dict:
             gets = [download(bench, service, kube, task["task_id"], output) for _ in ("first", "second")]
             health = service_health(service)
     wanted = expected["json_sha256" if output == "json" else "sha256"]
-    for get, nth, source in zip(gets, ("first", "second"), ("kubernetes", "database")):
+    for get, nth, source in zip(gets, ("first", "second"), ("kubernetes", "database"), strict=False):
         get.update(get=nth, expected_source=source, exact=get["status"] == 200 and get["sha256"] == wanted)
-    return {"kind": "rest", "service": "tasklogs", "format": output, "log_bytes": task["bytes"],
-            "log_lines": expected["lines"], "fill_s": task["seconds"], "rss_idle_mb": round(idle, 1),
-            "rss_after_warm_up_mb": warm_up["rss_after_mb"], "gets": gets, "health": health}
+    return {
+        "kind": "rest",
+        "service": "tasklogs",
+        "format": output,
+        "log_bytes": task["bytes"],
+        "log_lines": expected["lines"],
+        "fill_s": task["seconds"],
+        "rss_idle_mb": round(idle, 1),
+        "rss_after_warm_up_mb": warm_up["rss_after_mb"],
+        "gets": gets,
+        "health": health,
+    }
 
 
 def service_health(service: Service) -> dict:

@@ -1,4 +1,5 @@
 """CPU and memory of processes, read from /proc (Linux only)."""
+
 import os
 import threading
 import time
@@ -58,6 +59,7 @@ class CpuWindow:
 
     `groups` maps a label to a callable returning the pids of that group at the time of the call
     (PostgreSQL backends come and go: a pid seen only at the end counts from zero)."""
+
     groups: dict
 
     def start(self) -> "CpuWindow":

@@ -1,4 +1,5 @@
 """Optional looks inside the worker: py-spy samples (--profile) and garbage-collection pauses (--gc-probe)."""
+
 import os
 import shutil
 import subprocess
@@ -15,10 +16,30 @@ class Profile:
         threads); `gil`: sample only the thread holding the GIL (where a threaded process's CPU goes)."""
         self.path = path
         spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
-        self.process = None if not os.path.exists(spy) else subprocess.Popen(
-            [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(rate), "--format", "raw",
-             "--output", path, "--nonblocking", *(["--gil"] if gil else [])],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = (
+            None
+            if not os.path.exists(spy)
+            else subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--duration",
+                    str(int(seconds)),
+                    "--rate",
+                    str(rate),
+                    "--format",
+                    "raw",
+                    "--output",
+                    path,
+                    "--nonblocking",
+                    *(["--gil"] if gil else []),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
 
     def summary(self, top: int = 15) -> dict:
         if self.process is None:
@@ -40,9 +61,19 @@ class Profile:
                 own[frames[-1]] = own.get(frames[-1], 0) + count
                 for frame in set(frames):
                     inclusive[frame] = inclusive.get(frame, 0) + count
-        hottest = lambda table: [(frame, round(100 * n / total, 1))  # noqa: E731
-                                 for frame, n in sorted(table.items(), key=lambda item: -item[1])[:top]]
-        return {"file": self.path, "samples": total, "own_pct": hottest(own), "inclusive_pct": hottest(inclusive)}
+
+        def hottest(table):
+            return [
+                (frame, round(100 * n / total, 1))
+                for frame, n in sorted(table.items(), key=lambda item: -item[1])[:top]
+            ]
+
+        return {
+            "file": self.path,
+            "samples": total,
+            "own_pct": hottest(own),
+            "inclusive_pct": hottest(inclusive),
+        }
 
 
 def gc_pauses(log_path: str | None, pid: int, start: float, end: float) -> dict | None:
@@ -56,5 +87,8 @@ def gc_pauses(log_path: str | None, pid: int, start: float, end: float) -> dict 
             if int(who) == pid and start <= float(when) <= end:
                 pauses.append((int(generation), float(milliseconds)))
     full = [ms for generation, ms in pauses if generation == 2]
-    return {"full_collections": len(full), "longest_ms": max((ms for _, ms in pauses), default=0.0),
-            "total_ms": round(sum(ms for _, ms in pauses), 1)}
+    return {
+        "full_collections": len(full),
+        "longest_ms": max((ms for _, ms in pauses), default=0.0),
+        "total_ms": round(sum(ms for _, ms in pauses), 1),
+    }

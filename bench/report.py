@@ -1,4 +1,5 @@
 """Turning the runs into the side-by-side table (tasklogs | baseline | goal) and the per-run details."""
+
 SERVICES = ("tasklogs", "baseline")
 NOT_RUN = "not run"
 
@@ -10,7 +11,9 @@ def _runs(runs: list[dict], kind: str, service: str) -> list[dict]:
 
 def _one(runs, kind, service, **match):
     """The first such run whose fields equal `match`, or None."""
-    return next((run for run in _runs(runs, kind, service) if all(run.get(k) == v for k, v in match.items())), None)
+    return next(
+        (run for run in _runs(runs, kind, service) if all(run.get(k) == v for k, v in match.items())), None
+    )
 
 
 def _size(size: int) -> str:
@@ -27,7 +30,7 @@ def _verdict(met: bool | None) -> str:
 
 # --- rows: (measurement, tasklogs cell, baseline cell, goal for tasklogs) ---
 
-LATENCY_GOALS_MS = {1: 50, 1000: 250}   # tasklogs' p99 goal by number of viewers
+LATENCY_GOALS_MS = {1: 50, 1000: 250}  # tasklogs' p99 goal by number of viewers
 
 
 def _latency_cell(run: dict | None) -> str:
@@ -41,8 +44,14 @@ def latency_rows(runs: list[dict]) -> list[tuple]:
     rows = []
     for count in sorted({run["viewers"] for run in runs if run["kind"] == "tail"}):
         tasklogs, baseline = (_one(runs, "tail", service, viewers=count) for service in SERVICES)
-        rows.append((f"line latency p50 / p99 / max (ms), {count} viewer{'s' * (count > 1)}",
-                     _latency_cell(tasklogs), _latency_cell(baseline), _latency_goal(count, tasklogs)))
+        rows.append(
+            (
+                f"line latency p50 / p99 / max (ms), {count} viewer{'s' * (count > 1)}",
+                _latency_cell(tasklogs),
+                _latency_cell(baseline),
+                _latency_goal(count, tasklogs),
+            )
+        )
     return rows
 
 
@@ -60,7 +69,10 @@ def _per_viewers(runs: list[dict], service: str, value) -> str:
     tails = sorted(_runs(runs, "tail", service), key=lambda run: run["viewers"])
     if not tails:
         return NOT_RUN
-    return " / ".join(str(value(run)) for run in tails) + f"  ({' / '.join(str(r['viewers']) for r in tails)} viewers)"
+    return (
+        " / ".join(str(value(run)) for run in tails)
+        + f"  ({' / '.join(str(r['viewers']) for r in tails)} viewers)"
+    )
 
 
 def _flat(runs: list[dict], value) -> bool | None:
@@ -72,18 +84,39 @@ def _flat(runs: list[dict], value) -> bool | None:
 def request_rows(runs: list[dict]) -> list[tuple]:
     window = next((run["window"] for run in runs if run["kind"] == "tail"), 0)
     rows = []
-    for key, label in (("pods_log", "pods/log requests"), ("workflows", "workflow reads"),
-                       ("pods", "pod lists and gets")):
+    for key, label in (
+        ("pods_log", "pods/log requests"),
+        ("workflows", "workflow reads"),
+        ("pods", "pod lists and gets"),
+    ):
+
         def count(run, key=key):
             return run["requests"][key]
-        rows.append((f"{label} in {window:g} s", *(_per_viewers(runs, service, count) for service in SERVICES),
-                     f"flat in viewers{_verdict(_flat(runs, count))}"))
-    rows.append(("open pods/log follow streams (end of window)",
-                 *(_per_viewers(runs, service, lambda run: run["requests"]["open_log_streams"])
-                   for service in SERVICES), "one per container"))
-    rows.append((f"WAL written in {window:g} s (MB, server-wide)",
-                 *(_per_viewers(runs, service, lambda run: _mb(run["server_wal_bytes"])) for service in SERVICES),
-                 ""))
+
+        rows.append(
+            (
+                f"{label} in {window:g} s",
+                *(_per_viewers(runs, service, count) for service in SERVICES),
+                f"flat in viewers{_verdict(_flat(runs, count))}",
+            )
+        )
+    rows.append(
+        (
+            "open pods/log follow streams (end of window)",
+            *(
+                _per_viewers(runs, service, lambda run: run["requests"]["open_log_streams"])
+                for service in SERVICES
+            ),
+            "one per container",
+        )
+    )
+    rows.append(
+        (
+            f"WAL written in {window:g} s (MB, server-wide)",
+            *(_per_viewers(runs, service, lambda run: _mb(run["server_wal_bytes"])) for service in SERVICES),
+            "",
+        )
+    )
     return rows
 
 
@@ -97,7 +130,9 @@ def wal_rows(runs: list[dict]) -> list[tuple]:
             if service == "tasklogs" and run:
                 ratios.append(run["wal_per_log_byte"])
         met = None if not ratios else ratios[-1] <= 3
-        rows.append((f"WAL bytes per log byte, {_size(size)} log over {seconds:g} s", *cells, f"<= 3{_verdict(met)}"))
+        rows.append(
+            (f"WAL bytes per log byte, {_size(size)} log over {seconds:g} s", *cells, f"<= 3{_verdict(met)}")
+        )
     if len(ratios) > 1:
         rows.append(("  largest log / smallest log", f"{ratios[-1] / ratios[0]:.2f}x", "", "flat (about 1x)"))
     return rows
@@ -107,7 +142,8 @@ def wal_cell(run: dict) -> str:
     """`ratio (MB of WAL; server-wide ratio)`: the database's own WAL when pg_waldump could attribute it."""
     wal = run["wal"]
     own = wal["database_bytes"] is not None
-    text = f"{run['wal_per_log_byte']:.2f}  ({(wal['database_bytes'] if own else wal['server_bytes']) / 1e6:.1f} MB"
+    megabytes = (wal["database_bytes"] if own else wal["server_bytes"]) / 1e6
+    text = f"{run['wal_per_log_byte']:.2f}  ({megabytes:.1f} MB"
     text += f"; server-wide {run['server_wal_per_log_byte']:.2f})" if own else " server-wide)"
     return text + ("" if run["stored_exact"] else "  STORED LOG WRONG")
 
@@ -125,31 +161,42 @@ def resource_rows(runs: list[dict]) -> list[tuple]:
         cells["per"].append(f"{run['rss_per_viewer_kb']:.0f}{suffix}")
         cells["cpu"].append(f"{run['cpu']['worker']:.0f}{suffix}")
         latency = run["latency_ms"]
-        cells["latency"].append(f"{latency['p50']:.0f} / {latency['p99']:.0f}{suffix}"
-                                if latency.get("count") else "-")
+        cells["latency"].append(
+            f"{latency['p50']:.0f} / {latency['p99']:.0f}{suffix}" if latency.get("count") else "-"
+        )
     rate = next((run["rate"] for run in runs if run["kind"] == "resources"), 0)
-    return [("worker RSS (MB), idle -> tailing", *cells["rss"], ""),
-            ("worker RSS per viewer (KB)", *cells["per"], ""),
-            (f"worker CPU (% of one core), {rate:g} lines/s", *cells["cpu"], ""),
-            ("  line latency p50 / p99 (ms) meanwhile", *cells["latency"], "")]
+    return [
+        ("worker RSS (MB), idle -> tailing", *cells["rss"], ""),
+        ("worker RSS per viewer (KB)", *cells["per"], ""),
+        (f"worker CPU (% of one core), {rate:g} lines/s", *cells["cpu"], ""),
+        ("  line latency p50 / p99 (ms) meanwhile", *cells["latency"], ""),
+    ]
 
 
 def correctness_rows(runs: list[dict]) -> list[tuple]:
     cells = []
     for service in SERVICES:
         mine = [run for run in runs if run["service"] == service and "exact" in run]
-        cells.append(f"{sum(r['exact'] for r in mine)} / {sum(r['clients'] for r in mine)}" if mine else NOT_RUN)
+        cells.append(
+            f"{sum(r['exact'] for r in mine)} / {sum(r['clients'] for r in mine)}" if mine else NOT_RUN
+        )
     return [("clients that rebuilt the exact log (all runs)", *cells, "all")]
 
 
 def main_rows(runs: list[dict]) -> list[tuple]:
-    return latency_rows(runs) + request_rows(runs) + wal_rows(runs) + resource_rows(runs) + correctness_rows(runs)
+    return (
+        latency_rows(runs)
+        + request_rows(runs)
+        + wal_rows(runs)
+        + resource_rows(runs)
+        + correctness_rows(runs)
+    )
 
 
 # --- the second table: tasklogs alone (the collector, large logs over REST) ---
 
-LAG_GOAL_MS = 1000        # the collector's capture lag p99
-CPU_GOAL = 100            # the collector's CPU, % of one core
+LAG_GOAL_MS = 1000  # the collector's capture lag p99
+CPU_GOAL = 100  # the collector's CPU, % of one core
 RSS_GROWTH_GOAL_MB = 100  # a worker's RSS growth while serving a large log
 
 
@@ -161,30 +208,59 @@ def collector_rows(run: dict) -> list[tuple]:
     """(measurement, tasklogs, goal) rows of one collector run."""
     writer, lag, cpu, rss, verify = run["writer"], run["lag_ms"], run["cpu"], run["rss_mb"], run["verify"]
     complete = run["lines_captured"] == run["lines_written"] == run["lines_in_journal"]
-    stored = verify["pods_exact"] == verify["pods"] and verify["tasks_complete_from_database"] == verify["tasks"]
+    stored = (
+        verify["pods_exact"] == verify["pods"] and verify["tasks_complete_from_database"] == verify["tasks"]
+    )
     return [
-        (f"collector: {run['workflows']} workflows x {run['pods'] // run['workflows']} pods x {run['rate']:g} "
-         f"lines/s for {run['seconds']:g} s, one process",
-         f"{writer['lines']:,} lines written at {writer['lines_per_s']:,}/s (target {run['pods'] * run['rate']:,.0f}/s;"
-         f" writer up to {writer['late_max_s']:.1f} s late)", ""),
-        ("  capture lag p50 / p99 / max (ms): write -> committed in log_chunks",
-         f"{lag['p50']:.0f} / {lag['p99']:.0f} / {lag['max']:.0f}" if lag.get("count") else "no line captured",
-         f"p99 < {LAG_GOAL_MS} ms{_verdict(lag.get('count', 0) > 0 and lag['p99'] < LAG_GOAL_MS)}"),
-        (f"  capture lag p99 (s) per sixth of the writing ({run['lag_part_s']:.1f} s each)",
-         " / ".join(f"{value:.1f}" for value in run["lag_p99_s_per_part"]) or "-", "flat"),
-        ("  lines captured (sampler) / in the journal / written",
-         f"{run['lines_captured']:,} / {run['lines_in_journal']:,} / {run['lines_written']:,}  (all stored "
-         f"{_or_missing(run['drain_s'], 'within the timeout')} after the last write)",
-         f"all{_verdict(complete)}"),
-        ("  collector CPU (% of one core) while writing", f"{cpu['worker']:.0f}",
-         f"< {CPU_GOAL}{_verdict(cpu['worker'] < CPU_GOAL)}"),
-        ("  collector RSS (MB): ready -> end of writing; peak",
-         f"{rss['ready']:.0f} -> {rss['end_of_window']:.0f}; {rss['peak']:.0f}", ""),
-        ("  CPU (% of one core) of fake k8s / postgres / other; machine (% of all cores)",
-         f"{cpu['fake_k8s']:.0f} / {cpu['postgres']:.0f} / {cpu['other']:.0f}; {cpu['machine']:.0f}", ""),
-        ("  stored logs equal to what was written (REST, after the final saves)",
-         f"{verify['pods_exact']} / {verify['pods']} pods (final saves {_or_missing(run['final_save_s'], 'DONE')})",
-         f"all{_verdict(stored)}"),
+        (
+            f"collector: {run['workflows']} workflows x {run['pods'] // run['workflows']} pods x "
+            f"{run['rate']:g} "
+            f"lines/s for {run['seconds']:g} s, one process",
+            f"{writer['lines']:,} lines written at {writer['lines_per_s']:,}/s (target "
+            f"{run['pods'] * run['rate']:,.0f}/s;"
+            f" writer up to {writer['late_max_s']:.1f} s late)",
+            "",
+        ),
+        (
+            "  capture lag p50 / p99 / max (ms): write -> committed in log_chunks",
+            f"{lag['p50']:.0f} / {lag['p99']:.0f} / {lag['max']:.0f}"
+            if lag.get("count")
+            else "no line captured",
+            f"p99 < {LAG_GOAL_MS} ms{_verdict(lag.get('count', 0) > 0 and lag['p99'] < LAG_GOAL_MS)}",
+        ),
+        (
+            f"  capture lag p99 (s) per sixth of the writing ({run['lag_part_s']:.1f} s each)",
+            " / ".join(f"{value:.1f}" for value in run["lag_p99_s_per_part"]) or "-",
+            "flat",
+        ),
+        (
+            "  lines captured (sampler) / in the journal / written",
+            f"{run['lines_captured']:,} / {run['lines_in_journal']:,} / {run['lines_written']:,}  (all "
+            "stored "
+            f"{_or_missing(run['drain_s'], 'within the timeout')} after the last write)",
+            f"all{_verdict(complete)}",
+        ),
+        (
+            "  collector CPU (% of one core) while writing",
+            f"{cpu['worker']:.0f}",
+            f"< {CPU_GOAL}{_verdict(cpu['worker'] < CPU_GOAL)}",
+        ),
+        (
+            "  collector RSS (MB): ready -> end of writing; peak",
+            f"{rss['ready']:.0f} -> {rss['end_of_window']:.0f}; {rss['peak']:.0f}",
+            "",
+        ),
+        (
+            "  CPU (% of one core) of fake k8s / postgres / other; machine (% of all cores)",
+            f"{cpu['fake_k8s']:.0f} / {cpu['postgres']:.0f} / {cpu['other']:.0f}; {cpu['machine']:.0f}",
+            "",
+        ),
+        (
+            "  stored logs equal to what was written (REST, after the final saves)",
+            f"{verify['pods_exact']} / {verify['pods']} pods (final saves "
+            f"{_or_missing(run['final_save_s'], 'DONE')})",
+            f"all{_verdict(stored)}",
+        ),
     ]
 
 
@@ -194,13 +270,20 @@ def rest_rows(run: dict) -> list[tuple]:
     for get in run["gets"]:
         how = "reads Kubernetes, stores" if get["expected_source"] == "kubernetes" else "from the database"
         source = get["fields"].get("source")
-        cell = (f"RSS {get['rss_before_mb']:.0f} -> {get['rss_peak_mb']:.0f} -> {get['rss_after_mb']:.0f} MB "
-                f"(+{get['rss_growth_mb']:.0f}); {get['body_bytes'] / 1e6:.0f} MB in {get['seconds']:.1f} s "
-                f"({get['mb_per_s']:g} MB/s, first byte {get['first_byte_s']:.1f} s); "
-                + ("exact" if get["exact"] else f"TEXT WRONG (status {get['status']})")
-                + (f"; source {source}" if source and source != get["expected_source"] else ""))
-        rows.append((f"REST {_size(run['log_bytes'])} log, format={run['format']}, {get['get']} GET ({how})", cell,
-                     f"growth < {RSS_GROWTH_GOAL_MB} MB{_verdict(get['rss_growth_mb'] < RSS_GROWTH_GOAL_MB)}"))
+        cell = (
+            f"RSS {get['rss_before_mb']:.0f} -> {get['rss_peak_mb']:.0f} -> {get['rss_after_mb']:.0f} MB "
+            f"(+{get['rss_growth_mb']:.0f}); {get['body_bytes'] / 1e6:.0f} MB in {get['seconds']:.1f} s "
+            f"({get['mb_per_s']:g} MB/s, first byte {get['first_byte_s']:.1f} s); "
+            + ("exact" if get["exact"] else f"TEXT WRONG (status {get['status']})")
+            + (f"; source {source}" if source and source != get["expected_source"] else "")
+        )
+        rows.append(
+            (
+                f"REST {_size(run['log_bytes'])} log, format={run['format']}, {get['get']} GET ({how})",
+                cell,
+                f"growth < {RSS_GROWTH_GOAL_MB} MB{_verdict(get['rss_growth_mb'] < RSS_GROWTH_GOAL_MB)}",
+            )
+        )
     return rows
 
 
@@ -208,13 +291,23 @@ def followed_rows(run: dict) -> list[tuple]:
     """(measurement, tasklogs, goal) rows of a tail whose worker follows the collector's journal."""
     requests = run["requests"]
     return [
-        (f"tail of a task the collector captures, {run['viewers']} viewer(s): line latency p50 / p99 / max (ms)",
-         _latency_cell(run), _latency_goal(run["viewers"], run)),
-        (f"  pods/log requests in {run['window']:g} s (worker and collector) / follow streams open (the collector's)",
-         f"{requests['pods_log']} / {requests['open_log_streams']}",
-         f"0 / 2{_verdict(requests['pods_log'] == 0 and requests['open_log_streams'] == 2)}"),
-        ("  clients that rebuilt the exact log", f"{run['exact']} / {run['clients']}",
-         f"all{_verdict(run['exact'] == run['clients'])}"),
+        (
+            f"tail of a task the collector captures, {run['viewers']} viewer(s): line latency p50 / p99 / "
+            "max (ms)",
+            _latency_cell(run),
+            _latency_goal(run["viewers"], run),
+        ),
+        (
+            f"  pods/log requests in {run['window']:g} s (worker and collector) / follow streams open (the "
+            "collector's)",
+            f"{requests['pods_log']} / {requests['open_log_streams']}",
+            f"0 / 2{_verdict(requests['pods_log'] == 0 and requests['open_log_streams'] == 2)}",
+        ),
+        (
+            "  clients that rebuilt the exact log",
+            f"{run['exact']} / {run['clients']}",
+            f"all{_verdict(run['exact'] == run['clients'])}",
+        ),
     ]
 
 
@@ -233,18 +326,24 @@ def tasklogs_only_rows(runs: list[dict]) -> list[tuple]:
 def tasklogs_only_notes(runs: list[dict]) -> list[str]:
     kinds, lines = {run["kind"] for run in runs}, []
     if "collector" in kinds:
-        lines.append("capture lag = time from a line's write into the fake pod log until a read of log_chunks "
-                     "returns it (read every 50 ms: 0-50 ms of it is the sampling); measured after every pod's "
-                     "first line was stored.")
+        lines.append(
+            "capture lag = time from a line's write into the fake pod log until a read of log_chunks "
+            "returns it (read every 50 ms: 0-50 ms of it is the sampling); measured after every pod's "
+            "first line was stored."
+        )
     if "followed" in kinds:
-        lines.append("tail of a task the collector captures: the web worker opens no stream; it follows the "
-                     "collector's journal, woken by NOTIFY, and announces its viewers (NOTIFY watching:<task>), so "
-                     "the collector commits that task's lines as soon as it reads them (at most one commit per "
-                     "TASKLOGS_JOURNAL_HURRY_GAP) instead of every TASKLOGS_JOURNAL_INTERVAL.")
+        lines.append(
+            "tail of a task the collector captures: the web worker opens no stream; it follows the "
+            "collector's journal, woken by NOTIFY, and announces its viewers (NOTIFY watching:<task>), so "
+            "the collector commits that task's lines as soon as it reads them (at most one commit per "
+            "TASKLOGS_JOURNAL_HURRY_GAP) instead of every TASKLOGS_JOURNAL_INTERVAL."
+        )
     if "rest" in kinds:
-        lines.append("REST: VmRSS of the one gunicorn worker sampled every 50 ms: before the GET (the worker has "
-                     "served a small task once) -> peak during -> 1 s after the body ended; growth = peak - before. "
-                     "The client hashes the body and keeps none of it.")
+        lines.append(
+            "REST: VmRSS of the one gunicorn worker sampled every 50 ms: before the GET (the worker has "
+            "served a small task once) -> peak during -> 1 s after the body ended; growth = peak - before. "
+            "The client hashes the body and keeps none of it."
+        )
     return ["- " + line for line in lines]
 
 
@@ -258,8 +357,21 @@ def has_main(runs: list[dict]) -> bool:
 
 # --- the per-run details: who used the 2 cores ---
 
-DETAIL_HEADER = ("run", "service", "viewers", "connect s", "worker", "clients", "fake k8s", "postgres", "other",
-                 "machine", "LISTEN conns", "GC pauses", "warnings")
+DETAIL_HEADER = (
+    "run",
+    "service",
+    "viewers",
+    "connect s",
+    "worker",
+    "clients",
+    "fake k8s",
+    "postgres",
+    "other",
+    "machine",
+    "LISTEN conns",
+    "GC pauses",
+    "warnings",
+)
 CPU_COLUMNS = ("worker", "clients", "fake_k8s", "postgres", "other", "machine")
 
 
@@ -276,8 +388,10 @@ def _run_label(run: dict) -> str:
 def cpu_windows(run: dict) -> list[tuple[str, dict]]:
     """(label, CPU use) of each measuring window of a run: one per run, one per GET of a rest run."""
     if run["kind"] == "rest":
-        return [(f"rest {_size(run['log_bytes'])} {run['format']}, {get['get']} GET", get["cpu"])
-                for get in run["gets"]]
+        return [
+            (f"rest {_size(run['log_bytes'])} {run['format']}, {get['get']} GET", get["cpu"])
+            for get in run["gets"]
+        ]
     return [(_run_label(run), run.get("cpu") or {})]
 
 
@@ -294,38 +408,65 @@ def detail_rows(runs: list[dict]) -> list[tuple]:
         warnings = str(health["warnings"]) + ("" if health["worker_survived"] else "  WORKER REPLACED")
         viewers = run.get("viewers", 1 if run["kind"] == "wal" else "-")
         for label, cpu in cpu_windows(run):
-            rows.append((label, run["service"], str(viewers), f"{connected['seconds']:.1f}" if connected else "-",
-                         *(f"{cpu[key]:.0f}%" if key in cpu else "-" for key in CPU_COLUMNS),
-                         str(run.get("listeners", "-")), _gc_cell(run), warnings))
+            rows.append(
+                (
+                    label,
+                    run["service"],
+                    str(viewers),
+                    f"{connected['seconds']:.1f}" if connected else "-",
+                    *(f"{cpu[key]:.0f}%" if key in cpu else "-" for key in CPU_COLUMNS),
+                    str(run.get("listeners", "-")),
+                    _gc_cell(run),
+                    warnings,
+                )
+            )
     return rows
 
 
 def table(header: tuple, rows: list[tuple]) -> str:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
     def line(row):
-        return "| " + " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) + " |"
-    return "\n".join([line(header), "|" + "|".join("-" * (width + 2) for width in widths) + "|",
-                      *map(line, rows)])
+        return (
+            "| " + " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)) + " |"
+        )
+
+    return "\n".join(
+        [line(header), "|" + "|".join("-" * (width + 2) for width in widths) + "|", *map(line, rows)]
+    )
 
 
 def notes(runs: list[dict], context: dict) -> list[str]:
     """What the reader must know to read the table right, including how loaded the machine was."""
-    lines = ["latency = receive time at the client - write time into the fake pod log, over every line and client; "
-             "the baseline polls every 2 s.",
-             "each baseline viewer polls on its own (nothing shared): with 1000 it falls seconds behind.",
-             "WAL: random hex lines (pglz cannot compress them), CHECKPOINT first, final save included; "
-             "the bench database's own WAL (pg_waldump), server-wide in brackets."]
+    lines = [
+        "latency = receive time at the client - write time into the fake pod log, over every line and "
+        "client; "
+        "the baseline polls every 2 s.",
+        "each baseline viewer polls on its own (nothing shared): with 1000 it falls seconds behind.",
+        "WAL: random hex lines (pglz cannot compress them), CHECKPOINT first, final save included; "
+        "the bench database's own WAL (pg_waldump), server-wide in brackets.",
+    ]
     other = max((cpu["other"] for run in runs for _, cpu in cpu_windows(run) if cpu), default=0)
     if other > 30:
-        lines.append(f"CAUTION: processes outside the benchmark used up to {other:.0f}% of a core during a "
-                     f"measuring window (column `other` below): latency and CPU figures are skewed by them.")
+        lines.append(
+            f"CAUTION: processes outside the benchmark used up to {other:.0f}% of a core during a "
+            f"measuring window (column `other` below): latency and CPU figures are skewed by them."
+        )
     # one LISTEN connection per engine: the worker's, plus the collector's in the followed runs
-    engines = [run for run in runs if run["service"] == "tasklogs"
-               and run.get("listeners", 1) > (2 if run["kind"] == "followed" else 1)]
+    engines = [
+        run
+        for run in runs
+        if run["service"] == "tasklogs" and run.get("listeners", 1) > (2 if run["kind"] == "followed" else 1)
+    ]
     if engines:
-        lines.append("tasklogs ran more than one live-tail engine in one worker in "
-                     + ", ".join(f"the {run['viewers']}-viewer {run['kind']} run ({run['listeners']} LISTEN "
-                                 f"connections)" for run in engines) + ".")
+        lines.append(
+            "tasklogs ran more than one live-tail engine in one worker in "
+            + ", ".join(
+                f"the {run['viewers']}-viewer {run['kind']} run ({run['listeners']} LISTEN connections)"
+                for run in engines
+            )
+            + "."
+        )
     return ["- " + line for line in lines]
 
 
@@ -333,23 +474,44 @@ def render(runs: list[dict], context: dict) -> str:
     """The whole printed report."""
     source = context["source"]
     version = (source["commit"] or source["root"]) + (" + uncommitted changes" if source["dirty"] else "")
-    lines = [f"tasklogs benchmark: tasklogs {version}; {context['mode']} run, {context['elapsed_s']:.0f} s, "
-             f"{context['date']}; {context['cpus']} CPU cores shared by the worker, the client process, the fake "
-             f"cluster and PostgreSQL", ""]
+    lines = [
+        f"tasklogs benchmark: tasklogs {version}; {context['mode']} run, {context['elapsed_s']:.0f} s, "
+        f"{context['date']}; {context['cpus']} CPU cores shared by the worker, the client process, the fake "
+        f"cluster and PostgreSQL",
+        "",
+    ]
     if has_main(runs):
-        lines += [table(("measurement", "tasklogs", "baseline (seed design)", "goal for tasklogs"), main_rows(runs)),
-                  "", *notes(runs, context), ""]
+        lines += [
+            table(
+                ("measurement", "tasklogs", "baseline (seed design)", "goal for tasklogs"), main_rows(runs)
+            ),
+            "",
+            *notes(runs, context),
+            "",
+        ]
     alone = tasklogs_only_rows(runs)
     if alone:
-        lines += ["tasklogs alone: the collector, and large logs over REST", "",
-                  table(("measurement", "tasklogs", "goal"), alone), "", *tasklogs_only_notes(runs), ""]
+        lines += [
+            "tasklogs alone: the collector, and large logs over REST",
+            "",
+            table(("measurement", "tasklogs", "goal"), alone),
+            "",
+            *tasklogs_only_notes(runs),
+            "",
+        ]
         if not has_main(runs):
             lines += [line for line in notes(runs, context) if "CAUTION" in line] + [""]
-    return "\n".join(lines + [
-        "CPU per run, % of ONE core over the measuring window; worker = the gunicorn worker (collector runs: the "
-        "collector process); clients = the client process (collector and rest runs: this bench process, sampling "
-        "or downloading); fake k8s = the fake API server + log writer (this bench process, or its own process in "
-        "collector and rest runs); other = every other process on the machine; machine = % of all cores:",
-        "",
-        table(DETAIL_HEADER, detail_rows(runs)),
-    ])
+    return "\n".join(
+        lines
+        + [
+            "CPU per run, % of ONE core over the measuring window; worker = the gunicorn worker (collector "
+            "runs: the "
+            "collector process); clients = the client process (collector and rest runs: this bench process, "
+            "sampling "
+            "or downloading); fake k8s = the fake API server + log writer (this bench process, or its own "
+            "process in "
+            "collector and rest runs); other = every other process on the machine; machine = % of all cores:",
+            "",
+            table(DETAIL_HEADER, detail_rows(runs)),
+        ]
+    )

@@ -1,18 +1,19 @@
 """The two services under test, each as `gunicorn --workers 1` with the gevent worker, and their database."""
+
 import os
 import signal
 import subprocess
 import sys
 
-from tests import databases
-from tests.processes import free_port, wait_healthy
+from testkit import databases
+from testkit.processes import free_port, wait_healthy
 
 from . import procstat
 from .profiling import GC_PROBE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-DATABASE = "tasklogs_bench"
+DATABASE = os.environ.get("TASKLOGS_BENCH_DATABASE", "tasklogs_bench")  # another name for a parallel run
 
 # Every bench client connects from 127.0.0.1: lift tasklogs' per-address and per-worker caps on tails.
 TASKLOGS_LIMITS = {"TASKLOGS_MAX_TAILS": "5000", "TASKLOGS_MAX_TAILS_PER_CLIENT": "5000"}
@@ -32,22 +33,49 @@ def recreate_database() -> str:
 class Service:
     """One service under gunicorn (one gevent worker) on a free port, its output in `log_path`."""
 
-    def __init__(self, name: str, database_url: str, kubeconfig: str, log_path: str, root: str = ROOT,
-                 gc_log: str | None = None):
+    def __init__(
+        self,
+        name: str,
+        database_url: str,
+        kubeconfig: str,
+        log_path: str,
+        root: str = ROOT,
+        gc_log: str | None = None,
+    ):
         """`root`: the source tree tasklogs runs from (the baseline always runs from this one); `gc_log`: load
         bench/gcprobe in the service, which logs its garbage-collection pauses there."""
         config, app = SERVICES[name]
         root = root if name == "tasklogs" else ROOT
         self.name, self.port, self.log_path, self.gc_log = name, free_port(), log_path, gc_log
-        environment = {**os.environ, "DATABASE_URL": database_url, "KUBECONFIG": kubeconfig,
-                       "TASKLOGS_NAMESPACE": "argo", "TASKLOGS_ACCESS_LOG": "", "TASKLOGS_LOG_LEVEL": "WARNING",
-                       "PYTHONPATH": root, **TASKLOGS_LIMITS}
+        environment = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "KUBECONFIG": kubeconfig,
+            "TASKLOGS_NAMESPACE": "argo",
+            "TASKLOGS_ACCESS_LOG": "",
+            "TASKLOGS_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": root,
+            **TASKLOGS_LIMITS,
+        }
         if gc_log:
             environment.update(PYTHONPATH=f"{GC_PROBE}:{root}", BENCH_GC_LOG=gc_log)
         self._log = open(log_path, "ab")
         self.process = subprocess.Popen(
-            [GUNICORN, "-c", os.path.join(root, config), "-b", f"127.0.0.1:{self.port}", "--workers", "1", app],
-            cwd=root, env=environment, stdout=self._log, stderr=subprocess.STDOUT)
+            [
+                GUNICORN,
+                "-c",
+                os.path.join(root, config),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "1",
+                app,
+            ],
+            cwd=root,
+            env=environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         self._wait_ready()
         self.worker_pid = self._worker()
 

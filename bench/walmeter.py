@@ -6,6 +6,7 @@ run as root or postgres), the records are also attributed: those touching a rela
 plus the commit records of their transactions. A temporary physical replication slot holds the WAL until it
 is read (it disappears with the session, so it cannot leak).
 """
+
 import os
 import re
 import shutil
@@ -41,7 +42,7 @@ class WalMeter:
             database, note = self._attributed(end_lsn)
             return {"server_bytes": server, "database_bytes": database, "note": note}
         finally:
-            self._connection.close()   # drops the temporary slot
+            self._connection.close()  # drops the temporary slot
 
     def _query(self, statement: str, *parameters):
         with self._connection.cursor() as cursor:
@@ -53,8 +54,11 @@ class WalMeter:
         wal_directory = os.path.join(self._query("SHOW data_directory"), "pg_wal")
         if waldump is None or not os.access(wal_directory, os.R_OK):
             return None, "pg_waldump or the WAL directory not readable: server-wide figure only"
-        dump = subprocess.run([waldump, "-p", wal_directory, "-s", self.start_lsn, "-e", end_lsn],
-                              capture_output=True, text=True)
+        dump = subprocess.run(
+            [waldump, "-p", wal_directory, "-s", self.start_lsn, "-e", end_lsn],
+            capture_output=True,
+            text=True,
+        )
         if dump.returncode != 0 and not dump.stdout:
             return None, f"pg_waldump failed: {dump.stderr.strip()[:200]}"
         oid = str(self._query("SELECT oid FROM pg_database WHERE datname = current_database()"))
@@ -67,7 +71,8 @@ class WalMeter:
 
 
 def database_share(lines: list[str], database_oid: str) -> int:
-    """Bytes of the WAL records that touch the database's relations, plus their transactions' other records."""
+    """Bytes of the WAL records that touch the database's relations, plus their transactions' other
+    records."""
     records, ours = [], set()
     for line in lines:
         match = RECORD.search(line)
@@ -78,5 +83,8 @@ def database_share(lines: list[str], database_oid: str) -> int:
         records.append((size, xid, databases))
         if database_oid in databases and xid != "0":
             ours.add(xid)
-    return sum(size for size, xid, databases in records
-               if database_oid in databases or (not databases and xid in ours))
+    return sum(
+        size
+        for size, xid, databases in records
+        if database_oid in databases or (not databases and xid in ours)
+    )

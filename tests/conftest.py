@@ -1,17 +1,16 @@
 """Fixtures: a fresh PostgreSQL database per test session, a fake Kubernetes API server per test,
 the app bound to both, and random task ids instead of clean-up."""
+
 import os
-import threading
 import uuid
 
 import pytest
 
-from tasklogs import create_app
 from tasklogs.extensions import db
 from tasklogs.kube import Kube, load_api_client
-from tests.databases import ADMIN_URL, drop_database, recreate_database
-
-TEST_DATABASE = os.environ.get("TASKLOGS_TEST_DATABASE", "tasklogs_test")
+from testkit import ROOT
+from testkit.apps import LiveServer, dispose, make_app
+from testkit.databases import ADMIN_URL, TEST_DATABASE, drop_database, recreate_database
 
 
 @pytest.fixture(scope="session")
@@ -21,13 +20,14 @@ def database_url():
     drop_database(TEST_DATABASE)
 
 
-RBAC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy", "rbac.yaml")
+RBAC = os.path.join(ROOT, "deploy", "rbac.yaml")
 
 
 @pytest.fixture
 def kube():
     """The fake API server, enforcing the shipped least-privilege Role on every request of every test."""
-    from tests.fakekube import FakeKube
+    from testkit.fakekube import FakeKube
+
     fake = FakeKube(namespace="argo")
     fake.load_rbac(RBAC)
     yield fake
@@ -41,25 +41,11 @@ def kubeconfig(kube, tmp_path):
 
 @pytest.fixture
 def kube_adapter(kube, kubeconfig):
-    adapter = Kube(load_api_client(kubeconfig), kube.namespace, connect_timeout=1, read_timeout=3,
-                   stream_idle_timeout=5)
+    adapter = Kube(
+        load_api_client(kubeconfig), kube.namespace, connect_timeout=1, read_timeout=3, stream_idle_timeout=5
+    )
     yield adapter
     adapter.close()
-
-
-TEST_SETTINGS = {"TESTING": True, "TASKLOGS_POLL_INTERVAL": 0.1, "TASKLOGS_DB_POOL_SIZE": 5,
-                 "TASKLOGS_DB_POOL_TIMEOUT": 2, "TASKLOGS_CAPTURE_LINGER": 0.3, "TASKLOGS_JOURNAL_INTERVAL": 0.05}
-
-
-def make_app(database_url, kube_adapter=None, **settings):
-    return create_app({"DATABASE_URL": database_url, **TEST_SETTINGS, **settings}, kube=kube_adapter)
-
-
-def dispose(app) -> None:
-    """Stop the app's engine (its threads) and close its database connections."""
-    app.extensions["tasklogs"].close()
-    with app.app_context():
-        db.engine.dispose()
 
 
 @pytest.fixture
@@ -94,7 +80,9 @@ def task_id():
 def db_proxy():
     """A cuttable TCP path to PostgreSQL."""
     from urllib.parse import urlsplit
-    from tests.tcpproxy import TcpProxy
+
+    from testkit.tcpproxy import TcpProxy
+
     admin = urlsplit(ADMIN_URL)
     proxy = TcpProxy(admin.hostname or "127.0.0.1", admin.port or 5432)
     yield proxy
@@ -107,27 +95,6 @@ def proxied_app(database_url, db_proxy, kube_adapter):
     app = make_app(db_proxy.url(database_url.rsplit("/", 1)[1]), kube_adapter)
     yield app
     dispose(app)
-
-
-class LiveServer:
-    """The app served by werkzeug's threaded server (flask-sock's 'werkzeug' mode) on a free port."""
-
-    def __init__(self, app):
-        from werkzeug.serving import make_server
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.port = self.server.server_port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def ws_url(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
-
-    def http_url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 """Loaded at start-up by the service's Python when the bench runs with --gc-probe (this directory comes first
 on PYTHONPATH). Appends every garbage-collection pass of 1 ms or more to $BENCH_GC_LOG as
-`<unix time> <pid> <generation> <milliseconds>`: a full collection blocks the gevent hub, so every viewer waits."""
+`<unix time> <pid> <generation> <milliseconds>`: a full collection blocks the gevent hub, so every viewer
+waits."""
+
 import gc
 import os
 import time

@@ -1,62 +1,8 @@
 """End-to-end: gunicorn with the gevent worker, as deployed, against PostgreSQL and the fake cluster."""
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.processes import free_port, wait_healthy
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-
-
-class Gunicorn:
-    """`gunicorn -c gunicorn.conf.py -b 127.0.0.1:PORT wsgi:app` in a subprocess."""
-
-    def __init__(self, env: dict, workers: int | None = 1, log_path: str | None = None, extra_args=()):
-        """`workers` None: as many as gunicorn.conf.py says. An `env` value None removes the variable."""
-        self.port = free_port()
-        self.log_path = log_path
-        self.log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-        command = [GUNICORN, "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}",
-                   *(("--workers", str(workers)) if workers else ()), *extra_args, "wsgi:app"]
-        environ = {key: value for key, value in {**os.environ, **env}.items() if value is not None}
-        self.process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=self.log, stderr=subprocess.STDOUT)
-        try:
-            self.wait_ready()
-        except Exception:
-            self.stop()  # never leave a server behind
-            raise
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        wait_healthy(self.process, self.port, timeout, "gunicorn", lambda: f": {self.output()}")
-
-    def url(self, path: str, scheme: str = "http") -> str:
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
-
-    def output(self) -> str:
-        if not self.log_path:
-            return ""
-        with open(self.log_path, "rb") as log:
-            return log.read().decode("utf-8", "replace")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.log_path:
-            self.log.close()
-
-
-def service_env(database_url: str, kubeconfig: str, **extra) -> dict:
-    return {"DATABASE_URL": database_url, "KUBECONFIG": kubeconfig, "TASKLOGS_NAMESPACE": "argo",
-            "TASKLOGS_POLL_INTERVAL": "0.2", "TASKLOGS_DB_POOL_SIZE": "4", "TASKLOGS_ACCESS_LOG": "",
-            "TASKLOGS_KUBE_READ_TIMEOUT": "3", "TASKLOGS_STREAM_IDLE_TIMEOUT": "5",
-            **{key: str(value) for key, value in extra.items()}}
+from testkit.gunicorn import Gunicorn, service_env
 
 
 @pytest.fixture
@@ -64,7 +10,11 @@ def gunicorn(database_url, kubeconfig, tmp_path):
     servers = []
 
     def start(workers: int = 1, **env):
-        server = Gunicorn(service_env(database_url, kubeconfig, **env), workers, str(tmp_path / f"gunicorn{len(servers)}.log"))
+        server = Gunicorn(
+            service_env(database_url, kubeconfig, **env),
+            workers,
+            str(tmp_path / f"gunicorn{len(servers)}.log"),
+        )
         servers.append(server)
         return server
 

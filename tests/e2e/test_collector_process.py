@@ -1,5 +1,6 @@
 """`flask --app wsgi collect` as a process: killed with SIGKILL mid-workflow and started again, it
 resumes from what is stored with no gap and no duplicate."""
+
 import os
 import signal
 import subprocess
@@ -8,9 +9,9 @@ import time
 
 import pytest
 
-from tests import scenarios
-from tests.e2e.conftest import ROOT, service_env
-from tests.waiting import wait_for
+from testkit import ROOT, scenarios
+from testkit.gunicorn import service_env
+from testkit.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
@@ -18,8 +19,13 @@ FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
 
 def start_collector(database_url, kubeconfig, log_path):
     log = open(log_path, "ab")
-    return subprocess.Popen([FLASK, "--app", "wsgi", "collect"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, **service_env(database_url, kubeconfig)})
+    return subprocess.Popen(
+        [FLASK, "--app", "wsgi", "collect"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **service_env(database_url, kubeconfig)},
+    )
 
 
 def following(kube) -> int:
@@ -27,7 +33,9 @@ def following(kube) -> int:
     return sum(1 for request in kube.requests if request.resource == "pods/log" and request.follow)
 
 
-def test_sigkill_and_restart_lose_and_repeat_nothing(database_url, kubeconfig, kube, client, task_id, tmp_path):
+def test_sigkill_and_restart_lose_and_repeat_nothing(
+    database_url, kubeconfig, kube, client, task_id, tmp_path
+):
     log_path = str(tmp_path / "collector.log")
     wf = scenarios.workflow(kube, task_id)
     collector = start_collector(database_url, kubeconfig, log_path)
@@ -46,7 +54,9 @@ def test_sigkill_and_restart_lose_and_repeat_nothing(database_url, kubeconfig, k
         for index in range(100, 150):
             kube.write_log(wf.pod(), "main", f"line {index}\n")
         scenarios.finish(kube, wf)
-        assert wait_for(lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True)
+        assert wait_for(
+            lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True
+        )
         kube.delete_pod(wf.pod())
         body = client.get(f"/api/v1/tasks/{task_id}/logs").get_json()
         assert body["logs"][0]["logs"] == "".join(f"line {i}\n" for i in range(150))

@@ -1,4 +1,5 @@
 """The deployed shape: gunicorn + gevent worker, real HTTP and WebSocket, PostgreSQL, the fake cluster."""
+
 import json
 import re
 import urllib.error
@@ -7,12 +8,16 @@ import urllib.request
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from tests import scenarios
-from tests.databases import drop_database, recreate_database
-from tests.e2e.conftest import Gunicorn, service_env
-from tests.wsclient import TailClient, log_text
+from testkit import scenarios
+from testkit.databases import TEST_DATABASE, drop_database, recreate_database
+from testkit.gunicorn import Gunicorn, service_env
+from testkit.wsclient import TailClient, log_text
 
 pytestmark = pytest.mark.e2e
+
+FRESH_DATABASE = (
+    f"{TEST_DATABASE}_fresh"  # derived: parallel runs with their own TASKLOGS_TEST_DATABASE never collide
+)
 
 
 def fetch(server, path):
@@ -66,20 +71,26 @@ def test_command_line_bind_wins_over_the_config_file(gunicorn):
 
 def test_four_workers_starting_at_once_on_a_fresh_database(kubeconfig, tmp_path):
     """Migrations run under an advisory lock: every worker boots and the schema exists once."""
-    url = recreate_database("tasklogs_fresh_start")
+    url = recreate_database(FRESH_DATABASE)
     try:
         for attempt in range(3):
             server = Gunicorn(service_env(url, kubeconfig), 4, str(tmp_path / f"fresh{attempt}.log"))
             output = server.output()
             server.stop()
             assert output.count("Booting worker") == 4, output
-            assert "Traceback" not in output and "Worker failed" not in output and "exiting" not in output.lower()
-            recreate_database("tasklogs_fresh_start") if attempt < 2 else None
+            assert (
+                "Traceback" not in output
+                and "Worker failed" not in output
+                and "exiting" not in output.lower()
+            )
+            recreate_database(FRESH_DATABASE) if attempt < 2 else None
         engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
-        assert {"tasks", "task_logs", "log_chunks", "alembic_version"} <= set(inspect(engine).get_table_names())
+        assert {"tasks", "task_logs", "log_chunks", "alembic_version"} <= set(
+            inspect(engine).get_table_names()
+        )
         engine.dispose()
     finally:
-        drop_database("tasklogs_fresh_start")
+        drop_database(FRESH_DATABASE)
 
 
 def test_quick_start_on_sqlite_without_postgresql(kubeconfig, kube, task_id, tmp_path):
@@ -103,7 +114,12 @@ def test_quick_start_on_sqlite_without_postgresql(kubeconfig, kube, task_id, tmp
         assert client.close_code == 1000 and log_text(frames, wf.pod()) == expected
         kube.stop()
         status, _, body = fetch(server, f"/api/v1/tasks/{task_id}/logs")
-        assert (status, body["source"], body["complete"], body["logs"][0]["logs"]) == (200, "database", True, expected)
+        assert (status, body["source"], body["complete"], body["logs"][0]["logs"]) == (
+            200,
+            "database",
+            True,
+            expected,
+        )
         assert "Traceback" not in server.output()
     finally:
         server.stop()

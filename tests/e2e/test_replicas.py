@@ -1,5 +1,6 @@
 """Several replicas on one database: one upstream stream per container, and a takeover when the
 capturing worker is killed with SIGKILL."""
+
 import json
 import os
 import signal
@@ -10,9 +11,9 @@ import urllib.request
 
 import pytest
 
-from tests import scenarios
-from tests.wsclient import TailClient, log_text
-from tests.waiting import wait_for
+from testkit import scenarios
+from testkit.waiting import wait_for
+from testkit.wsclient import TailClient, log_text
 
 pytestmark = pytest.mark.e2e
 
@@ -59,8 +60,12 @@ def test_capturing_worker_killed_another_replica_takes_over_without_gap_or_dupli
     expected = "before\n" + "".join(f"line {i}\n" for i in range(80))
     assert viewer_two.close_code == 1000 and frames_two[-1]["type"] == "complete"
     assert log_text(frames_two, wf.pod()) == expected
-    resumed = TailClient(second.url(f"/ws/tasks/{task_id}/logs?cursor={frames_one[-1]['cursor']}", "ws")).rest()
-    assert log_text(frames_one + resumed, wf.pod()) == expected, "the killed worker's client resumes with its cursor"
+    resumed = TailClient(
+        second.url(f"/ws/tasks/{task_id}/logs?cursor={frames_one[-1]['cursor']}", "ws")
+    ).rest()
+    assert log_text(frames_one + resumed, wf.pod()) == expected, (
+        "the killed worker's client resumes with its cursor"
+    )
     with urllib.request.urlopen(second.url(f"/api/v1/tasks/{task_id}/logs"), timeout=10) as response:
         body = json.loads(response.read())
     assert (body["complete"], body["logs"][0]["logs"]) == (True, expected)

@@ -1,7 +1,12 @@
 """Kubernetes-only mode: the database is down (at start-up or later) and the service keeps answering."""
+
 import logging
 
-from tests import scenarios
+import pytest
+
+from testkit import scenarios
+
+pytestmark = pytest.mark.faults
 
 
 def test_database_down_serves_from_kubernetes_marked_degraded(proxied_app, db_proxy, kube, task_id, caplog):
@@ -42,8 +47,11 @@ def test_both_down_is_503(proxied_app, db_proxy, kube, task_id):
     assert response.get_json()["error"] == "unavailable"
 
 
-def test_app_starts_with_the_database_down_and_migrates_later(database_url, db_proxy, kube_adapter, kube, task_id):
-    from tests.conftest import dispose, make_app
+def test_app_starts_with_the_database_down_and_migrates_later(
+    database_url, db_proxy, kube_adapter, kube, task_id
+):
+    from testkit.apps import dispose, make_app
+
     db_proxy.stop()
     app = make_app(db_proxy.url(database_url.rsplit("/", 1)[1]), kube_adapter)
     wf = scenarios.workflow(kube, task_id)

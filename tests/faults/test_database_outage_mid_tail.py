@@ -1,16 +1,21 @@
 """PostgreSQL goes away in the middle of a live tail and comes back."""
+
 import time
 
 import pytest
 
-from tests import scenarios
-from tests.conftest import LiveServer, dispose, make_app
-from tests.waiting import wait_for
-from tests.wsclient import TailClient, log_text
+from testkit import scenarios
+from testkit.apps import LiveServer, dispose, make_app
+from testkit.waiting import wait_for
+from testkit.wsclient import TailClient, log_text
+
+pytestmark = pytest.mark.faults
 
 
 @pytest.mark.parametrize("outage", ["database restarted", "network partition"])
-def test_tail_goes_on_and_the_stored_log_ends_byte_for_byte_equal(proxied_app, db_proxy, kube, task_id, outage):
+def test_tail_goes_on_and_the_stored_log_ends_byte_for_byte_equal(
+    proxied_app, db_proxy, kube, task_id, outage
+):
     """In a partition PostgreSQL keeps the old sessions, and the advisory lock of this process's lease
     with them: the process must end its own stale session to capture (and save) again."""
     live = LiveServer(proxied_app)
@@ -31,7 +36,7 @@ def test_tail_goes_on_and_the_stored_log_ends_byte_for_byte_equal(proxied_app, d
         assert "during 19" in body["logs"][0]["logs"]
 
         db_proxy.start()
-        time.sleep(1.0)   # several lease checks: the process must still (again) be the one capturing
+        time.sleep(1.0)  # several lease checks: the process must still (again) be the one capturing
         kube.write_log(wf.pod(), "main", "after the outage\n")
         scenarios.finish(kube, wf)
         frames += client.rest()
@@ -46,7 +51,9 @@ def test_tail_goes_on_and_the_stored_log_ends_byte_for_byte_equal(proxied_app, d
         live.close()
 
 
-def test_viewer_joining_during_the_outage_gets_a_snapshot_from_kubernetes(proxied_app, db_proxy, kube, task_id):
+def test_viewer_joining_during_the_outage_gets_a_snapshot_from_kubernetes(
+    proxied_app, db_proxy, kube, task_id
+):
     live = LiveServer(proxied_app)
     try:
         wf = scenarios.workflow(kube, task_id)
@@ -64,8 +71,9 @@ def test_viewer_joining_during_the_outage_gets_a_snapshot_from_kubernetes(proxie
         live.close()
 
 
-def test_a_long_outage_pauses_the_capture_instead_of_filling_memory(database_url, db_proxy, kube_adapter, kube,
-                                                                   task_id):
+def test_a_long_outage_pauses_the_capture_instead_of_filling_memory(
+    database_url, db_proxy, kube_adapter, kube, task_id
+):
     """Past TASKLOGS_MAX_UNSAVED_MB of unsaved text the capture stops reading: the text waits in Kubernetes
     and is read from where the capture stood once the database is back, nothing lost or repeated."""
     app = make_app(db_proxy.url(database_url.rsplit("/", 1)[1]), kube_adapter, TASKLOGS_MAX_UNSAVED_MB=0.002)
@@ -77,7 +85,7 @@ def test_a_long_outage_pauses_the_capture_instead_of_filling_memory(database_url
         frames = [client.frame()]
         writer = app.extensions["tasklogs"].engine.writer
         db_proxy.stop()
-        lines = [f"during {index:03d} " + "x" * 90 + "\n" for index in range(100)]   # 10,000 characters
+        lines = [f"during {index:03d} " + "x" * 90 + "\n" for index in range(100)]  # 10,000 characters
         for line in lines:
             kube.write_log(wf.pod(), "main", line)
             time.sleep(0.005)

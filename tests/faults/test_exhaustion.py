@@ -1,12 +1,16 @@
 """Out of database connections or WebSocket slots: a clear answer, never a hang."""
+
 import threading
 import time
 
+import pytest
 import websocket
 
 from tasklogs.extensions import db
-from tests import scenarios
-from tests.conftest import dispose, make_app
+from testkit import scenarios
+from testkit.apps import dispose, make_app
+
+pytestmark = pytest.mark.faults
 
 
 def test_no_free_database_connection_answers_quickly(database_url, kube_adapter, kube, task_id):
@@ -17,7 +21,7 @@ def test_no_free_database_connection_answers_quickly(database_url, kube_adapter,
 
     def hold():
         with app.app_context():
-            with db.engine.connect(), db.engine.connect():   # pool_size 1 + overflow 1: all taken
+            with db.engine.connect(), db.engine.connect():  # pool_size 1 + overflow 1: all taken
                 release.wait(20)
 
     holder = threading.Thread(target=hold)

@@ -1,10 +1,13 @@
 """The Kubernetes API answers 500, times out, resets connections; a pod is deleted mid-tail."""
+
 import time
 
 import pytest
 
-from tests import scenarios
-from tests.wsclient import TailClient, log_text
+from testkit import scenarios
+from testkit.wsclient import TailClient, log_text
+
+pytestmark = pytest.mark.faults
 
 
 def saved_running_task(client, kube, task_id):
@@ -20,7 +23,7 @@ def test_rest_serves_the_stored_copy_marked_degraded(client, kube, task_id, faul
     if fault == "500":
         kube.fail("workflows", 500, times=None)
     elif fault == "timeout":
-        kube.delay("workflows", 5, times=None)   # the adapter's read timeout is 3 s in the tests
+        kube.delay("workflows", 5, times=None)  # the adapter's read timeout is 3 s in the tests
     else:
         kube.reset("workflows", times=None)
     started = time.monotonic()
@@ -50,7 +53,7 @@ def test_tail_heals_after_errors_timeouts_and_resets_without_gap_or_duplicate(li
     for index in range(10, 20):
         kube.write_log(wf.pod(), "main", f"line {index}\n")
         time.sleep(0.05)
-    kube.delay("pods/log", 7, times=1)          # longer than the stream idle timeout (5 s in the tests)
+    kube.delay("pods/log", 7, times=1)  # longer than the stream idle timeout (5 s in the tests)
     kube.cut_streams(wf.pod())
     for index in range(20, 30):
         kube.write_log(wf.pod(), "main", f"line {index}\n")

@@ -1,13 +1,14 @@
 """Who may get in: bearer token (header, or ?access_token= on WebSockets), proxy user header, Origin,
 and the per-worker and per-client limits on live tails."""
+
 import json
 
 import pytest
 import websocket
 
-from tests import scenarios
-from tests.wsclient import TailClient
-from tests.waiting import wait_for
+from testkit import scenarios
+from testkit.waiting import wait_for
+from testkit.wsclient import TailClient
 
 TOKEN = "s3cret-token-\u00e9"[:12]
 
@@ -32,9 +33,13 @@ def test_rest_needs_the_token(secured, kube, task_id):
     response = client.get(f"/api/v1/tasks/{task_id}/logs")
     assert response.status_code == 401 and response.get_json()["error"] == "unauthorized"
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert client.get(f"/api/v1/tasks/{task_id}/logs", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.get(f"/api/v1/tasks/{task_id}/logs?access_token={TOKEN}").status_code == 401, \
+    assert (
+        client.get(f"/api/v1/tasks/{task_id}/logs", headers={"Authorization": "Bearer wrong"}).status_code
+        == 401
+    )
+    assert client.get(f"/api/v1/tasks/{task_id}/logs?access_token={TOKEN}").status_code == 401, (
         "REST takes the token in the header only (query strings end up in logs and browser history)"
+    )
     response = client.get(f"/api/v1/tasks/{task_id}/logs", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200 and response.get_json()["task_id"] == task_id
 

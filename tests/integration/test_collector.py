@@ -1,5 +1,6 @@
 """The collector: every workflow captured without a viewer, surviving podGC, watch breaks, 410 Gone,
 restarts and a second collector; container restarts and extra containers."""
+
 import logging
 import threading
 import time
@@ -8,10 +9,10 @@ import psycopg2
 import pytest
 
 from tasklogs.bootstrap import build_collector
-from tests import scenarios
-from tests.conftest import LiveServer, dispose, make_app
-from tests.wsclient import TailClient, log_text
-from tests.waiting import wait_for
+from testkit import scenarios
+from testkit.apps import LiveServer, dispose, make_app
+from testkit.waiting import wait_for
+from testkit.wsclient import TailClient, log_text
 
 
 class RunningCollector:
@@ -54,13 +55,15 @@ def test_captures_without_viewers_and_survives_pod_gc(collectors, client, kube, 
         kube.write_log(wf.pod("b"), "main", f"b{index}\n")
     scenarios.finish(kube, wf)
     for pod in wf.pods.values():
-        kube.delete_pod(pod)          # podGC right after completion
+        kube.delete_pod(pod)  # podGC right after completion
     assert wait_for(lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True)
     kube.stop()
     body = client.get(f"/api/v1/tasks/{task_id}/logs").get_json()
     assert (body["source"], body["complete"]) == ("database", True)
-    assert [e["logs"] for e in body["logs"]] == ["".join(f"a{i}\n" for i in range(20)),
-                                                  "".join(f"b{i}\n" for i in range(20))]
+    assert [e["logs"] for e in body["logs"]] == [
+        "".join(f"a{i}\n" for i in range(20)),
+        "".join(f"b{i}\n" for i in range(20)),
+    ]
 
 
 def test_finished_pods_seen_first_are_read_once(collectors, client, kube, task_id):
@@ -70,8 +73,10 @@ def test_finished_pods_seen_first_are_read_once(collectors, client, kube, task_i
     collectors()
     assert wait_for(lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True)
     assert kube.count(verb="get", resource="pods/log") <= 2
-    assert client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == \
-        "done before the collector started\n"
+    assert (
+        client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"]
+        == "done before the collector started\n"
+    )
 
 
 @pytest.mark.parametrize("fault", ["watch ends", "410 Gone"])
@@ -81,7 +86,7 @@ def test_watch_breaking_and_expiring_resumes(collectors, client, kube, task_id, 
     assert wait_for(lambda: kube.open_streams() == 1)
     if fault == "410 Gone":
         kube.update_workflow(task_id, lambda body: body["metadata"]["labels"].update(touched="yes"))
-        time.sleep(0.2)               # the workflow watch moves on; the pod watch stays at an older version
+        time.sleep(0.2)  # the workflow watch moves on; the pod watch stays at an older version
         kube.expire_history()
     kube.end_watches()
     second = scenarios.workflow(kube, task_id + "-2")
@@ -90,10 +95,18 @@ def test_watch_breaking_and_expiring_resumes(collectors, client, kube, task_id, 
         kube.write_log(wf.pod(), "main", f"{wf.task_id}\n")
         scenarios.finish(kube, wf)
     for wf in (first, second):
-        assert wait_for(lambda: client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True)
-        assert client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json()["logs"][0]["logs"] == f"{wf.task_id}\n"
+        assert wait_for(
+            lambda wf=wf: client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True
+        )
+        assert (
+            client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json()["logs"][0]["logs"] == f"{wf.task_id}\n"
+        )
     if fault == "410 Gone":
-        lists = [r for r in kube.requests if r.verb == "list" and r.resource in ("workflows", "pods") and not r.name]
+        lists = [
+            r
+            for r in kube.requests
+            if r.verb == "list" and r.resource in ("workflows", "pods") and not r.name
+        ]
         assert len(lists) >= 3, "410 Gone makes the collector list again"
 
 
@@ -102,8 +115,12 @@ def test_restart_mid_workflow_resumes_without_gap_or_duplicate(collectors, clien
     first = collectors()
     for index in range(10):
         kube.write_log(wf.pod(), "main", f"line {index}\n")
-    assert wait_for(lambda: "line 9" in (client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"] or
-                                         [{"logs": ""}])[0]["logs"])
+    assert wait_for(
+        lambda: (
+            "line 9"
+            in (client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"] or [{"logs": ""}])[0]["logs"]
+        )
+    )
     first.stop()
     for index in range(10, 20):
         kube.write_log(wf.pod(), "main", f"line {index}\n")
@@ -115,8 +132,9 @@ def test_restart_mid_workflow_resumes_without_gap_or_duplicate(collectors, clien
     assert wait_for(lambda: kube.open_streams() == 0), "it read to the container's end"
     kube.delete_pod(wf.pod())
     assert wait_for(lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True)
-    assert client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == \
-        "".join(f"line {i}\n" for i in range(30))
+    assert client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == "".join(
+        f"line {i}\n" for i in range(30)
+    )
 
 
 def test_two_collectors_split_the_work_without_double_capture(collectors, client, kube, task_id):
@@ -130,7 +148,9 @@ def test_two_collectors_split_the_work_without_double_capture(collectors, client
             kube.write_log(wf.pod(step), "main", f"{wf.task_id} {step}\n")
         scenarios.finish(kube, wf)
     for wf in workflows:
-        assert wait_for(lambda: client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True)
+        assert wait_for(
+            lambda wf=wf: client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True
+        )
         body = client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json()
         assert [e["logs"] for e in body["logs"]] == [f"{wf.task_id} a\n", f"{wf.task_id} b\n"]
 
@@ -158,7 +178,8 @@ def test_web_tail_reuses_the_collectors_capture(collectors, app, kube, task_id):
 
 
 def test_the_collector_hurries_only_while_viewers_elsewhere_follow(collectors, app, kube, task_id):
-    """The collector commits every 5 s here; text a web viewer waits for is committed as soon as it is read."""
+    """The collector commits every 5 s here; text a web viewer waits for is committed as soon as it is
+    read."""
     collector = collectors(TASKLOGS_JOURNAL_INTERVAL=5)
     wf = scenarios.workflow(kube, task_id)
     assert wait_for(lambda: kube.open_streams() == 1)
@@ -170,11 +191,12 @@ def test_the_collector_hurries_only_while_viewers_elsewhere_follow(collectors, a
         assert wait_for(captured.watched_elsewhere)
         for index in range(3):
             kube.write_log(wf.pod(), "main", f"watched {index}\n")
-            frame = viewer.frame()     # within 2 s, not after the collector's 5 s journal interval
+            frame = viewer.frame()  # within 2 s, not after the collector's 5 s journal interval
             assert (frame["type"], frame["data"]) == ("append", f"watched {index}\n")
         viewer.close()
-        assert wait_for(lambda: not captured.watched_elsewhere(), timeout=5), \
+        assert wait_for(lambda: not captured.watched_elsewhere(), timeout=5), (
             "announcements stop with the last viewer and the collector goes back to its own pace"
+        )
         kube.write_log(wf.pod(), "main", "unwatched\n")
         scenarios.finish(kube, wf)
         assert wait_for(lambda: app.test_client().get(f"/api/v1/tasks/{task_id}/logs").get_json()["complete"])
@@ -191,10 +213,14 @@ def test_container_restart_keeps_the_previous_instance_log(collectors, client, k
     kube.restart_container(wf.pod(), "main")
     kube.write_log(wf.pod(), "main", "second run\n")
     scenarios.finish(kube, wf)
-    assert wait_for(lambda: "second run" in client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"])
+    assert wait_for(
+        lambda: "second run" in client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"]
+    )
     kube.delete_pod(wf.pod())
     assert wait_for(lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True)
-    assert client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == "first run\nsecond run\n"
+    assert (
+        client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == "first run\nsecond run\n"
+    )
 
 
 def test_restart_before_the_capture_saw_it_reads_the_previous_log(client, kube, task_id):
@@ -205,8 +231,9 @@ def test_restart_before_the_capture_saw_it_reads_the_previous_log(client, kube, 
     assert client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == "crashed\nrecovered\n"
 
 
-def test_extra_containers_are_stored_and_served_per_container(collectors, database_url, kube_adapter, kube,
-                                                              task_id):
+def test_extra_containers_are_stored_and_served_per_container(
+    collectors, database_url, kube_adapter, kube, task_id
+):
     settings = {"TASKLOGS_CONTAINERS": ("init", "wait")}
     collectors(**settings)
     wf = scenarios.workflow(kube, task_id)
@@ -220,15 +247,23 @@ def test_extra_containers_are_stored_and_served_per_container(collectors, databa
         kube.delete_pod(wf.pod())
         body = rest(app, task_id)
         assert [(e["container"], e["logs"]) for e in body["logs"]] == [
-            ("main", "main output\n"), ("init", "init output\n"), ("wait", "wait output\n")]
-        text = app.test_client().get(f"/api/v1/tasks/{task_id}/logs?format=text&container=init").get_data(as_text=True)
+            ("main", "main output\n"),
+            ("init", "init output\n"),
+            ("wait", "wait output\n"),
+        ]
+        text = (
+            app.test_client()
+            .get(f"/api/v1/tasks/{task_id}/logs?format=text&container=init")
+            .get_data(as_text=True)
+        )
         assert text == "init output\n"
     finally:
         dispose(app)
 
 
-def test_many_workflows_ending_at_once_queue_for_their_final_saves(collectors, database_url, client, kube, task_id,
-                                                                  caplog):
+def test_many_workflows_ending_at_once_queue_for_their_final_saves(
+    collectors, database_url, client, kube, task_id, caplog
+):
     caplog.set_level(logging.INFO, logger="tasklogs")
     collectors(TASKLOGS_DB_POOL_SIZE=2, TASKLOGS_DB_POOL_TIMEOUT=1)
     workflows = [scenarios.workflow(kube, f"{task_id}-{n}") for n in range(12)]
@@ -236,17 +271,25 @@ def test_many_workflows_ending_at_once_queue_for_their_final_saves(collectors, d
     for wf in workflows:
         kube.write_log(wf.pod(), "main", f"{wf.task_id}\n")
     with psycopg2.connect(database_url) as blocker, blocker.cursor() as cursor:
-        cursor.execute("LOCK TABLE tasks IN EXCLUSIVE MODE")    # final saves hang on it for 3 s
+        cursor.execute("LOCK TABLE tasks IN EXCLUSIVE MODE")  # final saves hang on it for 3 s
         for wf in workflows:
             scenarios.finish(kube, wf)
         time.sleep(3)
     blocker.close()
     for wf in workflows:
-        assert wait_for(lambda: client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True)
-        assert client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json()["logs"][0]["logs"] == f"{wf.task_id}\n"
-    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and "tasklogs" in r.name
-                and ("not saved" in r.getMessage() or "failed" in r.getMessage() or "failing" in r.getMessage())], \
-        "phase and final saves wait for a connection instead of timing out on a pool of 2"
+        assert wait_for(
+            lambda wf=wf: client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True
+        )
+        assert (
+            client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json()["logs"][0]["logs"] == f"{wf.task_id}\n"
+        )
+    assert not [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.INFO
+        and "tasklogs" in r.name
+        and ("not saved" in r.getMessage() or "failed" in r.getMessage() or "failing" in r.getMessage())
+    ], "phase and final saves wait for a connection instead of timing out on a pool of 2"
 
 
 def test_hurried_commits_come_at_most_once_per_hurry_gap(collectors, app, database_url, kube, task_id):
@@ -267,8 +310,11 @@ def test_hurried_commits_come_at_most_once_per_hurry_gap(collectors, app, databa
         viewer.frames_until(lambda f: f["type"] == "append" and "line 19" in f["data"])
         allowed = 2 + int((time.monotonic() - began) / 0.5)
         with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM log_chunks JOIN task_logs ON task_logs.id = log_chunks.log_id "
-                           "WHERE task_logs.task_id = %s", (task_id,))
+            cursor.execute(
+                "SELECT count(*) FROM log_chunks JOIN task_logs ON task_logs.id = log_chunks.log_id "
+                "WHERE task_logs.task_id = %s",
+                (task_id,),
+            )
             commits = cursor.fetchone()[0]
         connection.close()
         assert 1 <= commits <= allowed, f"20 lines took {commits} commits, more than one per 0.5 s"

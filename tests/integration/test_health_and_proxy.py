@@ -1,5 +1,6 @@
 """Probes, forwarded headers, and errors that must not leak internals."""
-from tests.conftest import dispose, make_app
+
+from testkit.apps import dispose, make_app
 
 
 def test_healthz_and_readyz(client):
@@ -13,7 +14,9 @@ def test_readyz_is_503_naming_what_is_down(proxied_app, db_proxy):
     response = proxied_app.test_client().get("/readyz")
     body = response.get_json()
     assert response.status_code == 503 and body["ready"] is False and body["kubernetes"] == "ok"
-    assert body["database"].startswith("database unavailable") and "postgresql" not in response.get_data(as_text=True)
+    assert body["database"].startswith("database unavailable") and "postgresql" not in response.get_data(
+        as_text=True
+    )
 
 
 def test_proxy_fix_takes_the_client_address_from_x_forwarded_for(database_url, kube_adapter, task_id):
@@ -24,11 +27,13 @@ def test_proxy_fix_takes_the_client_address_from_x_forwarded_for(database_url, k
         @app.get("/_test/remote")
         def remote():
             from flask import request
+
             seen["addr"], seen["scheme"] = request.remote_addr, request.scheme
             return "ok"
 
-        app.test_client().get("/_test/remote", headers={"X-Forwarded-For": "203.0.113.9",
-                                                        "X-Forwarded-Proto": "https"})
+        app.test_client().get(
+            "/_test/remote", headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+        )
         assert seen == {"addr": "203.0.113.9", "scheme": "https"}
     finally:
         dispose(app)
@@ -37,6 +42,7 @@ def test_proxy_fix_takes_the_client_address_from_x_forwarded_for(database_url, k
 def test_unexpected_errors_are_a_bare_json_500(database_url, kube_adapter):
     app = make_app(database_url, kube_adapter)
     try:
+
         @app.get("/_test/boom")
         def boom():
             raise RuntimeError("secret detail: postgresql://user:hunter2@db/x")
@@ -44,7 +50,9 @@ def test_unexpected_errors_are_a_bare_json_500(database_url, kube_adapter):
         response = app.test_client().get("/_test/boom")
         assert response.status_code == 500
         assert response.get_json() == {"error": "internal_error", "message": "internal error"}
-        assert "hunter2" not in response.get_data(as_text=True) and "Traceback" not in response.get_data(as_text=True)
+        assert "hunter2" not in response.get_data(as_text=True) and "Traceback" not in response.get_data(
+            as_text=True
+        )
     finally:
         dispose(app)
 

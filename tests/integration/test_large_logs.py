@@ -1,8 +1,9 @@
 """Big and odd logs: a 1 MiB single line, 100 MB in total, NUL and invalid UTF-8 — stored and served."""
+
 import hashlib
 import json
 
-from tests import scenarios
+from testkit import scenarios
 
 
 def expected_text(raw: bytes) -> str:
@@ -11,7 +12,7 @@ def expected_text(raw: bytes) -> str:
 
 def test_one_mebibyte_line_round_trips(client, kube, task_id):
     wf = scenarios.workflow(kube, task_id)
-    line = ("\u00e9" * (1 << 19)).encode() + b"\x00\xff end\n"   # 1 MiB of two-byte characters, then odd bytes
+    line = ("\u00e9" * (1 << 19)).encode() + b"\x00\xff end\n"  # 1 MiB of two-byte characters, then odd bytes
     kube.write_log(wf.pod(), "main", line)
     scenarios.finish(kube, wf)
     body = client.get(f"/api/v1/tasks/{task_id}/logs").get_json()
@@ -22,7 +23,7 @@ def test_one_mebibyte_line_round_trips(client, kube, task_id):
 
 def test_hundred_megabytes_stored_and_streamed(client, kube, task_id):
     wf = scenarios.workflow(kube, task_id)
-    block = b"".join(b"%08d " % n + b"0123456789abcdef" * 62 + b"\n" for n in range(1024))   # ~1 MB
+    block = b"".join(b"%08d " % n + b"0123456789abcdef" * 62 + b"\n" for n in range(1024))  # ~1 MB
     digest = hashlib.sha256()
     for index in range(100):
         data = block.replace(b"00000000 ", b"%08d\x00" % index, 1)

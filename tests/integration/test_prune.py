@@ -25,7 +25,7 @@ def make_task(task_id, age_days):
 
 
 def test_prune_removes_old_tasks_in_batches(database_url, task_id):
-    from tests.conftest import dispose, make_app
+    from testkit.apps import dispose, make_app
     app = make_app(database_url)
     try:
         with app.app_context():
@@ -52,7 +52,7 @@ def test_prune_removes_old_tasks_in_batches(database_url, task_id):
 
 @pytest.mark.parametrize("bad", ["30", "thirty days", "0d", "-3d", "5y"])
 def test_prune_refuses_bad_ages(database_url, bad):
-    from tests.conftest import dispose, make_app
+    from testkit.apps import dispose, make_app
     app = make_app(database_url)
     try:
         result = app.test_cli_runner().invoke(args=["prune", "--older-than", bad])

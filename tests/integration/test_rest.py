@@ -1,7 +1,7 @@
 """GET /api/v1/tasks/{task_id}/logs against real PostgreSQL and the fake Kubernetes API server."""
 import pytest
 
-from tests import scenarios
+from testkit import scenarios
 
 
 def get(client, task_id, **params):
@@ -81,7 +81,7 @@ def test_workflow_deleted_with_pods_left(client, kube, task_id):
 
 
 def test_retries_give_one_entry_per_attempt(client, kube, task_id):
-    from tests.fakekube import argo_pod_name, argo_workflow, node_id
+    from testkit.fakekube import argo_pod_name, argo_workflow, node_id
     retry = f"{task_id}[0].flaky"
     nodes = [{"name": task_id, "type": "Steps", "templateName": "main", "children": [retry]},
              {"name": retry, "type": "Retry", "templateName": "flaky", "children": [f"{retry}(0)", f"{retry}(1)"]},

@@ -1,4 +1,5 @@
 """The live-tail engine: shared captures, the append-only journal, exactly-once resume, slow clients."""
+
 import socket
 import threading
 import time
@@ -7,9 +8,9 @@ from sqlalchemy import select
 
 from tasklogs.extensions import db
 from tasklogs.store.models import LogChunk, TaskLog
-from tests import scenarios
-from tests.wsclient import TailClient, log_text
-from tests.waiting import wait_for
+from testkit import scenarios
+from testkit.waiting import wait_for
+from testkit.wsclient import TailClient, log_text
 
 
 def tail(live, task_id, query=""):
@@ -22,10 +23,17 @@ def collect(client, frames):
 
 def stored(app, task_id):
     with app.app_context():
-        rows = db.session.execute(select(TaskLog.id, TaskLog.pod_name, TaskLog.logs)
-                                  .where(TaskLog.task_id == task_id)).all()
-        chunks = {row.id: "".join(db.session.execute(select(LogChunk.data).where(LogChunk.log_id == row.id)
-                                                     .order_by(LogChunk.start_offset)).scalars()) for row in rows}
+        rows = db.session.execute(
+            select(TaskLog.id, TaskLog.pod_name, TaskLog.logs).where(TaskLog.task_id == task_id)
+        ).all()
+        chunks = {
+            row.id: "".join(
+                db.session.execute(
+                    select(LogChunk.data).where(LogChunk.log_id == row.id).order_by(LogChunk.start_offset)
+                ).scalars()
+            )
+            for row in rows
+        }
         return {row.pod_name: (row.logs, chunks[row.id]) for row in rows}
 
 
@@ -35,7 +43,10 @@ def test_viewers_share_one_stream_per_container(live, kube, task_id):
     clients = [tail(live, task_id) for _ in range(20)]
     snapshots = [[client.frame()] for client in clients]
     assert wait_for(lambda: kube.open_streams() == 2)
-    threads = [threading.Thread(target=collect, args=(client, frames)) for client, frames in zip(clients, snapshots)]
+    threads = [
+        threading.Thread(target=collect, args=(client, frames))
+        for client, frames in zip(clients, snapshots, strict=True)
+    ]
     for thread in threads:
         thread.start()
     for index in range(50):
@@ -47,7 +58,7 @@ def test_viewers_share_one_stream_per_container(live, kube, task_id):
         thread.join(20)
     expected_a = "first\n" + "".join(f"a{i}\n" for i in range(50))
     expected_b = "".join(f"b{i}\n" for i in range(50))
-    for client, frames in zip(clients, snapshots):
+    for client, frames in zip(clients, snapshots, strict=True):
         assert client.close_code == 1000 and frames[-1]["type"] == "complete"
         assert log_text(frames, wf.pod("a")) == expected_a
         assert log_text(frames, wf.pod("b")) == expected_b
@@ -56,15 +67,25 @@ def test_viewers_share_one_stream_per_container(live, kube, task_id):
 
 
 def test_phase_changes_come_from_one_poll_per_workflow(app, live, kube, task_id):
-    scenarios.workflow(kube, task_id)
+    scenarios.workflow(kube, task_id, phase="Pending")
     clients = [tail(live, task_id) for _ in range(10)]
     for client in clients:
-        client.frame()
+        assert client.frame()["phase"] == "Pending"
     kube.reset_requests()
     time.sleep(1.0)
     gets = kube.count(verb="get", resource="workflows")
     interval = app.extensions["tasklogs"].settings.capture.poll_interval
+    assert gets >= 0.3 / interval, f"{gets} workflow reads in 1 s: the workflow is not being polled"
     assert gets <= 1.0 / interval + 2, f"{gets} workflow reads in 1 s for 10 viewers"
+
+    def running(body):
+        body["status"]["phase"] = "Running"
+        body["metadata"]["labels"]["workflows.argoproj.io/phase"] = "Running"
+
+    kube.update_workflow(task_id, running)
+    for client in clients:
+        frames = client.frames_until(lambda frame: frame["type"] == "phase" and frame["node"] is None)
+        assert frames[-1]["phase"] == "Running", "the polled phase change reaches every viewer"
     for client in clients:
         client.close()
 
@@ -82,7 +103,9 @@ def test_running_log_is_appended_to_the_journal_and_compacted_at_the_end(app, li
     scenarios.finish(kube, wf)
     frames += client.rest()
     assert log_text(frames, wf.pod()) == expected
-    assert stored(app, task_id)[wf.pod()] == (expected, ""), "the final save folds the journal into task_logs.logs"
+    assert stored(app, task_id)[wf.pod()] == (expected, ""), (
+        "the final save folds the journal into task_logs.logs"
+    )
 
 
 def test_upstream_stream_cut_mid_line_loses_and_repeats_nothing(app, live, kube, task_id):
@@ -96,7 +119,9 @@ def test_upstream_stream_cut_mid_line_loses_and_repeats_nothing(app, live, kube,
     kube.write_log(wf.pod(), "main", "half a li", ts=same_second.format(100))
     feed = app.extensions["tasklogs"].engine.driver(task_id).feed
     captured = len(kube.log_bytes(wf.pod(), "main").decode())
-    assert wait_for(lambda: feed.streams[f"{wf.pod()}/main"].end == captured), "the partial line is captured before the cut"
+    assert wait_for(lambda: feed.streams[f"{wf.pod()}/main"].end == captured), (
+        "the partial line is captured before the cut"
+    )
     kube.cut_streams(wf.pod())
     kube.write_log(wf.pod(), "main", "ne \u20ac\n")
     for cut in range(3):
@@ -127,16 +152,20 @@ def test_stream_cut_inside_a_multibyte_character(app, live, kube, task_id):
 def test_slow_client_is_closed_with_4008_and_does_not_slow_others(serve, kube, task_id):
     _, live = serve(TASKLOGS_VIEWER_QUEUE=20)
     wf = scenarios.workflow(kube, task_id)
-    slow = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"),
-                      sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    slow = TailClient(
+        live.ws_url(f"/ws/tasks/{task_id}/logs"), sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
+    )
     fast = tail(live, task_id)
     slow.frame()
     fast_frames = [fast.frame()]
     line = "x" * 100_000 + "\n"
-    reader = threading.Thread(target=lambda: fast_frames.extend(fast.frames_until(
-        lambda f: f["type"] == "append" and f["data"].endswith(f"0079{line}"))))
+    reader = threading.Thread(
+        target=lambda: fast_frames.extend(
+            fast.frames_until(lambda f: f["type"] == "append" and f["data"].endswith(f"0079{line}"))
+        )
+    )
     reader.start()
-    for index in range(80):   # 8 MB in 80 frames: more than the slow client's socket buffers and queue hold
+    for index in range(80):  # 8 MB in 80 frames: more than the slow client's socket buffers and queue hold
         kube.write_log(wf.pod(), "main", f"{index:04d}{line}")
         time.sleep(0.04)
     reader.join(20)

@@ -1,9 +1,12 @@
 """WS /ws/tasks/{task_id}/logs on a real server with a real WebSocket client."""
+
+import json
+import select
 import time
 
-from tests import scenarios
-from tests.wsclient import TailClient, log_text
-from tests.waiting import wait_for
+from testkit import scenarios
+from testkit.waiting import wait_for
+from testkit.wsclient import TailClient, TailConnection, log_text
 
 
 def tail(live, task_id, query=""):
@@ -76,7 +79,9 @@ def test_client_disconnecting_mid_tail_releases_its_viewer_and_then_the_stream(a
     feed = app.extensions["tasklogs"].engine.driver(task_id).feed
     client.close()
     assert wait_for(lambda: not feed.viewers, timeout=1.0), "the viewer must leave at once"
-    assert wait_for(lambda: kube.open_streams() == 0, timeout=3.0), "the capture must stop once nobody watches"
+    assert wait_for(lambda: kube.open_streams() == 0, timeout=3.0), (
+        "the capture must stop once nobody watches"
+    )
     kube.reset_requests()
     time.sleep(0.5)
     assert kube.count() == 0, "a task nobody watches must not be read"
@@ -96,3 +101,23 @@ def test_long_backlog_comes_in_bounded_frames_after_the_snapshot(serve, kube, ta
     assert all(len(f.get("data", "")) <= 1000 for f in frames)
     for step in ("a", "b", "c"):
         assert log_text(frames, wf.pod(step)) == "".join(f"{step} line {i:04d}\n" for i in range(300))
+
+
+def test_the_bench_client_rebuilds_the_log_and_sees_the_normal_close(live, kube, task_id):
+    """testkit's non-blocking TailConnection (the bench's 1000 clients) against the real server."""
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "one\n")
+    connection = TailConnection("127.0.0.1", live.port, f"/ws/tasks/{task_id}/logs")
+    select.select([], [connection], [], 5)
+    connection.send_request()
+    deadline, finished = time.monotonic() + 10, False
+    while time.monotonic() < deadline and select.select([connection], [], [], 1)[0] and connection.receive():
+        if connection.frames and not finished:  # the snapshot is in
+            kube.write_log(wf.pod(), "main", "two\n")
+            scenarios.finish(kube, wf)
+            finished = True
+    connection.close()
+    frames = [json.loads(payload) for _, payload in connection.frames]
+    assert connection.error is None and connection.close_code == 1000
+    assert frames[0]["type"] == "snapshot" and frames[-1]["type"] == "complete"
+    assert log_text(frames, wf.pod()) == "one\ntwo\n"

@@ -43,8 +43,9 @@ def workflow(name, nodes, annotations=None, **status):
     }
 
 
-def pod(name, wf, node_name=None, annotate_id=True, phase="Running", created="2026-03-24T00:40:01Z",
-        **labels):
+def pod(
+    name, wf, node_name=None, annotate_id=True, phase="Running", created="2026-03-24T00:40:01Z", **labels
+):
     """Return a pod as the kube adapter hands it over."""
     annotations = {}
     if node_name is not None:
@@ -122,10 +123,18 @@ def test_v1_pod_name_is_the_node_id():
             "echo",
             "subdag-iterate-jrfch-echo-1786915540",
         ),
-        ("workflow-retry", "workflow-retry.launch(1:fail)(0)", "passfail",
-         "workflow-retry-passfail-1861571805"),
-        ("workflow-retry", "workflow-retry.launch(0:pass)(0)", "passfail",
-         "workflow-retry-passfail-3976347509"),
+        (
+            "workflow-retry",
+            "workflow-retry.launch(1:fail)(0)",
+            "passfail",
+            "workflow-retry-passfail-1861571805",
+        ),
+        (
+            "workflow-retry",
+            "workflow-retry.launch(0:pass)(0)",
+            "passfail",
+            "workflow-retry-passfail-3976347509",
+        ),
         ("my-wf", "my-wf", "main", "my-wf"),  # a root Pod node's pod is named like the workflow
     ],
 )
@@ -309,8 +318,11 @@ def test_resolve_retries_give_one_target_per_attempt():
     assert [(t.node_id, t.pod_name, t.phase) for t in targets] == [
         ("workflow-retry-3976347509", "workflow-retry-passfail-3976347509", "Succeeded"),
         ("workflow-retry-1861571805", "workflow-retry-passfail-1861571805", "Failed"),
-        (argo.node_id("workflow-retry", "workflow-retry.launch(1:fail)(1)"),
-         f"workflow-retry-passfail-{argo.fnv32a('workflow-retry.launch(1:fail)(1)')}", "Running"),
+        (
+            argo.node_id("workflow-retry", "workflow-retry.launch(1:fail)(1)"),
+            f"workflow-retry-passfail-{argo.fnv32a('workflow-retry.launch(1:fail)(1)')}",
+            "Running",
+        ),
     ]
     assert all(t.template == "passfail" for t in targets)
 
@@ -425,8 +437,13 @@ def test_resolve_targets_order_by_start_then_name():
 def test_resolve_without_workflow_from_pods_alone():
     pods = [
         pod("wf-t-2", "wf", "wf[1].second", phase="Running", created="2026-01-01T00:00:09Z"),
-        pod(f"wf-t-{argo.fnv32a('wf[0].first(0:a.b)')}", "wf", "wf[0].first(0:a.b)", phase="Succeeded",
-            created="2026-01-01T00:00:01Z"),
+        pod(
+            f"wf-t-{argo.fnv32a('wf[0].first(0:a.b)')}",
+            "wf",
+            "wf[0].first(0:a.b)",
+            phase="Succeeded",
+            created="2026-01-01T00:00:01Z",
+        ),
     ]
     first, second = argo.resolve_pod_targets(None, pods)
     assert first == PodTarget(

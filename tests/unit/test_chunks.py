@@ -1,4 +1,5 @@
 """The chunked-body decoder of the log streams, fed in every possible split."""
+
 import pytest
 
 from tasklogs.kube import BrokenChunk, _ChunkDecoder
@@ -15,7 +16,7 @@ def test_any_split_gives_the_same_body(cut):
 
 def test_byte_by_byte():
     decoder = _ChunkDecoder()
-    assert b"".join(decoder.feed(BODY[i:i + 1]) for i in range(len(BODY))) == b"hello world\n\xe2\x82\xac!"
+    assert b"".join(decoder.feed(BODY[i : i + 1]) for i in range(len(BODY))) == b"hello world\n\xe2\x82\xac!"
 
 
 def test_not_done_before_the_last_chunk():

@@ -17,8 +17,16 @@ def test_no_cursor_means_none():
     assert decode_cursor(None) is None
 
 
-@pytest.mark.parametrize("token", ["", "not base64!", base64.urlsafe_b64encode(b"plain").decode(), "A" * 20000,
-                                   base64.urlsafe_b64encode(__import__("zlib").compress(b'{"v":1,"o":{"p":-1}}')).decode()])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "not base64!",
+        base64.urlsafe_b64encode(b"plain").decode(),
+        "A" * 20000,
+        base64.urlsafe_b64encode(__import__("zlib").compress(b'{"v":1,"o":{"p":-1}}')).decode(),
+    ],
+)
 def test_malformed_cursors_are_refused(token):
     with pytest.raises(InvalidRequest):
         decode_cursor(token)

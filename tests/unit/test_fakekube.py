@@ -1,4 +1,5 @@
 """The fake Kubernetes API server, exercised only through the real `kubernetes` client and a kubeconfig."""
+
 import base64
 import gzip
 import json
@@ -10,7 +11,7 @@ import pytest
 import urllib3
 from kubernetes import client, config, watch
 
-from tests.fakekube import FakeKube, argo_pod_name, argo_workflow, fnv32a
+from testkit.fakekube import FakeKube, argo_pod_name, argo_workflow, fnv32a
 
 NS = "argo"
 WF = "wf-abc"
@@ -53,15 +54,20 @@ def custom(api):
 def raw_log(api, pod, timeout=(3, 10), **params):
     """GET pods/log with raw query parameters (the client has no sinceTime argument); the urllib3 response."""
     method, url, headers, body, post = api.param_serialize(
-        method="GET", resource_path="/api/v1/namespaces/{namespace}/pods/{name}/log",
-        path_params={"namespace": NS, "name": pod}, query_params=list(params.items()),
-        header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"])
+        method="GET",
+        resource_path="/api/v1/namespaces/{namespace}/pods/{name}/log",
+        path_params={"namespace": NS, "name": pod},
+        query_params=list(params.items()),
+        header_params={"Accept": "text/plain"},
+        auth_settings=["BearerToken"],
+    )
     return api.call_api(method, url, headers, body, post, _request_timeout=timeout).response
 
 
 def follow_log(core, pod, **kwargs):
-    return core.read_namespaced_pod_log(pod, NS, follow=True, _preload_content=False,
-                                        _request_timeout=(3, 10), **kwargs)
+    return core.read_namespaced_pod_log(
+        pod, NS, follow=True, _preload_content=False, _request_timeout=(3, 10), **kwargs
+    )
 
 
 def status_of(exc_info):
@@ -75,6 +81,7 @@ def later(seconds, fn, *args, **kwargs):
 
 
 # --- objects ---
+
 
 def test_list_and_get_pods_by_label(kube, core):
     kube.add_argo_pod(WF, f"{WF}-1", "wf-abc-echo-1")
@@ -97,17 +104,25 @@ def test_pod_not_found_status(core):
     with pytest.raises(client.ApiException) as exc:
         core.read_namespaced_pod("nope", NS)
     assert exc.value.status == 404
-    assert status_of(exc) == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                              "message": 'pods "nope" not found', "reason": "NotFound",
-                              "details": {"name": "nope", "kind": "pods"}, "code": 404}
+    assert status_of(exc) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'pods "nope" not found',
+        "reason": "NotFound",
+        "details": {"name": "nope", "kind": "pods"},
+        "code": 404,
+    }
 
 
 def test_workflows_list_get_and_not_found(kube, custom):
     kube.add_workflow(argo_workflow(WF, nodes=[{"name": WF, "templateName": "main", "type": "Steps"}]))
     kube.add_workflow(argo_workflow("wf-other"))
 
-    listed = custom.list_namespaced_custom_object("argoproj.io", "v1alpha1", NS, "workflows",
-                                                  field_selector=f"metadata.name={WF}")
+    listed = custom.list_namespaced_custom_object(
+        "argoproj.io", "v1alpha1", NS, "workflows", field_selector=f"metadata.name={WF}"
+    )
     assert listed["kind"] == "WorkflowList" and [w["metadata"]["name"] for w in listed["items"]] == [WF]
     got = custom.get_namespaced_custom_object("argoproj.io", "v1alpha1", NS, "workflows", WF)
     assert got["status"]["nodes"][WF]["id"] == WF and got["metadata"]["namespace"] == NS
@@ -128,22 +143,46 @@ def test_unauthorized_without_token(kube, tmp_path):
 
 # --- log errors ---
 
-@pytest.mark.parametrize("setup, kwargs, message", [
-    (lambda k: k.add_argo_pod(WF, "n", "p"), {},
-     "a container name must be specified for pod p, choose one of: [init wait main]"),
-    (lambda k: k.add_argo_pod(WF, "n", "p"), {"container": "foo"}, "container foo is not valid for pod p"),
-    (lambda k: k.add_argo_pod(WF, "n", "p", container_state="waiting"), {"container": "main"},
-     'container "main" in pod "p" is waiting to start: ContainerCreating'),
-    (lambda k: k.add_argo_pod(WF, "n", "p"), {"container": "main", "previous": True},
-     'previous terminated container "main" in pod "p" not found'),
-])
+
+@pytest.mark.parametrize(
+    "setup, kwargs, message",
+    [
+        (
+            lambda k: k.add_argo_pod(WF, "n", "p"),
+            {},
+            "a container name must be specified for pod p, choose one of: [init wait main]",
+        ),
+        (
+            lambda k: k.add_argo_pod(WF, "n", "p"),
+            {"container": "foo"},
+            "container foo is not valid for pod p",
+        ),
+        (
+            lambda k: k.add_argo_pod(WF, "n", "p", container_state="waiting"),
+            {"container": "main"},
+            'container "main" in pod "p" is waiting to start: ContainerCreating',
+        ),
+        (
+            lambda k: k.add_argo_pod(WF, "n", "p"),
+            {"container": "main", "previous": True},
+            'previous terminated container "main" in pod "p" not found',
+        ),
+    ],
+)
 def test_log_bad_requests(kube, core, setup, kwargs, message):
     setup(kube)
     with pytest.raises(client.ApiException) as exc:
         core.read_namespaced_pod_log("p", NS, **kwargs)
     assert exc.value.status == 400
-    assert status_of(exc) == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                              "message": message, "reason": "BadRequest", "code": 400}
+    assert status_of(exc) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": "BadRequest",
+        "code": 400,
+    }
 
 
 def test_log_pod_initializing_and_missing_pod(kube, core):
@@ -161,17 +200,22 @@ def test_log_bad_since_time_and_invalid_options(kube, api):
     kube.add_pod("p")
     resp = raw_log(api, "p", sinceTime="yesterday")
     assert resp.status == 400
-    assert json.loads(resp.data)["message"] == \
-        'parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006"'
+    assert (
+        json.loads(resp.data)["message"]
+        == 'parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006"'
+    )
     resp = raw_log(api, "p", sinceTime="2026-13-01T00:00:00Z")
     assert json.loads(resp.data)["message"] == 'parsing time "2026-13-01T00:00:00Z": month out of range'
     resp = raw_log(api, "p", tailLines="-1")
     assert resp.status == 422
-    assert json.loads(resp.data)["message"] == \
-        'PodLogOptions "p" is invalid: tailLines: Invalid value: -1: must be greater than or equal to 0'
+    assert (
+        json.loads(resp.data)["message"]
+        == 'PodLogOptions "p" is invalid: tailLines: Invalid value: -1: must be greater than or equal to 0'
+    )
 
 
 # --- log content ---
+
 
 def test_timestamps_partial_lines_and_since_time_truncation(kube, api):
     kube.add_pod("p")
@@ -182,7 +226,8 @@ def test_timestamps_partial_lines_and_since_time_truncation(kube, api):
     assert raw_log(api, "p", timestamps="true").data == (
         b"2026-01-02T03:04:04.900000000Z early\n"
         b"2026-01-02T03:04:05.500000001Z abcdef\n"
-        b"2026-01-02T03:04:06.000000002Z last")
+        b"2026-01-02T03:04:06.000000002Z last"
+    )
     # sinceTime 05.9 reaches the kubelet as 05: the line started at 05.5 is included
     assert raw_log(api, "p", sinceTime="2026-01-02T03:04:05.9Z").data == b"abcdef\nlast"
     assert raw_log(api, "p", tailLines="1").data == b"last"
@@ -213,8 +258,9 @@ def test_nul_and_invalid_utf8_are_byte_exact(kube, core):
 def test_follow_receives_writes_live_and_ends_on_termination(kube, core):
     kube.add_argo_pod(WF, "n", "p")
     kube.write_log("p", "main", "one\n")
-    resp = core.read_namespaced_pod_log("p", NS, container="main", follow=True,
-                                        _preload_content=False, _request_timeout=(3, 10))
+    resp = core.read_namespaced_pod_log(
+        "p", NS, container="main", follow=True, _preload_content=False, _request_timeout=(3, 10)
+    )
     chunks = resp.stream(1024)
     assert next(chunks) == b"one\n"
     assert kube.open_streams() == 1
@@ -223,7 +269,7 @@ def test_follow_receives_writes_live_and_ends_on_termination(kube, core):
     kube.write_log("p", "main", "o\n")
     assert next(chunks) == b"o\n"
     later(0.05, kube.set_container_state, "p", "main", "terminated")
-    assert list(chunks) == []           # clean end: the terminating chunk arrived
+    assert list(chunks) == []  # clean end: the terminating chunk arrived
     resp.release_conn()
     assert kube.requests[-1].follow and kube.requests[-1].status == 200
     assert kube.pod("p")["status"]["containerStatuses"][1]["state"]["terminated"]["reason"] == "Completed"
@@ -261,6 +307,7 @@ def test_removed_container_answers_200_with_error_text(kube, core):
 
 
 # --- faults ---
+
 
 def test_cut_mid_utf8_then_reset(kube, core):
     kube.add_pod("p")
@@ -335,18 +382,24 @@ def test_stop_refuses_connections_and_start_comes_back_on_same_port(kube, tmp_pa
 
 # --- watches ---
 
+
 def test_pod_watch_events_and_selector_leave(kube, core):
     kube.add_argo_pod(WF, "n1", "p1")
     w = watch.Watch()
-    events = w.stream(core.list_namespaced_pod, NS, label_selector="workflows.argoproj.io/completed=false",
-                      timeout_seconds=5, _request_timeout=(3, 10))
+    events = w.stream(
+        core.list_namespaced_pod,
+        NS,
+        label_selector="workflows.argoproj.io/completed=false",
+        timeout_seconds=5,
+        _request_timeout=(3, 10),
+    )
     first = next(events)
     assert (first["type"], first["object"].metadata.name) == ("ADDED", "p1")
     kube.set_container_state("p1", "main", "running")
     assert next(events)["type"] == "MODIFIED"
-    kube.finish_pod("p1")                      # completed=true: the pod leaves the selection
+    kube.finish_pod("p1")  # completed=true: the pod leaves the selection
     gone = next(events)
-    assert gone["type"] == "DELETED"      # carrying the object as it was before it left
+    assert gone["type"] == "DELETED"  # carrying the object as it was before it left
     assert gone["object"].metadata.labels["workflows.argoproj.io/completed"] == "false"
     assert kube.open_streams("watch") == 1
     w.stop()
@@ -358,15 +411,31 @@ def test_workflow_watch_from_resource_version_and_end(kube, custom):
     kube.update_workflow(WF, lambda wf: wf["status"].update(phase="Succeeded"))
     kube.delete_workflow(WF)
     w = watch.Watch()
-    events = [(e["type"], e["object"]["status"]["phase"]) for e in w.stream(
-        custom.list_namespaced_custom_object, "argoproj.io", "v1alpha1", NS, "workflows",
-        resource_version=rv, timeout_seconds=1)]
+    events = [
+        (e["type"], e["object"]["status"]["phase"])
+        for e in w.stream(
+            custom.list_namespaced_custom_object,
+            "argoproj.io",
+            "v1alpha1",
+            NS,
+            "workflows",
+            resource_version=rv,
+            timeout_seconds=1,
+        )
+    ]
     assert events == [("MODIFIED", "Succeeded"), ("DELETED", "Succeeded")]
 
 
 def test_end_watches_ends_streams_cleanly(kube, custom):
-    resp = custom.list_namespaced_custom_object("argoproj.io", "v1alpha1", NS, "workflows", watch=True,
-                                                _preload_content=False, _request_timeout=(3, 10))
+    resp = custom.list_namespaced_custom_object(
+        "argoproj.io",
+        "v1alpha1",
+        NS,
+        "workflows",
+        watch=True,
+        _preload_content=False,
+        _request_timeout=(3, 10),
+    )
     later(0.1, kube.end_watches)
     assert b"".join(resp.stream(1024)) == b""
     resp.release_conn()
@@ -377,19 +446,32 @@ def test_watch_with_expired_resource_version_gets_410(kube, core):
     old = kube.pod("p")["metadata"]["resourceVersion"]
     kube.set_pod_phase("p", "Succeeded")
     kube.expire_history()
-    resp = core.list_namespaced_pod(NS, watch=True, resource_version=old, _preload_content=False,
-                                    _request_timeout=(3, 10))
+    resp = core.list_namespaced_pod(
+        NS, watch=True, resource_version=old, _preload_content=False, _request_timeout=(3, 10)
+    )
     lines = resp.data.splitlines()
     now = kube.pod("p")["metadata"]["resourceVersion"]
-    assert [json.loads(line) for line in lines] == [{"type": "ERROR", "object": {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": f"too old resource version: {old} ({now})", "reason": "Expired", "code": 410}}]
+    assert [json.loads(line) for line in lines] == [
+        {
+            "type": "ERROR",
+            "object": {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": f"too old resource version: {old} ({now})",
+                "reason": "Expired",
+                "code": 410,
+            },
+        }
+    ]
     with pytest.raises(client.ApiException) as exc:
         next(watch.Watch().stream(core.list_namespaced_pod, NS, resource_version=old, timeout_seconds=1))
     assert exc.value.status == 410
 
 
 # --- rbac ---
+
 
 def test_rbac_forbidden_wording(kube, core, custom, tmp_path):
     rbac = tmp_path / "rbac.yaml"
@@ -414,16 +496,19 @@ metadata: {name: tasklogs}
     assert exc.value.status == 403
     assert status_of(exc)["message"] == (
         'pods "x" is forbidden: User "system:serviceaccount:argo:tasklogs" '
-        'cannot get resource "pods/log" in API group "" in the namespace "argo"')
+        'cannot get resource "pods/log" in API group "" in the namespace "argo"'
+    )
     assert status_of(exc)["details"] == {"name": "x", "kind": "pods"}
     with pytest.raises(client.ApiException) as exc:
         custom.list_namespaced_custom_object("argoproj.io", "v1alpha1", NS, "workflows")
     assert status_of(exc)["message"] == (
         'workflows.argoproj.io is forbidden: User "system:serviceaccount:argo:tasklogs" cannot list resource '
-        '"workflows" in API group "argoproj.io" in the namespace "argo"')
+        '"workflows" in API group "argoproj.io" in the namespace "argo"'
+    )
 
 
 # --- argo naming ---
+
 
 def test_fnv32a_vectors_from_argo_ui_tests():
     assert fnv32a("hello") == 1335831723
@@ -435,26 +520,38 @@ def test_fnv32a_vectors_from_argo_ui_tests():
 
 def test_argo_pod_names_match_argo_tests():
     # node IDs from cmd/argo/commands/common/get_test.go
-    assert argo_pod_name("many-items-z26lj", "many-items-z26lj[0].sleep(9:nine)", "sleep", "v1") == \
-        "many-items-z26lj-2619926859"
-    assert argo_pod_name("many-items-z26lj", "many-items-z26lj[0].sleep(11:eleven)", "sleep", "v1") == \
-        "many-items-z26lj-3011405271"
+    assert (
+        argo_pod_name("many-items-z26lj", "many-items-z26lj[0].sleep(9:nine)", "sleep", "v1")
+        == "many-items-z26lj-2619926859"
+    )
+    assert (
+        argo_pod_name("many-items-z26lj", "many-items-z26lj[0].sleep(11:eleven)", "sleep", "v1")
+        == "many-items-z26lj-3011405271"
+    )
     # workflow/util/pod_name_v2_test.go
-    assert argo_pod_name("wfname", "nodename", "templatename", "v2") == \
-        f"wfname-templatename-{fnv32a('nodename')}"
+    assert (
+        argo_pod_name("wfname", "nodename", "templatename", "v2")
+        == f"wfname-templatename-{fnv32a('nodename')}"
+    )
     assert argo_pod_name("wfname", "stp.inline", "", "v2") == f"wfname-{fnv32a('stp.inline')}"
     assert argo_pod_name("wfname", "wfname", "templatename", "v2") == "wfname"
-    long_wf = ("alongworkflownamethatincludeslotsofdetailsandisessentiallyalargerunonsentencewithpoorstyleand"
-               "nopunctuationtobehadwhatsoever")
-    long_tpl = ("alongtemplatenamethatincludessliightlymoredetailsandiscertainlyalargerunonstnence"
-                "withevenworsestylisticconcernsandpreposterouslyeliminatespunctuation")
+    long_wf = (
+        "alongworkflownamethatincludeslotsofdetailsandisessentiallyalargerunonsentencewithpoorstyleand"
+        "nopunctuationtobehadwhatsoever"
+    )
+    long_tpl = (
+        "alongtemplatenamethatincludessliightlymoredetailsandiscertainlyalargerunonstnence"
+        "withevenworsestylisticconcernsandpreposterouslyeliminatespunctuation"
+    )
     name = argo_pod_name(long_wf, "nodename", long_tpl, "v2")
     assert name == f"{long_wf}-{long_tpl}"[:242] + f"-{fnv32a('nodename')}"
 
 
 def test_argo_workflow_node_ids_and_compressed_round_trip(kube, custom):
-    nodes = [{"name": WF, "templateName": "main", "type": "Steps", "children": [f"{WF}.a"]},
-             {"name": f"{WF}.a", "templateRef": {"name": "lib", "template": "echo"}, "type": "Pod"}]
+    nodes = [
+        {"name": WF, "templateName": "main", "type": "Steps", "children": [f"{WF}.a"]},
+        {"name": f"{WF}.a", "templateRef": {"name": "lib", "template": "echo"}, "type": "Pod"},
+    ]
     plain = argo_workflow(WF, nodes=nodes, pod_name_format="v2")
     child = f"{WF}-{fnv32a(WF + '.a')}"
     assert set(plain["status"]["nodes"]) == {WF, child}
@@ -476,8 +573,14 @@ def test_requests_are_recorded(kube, core):
     core.list_namespaced_pod(NS)
     assert kube.count(verb="get", resource="pods/log") == 1 and kube.count(verb="list") == 1
     req = kube.requests[0]
-    assert (req.method, req.path, req.query, req.name, req.group, req.status) == \
-        ("GET", "/api/v1/namespaces/argo/pods/p/log", {"container": "main"}, "p", "", 200)
+    assert (req.method, req.path, req.query, req.name, req.group, req.status) == (
+        "GET",
+        "/api/v1/namespaces/argo/pods/p/log",
+        {"container": "main"},
+        "p",
+        "",
+        200,
+    )
     kube.reset_requests()
     assert kube.requests == []
 
@@ -490,8 +593,14 @@ def test_keep_alive_connections_are_reused(kube, core):
 
 def test_watch_bookmarks(kube, core):
     kube.bookmark_interval = 0.05
-    resp = core.list_namespaced_pod(NS, watch=True, allow_watch_bookmarks=True, timeout_seconds=1,
-                                    _preload_content=False, _request_timeout=(3, 10))
+    resp = core.list_namespaced_pod(
+        NS,
+        watch=True,
+        allow_watch_bookmarks=True,
+        timeout_seconds=1,
+        _preload_content=False,
+        _request_timeout=(3, 10),
+    )
     events = [json.loads(line) for line in resp.data.splitlines()]
     assert events and {e["type"] for e in events} == {"BOOKMARK"}
     current = core.list_namespaced_pod(NS).metadata.resource_version
@@ -503,7 +612,7 @@ def test_disconnected_follower_is_released_quietly(kube, core, capfd):
     resp = follow_log(core, "p")
     kube.write_log("p", "main", "x\n")
     assert next(resp.stream(1024)) == b"x\n"
-    resp.close()                                  # the client walks away mid-stream
+    resp.close()  # the client walks away mid-stream
     deadline = time.monotonic() + 3
     while kube.open_streams() and time.monotonic() < deadline:
         time.sleep(0.05)

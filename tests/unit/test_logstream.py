@@ -1,16 +1,22 @@
 """The parser that turns a timestamped kubelet stream into text exactly once."""
+
 import pytest
 
 from tasklogs.logstream import LogParser, Position, UnreadableLog, timestamp_nanos
 
-STREAM = (b"2026-01-02T03:04:05.000000001Z first\n"
-          b"2026-01-02T03:04:05.000000001Z same stamp\n"
-          b"2026-01-02T03:04:06.500000000Z caf\xc3\xa9 \x00 \xff bad\n"
-          b"2026-01-02T03:04:07.000000000Z no newline yet")
+STREAM = (
+    b"2026-01-02T03:04:05.000000001Z first\n"
+    b"2026-01-02T03:04:05.000000001Z same stamp\n"
+    b"2026-01-02T03:04:06.500000000Z caf\xc3\xa9 \x00 \xff bad\n"
+    b"2026-01-02T03:04:07.000000000Z no newline yet"
+)
 TEXT = "first\nsame stamp\ncafé \ufffd \ufffd bad\nno newline yet"
 
 
-def read_all(data: bytes, position: Position = Position()) -> tuple[str, Position]:
+START = Position()
+
+
+def read_all(data: bytes, position: Position = START) -> tuple[str, Position]:
     parser = LogParser(position)
     text = parser.feed(data)
     return text, parser.position
@@ -30,16 +36,16 @@ def test_resuming_from_any_cut_neither_loses_nor_repeats(cut):
 
 
 def test_resume_skips_lines_sharing_the_second():
-    first, position = read_all(STREAM[:STREAM.index(b"2026-01-02T03:04:06")])
+    first, position = read_all(STREAM[: STREAM.index(b"2026-01-02T03:04:06")])
     assert first == "first\nsame stamp\n"
     assert position == Position("2026-01-02T03:04:05.000000001Z", 2, 0)
     assert position.since_time == "2026-01-02T03:04:05Z"
-    assert read_all(STREAM, position)[0] == TEXT[len(first):]
+    assert read_all(STREAM, position)[0] == TEXT[len(first) :]
 
 
 def test_byte_by_byte_feeding_keeps_multibyte_characters_whole():
     parser = LogParser()
-    text = "".join(parser.feed(STREAM[i:i + 1]) for i in range(len(STREAM)))
+    text = "".join(parser.feed(STREAM[i : i + 1]) for i in range(len(STREAM)))
     assert text == TEXT
 
 
@@ -62,7 +68,9 @@ def test_a_line_without_timestamp_is_refused():
 
 
 def test_timestamp_precision_variants():
-    assert timestamp_nanos(b"2026-01-02T03:04:05Z") + 123_000_000 == timestamp_nanos(b"2026-01-02T03:04:05.123Z")
+    assert timestamp_nanos(b"2026-01-02T03:04:05Z") + 123_000_000 == timestamp_nanos(
+        b"2026-01-02T03:04:05.123Z"
+    )
     assert timestamp_nanos(b"1970-01-01T00:00:01.000000002Z") == 1_000_000_002
     with pytest.raises(UnreadableLog):
         timestamp_nanos(b"2026-01-02 03:04:05Z")

@@ -1,4 +1,5 @@
 """Query parameters decoded the way the apiserver's parameter codec decodes them (Go's strconv)."""
+
 from .status import bad_request
 
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")

@@ -1,4 +1,5 @@
 """The cluster's state: pods, workflows, one resourceVersion counter and the watch event history."""
+
 import collections
 import copy
 import threading
@@ -19,6 +20,7 @@ IMAGE = "docker.io/library/busybox:latest"
 
 class Event:
     """One watch event: the object at resourceVersion rv, and the object just before (for MODIFIED)."""
+
     __slots__ = ("rv", "resource", "type", "obj", "prev", "_lines")
 
     def __init__(self, rv, resource, type_, obj, prev=None):
@@ -46,9 +48,15 @@ class Pod:
     """A pod: metadata, phase and its containers (init containers first)."""
 
     def __init__(self, name, namespace, labels, annotations, containers, init_containers, phase, state):
-        self.meta = {"name": name, "namespace": namespace, "uid": str(uuid.uuid4()), "resourceVersion": "",
-                     "creationTimestamp": format_seconds(time.time_ns()),
-                     "labels": dict(labels or {}), "annotations": dict(annotations or {})}
+        self.meta = {
+            "name": name,
+            "namespace": namespace,
+            "uid": str(uuid.uuid4()),
+            "resourceVersion": "",
+            "creationTimestamp": format_seconds(time.time_ns()),
+            "labels": dict(labels or {}),
+            "annotations": dict(annotations or {}),
+        }
         self.phase = phase
         self.last = None
         argo = WORKFLOW_LABEL in self.meta["labels"]
@@ -64,16 +72,29 @@ class Pod:
     def to_dict(self) -> dict:
         inits = [c for c in self.containers.values() if c.init]
         mains = [c for c in self.containers.values() if not c.init]
-        spec = {"containers": [_container_spec(c) for c in mains], "restartPolicy": "Never",
-                "nodeName": "fake-node", "serviceAccountName": "default"}
-        status = {"phase": self.phase, "hostIP": "10.0.0.1", "podIP": "10.1.0.2",
-                  "startTime": self.meta["creationTimestamp"],
-                  "containerStatuses": [c.status() for c in mains]}
+        spec = {
+            "containers": [_container_spec(c) for c in mains],
+            "restartPolicy": "Never",
+            "nodeName": "fake-node",
+            "serviceAccountName": "default",
+        }
+        status = {
+            "phase": self.phase,
+            "hostIP": "10.0.0.1",
+            "podIP": "10.1.0.2",
+            "startTime": self.meta["creationTimestamp"],
+            "containerStatuses": [c.status() for c in mains],
+        }
         if inits:
             spec["initContainers"] = [_container_spec(c) for c in inits]
             status["initContainerStatuses"] = [c.status() for c in inits]
-        return {"kind": "Pod", "apiVersion": "v1", "metadata": copy.deepcopy(self.meta),
-                "spec": spec, "status": status}
+        return {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "metadata": copy.deepcopy(self.meta),
+            "spec": spec,
+            "status": status,
+        }
 
 
 def _image(argo, container_name):
@@ -82,8 +103,13 @@ def _image(argo, container_name):
 
 
 def _container_spec(container):
-    return {"name": container.name, "image": container.image, "imagePullPolicy": "IfNotPresent",
-            "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}
+    return {
+        "name": container.name,
+        "image": container.image,
+        "imagePullPolicy": "IfNotPresent",
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+    }
 
 
 class Cluster:
@@ -92,13 +118,13 @@ class Cluster:
     def __init__(self, namespace, history_size=10000):
         self.namespace = namespace
         self.lock = threading.RLock()
-        self.changed = threading.Condition(self.lock)   # notified on every event and on end_watches
+        self.changed = threading.Condition(self.lock)  # notified on every event and on end_watches
         self.rv = 1
         self.pods = {}
         self.workflows = {}
         self.events = collections.deque(maxlen=history_size)
-        self.floor = 0            # events after this resourceVersion are all still in the history
-        self.watch_epoch = 0      # bumped by end_watches()
+        self.floor = 0  # events after this resourceVersion are all still in the history
+        self.watch_epoch = 0  # bumped by end_watches()
 
     # --- events ---
     def _emit(self, resource, type_, obj, prev=None):
@@ -188,8 +214,12 @@ class Cluster:
             meta = wf.setdefault("metadata", {})
             if meta.get("name") in self.workflows:
                 raise ValueError(f"workflow {meta.get('name')} already exists")
-            meta.update(namespace=self.namespace, uid=str(uuid.uuid4()), generation=1,
-                        creationTimestamp=format_seconds(time.time_ns()))
+            meta.update(
+                namespace=self.namespace,
+                uid=str(uuid.uuid4()),
+                generation=1,
+                creationTimestamp=format_seconds(time.time_ns()),
+            )
             self.workflows[meta["name"]] = wf
             self._emit("workflows", "ADDED", wf)
             return copy.deepcopy(wf)

@@ -2,6 +2,7 @@
 NodeID (pkg/apis/workflow/v1alpha1/workflow_types.go), GeneratePodName (workflow/util/pod_name.go)
 and the node status packer (workflow/packer/packer.go, util/file/fileutil.go).
 """
+
 import base64
 import copy
 import gzip
@@ -35,8 +36,8 @@ def argo_pod_name(wf: str, node_name: str, template: str, version: str = "v2") -
         return wf
     prefix = f"{wf}-{template}" if template else wf
     raw = prefix.encode("utf-8")
-    if len(raw) > MAX_PREFIX_LENGTH - 1:        # Go slices bytes, so may split a multibyte character
-        prefix = raw[:MAX_PREFIX_LENGTH - 1].decode("utf-8", "ignore")
+    if len(raw) > MAX_PREFIX_LENGTH - 1:  # Go slices bytes, so may split a multibyte character
+        prefix = raw[: MAX_PREFIX_LENGTH - 1].decode("utf-8", "ignore")
     return f"{prefix}-{fnv32a(node_name)}"
 
 
@@ -56,11 +57,24 @@ def decompress_nodes(text: str) -> dict:
     return json.loads(gzip.decompress(base64.b64decode(text)))
 
 
-def argo_workflow(name, *, phase="Running", nodes=None, pod_name_format=None, compressed=False,
-                  offloaded=False, annotations=None, namespace=None, labels=None) -> dict:
+def argo_workflow(
+    name,
+    *,
+    phase="Running",
+    nodes=None,
+    pod_name_format=None,
+    compressed=False,
+    offloaded=False,
+    annotations=None,
+    namespace=None,
+    labels=None,
+) -> dict:
     """A Workflow object whose status.nodes are keyed by the IDs Argo gives them."""
-    meta = {"name": name, "labels": {"workflows.argoproj.io/phase": phase, **(labels or {})},
-            "annotations": dict(annotations or {})}
+    meta = {
+        "name": name,
+        "labels": {"workflows.argoproj.io/phase": phase, **(labels or {})},
+        "annotations": dict(annotations or {}),
+    }
     if namespace:
         meta["namespace"] = namespace
     if pod_name_format:
@@ -73,8 +87,13 @@ def argo_workflow(name, *, phase="Running", nodes=None, pod_name_format=None, co
         status["compressedNodes"] = compress_nodes(node_map)
     elif node_map:
         status["nodes"] = node_map
-    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta,
-            "spec": {"entrypoint": "main", "templates": []}, "status": status}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": meta,
+        "spec": {"entrypoint": "main", "templates": []},
+        "status": status,
+    }
 
 
 def nodes_by_id(workflow_name, nodes, phase) -> dict:

@@ -3,13 +3,25 @@
 Wording comes from k8s.io/apimachinery/pkg/api/errors (NewNotFound, NewBadRequest, NewForbidden,
 NewInvalid, NewResourceExpired) and apiserver/pkg/endpoints/handlers/responsewriters/errors.go.
 """
+
 import json
 
 REASONS = {
-    400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-    405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 410: "Expired",
-    413: "RequestEntityTooLarge", 415: "UnsupportedMediaType", 422: "Invalid",
-    429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout",
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    410: "Expired",
+    413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
 }
 
 _GO_HTML_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -40,8 +52,14 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict:
-        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                  "message": self.message, "reason": self.reason}
+        status = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+        }
         if self.details is not None:
             status["details"] = self.details
         status["code"] = self.code
@@ -55,8 +73,9 @@ def _details(name="", group="", kind="", **extra) -> dict:
 
 
 def not_found(resource, name, group="") -> ApiError:
-    return ApiError(404, f'{qualified(resource, group)} "{name}" not found',
-                    details=_details(name, group, resource))
+    return ApiError(
+        404, f'{qualified(resource, group)} "{name}" not found', details=_details(name, group, resource)
+    )
 
 
 def no_such_route() -> ApiError:
@@ -84,15 +103,17 @@ def invalid(kind, name, causes) -> ApiError:
     causes = [{"reason": type_, "message": message, "field": field} for type_, field, message in causes]
     parts = [f"{c['field']}: {c['message']}" for c in causes]
     summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
-    return ApiError(422, f'{kind} "{name}" is invalid: {summary}',
-                    details=_details(name, "", kind, causes=causes))
+    return ApiError(
+        422, f'{kind} "{name}" is invalid: {summary}', details=_details(name, "", kind, causes=causes)
+    )
 
 
 def forbidden(user, verb, resource, subresource, group, namespace, name=None) -> ApiError:
     """responsewriters.Forbidden for a namespaced resource request."""
     full = f"{resource}/{subresource}" if subresource else resource
-    why = (f'User "{user}" cannot {verb} resource "{full}" in API group "{group}" '
-           f'in the namespace "{namespace}"')
+    why = (
+        f'User "{user}" cannot {verb} resource "{full}" in API group "{group}" in the namespace "{namespace}"'
+    )
     target = qualified(resource, group)
     head = f'{target} "{name}" is forbidden' if name else f"{target} is forbidden"
     return ApiError(403, f"{head}: {why}", details=_details(name or "", group, resource))
@@ -104,11 +125,19 @@ def injected(code, message=None) -> ApiError:
         cause = message or "injected fault"
         return ApiError(500, f"Internal error occurred: {cause}", details={"causes": [{"message": cause}]})
     if code == 429:
-        return ApiError(429, message or "Too many requests, please try again later.",
-                        details={"retryAfterSeconds": 1}, headers={"Retry-After": "1"})
+        return ApiError(
+            429,
+            message or "Too many requests, please try again later.",
+            details={"retryAfterSeconds": 1},
+            headers={"Retry-After": "1"},
+        )
     if code == 503:
         return ApiError(503, message or "the server is currently unable to handle the request", details={})
     if code == 504:
-        return ApiError(504, message or "Timeout: request did not complete within requested timeout"
-                                        " - context deadline exceeded", details={})
+        return ApiError(
+            504,
+            message
+            or "Timeout: request did not complete within requested timeout - context deadline exceeded",
+            details={},
+        )
     return ApiError(code, message or "injected fault", details={})

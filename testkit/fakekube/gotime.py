@@ -4,6 +4,7 @@ parse_rfc3339 follows Go's time.Parse(time.RFC3339, s) (src/time/format.go) clos
 accept what it accepts and to word its errors the same way, since the apiserver hands that
 error text back verbatim in a 400 for a bad sinceTime.
 """
+
 import datetime as dt
 import time
 
@@ -32,8 +33,8 @@ def to_nanos(ts) -> int:
     if isinstance(ts, str):
         return parse_rfc3339(ts)
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=dt.timezone.utc)
-    delta = ts - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        ts = ts.replace(tzinfo=dt.UTC)
+    delta = ts - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     return (delta.days * 86400 + delta.seconds) * NS + delta.microseconds * 1000
 
 
@@ -51,8 +52,10 @@ def _quote(raw: bytes) -> str:
 def _error(avalue, value_elem=b"", layout_elem="", message=""):
     if message:
         return GoTimeError(f"parsing time {_quote(avalue)}{message}")
-    return GoTimeError(f"parsing time {_quote(avalue)} as {_quote(LAYOUT.encode())}: "
-                       f"cannot parse {_quote(value_elem)} as {_quote(layout_elem.encode())}")
+    return GoTimeError(
+        f"parsing time {_quote(avalue)} as {_quote(LAYOUT.encode())}: "
+        f"cannot parse {_quote(value_elem)} as {_quote(layout_elem.encode())}"
+    )
 
 
 def _digit(s: bytes, i: int) -> bool:
@@ -77,6 +80,7 @@ def _ranged(fixed, high, what):
     def parse(s):
         n, rest = _getnum(s, fixed)
         return n, rest, (what if n is not None and high is not None and not 0 <= n < high else "")
+
     return parse
 
 
@@ -92,7 +96,7 @@ def _second(s):
     end = 2
     while _digit(rest, end):
         end += 1
-    digits = rest[1:min(end, 10)]
+    digits = rest[1 : min(end, 10)]
     return (n, int(digits) * 10 ** (9 - len(digits))), rest[end:], ""
 
 
@@ -112,9 +116,15 @@ def _zone(s):
     return (-offset if s[:1] == b"-" else offset), s[6:], range_err
 
 
-_STEPS = (("", "2006", _year), ("-", "01", _month), ("-", "02", _ranged(True, None, "")),
-          ("T", "15", _ranged(False, 24, "hour")), (":", "04", _ranged(True, 60, "minute")),
-          (":", "05", _second), ("", "Z07:00", _zone))
+_STEPS = (
+    ("", "2006", _year),
+    ("-", "01", _month),
+    ("-", "02", _ranged(True, None, "")),
+    ("T", "15", _ranged(False, 24, "hour")),
+    (":", "04", _ranged(True, 60, "minute")),
+    (":", "05", _second),
+    ("", "Z07:00", _zone),
+)
 
 
 def _days_in(month, year):
@@ -138,9 +148,9 @@ def parse_rfc3339(text: str) -> int:
     got = []
     for prefix, std, parse in _STEPS:
         if not value.startswith(prefix.encode()):
-            rest = value[len(_common_prefix(value, prefix.encode())):]
+            rest = value[len(_common_prefix(value, prefix.encode())) :]
             raise _error(avalue, rest, prefix)
-        hold = value = value[len(prefix):]
+        hold = value = value[len(prefix) :]
         number, value, range_err = parse(value)
         if range_err:
             raise _error(avalue, message=f": {range_err} out of range")

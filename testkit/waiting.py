@@ -1,4 +1,5 @@
 """Waiting for something that happens in another thread or process."""
+
 import time
 
 

@@ -4,6 +4,7 @@ A container run (an "instance") keeps its log as lines; each line carries the ti
 write that started it, a partial last line grows with the next write. Followers keep a cursor
 (line index, byte offset) and wait on the container's Condition, which every write notifies.
 """
+
 import secrets
 import threading
 import time
@@ -26,9 +27,9 @@ class LogInstance:
 
     def __init__(self):
         self.container_id = new_container_id()
-        self.lines = []          # [timestamp ns, bytearray]; only the last may lack its b"\n"
-        self.closed = False      # the run is over: followers end once they have everything
-        self.removed = False     # the runtime removed the container: its log is gone
+        self.lines = []  # [timestamp ns, bytearray]; only the last may lack its b"\n"
+        self.closed = False  # the run is over: followers end once they have everything
+        self.removed = False  # the runtime removed the container: its log is gone
         self.started_at = time.time_ns()
         self.last_ts = 0
 
@@ -93,7 +94,7 @@ class Container:
         self.cond = threading.Condition()
         self.current = LogInstance()
         self.previous = None
-        self.followers = set()    # open follow streams; parked ones get new bytes pushed by the writer
+        self.followers = set()  # open follow streams; parked ones get new bytes pushed by the writer
         self.last_terminated = None
         self.restart_count = 0
         self.state, self.reason, self.exit_code, self.finished_at = "waiting", "ContainerCreating", 0, 0
@@ -114,8 +115,14 @@ class Container:
             if state == "running" and self.current.closed:
                 self._restart()
             self.state, self.exit_code = state, exit_code
-            self.reason = reason or {"waiting": "ContainerCreating", "running": None,
-                                     "terminated": "Completed" if exit_code == 0 else "Error"}[state]
+            self.reason = (
+                reason
+                or {
+                    "waiting": "ContainerCreating",
+                    "running": None,
+                    "terminated": "Completed" if exit_code == 0 else "Error",
+                }[state]
+            )
             if state == "terminated":
                 self.finished_at = time.time_ns()
                 self.current.closed = True
@@ -166,12 +173,18 @@ class Container:
 
     def status(self) -> dict:
         """The V1ContainerStatus of this container."""
-        status = {"name": self.name, "state": self._state(), "lastState": {},
-                  "ready": self.state == "running", "restartCount": self.restart_count, "image": self.image,
-                  "imageID": self.image.split(":")[0] + "@sha256:" + "0" * 64}
+        status = {
+            "name": self.name,
+            "state": self._state(),
+            "lastState": {},
+            "ready": self.state == "running",
+            "restartCount": self.restart_count,
+            "image": self.image,
+            "imageID": self.image.split(":")[0] + "@sha256:" + "0" * 64,
+        }
         if self.last_terminated:
             status["lastState"] = {"terminated": self.last_terminated}
-        run = self.current if self.state != "waiting" else self.previous    # a waiting container that ran
+        run = self.current if self.state != "waiting" else self.previous  # a waiting container that ran
         if run is not None:
             status["containerID"] = run.container_id
         status["started"] = self.state == "running"
@@ -185,7 +198,10 @@ class Container:
         return {"terminated": self._terminated_state()}
 
     def _terminated_state(self):
-        return {"exitCode": self.exit_code, "reason": self.reason or "Completed",
-                "startedAt": format_seconds(self.current.started_at),
-                "finishedAt": format_seconds(self.finished_at or time.time_ns()),
-                "containerID": self.current.container_id}
+        return {
+            "exitCode": self.exit_code,
+            "reason": self.reason or "Completed",
+            "startedAt": format_seconds(self.current.started_at),
+            "finishedAt": format_seconds(self.finished_at or time.time_ns()),
+            "containerID": self.current.container_id,
+        }

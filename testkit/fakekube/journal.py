@@ -1,4 +1,5 @@
 """What requests reached the fake, for assertions."""
+
 import threading
 from dataclasses import dataclass, field
 
@@ -8,12 +9,12 @@ class Request:
     method: str
     path: str
     query: dict
-    verb: str | None            # "get" | "list" | "watch" (None for paths the fake does not serve)
-    resource: str | None        # "pods" | "pods/log" | "workflows"
+    verb: str | None  # "get" | "list" | "watch" (None for paths the fake does not serve)
+    resource: str | None  # "pods" | "pods/log" | "workflows"
     name: str | None
     group: str
     namespace: str | None = None
-    status: int = 0             # 0: the connection was reset before any answer
+    status: int = 0  # 0: the connection was reset before any answer
     follow: bool = False
     raw_path: str = field(default="", repr=False)
 
@@ -36,5 +37,8 @@ class Journal:
             self._requests.clear()
 
     def count(self, verb=None, resource=None) -> int:
-        return sum(1 for r in self.snapshot()
-                   if (verb is None or r.verb == verb) and (resource is None or r.resource == resource))
+        return sum(
+            1
+            for r in self.snapshot()
+            if (verb is None or r.verb == verb) and (resource is None or r.resource == resource)
+        )

@@ -1,4 +1,5 @@
 """GET pods/{name}/log: the apiserver's option checks, the kubelet's container checks, the log itself."""
+
 import os
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ class LogOptions:
     previous: bool
     timestamps: bool
     since_seconds: int | None
-    since_time: int | None      # nanoseconds, as the client sent it
+    since_time: int | None  # nanoseconds, as the client sent it
     tail_lines: int | None
     limit_bytes: int | None
 
@@ -31,9 +32,16 @@ class LogOptions:
 
 def log_options(query, pod_name) -> LogOptions:
     """Decode (400 on a bad value) and validate (422, ValidatePodLogOptions) the query."""
-    opts = LogOptions(query.get("container", ""), parse_bool(query, "follow"), parse_bool(query, "previous"),
-                      parse_bool(query, "timestamps"), parse_int(query, "sinceSeconds"), _since_time(query),
-                      parse_int(query, "tailLines"), parse_int(query, "limitBytes"))
+    opts = LogOptions(
+        query.get("container", ""),
+        parse_bool(query, "follow"),
+        parse_bool(query, "previous"),
+        parse_bool(query, "timestamps"),
+        parse_int(query, "sinceSeconds"),
+        _since_time(query),
+        parse_int(query, "tailLines"),
+        parse_int(query, "limitBytes"),
+    )
     causes = list(_invalid_options(opts))
     if causes:
         raise invalid("PodLogOptions", pod_name, causes)
@@ -43,16 +51,25 @@ def log_options(query, pod_name) -> LogOptions:
 def _invalid_options(opts):
     """(cause type, field, message) of each ValidatePodLogOptions error."""
     if opts.tail_lines is not None and opts.tail_lines < 0:
-        yield ("FieldValueInvalid", "tailLines",
-               f"Invalid value: {opts.tail_lines}: must be greater than or equal to 0")
+        yield (
+            "FieldValueInvalid",
+            "tailLines",
+            f"Invalid value: {opts.tail_lines}: must be greater than or equal to 0",
+        )
     if opts.limit_bytes is not None and opts.limit_bytes < 1:
         yield "FieldValueInvalid", "limitBytes", f"Invalid value: {opts.limit_bytes}: must be greater than 0"
     if opts.since_seconds is not None and opts.since_time is not None:
-        yield ("FieldValueForbidden", "",
-               "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified")
+        yield (
+            "FieldValueForbidden",
+            "",
+            "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified",
+        )
     elif opts.since_seconds is not None and opts.since_seconds < 1:
-        yield ("FieldValueInvalid", "sinceSeconds",
-               f"Invalid value: {opts.since_seconds}: must be greater than 0")
+        yield (
+            "FieldValueInvalid",
+            "sinceSeconds",
+            f"Invalid value: {opts.since_seconds}: must be greater than 0",
+        )
 
 
 def _since_time(query):
@@ -74,8 +91,10 @@ def pick_container(pod, name):
         if not mains:
             raise bad_request(f"a container name must be specified for pod {pod.meta['name']}")
         every = pod.names(init=True) + mains
-        raise bad_request(f"a container name must be specified for pod {pod.meta['name']}, "
-                          f"choose one of: [{' '.join(every)}]")
+        raise bad_request(
+            f"a container name must be specified for pod {pod.meta['name']}, "
+            f"choose one of: [{' '.join(every)}]"
+        )
     if name not in pod.containers:
         raise bad_request(f"container {name} is not valid for pod {pod.meta['name']}")
     return pod.containers[name]
@@ -91,7 +110,7 @@ def serve_log(ctx, request, body, handler):
             data, cursor = f"unable to retrieve container logs for {run.container_id}".encode(), None
         else:
             data, cursor = run.render(run.tail_cursor(opts.tail_lines), opts.timestamps, opts.since())
-    data = data[:opts.limit_bytes] if opts.limit_bytes else data
+    data = data[: opts.limit_bytes] if opts.limit_bytes else data
     if not opts.follow:
         return body.fixed(200, "text/plain", data)
     stream = ctx.streams.open("pods/log", "pods/log", request.name, container.cond, handler)
@@ -118,14 +137,14 @@ class Follower:
         self.stream, self.body, self.run, self.cursor = stream, body, run, cursor
         self.timestamps, self.since = opts.timestamps, opts.since()
         self.left = None if opts.limit_bytes is None else opts.limit_bytes - sent
-        self.direct = body.budget is None and self.left is None     # cuts and limits go the slow way
+        self.direct = body.budget is None and self.left is None  # cuts and limits go the slow way
         self.fd = stream.handler.connection.fileno()
         self.parked = False
         self.backlog = b""
 
     def push(self) -> bool:
         """Writer side, under the container's lock: send new bytes now; False when the thread must act."""
-        if not self.direct or self.stream.aborted or self.backlog:   # a half-sent frame: the thread's turn
+        if not self.direct or self.stream.aborted or self.backlog:  # a half-sent frame: the thread's turn
             return False
         data, self.cursor = self.run.render(self.cursor, self.timestamps, self.since)
         if not data:
@@ -133,7 +152,7 @@ class Follower:
         frame = b"%x\r\n%s\r\n" % (len(data), data)
         try:
             sent = os.write(self.fd, frame)
-        except OSError:          # full socket buffer, or the client is gone: the thread finds out
+        except OSError:  # full socket buffer, or the client is gone: the thread finds out
             sent = 0
         self.backlog = frame[sent:]
         return not self.backlog
@@ -155,7 +174,7 @@ class Follower:
 
     def _send(self, data):
         if self.left is not None:
-            data = data[:self.left]
+            data = data[: self.left]
             self.left -= len(data)
         self.body.chunk(data)
 

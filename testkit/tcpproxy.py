@@ -1,4 +1,5 @@
 """A TCP proxy in front of PostgreSQL that tests can cut and restore: "the database went away"."""
+
 import socket
 import threading
 
@@ -9,7 +10,7 @@ class TcpProxy:
         self.port = None
         self._listener = None
         self._connections: set[socket.socket] = set()
-        self._orphans: set[socket.socket] = set()   # server sides kept open by stop(server_notices=False)
+        self._orphans: set[socket.socket] = set()  # server sides kept open by stop(server_notices=False)
         self._lock = threading.Lock()
         self.start()
 

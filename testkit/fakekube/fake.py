@@ -1,4 +1,5 @@
 """FakeKube: a Kubernetes API server for tests, speaking real HTTP on loopback."""
+
 import secrets
 
 import yaml
@@ -62,11 +63,17 @@ class FakeKube:
 
     def write_kubeconfig(self, path) -> str:
         config = {
-            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
             "clusters": [{"name": "fakekube", "cluster": {"server": self.url}}],
             "users": [{"name": "tasklogs", "user": {"token": self.token}}],
-            "contexts": [{"name": "fakekube", "context": {"cluster": "fakekube", "user": "tasklogs",
-                                                          "namespace": self.namespace}}],
+            "contexts": [
+                {
+                    "name": "fakekube",
+                    "context": {"cluster": "fakekube", "user": "tasklogs", "namespace": self.namespace},
+                }
+            ],
             "current-context": "fakekube",
         }
         with open(path, "w") as f:
@@ -87,26 +94,61 @@ class FakeKube:
         return self.cluster.workflow(name)
 
     # --- pods ---
-    def add_pod(self, name, *, labels=None, annotations=None, containers=("main",), init_containers=(),
-                phase="Running", container_state="running") -> dict:
-        return self.cluster.add_pod(name, labels=labels, annotations=annotations,
-                                    containers=tuple(containers), init_containers=tuple(init_containers),
-                                    phase=phase, state=container_state)
+    def add_pod(
+        self,
+        name,
+        *,
+        labels=None,
+        annotations=None,
+        containers=("main",),
+        init_containers=(),
+        phase="Running",
+        container_state="running",
+    ) -> dict:
+        return self.cluster.add_pod(
+            name,
+            labels=labels,
+            annotations=annotations,
+            containers=tuple(containers),
+            init_containers=tuple(init_containers),
+            phase=phase,
+            state=container_state,
+        )
 
-    def add_argo_pod(self, workflow, node_id, pod_name, *, node_name=None, phase="Running",
-                     containers=("wait", "main"), init_containers=("init",), node_id_annotation=True,
-                     container_state="running") -> dict:
+    def add_argo_pod(
+        self,
+        workflow,
+        node_id,
+        pod_name,
+        *,
+        node_name=None,
+        phase="Running",
+        containers=("wait", "main"),
+        init_containers=("init",),
+        node_id_annotation=True,
+        container_state="running",
+    ) -> dict:
         labels = {WORKFLOW_LABEL: workflow, COMPLETED_LABEL: "false"}
-        annotations = {"workflows.argoproj.io/node-name": node_name or node_id,
-                       DEFAULT_CONTAINER_ANNOTATION: "main"}
+        annotations = {
+            "workflows.argoproj.io/node-name": node_name or node_id,
+            DEFAULT_CONTAINER_ANNOTATION: "main",
+        }
         if node_id_annotation:
             annotations["workflows.argoproj.io/node-id"] = node_id
-        return self.add_pod(pod_name, labels=labels, annotations=annotations, containers=containers,
-                            init_containers=init_containers, phase=phase, container_state=container_state)
+        return self.add_pod(
+            pod_name,
+            labels=labels,
+            annotations=annotations,
+            containers=containers,
+            init_containers=init_containers,
+            phase=phase,
+            container_state=container_state,
+        )
 
     def set_container_state(self, pod, container, state, *, reason=None, exit_code=0) -> dict:
         return self.cluster.change_pod(
-            pod, lambda p: _container(p, container).set_state(state, reason=reason, exit_code=exit_code))
+            pod, lambda p: _container(p, container).set_state(state, reason=reason, exit_code=exit_code)
+        )
 
     def set_pod_phase(self, pod, phase) -> dict:
         return self.cluster.change_pod(pod, lambda p: _set_phase(p, phase))
@@ -117,6 +159,7 @@ class FakeKube:
                 if c.state != "terminated":
                     c.set_state("terminated", exit_code=exit_code)
             _set_phase(p, phase)
+
         return self.cluster.change_pod(pod, finish)
 
     def restart_container(self, pod, container) -> dict:

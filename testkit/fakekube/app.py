@@ -1,4 +1,5 @@
 """Request handling: routing, fault injection, authentication, RBAC, then the endpoint."""
+
 import re
 import threading
 import time
@@ -20,8 +21,12 @@ ROUTES = (
     (re.compile(r"^/api/v1" + _NS + r"pods/([^/]+)$"), "", "pods", True),
     (re.compile(r"^/api/v1" + _NS + r"pods/([^/]+)/log$"), "", "pods/log", True),
     (re.compile(r"^/apis/argoproj\.io/v1alpha1" + _NS + r"workflows$"), WORKFLOW_GROUP, "workflows", False),
-    (re.compile(r"^/apis/argoproj\.io/v1alpha1" + _NS + r"workflows/([^/]+)$"), WORKFLOW_GROUP, "workflows",
-     True),
+    (
+        re.compile(r"^/apis/argoproj\.io/v1alpha1" + _NS + r"workflows/([^/]+)$"),
+        WORKFLOW_GROUP,
+        "workflows",
+        True,
+    ),
 )
 
 
@@ -29,13 +34,22 @@ def parse_request(handler) -> Request:
     """The request as the apiserver's RequestInfo sees it."""
     url = urlsplit(handler.path)
     query = dict(parse_qsl(url.query, keep_blank_values=True))
-    request = Request(method=handler.command, path=url.path, query=query, verb=None, resource=None,
-                      name=None, group="", raw_path=handler.path, follow=is_true(query.get("follow")))
+    request = Request(
+        method=handler.command,
+        path=url.path,
+        query=query,
+        verb=None,
+        resource=None,
+        name=None,
+        group="",
+        raw_path=handler.path,
+        follow=is_true(query.get("follow")),
+    )
     for pattern, group, resource, named in ROUTES:
         m = pattern.match(url.path)
         if m:
             request.group, request.resource, request.namespace = group, resource, unquote(m.group(1))
-            by_field = name_in_field_selector(query.get("fieldSelector"))   # RequestInfo does this too
+            by_field = name_in_field_selector(query.get("fieldSelector"))  # RequestInfo does this too
             request.name = unquote(m.group(2)) if named else by_field
             request.verb = "get" if named else "watch" if is_true(query.get("watch")) else "list"
             break
@@ -63,8 +77,14 @@ class Streams:
     def select(self, kind=None, resource=None, pod=None):
         """Open streams, not counting those being aborted."""
         with self._lock:
-            return [s for s in self._open if not s.aborted and (kind is None or s.kind == kind)
-                    and (resource is None or s.resource == resource) and (pod is None or s.pod == pod)]
+            return [
+                s
+                for s in self._open
+                if not s.aborted
+                and (kind is None or s.kind == kind)
+                and (resource is None or s.resource == resource)
+                and (pod is None or s.pod == pod)
+            ]
 
 
 def wait_closed(streams, timeout=2.0):
@@ -148,8 +168,15 @@ class App:
 
     def _forbidden(self, request):
         resource, _, subresource = request.resource.partition("/")
-        return forbidden(self.kube.user, request.verb, resource, subresource, request.group,
-                         request.namespace, request.name)
+        return forbidden(
+            self.kube.user,
+            request.verb,
+            resource,
+            subresource,
+            request.group,
+            request.namespace,
+            request.name,
+        )
 
     def _injected(self, request, fault):
         if fault.status == 403 and request.resource and fault.message is None:

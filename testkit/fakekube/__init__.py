@@ -12,9 +12,18 @@ Modules: fake (the FakeKube facade), cluster (pods, workflows, resourceVersions,
 logs (containers and their CRI-like logs), app/objects/podlog (the endpoints), server (HTTP, resets,
 cuts), faults, rbac, selectors, status (Status bodies), gotime (RFC3339 the Go way), argo (naming).
 """
+
 from .argo import argo_pod_name, argo_workflow, compress_nodes, decompress_nodes, fnv32a, node_id
 from .fake import FakeKube
 from .gotime import format_nano
 
-__all__ = ["FakeKube", "argo_pod_name", "argo_workflow", "compress_nodes", "decompress_nodes", "fnv32a",
-           "node_id", "format_nano"]
+__all__ = [
+    "FakeKube",
+    "argo_pod_name",
+    "argo_workflow",
+    "compress_nodes",
+    "decompress_nodes",
+    "fnv32a",
+    "node_id",
+    "format_nano",
+]

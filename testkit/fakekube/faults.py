@@ -1,4 +1,5 @@
 """Fault rules: which requests fail, stall, get reset or cut, and how many times."""
+
 import re
 import threading
 from dataclasses import dataclass, field
@@ -8,9 +9,9 @@ RESOURCE_MATCHES = ("pods/log", "pods", "workflows")
 
 @dataclass
 class Fault:
-    kind: str                  # "fail" | "delay" | "reset" | "cut"
+    kind: str  # "fail" | "delay" | "reset" | "cut"
     match: str
-    times: int | None          # None: until cleared
+    times: int | None  # None: until cleared
     status: int = 500
     message: str | None = None
     seconds: float = 0.0

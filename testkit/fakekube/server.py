@@ -1,4 +1,5 @@
 """HTTP/1.1 transport: the listening socket, connections, response bodies, resets and cuts."""
+
 import select
 import socket
 import struct
@@ -9,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .status import ApiError, go_json
 
-IDLE_TIMEOUT = 120.0       # seconds an idle keep-alive connection (or a stuck write) may last
-CLIENT_CHECK = 0.5         # how often a waiting stream looks whether its client went away
+IDLE_TIMEOUT = 120.0  # seconds an idle keep-alive connection (or a stuck write) may last
+CLIENT_CHECK = 0.5  # how often a waiting stream looks whether its client went away
 
 
 class Aborted(Exception):
@@ -22,7 +23,7 @@ class Body:
 
     def __init__(self, handler, request, journal, cut_after=None):
         self.handler, self.request, self.journal = handler, request, journal
-        self.budget = cut_after       # body bytes still allowed before a cut resets the connection
+        self.budget = cut_after  # body bytes still allowed before a cut resets the connection
         self.streaming = False
 
     def _head(self, code, content_type, headers):
@@ -47,7 +48,7 @@ class Body:
         self.handler.send_header("Content-Length", str(len(data)))
         self.handler.end_headers()
         self._write(data)
-        if self.budget is not None:      # a cut resets the connection even when the body ran out first
+        if self.budget is not None:  # a cut resets the connection even when the body ran out first
             self.handler.reset()
 
     def start_stream(self, content_type):
@@ -68,14 +69,14 @@ class Body:
             self.handler.wfile.write(framed)
 
     def end_stream(self):
-        if self.budget is not None:      # a cut resets the connection even when the body ran out first
+        if self.budget is not None:  # a cut resets the connection even when the body ran out first
             self.handler.reset()
         self.handler.wfile.write(b"0\r\n\r\n")
 
     def _write(self, data):
         cut = self.budget is not None and len(data) >= self.budget
         if cut:
-            data = data[:self.budget]
+            data = data[: self.budget]
         if self.budget is not None:
             self.budget -= len(data)
         if data:
@@ -98,7 +99,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             super().handle()
         except (OSError, ValueError, Aborted):
-            pass     # client went away, or we reset the connection on purpose
+            pass  # client went away, or we reset the connection on purpose
 
     def finish(self):
         try:
@@ -122,7 +123,7 @@ class Handler(BaseHTTPRequestHandler):
     def client_gone(self) -> bool:
         """True when the client closed or reset its end (it sends nothing while it waits for us)."""
         try:
-            poller = select.poll()          # not select.select: descriptors may be above FD_SETSIZE
+            poller = select.poll()  # not select.select: descriptors may be above FD_SETSIZE
             poller.register(self.connection, select.POLLIN)
             return bool(poller.poll(0)) and self.connection.recv(1, socket.MSG_PEEK) == b""
         except (OSError, ValueError):
@@ -142,11 +143,15 @@ class Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 1024      # hundreds of streams may connect at once (socketserver's default is 5)
+    request_queue_size = 1024  # hundreds of streams may connect at once (socketserver's default is 5)
 
     def process_request(self, request, client_address):
-        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
-                                  daemon=True, name="fakekube-conn")
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            daemon=True,
+            name="fakekube-conn",
+        )
         self.transport.threads.add(thread)
         thread.start()
 
@@ -158,7 +163,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def shutdown_request(self, request):
         if self.transport.was_reset(request):
-            self.close_request(request)      # no FIN first: the close sends the RST
+            self.close_request(request)  # no FIN first: the close sends the RST
         else:
             super().shutdown_request(request)
 
@@ -178,14 +183,18 @@ class Transport:
         self._lock = threading.Lock()
         self._handlers = set()
         self._reset = set()
-        self.accepted = 0          # connections accepted since creation (keep-alive reuse keeps it low)
+        self.accepted = 0  # connections accepted since creation (keep-alive reuse keeps it low)
 
     def start(self):
         self.httpd = _HTTPServer(("127.0.0.1", self.port), Handler)
         self.httpd.transport = self
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True, name="fakekube-listener")
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name="fakekube-listener",
+        )
         self.thread.start()
 
     def stop(self, join_timeout=5.0):
@@ -207,7 +216,7 @@ class Transport:
     def abort(self, sock):
         self.mark_reset(sock)
         try:
-            sock.shutdown(socket.SHUT_RDWR)   # wakes a handler blocked reading or writing
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a handler blocked reading or writing
         except OSError:
             pass
 

@@ -1,5 +1,6 @@
 """Server processes started by the end-to-end tests and the benchmarks: a free port to bind, and waiting
 until the process answers `/healthz`."""
+
 import socket
 import time
 import urllib.request

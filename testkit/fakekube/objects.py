@@ -1,4 +1,5 @@
 """GET, LIST and WATCH of pods and workflows."""
+
 import base64
 import json
 import time
@@ -30,7 +31,7 @@ def serve_list(ctx, request, body):
     items, rv = ctx.cluster.list(request.resource, request.namespace, matches)
     items, meta = _page(items, rv, request.query)
     api_version, kind = LIST_KINDS[request.resource]
-    if request.resource == "pods":       # items of built-in lists carry no kind/apiVersion
+    if request.resource == "pods":  # items of built-in lists carry no kind/apiVersion
         for item in items:
             item.pop("kind", None)
             item.pop("apiVersion", None)
@@ -61,8 +62,9 @@ def _continue_start(token):
     try:
         return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["start"]
     except (ValueError, KeyError, TypeError):
-        raise bad_request("continue key is not valid: incorrect encoded start resourceVersion "
-                          "(version meta.k8s.io/v1)") from None
+        raise bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+        ) from None
 
 
 def serve_watch(ctx, request, body, handler):
@@ -81,7 +83,7 @@ class Watch:
         self.cluster, self.request, self.body, self.handler = ctx.cluster, request, body, handler
         self.matches = selection(request)
         self.custom = request.resource == "workflows"
-        self.from_now = request.query.get("resourceVersion", "") in ("", "0")   # "any"/"latest": replay state
+        self.from_now = request.query.get("resourceVersion", "") in ("", "0")  # "any"/"latest": replay state
         if not self.from_now:
             self.rv = parse_int(request.query, "resourceVersion")
         timeout = parse_int(request.query, "timeoutSeconds")
@@ -105,7 +107,7 @@ class Watch:
         while True:
             try:
                 events, ended = self._wait(stream, next_bookmark)
-            except ApiError as err:       # the history no longer reaches back to our resourceVersion
+            except ApiError as err:  # the history no longer reaches back to our resourceVersion
                 self.body.chunk(watch_line("ERROR", err.body()))
                 break
             if stream.aborted:
@@ -155,9 +157,15 @@ class Watch:
 
     def _bookmark(self):
         if self.request.resource == "pods":
-            obj = {"kind": "Pod", "apiVersion": "v1",
-                   "metadata": {"resourceVersion": str(self.rv), "creationTimestamp": None}}
+            obj = {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": str(self.rv), "creationTimestamp": None},
+            }
             return b'{"type":"BOOKMARK","object":' + go_json(obj) + b"}\n"
-        obj = {"apiVersion": WORKFLOW_API[0], "kind": WORKFLOW_API[1],
-               "metadata": {"resourceVersion": str(self.rv)}}
+        obj = {
+            "apiVersion": WORKFLOW_API[0],
+            "kind": WORKFLOW_API[1],
+            "metadata": {"resourceVersion": str(self.rv)},
+        }
         return watch_line("BOOKMARK", obj, sort_keys=True)

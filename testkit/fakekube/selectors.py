@@ -1,4 +1,5 @@
 """Label and field selectors as list and watch requests give them."""
+
 import re
 
 from .status import bad_request
@@ -61,7 +62,7 @@ def field_selector(text, custom_resource=False):
             raise bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
         field, op, value = m.groups()
         if field not in _FIELDS or (custom_resource and field not in _CUSTOM_RESOURCE_FIELDS):
-            raise bad_request(f'field label not supported: {field}')
+            raise bad_request(f"field label not supported: {field}")
         tests.append((_FIELDS[field], op != "!=", value))
     return lambda obj: all((get(obj) == value) == equal for get, equal, value in tests)
 

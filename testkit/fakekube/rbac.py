@@ -1,4 +1,5 @@
 """RBAC: does a list of PolicyRules allow a request (k8s.io/kubernetes plugin/pkg/auth/authorizer/rbac)."""
+
 import yaml
 
 
