@@ -2,6 +2,7 @@
 
 Every value reads an environment variable; a `-b HOST:PORT` (or any flag) on the command line wins,
 because gunicorn applies command-line options after this file."""
+
 import os
 
 bind = os.environ.get("TASKLOGS_BIND", "0.0.0.0:8000")
@@ -24,7 +25,10 @@ def post_fork(server, worker):
     """psycopg2 blocks the gevent hub unless it waits through gevent (measured: 5 concurrent 1 s
     queries take 5.3 s on one worker without this, 1.1 s with it)."""
     from psycogreen.gevent import patch_psycopg
+
     patch_psycopg()
+
+
 # No query strings in the access log: a WebSocket's ?access_token= must not land in logs.
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss "%(a)s"'
 
@@ -34,6 +38,7 @@ def post_worker_init(worker):
     long-lived objects, and each full collection stalled it for ~200 ms (measured with bench's
     --gc-probe: p99 line latency 311 ms with the defaults, 165 ms with these settings)."""
     import gc
+
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
 

@@ -45,7 +45,10 @@ class Plan:
     collector_line_chars: int = 100
     rest_log_bytes: int = 100 * MB  # the log one REST GET serves (tasklogs only)
     rest_formats: tuple = ("json", "text")
-    followed_viewers: tuple = (1, 100)  # viewers of a task the collector captures (their worker follows it)
+    followed_viewers: tuple = (
+        1,
+        100,
+    )  # viewers of a task the collector captures (their worker follows it)
 
 
 QUICK = Plan(
@@ -75,7 +78,9 @@ def parse_args() -> argparse.Namespace:
     )
     add("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
     add("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
-    add("--collector-workflows", type=int, help="running workflows (of 3 pods) in the collector run")
+    add(
+        "--collector-workflows", type=int, help="running workflows (of 3 pods) in the collector run"
+    )
     add("--collector-rate", type=float, help="lines per second to every pod in the collector run")
     add("--collector-seconds", type=float, help="seconds of writing in the collector run")
     add("--rest-mb", type=float, help="size of the log served in the rest runs, in MB")
@@ -101,7 +106,10 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="log the worker's garbage-collection pauses (bench/gcprobe) and report them per run",
     )
-    add("--out", help="JSON results file (default bench/results/latest.json, quick.json with --quick)")
+    add(
+        "--out",
+        help="JSON results file (default bench/results/latest.json, quick.json with --quick)",
+    )
     add("--keep-logs", action="store_true", help="keep the services' logs and print where they are")
     return parser.parse_args()
 
@@ -120,7 +128,9 @@ def plan_from(args) -> Plan:
         "collector_seconds": args.collector_seconds,
         "rest_log_bytes": args.rest_mb and int(args.rest_mb * MB),
     }
-    return replace(plan, tail_viewers=viewers, **{name: value for name, value in sizes.items() if value})
+    return replace(
+        plan, tail_viewers=viewers, **{name: value for name, value in sizes.items() if value}
+    )
 
 
 def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
@@ -128,7 +138,14 @@ def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
     steps = []
     if "latency" in only:
         steps += [
-            (measure.tail_run, service, count, plan.line_rate, plan.tail_seconds, plan.request_window)
+            (
+                measure.tail_run,
+                service,
+                count,
+                plan.line_rate,
+                plan.tail_seconds,
+                plan.request_window,
+            )
             for service in report.SERVICES
             for count in plan.tail_viewers[service]
         ]
@@ -186,7 +203,9 @@ def source_version(root: str) -> dict:
     """The tasklogs tree measured: its commit, and whether tasklogs/ had uncommitted changes."""
 
     def git(*arguments):
-        return subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", *arguments], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
 
     return {
         "root": root,

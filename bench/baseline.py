@@ -65,7 +65,9 @@ def database_engine():
 def kubernetes_apis():
     """CoreV1Api and CustomObjectsApi from KUBECONFIG (the pool as large as tasklogs' own: 64)."""
     configuration = client.Configuration()
-    config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
+    config.load_kube_config(
+        config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+    )
     configuration.connection_pool_maxsize = 64
     api_client = client.ApiClient(configuration)
     return client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
@@ -73,7 +75,9 @@ def kubernetes_apis():
 
 def fetch_logs_from_kubernetes(core, custom, task_id: str) -> tuple[str, list[dict]]:
     """(workflow phase, [{node, pod, phase, logs}]): the workflow, its pods, each pod's whole log."""
-    workflow = custom.get_namespaced_custom_object("argoproj.io", "v1alpha1", NAMESPACE, "workflows", task_id)
+    workflow = custom.get_namespaced_custom_object(
+        "argoproj.io", "v1alpha1", NAMESPACE, "workflows", task_id
+    )
     pods = core.list_namespaced_pod(NAMESPACE, label_selector=f"{WORKFLOW_LABEL}={task_id}").items
     pods.sort(key=lambda pod: (pod.metadata.creation_timestamp, pod.metadata.name))
     entries = []
@@ -122,7 +126,8 @@ def get_logs_from_database(engine, task_id: str) -> list[dict]:
             .order_by(task_logs.c.created_at, task_logs.c.id)
         )
         return [
-            {"node": row.node_id, "pod": row.pod_name, "phase": row.phase, "logs": row.logs} for row in rows
+            {"node": row.node_id, "pod": row.pod_name, "phase": row.phase, "logs": row.logs}
+            for row in rows
         ]
 
 
@@ -130,7 +135,13 @@ class Viewer:
     """One client's loop: everything it does is its own (requests, saves, diffs)."""
 
     def __init__(self, ws, engine, core, custom, task_id: str):
-        self.ws, self.engine, self.core, self.custom, self.task_id = ws, engine, core, custom, task_id
+        self.ws, self.engine, self.core, self.custom, self.task_id = (
+            ws,
+            engine,
+            core,
+            custom,
+            task_id,
+        )
         self.sent: dict[str, int] = {}
         self.phases: dict[str | None, str] = {}
 

@@ -134,7 +134,9 @@ def start_collector(bench: Bench, kubeconfig: str, log_base: str) -> subprocess.
         "PYTHONPATH": bench.tasklogs_root,
     }
     if bench.gc_probe:
-        environment.update(PYTHONPATH=f"{GC_PROBE}:{bench.tasklogs_root}", BENCH_GC_LOG=log_base + ".gc")
+        environment.update(
+            PYTHONPATH=f"{GC_PROBE}:{bench.tasklogs_root}", BENCH_GC_LOG=log_base + ".gc"
+        )
     with open(log_base + ".log", "ab") as log:
         return subprocess.Popen(
             [FLASK, "--app", "wsgi", "collect"],
@@ -185,7 +187,9 @@ def collector_health(log_path: str, exit_code: int) -> dict:
 def stored_lines(bench: Bench) -> int:
     """Newlines in the whole journal: the lines the database holds, counted without the sampler."""
     return int(
-        bench.sql("SELECT coalesce(sum(length(data) - length(replace(data, E'\\n', ''))), 0) FROM log_chunks")
+        bench.sql(
+            "SELECT coalesce(sum(length(data) - length(replace(data, E'\\n', ''))), 0) FROM log_chunks"
+        )
     )
 
 
@@ -204,8 +208,16 @@ def verify_stored(bench: Bench, kube: RemoteCluster, tasks: list[dict]) -> dict:
             with urllib.request.urlopen(url, timeout=120) as response:
                 body = json.load(response)
             stored = {entry["pod"]: entry["logs"] for entry in body["logs"]}
-            wrong = [pod for pod in task["pods"] if text_sha256(stored.get(pod)) != expected[pod]["sha256"]]
-            return len(task["pods"]) - len(wrong), body["complete"] and body["source"] == "database", wrong
+            wrong = [
+                pod
+                for pod in task["pods"]
+                if text_sha256(stored.get(pod)) != expected[pod]["sha256"]
+            ]
+            return (
+                len(task["pods"]) - len(wrong),
+                body["complete"] and body["source"] == "database",
+                wrong,
+            )
 
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(check, tasks))
@@ -236,7 +248,9 @@ def collector_run(
     collector's first save of each pod is done): the window measures the collector in its steady state."""
     recreate_database()
     with RemoteCluster(bench.directory) as kube:
-        tasks = kube.call("workflows", count=workflows, steps=[chr(ord("a") + i) for i in range(steps)])
+        tasks = kube.call(
+            "workflows", count=workflows, steps=[chr(ord("a") + i) for i in range(steps)]
+        )
         pods = [pod for task in tasks for pod in task["pods"]]
         log_base = bench.log_base("collector")
         collector = start_collector(bench, kube.kubeconfig, log_base)
@@ -244,14 +258,17 @@ def collector_run(
         rss.start()
         try:
             started = wait_for(
-                lambda: collector.poll() is None and kube.call("open_streams") == len(pods), STARTUP_TIMEOUT
+                lambda: collector.poll() is None and kube.call("open_streams") == len(pods),
+                STARTUP_TIMEOUT,
             )
             if started is None:
                 raise RuntimeError(
                     f"the collector did not open {len(pods)} follow streams; see {log_base}.log"
                 )
             warm_up = warm_up_journal(bench, kube, pods, line_chars)
-            captured = capture_window(bench, kube, collector.pid, log_base, pods, rate, seconds, line_chars)
+            captured = capture_window(
+                bench, kube, collector.pid, log_base, pods, rate, seconds, line_chars
+            )
             kube.call("finish", task_ids=[task["task_id"] for task in tasks])
             final_save = wait_for(
                 lambda: bench.sql("SELECT count(*) FROM tasks WHERE complete") == len(tasks),
@@ -285,10 +302,14 @@ def collector_profile(bench: Bench, pid: int, seconds: float) -> Profile | None:
     collector's hundreds of threads down noticeably)."""
     if not bench.profile_dir:
         return None
-    return Profile(pid, seconds, os.path.join(bench.profile_dir, "profile-collector.txt"), rate=20, gil=True)
+    return Profile(
+        pid, seconds, os.path.join(bench.profile_dir, "profile-collector.txt"), rate=20, gil=True
+    )
 
 
-def warm_up_journal(bench: Bench, kube: RemoteCluster, pods: list[str], line_chars: int) -> float | None:
+def warm_up_journal(
+    bench: Bench, kube: RemoteCluster, pods: list[str], line_chars: int
+) -> float | None:
     """One line to every pod; seconds until the journal holds them all."""
     kube.call("write", pods=pods, rate=1, seconds=1, line_chars=line_chars)
     return wait_for(lambda: stored_lines(bench) >= len(pods), DRAIN_TIMEOUT)
@@ -338,7 +359,9 @@ def capture_window(
         "cpu": usage,
         "server_wal_bytes": wal,
         "rss_mb": {"ready": round(rss_ready, 1), "end_of_window": round(rss_end, 1)},
-        "gc": gc_pauses(log_base + ".gc" if bench.gc_probe else None, collector, began, time.time()),
+        "gc": gc_pauses(
+            log_base + ".gc" if bench.gc_probe else None, collector, began, time.time()
+        ),
         "profile": spy.summary() if spy else None,
     }
 
@@ -364,7 +387,9 @@ def lag_summary(sampler: JournalSampler) -> dict:
 # --- a live tail that follows the collector's journal ---
 
 
-def followed_tail_run(bench: Bench, viewers: int, rate: float, seconds: float, window: float) -> dict:
+def followed_tail_run(
+    bench: Bench, viewers: int, rate: float, seconds: float, window: float
+) -> dict:
     """The deployment with a collector: it captures a 2-pod task, and `viewers` clients of a web worker
     tail it. The worker opens no stream of its own: it follows the collector's journal (LISTEN/NOTIFY) and
     announces its viewers, so the collector commits that task's lines as soon as it reads them."""
@@ -373,7 +398,10 @@ def followed_tail_run(bench: Bench, viewers: int, rate: float, seconds: float, w
     log_base = bench.log_base("followed-collector")
     collector = start_collector(bench, bench.cluster.kubeconfig, log_base)
     try:
-        if wait_for(lambda: collector.poll() is None and kube.open_streams() >= 2, STARTUP_TIMEOUT) is None:
+        if (
+            wait_for(lambda: collector.poll() is None and kube.open_streams() >= 2, STARTUP_TIMEOUT)
+            is None
+        ):
             raise RuntimeError(f"the collector did not follow the task; see {log_base}.log")
         with bench.service("tasklogs") as service:
             tail = timed_tail(bench, service, task, viewers, rate, seconds, window)

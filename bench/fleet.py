@@ -47,7 +47,9 @@ class ClientProcess:
         try:
             message = self._lines.get(timeout=timeout)
         except queue.Empty:
-            raise TimeoutError(f"client process {self.pid}: no {event!r} in {timeout:.0f}s") from None
+            raise TimeoutError(
+                f"client process {self.pid}: no {event!r} in {timeout:.0f}s"
+            ) from None
         if message is None or message.get("event") != event:
             raise RuntimeError(
                 f"client process {self.pid} ended without {event!r} (exit {self.process.poll()})"
@@ -78,11 +80,19 @@ class ClientFleet:
     """`count` WebSocket clients of one URL spread over `processes` client processes."""
 
     def __init__(
-        self, url: str, count: int, *, processes: int = 1, concurrency: int = 50, latency: bool = True
+        self,
+        url: str,
+        count: int,
+        *,
+        processes: int = 1,
+        concurrency: int = 50,
+        latency: bool = True,
     ):
         shares = [count // processes + (index < count % processes) for index in range(processes)]
         self.clients = [
-            ClientProcess(url, share, max(1, concurrency // processes), latency) for share in shares if share
+            ClientProcess(url, share, max(1, concurrency // processes), latency)
+            for share in shares
+            if share
         ]
 
     @property

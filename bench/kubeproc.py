@@ -57,9 +57,14 @@ class Commands:
         from testkit import scenarios
 
         prefix = f"bench-{uuid.uuid4().hex[:6]}"
-        made = [scenarios.workflow(self.kube, f"{prefix}-{index:04d}", list(steps)) for index in range(count)]
+        made = [
+            scenarios.workflow(self.kube, f"{prefix}-{index:04d}", list(steps))
+            for index in range(count)
+        ]
         self.tasks.update((task.task_id, task) for task in made)
-        return [{"task_id": task.task_id, "pods": [task.pods[step] for step in steps]} for task in made]
+        return [
+            {"task_id": task.task_id, "pods": [task.pods[step] for step in steps]} for task in made
+        ]
 
     def write(self, pods: list[str], rate: float, seconds: float, line_chars: int) -> dict:
         """Every pod gets `rate` timed lines per second for `seconds`.
@@ -191,7 +196,9 @@ class RemoteCluster:
     def _receive(self, command: str) -> dict:
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"fake cluster process ended during {command!r} (exit {self.process.poll()})")
+            raise RuntimeError(
+                f"fake cluster process ended during {command!r} (exit {self.process.poll()})"
+            )
         return json.loads(line)
 
     def close(self) -> None:

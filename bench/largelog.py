@@ -75,7 +75,9 @@ class TextLogDigest:
         return {"sha256": self._hash.hexdigest(), "fields": {}}
 
 
-def download(bench: Bench, service: Service, kube: RemoteCluster, task_id: str, output: str) -> dict:
+def download(
+    bench: Bench, service: Service, kube: RemoteCluster, task_id: str, output: str
+) -> dict:
     """GET the task's log in `output` format with a streaming client, sampling the worker's RSS meanwhile;
     return sizes, times, RSS before / peak / after, CPU of every party, and the body's hash."""
     worker = service.worker_pid
@@ -146,11 +148,17 @@ def largelog_run(bench: Bench, size: int, output: str) -> dict:
         with bench.service("tasklogs", kubeconfig=kube.kubeconfig) as service:
             idle = procstat.rss_mb(service.worker_pid)
             warm_up = download(bench, service, kube, small["task_id"], output)
-            gets = [download(bench, service, kube, task["task_id"], output) for _ in ("first", "second")]
+            gets = [
+                download(bench, service, kube, task["task_id"], output) for _ in ("first", "second")
+            ]
             health = service_health(service)
     wanted = expected["json_sha256" if output == "json" else "sha256"]
-    for get, nth, source in zip(gets, ("first", "second"), ("kubernetes", "database"), strict=False):
-        get.update(get=nth, expected_source=source, exact=get["status"] == 200 and get["sha256"] == wanted)
+    for get, nth, source in zip(
+        gets, ("first", "second"), ("kubernetes", "database"), strict=False
+    ):
+        get.update(
+            get=nth, expected_source=source, exact=get["status"] == 200 and get["sha256"] == wanted
+        )
     return {
         "kind": "rest",
         "service": "tasklogs",
@@ -168,4 +176,8 @@ def largelog_run(bench: Bench, size: int, output: str) -> dict:
 def service_health(service: Service) -> dict:
     with open(service.log_path, errors="replace") as log:
         warnings = [line.strip() for line in log if SERVICE_WARNINGS.search(line)]
-    return {"worker_survived": service.alive(), "warnings": len(warnings), "first_warnings": warnings[:3]}
+    return {
+        "worker_survived": service.alive(),
+        "warnings": len(warnings),
+        "first_warnings": warnings[:3],
+    }

@@ -63,7 +63,8 @@ class Bench:
     def sql(self, statement: str, autocommit: bool = False):
         """Run one statement on the bench database; the first column of the first row."""
         engine = create_engine(
-            psycopg2_url(self.database_url), isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED"
+            psycopg2_url(self.database_url),
+            isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
         )
         try:
             with engine.begin() as connection:
@@ -77,7 +78,9 @@ class Bench:
         """The PostgreSQL server's processes: its postmaster and every child (backends, writers,
         checkpointer)."""
         if self._postmaster is None:
-            checkpointer = self.sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+            checkpointer = self.sql(
+                "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'"
+            )
             self._postmaster = procstat.parent(checkpointer)
         return [self._postmaster, *procstat.children(self._postmaster)]
 
@@ -129,7 +132,9 @@ def observe(
     ).start()
     began, wal_before = time.time(), bench.sql("SELECT pg_current_wal_lsn()")
     spy = (
-        Profile(service.worker_pid, seconds, os.path.join(bench.profile_dir, f"profile-{profile}.txt"))
+        Profile(
+            service.worker_pid, seconds, os.path.join(bench.profile_dir, f"profile-{profile}.txt")
+        )
         if profile and bench.profile_dir
         else None
     )
@@ -153,7 +158,9 @@ def observe(
     }
 
 
-def finish_and_collect(bench: Bench, task, fleet: ClientFleet, timeout: float = 60) -> tuple[dict, float]:
+def finish_and_collect(
+    bench: Bench, task, fleet: ClientFleet, timeout: float = 60
+) -> tuple[dict, float]:
     """End the task; (the clients' result, seconds from the end of the task to the last client's close)."""
     bench.cluster.finish(task)
     began = time.monotonic()
@@ -164,7 +171,8 @@ def finish_and_collect(bench: Bench, task, fleet: ClientFleet, timeout: float = 
 def outcome(bench: Bench, task, result: dict, service: Service) -> dict:
     """What the clients got, checked against the fake's logs, and how the service fared."""
     expected = {
-        pod: hashlib.sha256(log.encode()).hexdigest() for pod, log in bench.cluster.log_text(task).items()
+        pod: hashlib.sha256(log.encode()).hexdigest()
+        for pod, log in bench.cluster.log_text(task).items()
     }
     with open(service.log_path, errors="replace") as log:
         warnings = [line.strip() for line in log if SERVICE_WARNINGS.search(line)]
@@ -201,7 +209,9 @@ def percentiles(values: list[int]) -> dict:
 # --- 1 and 2: line latency and upstream requests ---
 
 
-def tail_run(bench: Bench, name: str, viewers: int, rate: float, seconds: float, window: float) -> dict:
+def tail_run(
+    bench: Bench, name: str, viewers: int, rate: float, seconds: float, window: float
+) -> dict:
     """`viewers` clients tail a 2-pod task while `rate` timed lines per second are written for `seconds`;
     the observation window (upstream requests, CPU) is `window` seconds in the middle of the writing."""
     task = bench.cluster.new_task(("a", "b"))
@@ -256,7 +266,9 @@ def wal_run(bench: Bench, name: str, size: int, seconds: float) -> dict:
         bench.service(name) as service,
         tail_clients(bench, service, task.task_id, 1, latency=False) as (fleet, _),
     ):
-        bench.sql("VACUUM ANALYZE", autocommit=True)  # so that autovacuum has nothing left to do meanwhile
+        bench.sql(
+            "VACUUM ANALYZE", autocommit=True
+        )  # so that autovacuum has nothing left to do meanwhile
         meter = WalMeter(bench.database_url).start()
         SteadyWriter(
             bench.cluster.kube,
@@ -305,7 +317,11 @@ def resources_run(bench: Bench, name: str, viewers: int, rate: float, window: fl
         idle = procstat.rss_mb(service.worker_pid)
         with tail_clients(bench, service, task.task_id, viewers) as (fleet, connected):
             writer = SteadyWriter(
-                bench.cluster.kube, list(task.pods.values()), rate, int(rate * (WARM_UP + window)), timed_line
+                bench.cluster.kube,
+                list(task.pods.values()),
+                rate,
+                int(rate * (WARM_UP + window)),
+                timed_line,
             )
             writer.start()
             time.sleep(WARM_UP)

@@ -12,7 +12,12 @@ def _runs(runs: list[dict], kind: str, service: str) -> list[dict]:
 def _one(runs, kind, service, **match):
     """The first such run whose fields equal `match`, or None."""
     return next(
-        (run for run in _runs(runs, kind, service) if all(run.get(k) == v for k, v in match.items())), None
+        (
+            run
+            for run in _runs(runs, kind, service)
+            if all(run.get(k) == v for k, v in match.items())
+        ),
+        None,
     )
 
 
@@ -113,7 +118,10 @@ def request_rows(runs: list[dict]) -> list[tuple]:
     rows.append(
         (
             f"WAL written in {window:g} s (MB, server-wide)",
-            *(_per_viewers(runs, service, lambda run: _mb(run["server_wal_bytes"])) for service in SERVICES),
+            *(
+                _per_viewers(runs, service, lambda run: _mb(run["server_wal_bytes"]))
+                for service in SERVICES
+            ),
             "",
         )
     )
@@ -122,7 +130,9 @@ def request_rows(runs: list[dict]) -> list[tuple]:
 
 def wal_rows(runs: list[dict]) -> list[tuple]:
     rows, ratios = [], []
-    for size, seconds in sorted({(run["size"], run["seconds"]) for run in runs if run["kind"] == "wal"}):
+    for size, seconds in sorted(
+        {(run["size"], run["seconds"]) for run in runs if run["kind"] == "wal"}
+    ):
         cells = []
         for service in SERVICES:
             run = _one(runs, "wal", service, size=size, seconds=seconds)
@@ -131,10 +141,21 @@ def wal_rows(runs: list[dict]) -> list[tuple]:
                 ratios.append(run["wal_per_log_byte"])
         met = None if not ratios else ratios[-1] <= 3
         rows.append(
-            (f"WAL bytes per log byte, {_size(size)} log over {seconds:g} s", *cells, f"<= 3{_verdict(met)}")
+            (
+                f"WAL bytes per log byte, {_size(size)} log over {seconds:g} s",
+                *cells,
+                f"<= 3{_verdict(met)}",
+            )
         )
     if len(ratios) > 1:
-        rows.append(("  largest log / smallest log", f"{ratios[-1] / ratios[0]:.2f}x", "", "flat (about 1x)"))
+        rows.append(
+            (
+                "  largest log / smallest log",
+                f"{ratios[-1] / ratios[0]:.2f}x",
+                "",
+                "flat (about 1x)",
+            )
+        )
     return rows
 
 
@@ -178,7 +199,9 @@ def correctness_rows(runs: list[dict]) -> list[tuple]:
     for service in SERVICES:
         mine = [run for run in runs if run["service"] == service and "exact" in run]
         cells.append(
-            f"{sum(r['exact'] for r in mine)} / {sum(r['clients'] for r in mine)}" if mine else NOT_RUN
+            f"{sum(r['exact'] for r in mine)} / {sum(r['clients'] for r in mine)}"
+            if mine
+            else NOT_RUN
         )
     return [("clients that rebuilt the exact log (all runs)", *cells, "all")]
 
@@ -206,10 +229,17 @@ def _or_missing(seconds: float | None, what: str) -> str:
 
 def collector_rows(run: dict) -> list[tuple]:
     """(measurement, tasklogs, goal) rows of one collector run."""
-    writer, lag, cpu, rss, verify = run["writer"], run["lag_ms"], run["cpu"], run["rss_mb"], run["verify"]
+    writer, lag, cpu, rss, verify = (
+        run["writer"],
+        run["lag_ms"],
+        run["cpu"],
+        run["rss_mb"],
+        run["verify"],
+    )
     complete = run["lines_captured"] == run["lines_written"] == run["lines_in_journal"]
     stored = (
-        verify["pods_exact"] == verify["pods"] and verify["tasks_complete_from_database"] == verify["tasks"]
+        verify["pods_exact"] == verify["pods"]
+        and verify["tasks_complete_from_database"] == verify["tasks"]
     )
     return [
         (
@@ -268,7 +298,11 @@ def rest_rows(run: dict) -> list[tuple]:
     """(measurement, tasklogs, goal) rows of one large-log REST run: one per GET."""
     rows = []
     for get in run["gets"]:
-        how = "reads Kubernetes, stores" if get["expected_source"] == "kubernetes" else "from the database"
+        how = (
+            "reads Kubernetes, stores"
+            if get["expected_source"] == "kubernetes"
+            else "from the database"
+        )
         source = get["fields"].get("source")
         cell = (
             f"RSS {get['rss_before_mb']:.0f} -> {get['rss_peak_mb']:.0f} -> {get['rss_after_mb']:.0f} MB "
@@ -405,7 +439,9 @@ def detail_rows(runs: list[dict]) -> list[tuple]:
     rows = []
     for run in runs:
         health, connected = run["health"], run.get("connected")
-        warnings = str(health["warnings"]) + ("" if health["worker_survived"] else "  WORKER REPLACED")
+        warnings = str(health["warnings"]) + (
+            "" if health["worker_survived"] else "  WORKER REPLACED"
+        )
         viewers = run.get("viewers", 1 if run["kind"] == "wal" else "-")
         for label, cpu in cpu_windows(run):
             rows.append(
@@ -428,11 +464,17 @@ def table(header: tuple, rows: list[tuple]) -> str:
 
     def line(row):
         return (
-            "| " + " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)) + " |"
+            "| "
+            + " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False))
+            + " |"
         )
 
     return "\n".join(
-        [line(header), "|" + "|".join("-" * (width + 2) for width in widths) + "|", *map(line, rows)]
+        [
+            line(header),
+            "|" + "|".join("-" * (width + 2) for width in widths) + "|",
+            *map(line, rows),
+        ]
     )
 
 
@@ -456,7 +498,8 @@ def notes(runs: list[dict], context: dict) -> list[str]:
     engines = [
         run
         for run in runs
-        if run["service"] == "tasklogs" and run.get("listeners", 1) > (2 if run["kind"] == "followed" else 1)
+        if run["service"] == "tasklogs"
+        and run.get("listeners", 1) > (2 if run["kind"] == "followed" else 1)
     ]
     if engines:
         lines.append(
@@ -473,7 +516,9 @@ def notes(runs: list[dict], context: dict) -> list[str]:
 def render(runs: list[dict], context: dict) -> str:
     """The whole printed report."""
     source = context["source"]
-    version = (source["commit"] or source["root"]) + (" + uncommitted changes" if source["dirty"] else "")
+    version = (source["commit"] or source["root"]) + (
+        " + uncommitted changes" if source["dirty"] else ""
+    )
     lines = [
         f"tasklogs benchmark: tasklogs {version}; {context['mode']} run, {context['elapsed_s']:.0f} s, "
         f"{context['date']}; {context['cpus']} CPU cores shared by the worker, the client process, the fake "
@@ -483,7 +528,8 @@ def render(runs: list[dict], context: dict) -> str:
     if has_main(runs):
         lines += [
             table(
-                ("measurement", "tasklogs", "baseline (seed design)", "goal for tasklogs"), main_rows(runs)
+                ("measurement", "tasklogs", "baseline (seed design)", "goal for tasklogs"),
+                main_rows(runs),
             ),
             "",
             *notes(runs, context),

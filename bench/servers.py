@@ -13,7 +13,9 @@ from .profiling import GC_PROBE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-DATABASE = os.environ.get("TASKLOGS_BENCH_DATABASE", "tasklogs_bench")  # another name for a parallel run
+DATABASE = os.environ.get(
+    "TASKLOGS_BENCH_DATABASE", "tasklogs_bench"
+)  # another name for a parallel run
 
 # Every bench client connects from 127.0.0.1: lift tasklogs' per-address and per-worker caps on tails.
 TASKLOGS_LIMITS = {"TASKLOGS_MAX_TAILS": "5000", "TASKLOGS_MAX_TAILS_PER_CLIENT": "5000"}
@@ -93,7 +95,9 @@ class Service:
 
     def alive(self) -> bool:
         """The worker that started is still the one serving (a crash or heartbeat kill replaces it)."""
-        return self.process.poll() is None and procstat.children(self.process.pid) == [self.worker_pid]
+        return self.process.poll() is None and procstat.children(self.process.pid) == [
+            self.worker_pid
+        ]
 
     def stop(self) -> None:
         """Quick shutdown (SIGINT): every measurement is over by now."""

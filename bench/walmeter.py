@@ -31,7 +31,9 @@ class WalMeter:
         self._connection.autocommit = True
         self.slot = f"tasklogs_bench_{uuid.uuid4().hex[:8]}"
         self._query("SELECT pg_create_physical_replication_slot(%s, true, true)", self.slot)
-        self._query("CHECKPOINT")  # every run starts right after a checkpoint: same full-page-write state
+        self._query(
+            "CHECKPOINT"
+        )  # every run starts right after a checkpoint: same full-page-write state
         self.start_lsn = self._query("SELECT pg_current_wal_lsn()")
         return self
 

@@ -41,12 +41,16 @@ class Fleet:
     def connect(self, timeout: float) -> dict:
         """Open every connection; return once each has its first frame (the snapshot) or failed."""
         began, deadline = time.monotonic(), time.monotonic() + timeout
-        while (len(self.connections) < self.count or self._connecting()) and time.monotonic() < deadline:
+        while (
+            len(self.connections) < self.count or self._connecting()
+        ) and time.monotonic() < deadline:
             while len(self.connections) < self.count and self._connecting() < self.concurrency:
                 self._open()
             self._poll(0.5)
         ready = [c for c in self.connections if c.state == "open" and c.frames]
-        errors = sorted({c.error or f"closed {c.close_code}" for c in self.connections if c not in ready})
+        errors = sorted(
+            {c.error or f"closed {c.close_code}" for c in self.connections if c not in ready}
+        )
         return {
             "event": "connected",
             "ok": len(ready),
@@ -64,7 +68,9 @@ class Fleet:
             self._drop(connection)
 
     def _connecting(self) -> int:
-        return sum(1 for c in self.by_fd.values() if c.state in ("connecting", "handshake") or not c.frames)
+        return sum(
+            1 for c in self.by_fd.values() if c.state in ("connecting", "handshake") or not c.frames
+        )
 
     def _open(self) -> None:
         connection = TailConnection(self.host, self.port, self.path)
@@ -152,7 +158,9 @@ def client_report(connection: TailConnection, decode: Decoder, latency: bool) ->
                 partial[pod] = (partial.get(pod, "") + text).rsplit("\n", 1)[-1]
         if kind == "error":
             problems.append(f"error frame: {frame.get('message')}")
-    digests = {pod: hashlib.sha256("".join(texts).encode()).hexdigest() for pod, texts in pieces.items()}
+    digests = {
+        pod: hashlib.sha256("".join(texts).encode()).hexdigest() for pod, texts in pieces.items()
+    }
     return {
         "digests": digests,
         "kinds": kinds,
@@ -197,10 +205,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url")
     parser.add_argument("count", type=int)
-    parser.add_argument("--concurrency", type=int, default=50, help="connections handshaking at once")
+    parser.add_argument(
+        "--concurrency", type=int, default=50, help="connections handshaking at once"
+    )
     parser.add_argument("--connect-timeout", type=float, default=120)
     parser.add_argument("--timeout", type=float, default=600, help="longest receive phase, seconds")
-    parser.add_argument("--no-latency", action="store_true", help="log lines are not `<seq> <ns>` lines")
+    parser.add_argument(
+        "--no-latency", action="store_true", help="log lines are not `<seq> <ns>` lines"
+    )
     args = parser.parse_args()
     fleet = Fleet(args.url, args.count, args.concurrency)
     print(json.dumps(fleet.connect(args.connect_timeout)), flush=True)

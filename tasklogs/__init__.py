@@ -21,12 +21,19 @@ def create_app(config: Mapping[str, Any] | None = None, kube: Cluster | None = N
     `DATABASE_URL`, `TASKLOGS_POLL_INTERVAL`; other keys are Flask's own); `kube` replaces the Kubernetes
     adapter (tests pass one bound to a fake API server)."""
     config = dict(config or {})
-    settings = load_config(overrides={name: config.pop(name) for name in list(config) if name in SETTING_NAMES})
+    settings = load_config(
+        overrides={name: config.pop(name) for name in list(config) if name in SETTING_NAMES}
+    )
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(config)
     _configure_database(app, settings)
-    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": settings.tails.ping_interval,
-                                                  "max_message_size": settings.tails.max_message})
+    app.config.setdefault(
+        "SOCK_SERVER_OPTIONS",
+        {
+            "ping_interval": settings.tails.ping_interval,
+            "max_message_size": settings.tails.max_message,
+        },
+    )
     if settings.access.proxy_fix:
         app.wsgi_app = ProxyFix(app.wsgi_app, **settings.access.proxy_fix)  # type: ignore[method-assign]
 
@@ -35,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None, kube: Cluster | None = N
     sock.init_app(app)
 
     from . import bootstrap, cli, errors, health, logs
+
     errors.register_error_handlers(app)
     app.register_blueprint(logs.bp)
     app.register_blueprint(health.bp)
@@ -43,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None, kube: Cluster | None = N
 
     if settings.database.auto_migrate:
         from .schema import upgrade_schema
+
         upgrade_schema(app)
     return app
 
@@ -55,15 +64,23 @@ def _configure_database(app: Flask, settings: Settings) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     if url.startswith("postgresql"):
         pool = settings.database
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
-            "pool_size": pool.pool_size,
-            "max_overflow": pool.pool_size,
-            "pool_timeout": pool.pool_timeout,
-            "pool_pre_ping": True,
-            "connect_args": {"connect_timeout": max(1, int(pool.pool_timeout)),
-                             "application_name": "tasklogs",
-                             # a database that vanished without closing the connection (a partition) is
-                             # noticed in seconds, not after the kernel's 15 minutes of retransmissions
-                             "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-                             "keepalives_count": 3, "tcp_user_timeout": 15000},
-        })
+        app.config.setdefault(
+            "SQLALCHEMY_ENGINE_OPTIONS",
+            {
+                "pool_size": pool.pool_size,
+                "max_overflow": pool.pool_size,
+                "pool_timeout": pool.pool_timeout,
+                "pool_pre_ping": True,
+                "connect_args": {
+                    "connect_timeout": max(1, int(pool.pool_timeout)),
+                    "application_name": "tasklogs",
+                    # a database that vanished without closing the connection (a partition) is
+                    # noticed in seconds, not after the kernel's 15 minutes of retransmissions
+                    "keepalives": 1,
+                    "keepalives_idle": 10,
+                    "keepalives_interval": 5,
+                    "keepalives_count": 3,
+                    "tcp_user_timeout": 15000,
+                },
+            },
+        )

@@ -1,5 +1,6 @@
 """Who may use the API: an optional bearer token, or an authenticating proxy's user header, and for
 WebSockets an Origin check (cross-site WebSocket hijacking) and per-worker/per-client limits."""
+
 import hmac
 import threading
 from collections import Counter
@@ -25,9 +26,13 @@ def authenticate(settings: AccessSettings) -> None:
             presented = request.args.get("access_token")
         if presented is not None and hmac.compare_digest(presented.encode(), token.encode()):
             return
-        raise Unauthorized("a valid bearer token is required (Authorization: Bearer <token>"
-                           + (", or ?access_token= on a WebSocket)" if is_websocket() else ")"))
-    raise Unauthorized(f"requests must come through the authenticating proxy (no {user_header} header)")
+        raise Unauthorized(
+            "a valid bearer token is required (Authorization: Bearer <token>"
+            + (", or ?access_token= on a WebSocket)" if is_websocket() else ")")
+        )
+    raise Unauthorized(
+        f"requests must come through the authenticating proxy (no {user_header} header)"
+    )
 
 
 def _bearer(header: str) -> str | None:
@@ -63,7 +68,9 @@ class TailSlots:
     def take(self, client: str) -> None:
         with self._lock:
             if sum(self._open.values()) >= self.total:
-                raise TooManyConnections(f"this worker already serves {self.total} live tails; try again later")
+                raise TooManyConnections(
+                    f"this worker already serves {self.total} live tails; try again later"
+                )
             if self._open[client] >= self.per_client:
                 raise TooManyFromClient(f"at most {self.per_client} live tails per client address")
             self._open[client] += 1

@@ -12,7 +12,9 @@ import gzip
 import json
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+
+from .cluster import PodSummary
 
 LABEL_WORKFLOW = "workflows.argoproj.io/workflow"
 LABEL_COMPONENT = "workflows.argoproj.io/component"
@@ -38,7 +40,7 @@ _FNV32_OFFSET = 0x811C9DC5
 _FNV32_PRIME = 0x01000193
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_LATEST = datetime.max.replace(tzinfo=timezone.utc)
+_LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 class ArgoError(Exception):
@@ -82,7 +84,9 @@ def pod_name(workflow_name: str, node_name: str, template_name: str, version: st
     if version == POD_NAME_V1:
         return node_id(workflow_name, node_name)
     if version != POD_NAME_V2:
-        raise ValueError(f"unknown pod name version {version!r}, expected one of {POD_NAME_VERSIONS}")
+        raise ValueError(
+            f"unknown pod name version {version!r}, expected one of {POD_NAME_VERSIONS}"
+        )
     if node_name == workflow_name:
         return workflow_name
     prefix = f"{workflow_name}-{template_name}" if template_name else workflow_name
@@ -158,11 +162,15 @@ def _decompress_nodes(name: str, compressed: str) -> dict:
         # Go's base64 decoder skips line breaks; anything else outside the alphabet is an error.
         payload = base64.b64decode(compressed.replace("\r", "").replace("\n", ""), validate=True)
     except (binascii.Error, ValueError) as error:
-        raise NodesUnavailable(f"workflow {name!r}: status.compressedNodes is not base64 ({error})") from None
+        raise NodesUnavailable(
+            f"workflow {name!r}: status.compressedNodes is not base64 ({error})"
+        ) from None
     try:
         return json.loads(_decompress(name, payload)) or {}
     except (OSError, EOFError, zlib.error, ValueError) as error:
-        raise NodesUnavailable(f"workflow {name!r}: status.compressedNodes is unreadable ({error})") from None
+        raise NodesUnavailable(
+            f"workflow {name!r}: status.compressedNodes is unreadable ({error})"
+        ) from None
 
 
 def _decompress(name: str, payload: bytes) -> bytes:
@@ -197,14 +205,16 @@ def _start_order(started: str | None, name: str) -> tuple:
 
 
 def _moment(text: str | None) -> datetime | None:
+    if not text:
+        return None
     try:
         moment = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
+    except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def resolve_pod_targets(workflow: dict | None, pods: list[dict]) -> list[PodTarget]:
+def resolve_pod_targets(workflow: dict | None, pods: list[PodSummary]) -> list[PodTarget]:
     """Return one target per pod the workflow has or will have, in start order.
 
     pods are the workflow's listed pods as plain dicts (name, annotations, labels, phase, created).
@@ -219,7 +229,7 @@ def resolve_pod_targets(workflow: dict | None, pods: list[dict]) -> list[PodTarg
     return sorted(targets, key=pod_target_order)
 
 
-def _targets_from_nodes(workflow: dict, pods: list[dict]) -> list[PodTarget]:
+def _targets_from_nodes(workflow: dict, pods: list[PodSummary]) -> list[PodTarget]:
     pods_by_node_id = _pods_by_node_id(pods)
     pods_by_name = {pod["name"]: pod for pod in pods}
     targets = []
@@ -233,7 +243,7 @@ def _targets_from_nodes(workflow: dict, pods: list[dict]) -> list[PodTarget]:
     return targets
 
 
-def _pods_by_node_id(pods: list[dict]) -> dict:
+def _pods_by_node_id(pods: list[PodSummary]) -> dict[str, PodSummary]:
     # A pod that Argo restarted is recreated under the same node ID: the newest one wins.
     by_node_id = {}
     for pod in sorted(pods, key=lambda pod: _start_order(pod.get("created"), pod["name"])):
@@ -243,7 +253,9 @@ def _pods_by_node_id(pods: list[dict]) -> dict:
     return by_node_id
 
 
-def _pod_by_name(node: dict, names: list[str], pods_by_name: dict) -> dict | None:
+def _pod_by_name(
+    node: dict, names: list[str], pods_by_name: dict[str, PodSummary]
+) -> PodSummary | None:
     for name in names:
         pod = pods_by_name.get(name)
         # A pod annotated with another node's ID is that node's pod, whatever its name.
@@ -277,16 +289,16 @@ def _target_from_node(node: dict, name: str, phase: str) -> PodTarget:
     )
 
 
-def _annotation(pod: dict, key: str) -> str | None:
+def _annotation(pod: PodSummary, key: str) -> str | None:
     return (pod.get("annotations") or {}).get(key)
 
 
-def _is_node_pod(pod: dict) -> bool:
+def _is_node_pod(pod: PodSummary) -> bool:
     # Agent pods (HTTP/plugin templates) and artifact GC pods carry the workflow label but run no node.
     return not (pod.get("labels") or {}).get(LABEL_COMPONENT)
 
 
-def _target_from_pod(pod: dict) -> PodTarget:
+def _target_from_pod(pod: PodSummary) -> PodTarget:
     name = (pod.get("labels") or {}).get(LABEL_WORKFLOW, "")
     node_name = _annotation(pod, ANNOTATION_NODE_NAME) or ""
     return PodTarget(
@@ -300,7 +312,7 @@ def _target_from_pod(pod: dict) -> PodTarget:
     )
 
 
-def _pod_node_id(pod: dict, name: str, node_name: str) -> str:
+def _pod_node_id(pod: PodSummary, name: str, node_name: str) -> str:
     # The controller's own fallback (operator.go nodeID): node-id, else the ID of node-name.
     annotated = _annotation(pod, ANNOTATION_NODE_ID)
     if annotated:
@@ -312,12 +324,12 @@ def _pod_node_id(pod: dict, name: str, node_name: str) -> str:
 
 def _display_name(name: str, node_name: str) -> str:
     # Node names are "<wf>.<task>" or "<wf>[0].<step>", nested; items like "(0:a.b)" may hold dots.
-    rest = node_name[len(name):] if name and node_name.startswith(name) else node_name
+    rest = node_name[len(name) :] if name and node_name.startswith(name) else node_name
     depth = 0
     for index in range(len(rest) - 1, -1, -1):
         depth += (rest[index] in ")]") - (rest[index] in "([")
         if rest[index] == "." and depth == 0:
-            return rest[index + 1:]
+            return rest[index + 1 :]
     return node_name
 
 
@@ -327,5 +339,5 @@ def _template_from_pod_name(pod: str, name: str, node_name: str) -> str:
     if not (name and node_name) or len(pod) < len(prefix) + len(suffix):
         return ""
     if pod.startswith(prefix) and pod.endswith(suffix):
-        return pod[len(prefix):-len(suffix)]
+        return pod[len(prefix) : -len(suffix)]
     return ""

@@ -33,7 +33,13 @@ EXTENSION = "tasklogs"
 class Services:
     """Everything one process runs on; `close()` stops what was started."""
 
-    def __init__(self, settings: Settings, units: UnitsOfWork, sa_engine: SqlEngine, kube: Cluster | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        units: UnitsOfWork,
+        sa_engine: SqlEngine,
+        kube: Cluster | None = None,
+    ):
         self.settings, self.units, self.sa_engine = settings, units, sa_engine
         self.slots = TailSlots(settings.tails.max_tails, settings.tails.max_tails_per_client)
         self._kube = kube
@@ -58,7 +64,9 @@ class Services:
         reads its watch cache)."""
         with self._lock:
             if self.started_engine is None:
-                self.started_engine = Engine(self.kube, self.units, self.sa_engine, self.settings, read_task)
+                self.started_engine = Engine(
+                    self.kube, self.units, self.sa_engine, self.settings, read_task
+                )
             return self.started_engine
 
     def close(self) -> None:
@@ -86,5 +94,6 @@ def services() -> Services:
 def build_collector(current: Services) -> "Collector":
     """The collector: its watch cache, and the process's engine reading tasks from that cache."""
     from .collector import ClusterCache, Collector
+
     cache = ClusterCache(current.settings.cluster.containers)
     return Collector(current.start_engine(cache.read_task), current.kube, cache)

@@ -1,6 +1,7 @@
 """Commands: `flask --app wsgi collect` (the collector) and `flask --app wsgi prune --older-than 30d`."""
+
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -24,32 +25,43 @@ def register(app) -> None:
         """Capture every workflow's logs as they are written, whether or not anyone watches."""
         from .bootstrap import build_collector
         from .collector import run_collector
+
         try:
             run_collector(build_collector(services()))
         except TasklogsError as error:
             raise click.ClickException(error.message) from None
 
     @app.cli.command("prune")
-    @click.option("--older-than", "age", required=True, callback=lambda ctx, param, value: parse_age(value),
-                  help="Age such as 30d, 12h, 2w.")
+    @click.option(
+        "--older-than",
+        "age",
+        required=True,
+        callback=lambda ctx, param, value: parse_age(value),
+        help="Age such as 30d, 12h, 2w.",
+    )
     @click.option("--batch-size", default=200, show_default=True, type=click.IntRange(1, 10000))
     @click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
     def prune(age, batch_size, dry_run):
         """Remove the logs of tasks not updated for longer than --older-than, in batches."""
-        cutoff = datetime.now(timezone.utc) - age
+        cutoff = datetime.now(UTC) - age
         try:
             removed = prune_tasks(cutoff, batch_size, dry_run)
         except TasklogsError as error:
             raise click.ClickException(error.message) from None
         if dry_run:
-            click.echo(f"{removed} task(s) last updated before {cutoff:%Y-%m-%d %H:%M} UTC would be removed")
+            click.echo(
+                f"{removed} task(s) last updated before {cutoff:%Y-%m-%d %H:%M} UTC would be removed"
+            )
         else:
-            click.echo(f"removed the logs of {removed} task(s) last updated before {cutoff:%Y-%m-%d %H:%M} UTC")
+            click.echo(
+                f"removed the logs of {removed} task(s) last updated before {cutoff:%Y-%m-%d %H:%M} UTC"
+            )
 
 
 def prune_tasks(cutoff: datetime, batch_size: int, dry_run: bool) -> int:
-    """Remove (or with `dry_run` only count) the tasks last updated before `cutoff`, one batch per unit of work."""
+    """Remove (with `dry_run`: count) the tasks last updated before `cutoff`, a batch per unit of work."""
     from .store import repository
+
     units = services().units
     if dry_run:
         with units() as uow:

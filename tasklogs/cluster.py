@@ -10,7 +10,7 @@ from typing import Protocol, TypedDict
 
 
 class ContainerStatus(TypedDict):
-    state: str                  # "waiting", "running" or "terminated"
+    state: str  # "waiting", "running" or "terminated"
     reason: str
     restarts: int
     exit_code: int | None
@@ -57,18 +57,29 @@ class Cluster(Protocol):
 
     def get_pod(self, name: str) -> PodSummary | None: ...
 
-    def open_log(self, pod: str, container: str, *, follow: bool, since_time: str | None = None,
-                 timestamps: bool = True, previous: bool = False) -> LogStream: ...
+    def open_log(
+        self,
+        pod: str,
+        container: str,
+        *,
+        follow: bool,
+        since_time: str | None = None,
+        timestamps: bool = True,
+        previous: bool = False,
+    ) -> LogStream: ...
 
     def check(self) -> None: ...
 
     def list_workflows(self) -> tuple[list[dict], str]: ...
 
-    def watch_workflows(self, resource_version: str, *, timeout_seconds: int = 300) -> Iterator[WatchEvent]: ...
+    def watch_workflows(
+        self, resource_version: str, *, timeout_seconds: int = 300
+    ) -> Iterator[WatchEvent]: ...
 
     def list_workflow_pods(self) -> tuple[list[PodSummary], str]: ...
 
-    def watch_workflow_pods(self, resource_version: str, *,
-                            timeout_seconds: int = 300) -> Iterator[WatchEvent]: ...
+    def watch_workflow_pods(
+        self, resource_version: str, *, timeout_seconds: int = 300
+    ) -> Iterator[WatchEvent]: ...
 
     def close(self) -> None: ...

@@ -6,8 +6,10 @@ workflow not yet saved gets a pinned driver of the same engine the live tail use
 the cache instead of the API server. Leases make several collectors (and the web workers' tails) share
 the work: one capture per task, and a web worker's viewers follow the collector's journal.
 """
+
 import logging
 import threading
+from typing import Any
 
 from . import argo
 from .cluster import Cluster, PodSummary
@@ -29,10 +31,10 @@ class ClusterCache:
         self.containers = containers_
         self._workflows: dict[str, dict] = {}
         self._pods: dict[str, PodSummary] = {}
-        self._pods_of: dict[str, set[str]] = {}   # workflow -> names of its pods
+        self._pods_of: dict[str, set[str]] = {}  # workflow -> names of its pods
         self._lock = threading.Lock()
 
-    def reset(self, kind: str, items: list[dict]) -> None:
+    def reset(self, kind: str, items: list[Any]) -> None:
         """Replace one kind's objects after a (re-)list."""
         with self._lock:
             if kind == "workflows":
@@ -42,7 +44,7 @@ class ClusterCache:
                 for pod in items:
                     self._put_pod(pod)
 
-    def apply(self, kind: str, event: str, obj: dict) -> str | None:
+    def apply(self, kind: str, event: str, obj: Any) -> str | None:
         """Apply one watch event; return the task it concerns."""
         with self._lock:
             if kind == "pods":
@@ -59,16 +61,18 @@ class ClusterCache:
 
     def _put_pod(self, pod: PodSummary) -> None:
         self._pods[pod["name"]] = pod
-        self._pods_of.setdefault(pod["labels"].get(argo.LABEL_WORKFLOW), set()).add(pod["name"])
+        self._pods_of.setdefault(pod["labels"].get(argo.LABEL_WORKFLOW, ""), set()).add(pod["name"])
 
     def _drop_pod(self, name: str) -> None:
         pod = self._pods.pop(name, None)
         if pod is not None:
-            self._pods_of.get(pod["labels"].get(argo.LABEL_WORKFLOW), set()).discard(name)
+            self._pods_of.get(pod["labels"].get(argo.LABEL_WORKFLOW, ""), set()).discard(name)
 
     def task_ids(self) -> set[str]:
         with self._lock:
-            return set(self._workflows) | {task_id for task_id, pods in self._pods_of.items() if pods and task_id}
+            return set(self._workflows) | {
+                task_id for task_id, pods in self._pods_of.items() if pods and task_id
+            }
 
     def finished(self, task_id: str) -> bool:
         with self._lock:
@@ -76,7 +80,7 @@ class ClusterCache:
         return workflow is not None and argo.is_final_phase(argo.workflow_phase(workflow))
 
     def read_task(self, task_id: str) -> ClusterTask:
-        """The task as the cache has it (no API request); TaskNotFound when neither workflow nor pods remain."""
+        """The task as the cache has it (no API request); TaskNotFound without workflow or pods."""
         with self._lock:
             workflow = self._workflows.get(task_id)
             pods = [self._pods[name] for name in self._pods_of.get(task_id, ())]
@@ -94,8 +98,10 @@ class Collector:
 
     def run(self) -> None:
         """Watch and capture until `stopped` is set."""
-        watchers = [threading.Thread(target=self._watch, args=(kind,), name=f"watch-{kind}", daemon=True)
-                    for kind in ("workflows", "pods")]
+        watchers = [
+            threading.Thread(target=self._watch, args=(kind,), name=f"watch-{kind}", daemon=True)
+            for kind in ("workflows", "pods")
+        ]
         for watcher in watchers:
             watcher.start()
         while not self.stopped.wait(self.engine.capture.poll_interval * 5):
@@ -105,9 +111,12 @@ class Collector:
         self.stopped.set()
 
     def _watch(self, kind: str) -> None:
-        """List, then watch from the list's resourceVersion; re-list on 410 Gone, re-watch when a watch ends."""
-        listing, watching = ((self.kube.list_workflows, self.kube.watch_workflows) if kind == "workflows"
-                             else (self.kube.list_workflow_pods, self.kube.watch_workflow_pods))
+        """List, then watch from the list's resourceVersion; re-list on 410 Gone, re-watch when one ends."""
+        listing, watching = (
+            (self.kube.list_workflows, self.kube.watch_workflows)
+            if kind == "workflows"
+            else (self.kube.list_workflow_pods, self.kube.watch_workflow_pods)
+        )
         backoff = Backoff(base=1.0, cap=30.0)
         while not self.stopped.is_set():
             try:
@@ -165,6 +174,7 @@ class Collector:
 def run_collector(collector: Collector) -> None:
     """`flask --app wsgi collect`: run until SIGTERM or SIGINT, then flush what was captured."""
     import signal
+
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: collector.stop())
     log.info("collector watching namespace %s", collector.kube.namespace)

@@ -102,13 +102,13 @@ def _proxy_fix(value: str) -> dict[str, int]:
 
 
 def database_url(value: str) -> str:
-    """Normalise a PostgreSQL URL to the psycopg2 driver (SQLAlchemy 2.1 maps bare postgresql:// to psycopg 3)."""
+    """Normalise a PostgreSQL URL to psycopg2 (SQLAlchemy 2.1 maps bare postgresql:// to psycopg 3)."""
     url = value.strip()
     if not url:
         return ""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
+            return "postgresql+psycopg2://" + url[len(prefix) :]
     if not re.match(r"^[a-z][a-z0-9+]*://", url):
         raise ValueError("must be a URL such as postgresql://user:password@host:5432/dbname")
     return url
@@ -134,7 +134,9 @@ class ClusterSettings:
     @property
     def containers(self) -> tuple[str, ...]:
         """Every container captured: `container` first, then `more_containers`."""
-        return (self.container,) + tuple(name for name in self.more_containers if name != self.container)
+        return (self.container,) + tuple(
+            name for name in self.more_containers if name != self.container
+        )
 
 
 @dataclass(frozen=True)
@@ -191,82 +193,269 @@ class Setting:
 
 
 SETTINGS = (
-    Setting("DATABASE_URL", "database", "url", "", database_url,
-            "Database URL. `postgresql://` URLs use psycopg2. Unset: an SQLite file in `instance/` "
-            "(quick local runs only)."),
-    Setting("TASKLOGS_NAMESPACE", "cluster", "namespace", "argo", _dns_label,
-            "Namespace of the Argo Workflows and their pods."),
-    Setting("TASKLOGS_CONTAINER", "cluster", "container", "main", _dns_label,
-            "Container whose log is the task's log."),
-    Setting("TASKLOGS_CONTAINERS", "cluster", "more_containers", "", _name_list,
-            "More containers to capture and serve beside `TASKLOGS_CONTAINER`, comma-separated "
-            "(e.g. `init,wait` or a sidecar's name), each stored and served as its own log."),
-    Setting("TASKLOGS_KUBE_CONNECT_TIMEOUT", "cluster", "connect_timeout", "3", _positive_float,
-            "Seconds to connect to the Kubernetes API."),
-    Setting("TASKLOGS_KUBE_READ_TIMEOUT", "cluster", "read_timeout", "10", _positive_float,
-            "Seconds to wait for a Kubernetes API answer (whole-log reads, gets, lists)."),
-    Setting("TASKLOGS_API_TOKEN", "access", "api_token", "", _text,
-            "When set, every API request needs `Authorization: Bearer <token>` (WebSockets may pass "
-            "`?access_token=<token>` instead, since browsers cannot set headers there)."),
-    Setting("TASKLOGS_AUTH_USER_HEADER", "access", "user_header", "", _header_name,
-            "When set (e.g. `X-Forwarded-User`), requests carrying this header from the authenticating proxy "
-            "are let in; without a token configured, requests without it are refused."),
-    Setting("TASKLOGS_ALLOWED_ORIGINS", "access", "allowed_origins", "", _origin_list,
-            "Comma-separated origins (`https://ui.example.com`) whose pages may open WebSockets; unset: only "
-            "the service's own origin (requests without an Origin header, i.e. non-browser clients, pass)."),
-    Setting("TASKLOGS_PROXY_FIX", "access", "proxy_fix", "", _proxy_fix,
-            "Trust forwarded headers from this many proxies (`1`) or per header (`x_for=1,x_proto=1`)."),
-    Setting("TASKLOGS_MAX_TAILS", "tails", "max_tails", "1000", _positive_int,
-            "WebSocket tails one worker serves at once; more are refused with 503."),
-    Setting("TASKLOGS_MAX_TAILS_PER_CLIENT", "tails", "max_tails_per_client", "50", _positive_int,
-            "WebSocket tails one client address may hold on one worker; more are refused with 429."),
-    Setting("TASKLOGS_WS_IDLE_TIMEOUT", "tails", "idle_timeout", "3600", _non_negative_float,
-            "Seconds a tail may go without sending anything before it is closed with 1001 (0: never)."),
-    Setting("TASKLOGS_WS_PING_INTERVAL", "tails", "ping_interval", "25", _positive_float,
-            "Seconds between WebSocket pings, so proxies do not cut quiet tails."),
-    Setting("TASKLOGS_AUTO_MIGRATE", "database", "auto_migrate", "true", _boolean,
-            "Create or upgrade the schema at start-up (under a PostgreSQL advisory lock)."),
-    Setting("TASKLOGS_DB_POOL_SIZE", "database", "pool_size", "10", _positive_int,
-            "Database connections kept per process."),
-    Setting("TASKLOGS_DB_POOL_TIMEOUT", "database", "pool_timeout", "5", _positive_float,
-            "Seconds to wait for a free database connection before answering 503."),
+    Setting(
+        "DATABASE_URL",
+        "database",
+        "url",
+        "",
+        database_url,
+        "Database URL. `postgresql://` URLs use psycopg2. Unset: an SQLite file in `instance/` "
+        "(quick local runs only).",
+    ),
+    Setting(
+        "TASKLOGS_NAMESPACE",
+        "cluster",
+        "namespace",
+        "argo",
+        _dns_label,
+        "Namespace of the Argo Workflows and their pods.",
+    ),
+    Setting(
+        "TASKLOGS_CONTAINER",
+        "cluster",
+        "container",
+        "main",
+        _dns_label,
+        "Container whose log is the task's log.",
+    ),
+    Setting(
+        "TASKLOGS_CONTAINERS",
+        "cluster",
+        "more_containers",
+        "",
+        _name_list,
+        "More containers to capture and serve beside `TASKLOGS_CONTAINER`, comma-separated "
+        "(e.g. `init,wait` or a sidecar's name), each stored and served as its own log.",
+    ),
+    Setting(
+        "TASKLOGS_KUBE_CONNECT_TIMEOUT",
+        "cluster",
+        "connect_timeout",
+        "3",
+        _positive_float,
+        "Seconds to connect to the Kubernetes API.",
+    ),
+    Setting(
+        "TASKLOGS_KUBE_READ_TIMEOUT",
+        "cluster",
+        "read_timeout",
+        "10",
+        _positive_float,
+        "Seconds to wait for a Kubernetes API answer (whole-log reads, gets, lists).",
+    ),
+    Setting(
+        "TASKLOGS_API_TOKEN",
+        "access",
+        "api_token",
+        "",
+        _text,
+        "When set, every API request needs `Authorization: Bearer <token>` (WebSockets may pass "
+        "`?access_token=<token>` instead, since browsers cannot set headers there).",
+    ),
+    Setting(
+        "TASKLOGS_AUTH_USER_HEADER",
+        "access",
+        "user_header",
+        "",
+        _header_name,
+        "When set (e.g. `X-Forwarded-User`), requests carrying this header from the authenticating proxy "
+        "are let in; without a token configured, requests without it are refused.",
+    ),
+    Setting(
+        "TASKLOGS_ALLOWED_ORIGINS",
+        "access",
+        "allowed_origins",
+        "",
+        _origin_list,
+        "Comma-separated origins (`https://ui.example.com`) whose pages may open WebSockets; unset: only "
+        "the service's own origin (requests without an Origin header, i.e. non-browser clients, pass).",
+    ),
+    Setting(
+        "TASKLOGS_PROXY_FIX",
+        "access",
+        "proxy_fix",
+        "",
+        _proxy_fix,
+        "Trust forwarded headers from this many proxies (`1`) or per header (`x_for=1,x_proto=1`).",
+    ),
+    Setting(
+        "TASKLOGS_MAX_TAILS",
+        "tails",
+        "max_tails",
+        "1000",
+        _positive_int,
+        "WebSocket tails one worker serves at once; more are refused with 503.",
+    ),
+    Setting(
+        "TASKLOGS_MAX_TAILS_PER_CLIENT",
+        "tails",
+        "max_tails_per_client",
+        "50",
+        _positive_int,
+        "WebSocket tails one client address may hold on one worker; more are refused with 429.",
+    ),
+    Setting(
+        "TASKLOGS_WS_IDLE_TIMEOUT",
+        "tails",
+        "idle_timeout",
+        "3600",
+        _non_negative_float,
+        "Seconds a tail may go without sending anything before it is closed with 1001 (0: never).",
+    ),
+    Setting(
+        "TASKLOGS_WS_PING_INTERVAL",
+        "tails",
+        "ping_interval",
+        "25",
+        _positive_float,
+        "Seconds between WebSocket pings, so proxies do not cut quiet tails.",
+    ),
+    Setting(
+        "TASKLOGS_AUTO_MIGRATE",
+        "database",
+        "auto_migrate",
+        "true",
+        _boolean,
+        "Create or upgrade the schema at start-up (under a PostgreSQL advisory lock).",
+    ),
+    Setting(
+        "TASKLOGS_DB_POOL_SIZE",
+        "database",
+        "pool_size",
+        "10",
+        _positive_int,
+        "Database connections kept per process.",
+    ),
+    Setting(
+        "TASKLOGS_DB_POOL_TIMEOUT",
+        "database",
+        "pool_timeout",
+        "5",
+        _positive_float,
+        "Seconds to wait for a free database connection before answering 503.",
+    ),
     # Timing internals: the defaults are what the benchmarks were measured with.
-    Setting("TASKLOGS_STREAM_IDLE_TIMEOUT", "cluster", "stream_idle_timeout", "60", _positive_float,
-            "Seconds a follow stream may stay silent before it is re-opened (catches dead connections).", True),
-    Setting("TASKLOGS_POLL_INTERVAL", "capture", "poll_interval", "1", _positive_float,
-            "Seconds between checks of workflow phases and of the journal, as a fallback to watches and "
-            "notifications.", True),
-    Setting("TASKLOGS_TAIL_COALESCE", "tails", "coalesce", "0.02", _non_negative_float,
-            "Seconds a live tail gathers new lines before sending them as one frame (0: send each read at once).",
-            True),
-    Setting("TASKLOGS_JOURNAL_HURRY_GAP", "capture", "hurry_gap", "0.02", _non_negative_float,
-            "Shortest gap (seconds) between two commits of text that viewers of other processes wait for.", True),
-    Setting("TASKLOGS_CAPTURE_PAUSE", "capture", "pause", "0.1", _non_negative_float,
-            "Seconds a capture that nobody watches live (the collector's) lets new lines gather between reads: "
-            "fewer wakeups per line; a watched capture never waits.", True),
-    Setting("TASKLOGS_JOURNAL_INTERVAL", "capture", "journal_interval", "0.1", _positive_float,
-            "Seconds between commits of captured text to the journal (one transaction for every task).", True),
-    Setting("TASKLOGS_MAX_UNSAVED_MB", "capture", "max_unsaved_mb", "256", _positive_float,
-            "Most captured text (millions of characters) one process holds in memory while the database is "
-            "down; beyond it the captures pause and read on from where they stood once the database is back "
-            "(the text waits in Kubernetes meanwhile).", True),
-    Setting("TASKLOGS_CAPTURE_LINGER", "capture", "linger", "10", _non_negative_float,
-            "Seconds a task's capture keeps running after its last viewer left (a reconnect finds it warm).", True),
-    Setting("TASKLOGS_VIEWER_QUEUE", "tails", "viewer_queue", "1000", _positive_int,
-            "Frames a WebSocket client may fall behind before it is closed with 4008 (it resumes with its cursor).",
-            True),
-    Setting("TASKLOGS_FRAME_CHARS", "tails", "frame_chars", "1048576", _positive_int,
-            "Most characters of log text in one WebSocket frame; a longer backlog follows as several appends.", True),
-    Setting("TASKLOGS_WS_MAX_MESSAGE", "tails", "max_message", "4096", _positive_int,
-            "Largest message (bytes) a client may send on a WebSocket; larger ones close it with 1009.", True),
-    Setting("TASKLOGS_WS_SEND_TIMEOUT", "tails", "send_timeout", "30", _positive_float,
-            "Seconds one write to a WebSocket client may block (a client that stopped reading) before the "
-            "connection is cut.", True),
+    Setting(
+        "TASKLOGS_STREAM_IDLE_TIMEOUT",
+        "cluster",
+        "stream_idle_timeout",
+        "60",
+        _positive_float,
+        "Seconds a follow stream may stay silent before it is re-opened (catches dead connections).",
+        True,
+    ),
+    Setting(
+        "TASKLOGS_POLL_INTERVAL",
+        "capture",
+        "poll_interval",
+        "1",
+        _positive_float,
+        "Seconds between checks of workflow phases and of the journal, as a fallback to watches and "
+        "notifications.",
+        True,
+    ),
+    Setting(
+        "TASKLOGS_TAIL_COALESCE",
+        "tails",
+        "coalesce",
+        "0.02",
+        _non_negative_float,
+        "Seconds a live tail gathers new lines before sending them as one frame (0: send each read at once).",
+        True,
+    ),
+    Setting(
+        "TASKLOGS_JOURNAL_HURRY_GAP",
+        "capture",
+        "hurry_gap",
+        "0.02",
+        _non_negative_float,
+        "Shortest gap (seconds) between two commits of text that viewers of other processes wait for.",
+        True,
+    ),
+    Setting(
+        "TASKLOGS_CAPTURE_PAUSE",
+        "capture",
+        "pause",
+        "0.1",
+        _non_negative_float,
+        "Seconds a capture that nobody watches live (the collector's) lets new lines gather between reads: "
+        "fewer wakeups per line; a watched capture never waits.",
+        True,
+    ),
+    Setting(
+        "TASKLOGS_JOURNAL_INTERVAL",
+        "capture",
+        "journal_interval",
+        "0.1",
+        _positive_float,
+        "Seconds between commits of captured text to the journal (one transaction for every task).",
+        True,
+    ),
+    Setting(
+        "TASKLOGS_MAX_UNSAVED_MB",
+        "capture",
+        "max_unsaved_mb",
+        "256",
+        _positive_float,
+        "Most captured text (millions of characters) one process holds in memory while the database is "
+        "down; beyond it the captures pause and read on from where they stood once the database is back "
+        "(the text waits in Kubernetes meanwhile).",
+        True,
+    ),
+    Setting(
+        "TASKLOGS_CAPTURE_LINGER",
+        "capture",
+        "linger",
+        "10",
+        _non_negative_float,
+        "Seconds a task's capture keeps running after its last viewer left (a reconnect finds it warm).",
+        True,
+    ),
+    Setting(
+        "TASKLOGS_VIEWER_QUEUE",
+        "tails",
+        "viewer_queue",
+        "1000",
+        _positive_int,
+        "Frames a WebSocket client may fall behind before it is closed with 4008 "
+        "(it resumes with its cursor).",
+        True,
+    ),
+    Setting(
+        "TASKLOGS_FRAME_CHARS",
+        "tails",
+        "frame_chars",
+        "1048576",
+        _positive_int,
+        "Most characters of log text in one WebSocket frame; a longer backlog follows as several appends.",
+        True,
+    ),
+    Setting(
+        "TASKLOGS_WS_MAX_MESSAGE",
+        "tails",
+        "max_message",
+        "4096",
+        _positive_int,
+        "Largest message (bytes) a client may send on a WebSocket; larger ones close it with 1009.",
+        True,
+    ),
+    Setting(
+        "TASKLOGS_WS_SEND_TIMEOUT",
+        "tails",
+        "send_timeout",
+        "30",
+        _positive_float,
+        "Seconds one write to a WebSocket client may block (a client that stopped reading) before the "
+        "connection is cut.",
+        True,
+    ),
 )
 SETTING_NAMES = frozenset(setting.env for setting in SETTINGS)
 
 
-def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+def load_config(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
     """Read every setting from the environment, then `overrides` (by variable name: a string is parsed,
     any other value taken as it is); raise ConfigError naming the first bad variable."""
     environ = os.environ if environ is None else environ
@@ -275,19 +464,29 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
     for setting in SETTINGS:
         raw = overrides.get(setting.env, environ.get(setting.env, setting.default))
         try:
-            groups[setting.group][setting.field] = setting.parse(raw) if isinstance(raw, str) else raw
+            groups[setting.group][setting.field] = (
+                setting.parse(raw) if isinstance(raw, str) else raw
+            )
         except ValueError as error:
             raise ConfigError(f"{setting.env}={raw!r}: {error}") from None
-    types = {group.name: group.default.__class__ for group in fields(Settings)}
-    return Settings(**{name: types[name](**values) for name, values in groups.items()})
+    return Settings(
+        database=DatabaseSettings(**groups["database"]),
+        cluster=ClusterSettings(**groups["cluster"]),
+        access=AccessSettings(**groups["access"]),
+        tails=TailSettings(**groups["tails"]),
+        capture=CaptureSettings(**groups["capture"]),
+    )
 
 
 def markdown_table(advanced: bool = False) -> str:
     """A README configuration table generated from SETTINGS (`python -m tasklogs.config`): the settings
     a user sets, or with `advanced` the timing internals."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
-    rows += [f"| `{s.env}` | {f'`{s.default}`' if s.default else '(unset)'} | {s.help} |"
-             for s in SETTINGS if s.advanced == advanced]
+    rows += [
+        f"| `{s.env}` | {f'`{s.default}`' if s.default else '(unset)'} | {s.help} |"
+        for s in SETTINGS
+        if s.advanced == advanced
+    ]
     return "\n".join(rows)
 
 

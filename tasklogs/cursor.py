@@ -1,4 +1,5 @@
 """Cursors: opaque tokens that say how many characters of each pod's log a client already has."""
+
 import base64
 import binascii
 import json
@@ -22,11 +23,19 @@ def decode_cursor(token: str | None) -> dict[str, int] | None:
     if len(token) > MAX_CURSOR_LENGTH:
         raise InvalidRequest("cursor is too long")
     try:
-        raw = zlib.decompressobj().decompress(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), 1 << 20)
+        raw = zlib.decompressobj().decompress(
+            base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), 1 << 20
+        )
         document = json.loads(raw)
         offsets = document["o"]
-        valid = document.get("v") == 1 and isinstance(offsets, dict) and all(
-            isinstance(key, str) and isinstance(value, int) and value >= 0 for key, value in offsets.items())
+        valid = (
+            document.get("v") == 1
+            and isinstance(offsets, dict)
+            and all(
+                isinstance(key, str) and isinstance(value, int) and value >= 0
+                for key, value in offsets.items()
+            )
+        )
     except (binascii.Error, zlib.error, ValueError, KeyError, TypeError, AttributeError):
         valid = False
     if not valid:

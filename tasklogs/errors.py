@@ -1,4 +1,5 @@
 """The project's exceptions, raised deep and turned into JSON `{"error", "message"}` in one place."""
+
 import logging
 
 from flask import jsonify
@@ -9,6 +10,7 @@ log = logging.getLogger(__name__)
 
 class TasklogsError(Exception):
     """Base of every error the API reports; `status` is the HTTP status, `code` the JSON error code."""
+
     status = 500
     code = "internal_error"
 
@@ -53,54 +55,63 @@ class TooManyConnections(TasklogsError):
 
 class ClusterError(TasklogsError):
     """Something about the Kubernetes side; subclasses say what."""
+
     status = 502
     code = "cluster_error"
 
 
 class ClusterRefused(ClusterError):
     """The API server answered but refused (403, 401, or a request it calls bad)."""
+
     status = 502
     code = "cluster_refused"
 
 
 class ClusterUnavailable(ClusterError):
     """The API server could not be reached, timed out, or answered 5xx/429."""
+
     status = 503
     code = "cluster_unavailable"
 
 
 class ObjectNotFound(ClusterError):
     """The API server answered 404 for a pod or workflow."""
+
     status = 404
     code = "not_found"
 
 
 class ContainerWaiting(ClusterError):
     """The container has not started yet (ContainerCreating, PodInitializing)."""
+
     status = 409
     code = "container_waiting"
 
 
 class LogsGone(ClusterError):
     """The container's log is no longer kept by the node (removed container, no previous instance)."""
+
     status = 410
     code = "logs_gone"
 
 
 class WatchExpired(ClusterError):
     """A watch or list asked for a resourceVersion the API server no longer has (410 Gone)."""
+
     status = 410
     code = "watch_expired"
 
 
 class StoreUnavailable(TasklogsError):
     """PostgreSQL could not be reached, or no connection was free in time."""
+
     status = 503
     code = "database_unavailable"
 
 
 class Unavailable(TasklogsError):
     """Neither the database nor the cluster can answer."""
+
     status = 503
     code = "unavailable"
 

@@ -1,4 +1,5 @@
 """Flask extensions, created unbound and bound to the app in `create_app`."""
+
 from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy

@@ -3,11 +3,13 @@
 It speaks to the API server with the official client and hands back plain dicts and byte streams;
 every `ApiException` and network error leaves as one of the project's own exceptions.
 """
+
 import json
 import logging
 import os
 import time
 from contextlib import contextmanager
+from typing import Any, cast
 
 import urllib3
 from kubernetes import client, config
@@ -16,8 +18,14 @@ from kubernetes.client.exceptions import ApiException
 from . import argo
 from .cluster import ContainerStatus, PodSummary
 from .config import ClusterSettings
-from .errors import (ClusterRefused, ClusterUnavailable, ContainerWaiting, LogsGone, ObjectNotFound,
-                     WatchExpired)
+from .errors import (
+    ClusterRefused,
+    ClusterUnavailable,
+    ContainerWaiting,
+    LogsGone,
+    ObjectNotFound,
+    WatchExpired,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +43,21 @@ def load_api_client(config_file: str | None = None, pool_size: int = 1024) -> cl
         if config_file is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config(client_configuration=configuration)
         else:
-            config.load_kube_config(config_file=config_file, client_configuration=configuration,
-                                    persist_config=False)
+            config.load_kube_config(
+                config_file=config_file, client_configuration=configuration, persist_config=False
+            )
     except (config.ConfigException, OSError) as error:
-        raise ClusterUnavailable(f"no usable Kubernetes configuration (in-cluster service account, KUBECONFIG "
-                                 f"or ~/.kube/config): {error}") from None
+        raise ClusterUnavailable(
+            f"no usable Kubernetes configuration (in-cluster service account, KUBECONFIG "
+            f"or ~/.kube/config): {error}"
+        ) from None
     configuration.connection_pool_maxsize = pool_size
     # Quick retries of a connection that failed to open, and one of a read that failed (a kept-alive
     # connection the server had closed); no more, since a read that timed out would multiply the read
     # timeout: callers back off by themselves.
-    configuration.retries = urllib3.util.Retry(total=3, connect=2, read=1, status=0, redirect=0, other=0)
+    configuration.retries = urllib3.util.Retry(
+        total=3, connect=2, read=1, status=0, redirect=0, other=0
+    )
     return client.ApiClient(configuration)
 
 
@@ -71,11 +84,15 @@ class LogStream:
                 if self._first:
                     self._first = False
                     if chunk.startswith(REMOVED_CONTAINER):
-                        raise LogsGone(f"{self._describe}: {chunk.decode('utf-8', 'replace').strip()}")
+                        raise LogsGone(
+                            f"{self._describe}: {chunk.decode('utf-8', 'replace').strip()}"
+                        )
                 if chunk:
                     yield chunk
         except (*_NETWORK_ERRORS, BrokenChunk) as error:
-            raise ClusterUnavailable(f"{self._describe}: stream broken: {type(error).__name__}") from None
+            raise ClusterUnavailable(
+                f"{self._describe}: stream broken: {type(error).__name__}"
+            ) from None
 
     def abort(self) -> None:
         """Cut the connection from another thread: a read blocked on it fails at once."""
@@ -130,8 +147,8 @@ class _ChunkDecoder:
 
     def __init__(self):
         self._buffer = b""
-        self._left = 0          # data bytes left in the current chunk
-        self._expect = "size"   # "size" line, chunk "data", or the "crlf" after it
+        self._left = 0  # data bytes left in the current chunk
+        self._expect = "size"  # "size" line, chunk "data", or the "crlf" after it
         self.done = False
 
     def feed(self, data: bytes) -> bytes:
@@ -148,7 +165,7 @@ class _ChunkDecoder:
                 position, self._expect = end + 2, "data"
                 self.done = self._left == 0
             elif self._expect == "data":
-                taken = buffer[position:position + self._left]
+                taken = buffer[position : position + self._left]
                 if not taken:
                     break
                 body.append(taken)
@@ -166,8 +183,15 @@ class _ChunkDecoder:
 class Kube:
     """Reads Argo Workflows, pods and pod logs of one namespace."""
 
-    def __init__(self, api_client: client.ApiClient, namespace: str, *, connect_timeout: float = 3,
-                 read_timeout: float = 15, stream_idle_timeout: float = 60):
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        namespace: str,
+        *,
+        connect_timeout: float = 3,
+        read_timeout: float = 15,
+        stream_idle_timeout: float = 60,
+    ):
         self.api_client = api_client
         self.namespace = namespace
         self._timeout = (connect_timeout, read_timeout)
@@ -178,8 +202,13 @@ class Kube:
     @classmethod
     def from_settings(cls, settings: ClusterSettings) -> "Kube":
         """Build the adapter from the cluster settings and the Kubernetes configuration found."""
-        return cls(load_api_client(), settings.namespace, connect_timeout=settings.connect_timeout,
-                   read_timeout=settings.read_timeout, stream_idle_timeout=settings.stream_idle_timeout)
+        return cls(
+            load_api_client(),
+            settings.namespace,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            stream_idle_timeout=settings.stream_idle_timeout,
+        )
 
     def close(self) -> None:
         self.api_client.close()
@@ -188,8 +217,17 @@ class Kube:
         """The Workflow object as a dict, or None when it does not exist."""
         with self._translated("get", "workflows.argoproj.io", name):
             try:
-                return self._custom.get_namespaced_custom_object(
-                    ARGO_GROUP, ARGO_VERSION, self.namespace, WORKFLOWS, name, _request_timeout=self._timeout)
+                return cast(
+                    dict,
+                    self._custom.get_namespaced_custom_object(
+                        ARGO_GROUP,
+                        ARGO_VERSION,
+                        self.namespace,
+                        WORKFLOWS,
+                        name,
+                        _request_timeout=self._timeout,
+                    ),
+                )
             except ApiException as error:
                 if error.status == 404:
                     return None
@@ -198,8 +236,16 @@ class Kube:
     def list_workflows(self) -> tuple[list[dict], str]:
         """Every Workflow of the namespace and the list's resourceVersion."""
         with self._translated("list", "workflows.argoproj.io"):
-            listing = self._custom.list_namespaced_custom_object(
-                ARGO_GROUP, ARGO_VERSION, self.namespace, WORKFLOWS, _request_timeout=self._timeout)
+            listing = cast(
+                dict,
+                self._custom.list_namespaced_custom_object(
+                    ARGO_GROUP,
+                    ARGO_VERSION,
+                    self.namespace,
+                    WORKFLOWS,
+                    _request_timeout=self._timeout,
+                ),
+            )
         return listing.get("items", []), listing.get("metadata", {}).get("resourceVersion", "")
 
     def watch_workflows(self, resource_version: str, *, timeout_seconds: int = 300):
@@ -208,78 +254,142 @@ class Kube:
 
         Raises WatchExpired when the server no longer has that resourceVersion (410 Gone)."""
         path = f"/apis/{ARGO_GROUP}/{ARGO_VERSION}/namespaces/{{namespace}}/{WORKFLOWS}"
-        for kind, workflow in self._watch(path, "workflows.argoproj.io", resource_version, [], timeout_seconds):
+        for kind, workflow in self._watch(
+            path, "workflows.argoproj.io", resource_version, [], timeout_seconds
+        ):
             yield kind, workflow, _version_of(workflow)
 
     def list_workflow_pods(self) -> tuple[list[PodSummary], str]:
-        """Every pod of any workflow in the namespace (as `pod_summary` dicts) and the list's resourceVersion."""
+        """Every workflow pod of the namespace (`pod_summary` dicts) and the list's resourceVersion."""
         with self._translated("list", "pods"):
-            listing = json.loads(self._core.list_namespaced_pod(
-                self.namespace, label_selector=argo.LABEL_WORKFLOW, _request_timeout=self._timeout,
-                _preload_content=False).data)
-        return ([pod_summary(pod) for pod in listing.get("items", [])],
-                listing.get("metadata", {}).get("resourceVersion", ""))
+            listing = _json(
+                self._core.list_namespaced_pod(
+                    self.namespace,
+                    label_selector=argo.LABEL_WORKFLOW,
+                    _request_timeout=self._timeout,
+                    _preload_content=False,
+                )
+            )
+        return (
+            [pod_summary(pod) for pod in listing.get("items", [])],
+            listing.get("metadata", {}).get("resourceVersion", ""),
+        )
 
     def watch_workflow_pods(self, resource_version: str, *, timeout_seconds: int = 300):
-        """Yield (event type, pod summary, resourceVersion) for the pods of every workflow after `resource_version`."""
-        events = self._watch("/api/v1/namespaces/{namespace}/pods", "pods", resource_version,
-                             [("labelSelector", argo.LABEL_WORKFLOW)], timeout_seconds)
+        """Yield (event type, pod summary, resourceVersion) for workflow pods after `resource_version`."""
+        events = self._watch(
+            "/api/v1/namespaces/{namespace}/pods",
+            "pods",
+            resource_version,
+            [("labelSelector", argo.LABEL_WORKFLOW)],
+            timeout_seconds,
+        )
         for kind, pod in events:
             yield kind, pod_summary(pod), _version_of(pod)
 
-    def _watch(self, path: str, resource: str, resource_version: str, selectors: list, timeout_seconds: int):
-        query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
-                 ("timeoutSeconds", str(timeout_seconds)), *selectors]
-        response = self._open(path, {"namespace": self.namespace}, query, "application/json",
-                              (self._timeout[0], timeout_seconds + self._timeout[1]), "watch", resource)
+    def _watch(
+        self, path: str, resource: str, resource_version: str, selectors: list, timeout_seconds: int
+    ):
+        query = [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout_seconds)),
+            *selectors,
+        ]
+        response = self._open(
+            path,
+            {"namespace": self.namespace},
+            query,
+            "application/json",
+            (self._timeout[0], timeout_seconds + self._timeout[1]),
+            "watch",
+            resource,
+        )
         with LogStream(response, f"watch of {resource} in {self.namespace}") as stream:
             yield from _watch_events(stream)
 
     def list_pods(self, workflow: str) -> list[PodSummary]:
         """The pods labelled as belonging to `workflow`, as plain dicts (see `pod_summary`)."""
         with self._translated("list", "pods"):
-            listing = json.loads(self._core.list_namespaced_pod(
-                self.namespace, label_selector=f"{argo.LABEL_WORKFLOW}={workflow}", _request_timeout=self._timeout,
-                _preload_content=False).data)
+            listing = _json(
+                self._core.list_namespaced_pod(
+                    self.namespace,
+                    label_selector=f"{argo.LABEL_WORKFLOW}={workflow}",
+                    _request_timeout=self._timeout,
+                    _preload_content=False,
+                )
+            )
         return [pod_summary(pod) for pod in listing.get("items", [])]
 
     def get_pod(self, name: str) -> PodSummary | None:
         """One pod as a plain dict, or None when it does not exist."""
         with self._translated("get", "pods", name):
             try:
-                pod = json.loads(self._core.read_namespaced_pod(name, self.namespace, _request_timeout=self._timeout,
-                                                                _preload_content=False).data)
+                pod = _json(
+                    self._core.read_namespaced_pod(
+                        name, self.namespace, _request_timeout=self._timeout, _preload_content=False
+                    )
+                )
             except ApiException as error:
                 if error.status == 404:
                     return None
                 raise
         return pod_summary(pod)
 
-    def open_log(self, pod: str, container: str, *, follow: bool, since_time: str | None = None,
-                 timestamps: bool = True, previous: bool = False) -> LogStream:
+    def open_log(
+        self,
+        pod: str,
+        container: str,
+        *,
+        follow: bool,
+        since_time: str | None = None,
+        timestamps: bool = True,
+        previous: bool = False,
+    ) -> LogStream:
         """Open the pod's log; the caller iterates the raw bytes and closes the stream."""
-        query = [("container", container), ("follow", _flag(follow)), ("timestamps", _flag(timestamps))]
+        query = [
+            ("container", container),
+            ("follow", _flag(follow)),
+            ("timestamps", _flag(timestamps)),
+        ]
         if previous:
             query.append(("previous", "true"))
         if since_time:
-            query.append(("sinceTime", since_time))  # the client has no since_time argument (client-python #1351)
+            query.append(
+                ("sinceTime", since_time)
+            )  # the client has no since_time argument (client-python #1351)
         timeout = self._stream_timeout if follow else self._timeout
-        response = self._open("/api/v1/namespaces/{namespace}/pods/{name}/log",
-                              {"namespace": self.namespace, "name": pod}, query, "text/plain", timeout,
-                              "get", "pods/log", pod)
+        response = self._open(
+            "/api/v1/namespaces/{namespace}/pods/{name}/log",
+            {"namespace": self.namespace, "name": pod},
+            query,
+            "text/plain",
+            timeout,
+            "get",
+            "pods/log",
+            pod,
+        )
         return LogStream(response, f"log of {pod}/{container}")
 
     def check(self) -> None:
         """Raise unless the API server answers a cheap request this service is allowed to make."""
         with self._translated("list", "pods"):
-            self._core.list_namespaced_pod(self.namespace, limit=1, _request_timeout=self._timeout,
-                                           _preload_content=False).data
+            response: Any = self._core.list_namespaced_pod(
+                self.namespace, limit=1, _request_timeout=self._timeout, _preload_content=False
+            )
+            response.release_conn()
 
     def _open(self, path, path_params, query, accept, timeout, verb, resource, name=None):
         with self._translated(verb, resource, name):
             request = self.api_client.param_serialize(
-                method="GET", resource_path=path, path_params=path_params, query_params=query,
-                header_params={"Accept": accept}, auth_settings=["BearerToken"])
+                method="GET",
+                resource_path=path,
+                path_params=path_params,
+                query_params=query,
+                header_params={"Accept": accept},
+                auth_settings=["BearerToken"],
+            )
             response = self.api_client.call_api(*request, _request_timeout=timeout).response
             if not 200 <= response.status < 300:
                 error = ApiException(http_resp=response)
@@ -294,8 +404,15 @@ class Kube:
         except ApiException as error:
             raise _translate(error, verb, resource, name, self.namespace) from None
         except _NETWORK_ERRORS as error:
-            raise ClusterUnavailable(f"Kubernetes API unreachable ({verb} {resource}): "
-                                     f"{type(error).__name__}") from None
+            raise ClusterUnavailable(
+                f"Kubernetes API unreachable ({verb} {resource}): {type(error).__name__}"
+            ) from None
+
+
+def _json(response: Any) -> dict:
+    """The JSON body of a response read with `_preload_content=False` (the client then returns the raw
+    urllib3 response, whatever its annotations say)."""
+    return json.loads(response.data)
 
 
 def _flag(value: bool) -> str:
@@ -304,20 +421,24 @@ def _flag(value: bool) -> str:
 
 def _status_message(error: ApiException) -> str:
     try:
-        return json.loads(error.body).get("message", "") or error.reason or ""
+        return json.loads(error.body or "{}").get("message", "") or error.reason or ""
     except (TypeError, ValueError, AttributeError):
         return str(error.reason or "")
 
 
-def _translate(error: ApiException, verb: str, resource: str, name: str | None, namespace: str) -> Exception:
+def _translate(
+    error: ApiException, verb: str, resource: str, name: str | None, namespace: str
+) -> Exception:
     """Map an API error to the project's exception, keeping the API server's own words."""
     message = _status_message(error)
     target = f"{resource} {name!r}" if name else resource
     if error.status == 404:
         return ObjectNotFound(message or f"{target} not found")
     if error.status in (401, 403):
-        return ClusterRefused(f"Kubernetes refused to {verb} {target} in namespace {namespace!r}: "
-                              f"the service account needs '{verb}' on '{resource}' ({message})")
+        return ClusterRefused(
+            f"Kubernetes refused to {verb} {target} in namespace {namespace!r}: "
+            f"the service account needs '{verb}' on '{resource}' ({message})"
+        )
     if error.status == 410:
         return WatchExpired(message or "resource version too old")
     if error.status == 400 and "is waiting to start" in message:
@@ -325,7 +446,9 @@ def _translate(error: ApiException, verb: str, resource: str, name: str | None, 
     if error.status == 400 and "previous terminated container" in message:
         return LogsGone(message)
     if error.status == 429 or error.status >= 500:
-        return ClusterUnavailable(f"Kubernetes API answered {error.status} to {verb} {target}: {message}")
+        return ClusterUnavailable(
+            f"Kubernetes API answered {error.status} to {verb} {target}: {message}"
+        )
     return ClusterRefused(f"Kubernetes API answered {error.status} to {verb} {target}: {message}")
 
 
@@ -357,13 +480,17 @@ def pod_summary(pod: dict) -> PodSummary:
     for entry in status.get("initContainerStatuses", []) + status.get("containerStatuses", []):
         state_name, state = next(iter((entry.get("state") or {"waiting": {}}).items()))
         containers[entry["name"]] = {
-            "state": state_name, "reason": (state or {}).get("reason", ""),
-            "restarts": entry.get("restartCount", 0), "exit_code": (state or {}).get("exitCode"),
+            "state": state_name,
+            "reason": (state or {}).get("reason", ""),
+            "restarts": entry.get("restartCount", 0),
+            "exit_code": (state or {}).get("exitCode"),
         }
     spec = pod.get("spec", {})
     return {
         "name": metadata.get("name", ""),
-        "container_names": [c["name"] for c in spec.get("initContainers", []) + spec.get("containers", [])],
+        "container_names": [
+            c["name"] for c in spec.get("initContainers", []) + spec.get("containers", [])
+        ],
         "labels": metadata.get("labels") or {},
         "annotations": metadata.get("annotations") or {},
         "created": metadata.get("creationTimestamp", ""),

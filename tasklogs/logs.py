@@ -1,5 +1,6 @@
 """The `logs` blueprint: REST for a whole log, WebSocket for a live tail. Routes only parse, call the
 service and shape the response."""
+
 import json
 import logging
 
@@ -74,11 +75,18 @@ def tail_task_logs(ws, task_id: str):
 def _check_parameters(allowed: set[str]) -> None:
     unknown = sorted(set(request.args) - allowed)
     if unknown:
-        raise InvalidRequest(f"unknown query parameter(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise InvalidRequest(
+            f"unknown query parameter(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
 
 
 def _json_body(view: service.TaskView):
-    head = {"task_id": view.task_id, "phase": view.phase, "source": view.source, "complete": view.complete}
+    head = {
+        "task_id": view.task_id,
+        "phase": view.phase,
+        "source": view.source,
+        "complete": view.complete,
+    }
     yield json.dumps(head)[:-1] + ', "logs": ['
     for index, entry in enumerate(view.entries):
         fields = {**entry.log.fields(), "phase": entry.phase}

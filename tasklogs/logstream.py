@@ -8,6 +8,7 @@ skips every byte whose key is below its position, so a resumed capture neither l
 Text is decoded as UTF-8 with U+FFFD for invalid bytes; NUL (which PostgreSQL `text` cannot hold)
 also becomes U+FFFD. A multibyte character split across reads is kept whole.
 """
+
 import calendar
 import codecs
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ class UnreadableLog(ValueError):
 class Position:
     """Where a capture stands: the next byte to take is line `seen` (0-based among the lines stamped
     `since`), byte `partial` of it. `restarts` is the container restart count the capture has read up to."""
+
     since: str = ""
     seen: int = 0
     partial: int = 0
@@ -46,6 +48,8 @@ class Position:
         return self.since[:19] + "Z" if self.since else None
 
 
+START = Position()  # where a capture that has taken nothing stands
+
 _second_cache: dict[bytes, int] = {}
 
 
@@ -57,8 +61,16 @@ def timestamp_nanos(stamp: bytes) -> int:
     seconds = _second_cache.get(second)
     if seconds is None:
         try:
-            seconds = calendar.timegm((int(second[0:4]), int(second[5:7]), int(second[8:10]),
-                                       int(second[11:13]), int(second[14:16]), int(second[17:19])))
+            seconds = calendar.timegm(
+                (
+                    int(second[0:4]),
+                    int(second[5:7]),
+                    int(second[8:10]),
+                    int(second[11:13]),
+                    int(second[14:16]),
+                    int(second[17:19]),
+                )
+            )
         except ValueError:
             raise UnreadableLog(f"not a timestamp: {stamp!r}") from None
         if len(_second_cache) > 4096:
@@ -73,16 +85,19 @@ def timestamp_nanos(stamp: bytes) -> int:
 class LogParser:
     """Feed it the raw bytes of one stream; it returns the text not taken before `position`."""
 
-    def __init__(self, position: Position = Position()):
+    def __init__(self, position: Position = START):
         self._start = position
-        self._target = (timestamp_nanos(position.since.encode()) if position.since else -1,
-                        position.seen, position.partial)
+        self._target = (
+            timestamp_nanos(position.since.encode()) if position.since else -1,
+            position.seen,
+            position.partial,
+        )
         self._restarts = position.restarts
-        self._head = b""      # start of a line, until its timestamp prefix is complete
-        self._stamp = ""      # timestamp of the current (or last) line of this stream
+        self._head = b""  # start of a line, until its timestamp prefix is complete
+        self._stamp = ""  # timestamp of the current (or last) line of this stream
         self._nanos = -1
-        self._index = 0       # index of the current line among the lines stamped `_stamp`
-        self._offset = 0      # bytes of the current line passed (taken or skipped)
+        self._index = 0  # index of the current line among the lines stamped `_stamp`
+        self._offset = 0  # bytes of the current line passed (taken or skipped)
         self._in_line = False
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
@@ -91,7 +106,9 @@ class LogParser:
         """The key of the next byte to take, counting only bytes whose text has been returned."""
         offset = self._offset - len(self._decoder.getstate()[0])
         if (self._nanos, self._index, offset) < self._target:
-            return Position(self._start.since, self._start.seen, self._start.partial, self._restarts)
+            return Position(
+                self._start.since, self._start.seen, self._start.partial, self._restarts
+            )
         return Position(self._stamp, self._index, offset, self._restarts)
 
     def feed(self, data: bytes) -> str:
@@ -120,7 +137,9 @@ class LogParser:
         space = data.find(b" ", start, start + room)
         if space < 0:
             if len(data) - start >= room:
-                raise UnreadableLog(f"line without a timestamp: {(self._head + data[start:])[:_MAX_PREFIX]!r}")
+                raise UnreadableLog(
+                    f"line without a timestamp: {(self._head + data[start:])[:_MAX_PREFIX]!r}"
+                )
             self._head += data[start:]
             return len(data)
         stamp, self._head = self._head + data[start:space], b""
@@ -146,7 +165,7 @@ class LogParser:
         return text
 
     def _skip(self, length: int) -> int:
-        """How many bytes at the start of this piece were taken before (the newline is the last byte of a line)."""
+        """How many bytes at the start of this piece were taken before (a line's newline is its last byte)."""
         target_nanos, target_index, target_offset = self._target
         if (self._nanos, self._index) < (target_nanos, target_index):
             return length

@@ -1,4 +1,5 @@
 """Creating and upgrading the schema at start-up, once, even when many workers start together."""
+
 import logging
 
 import flask_migrate
@@ -21,8 +22,10 @@ def upgrade_schema(app) -> None:
             else:
                 flask_migrate.upgrade(directory=app.extensions["migrate"].directory)
         except OperationalError as error:
-            log.warning("database unreachable at start-up, serving from Kubernetes only until it is back: %s",
-                        error.orig.__class__.__name__ if error.orig else error)
+            log.warning(
+                "database unreachable at start-up, serving from Kubernetes only until it is back: %s",
+                error.orig.__class__.__name__ if error.orig else error,
+            )
 
 
 def _upgrade_locked(app) -> None:

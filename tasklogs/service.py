@@ -30,6 +30,7 @@ DEGRADED_HEADER = "X-Tasklogs-Degraded"
 @dataclass
 class LogEntry:
     """One log as served: `read(start)` yields its text from character `start` in pieces."""
+
     log: LogId
     phase: str
     read: Callable[[int], Iterable[str]]
@@ -50,8 +51,10 @@ class TaskView:
 def validate_task_id(task_id: str) -> str:
     """A task id is an Argo Workflow name: a lowercase DNS-1123 subdomain of at most 253 characters."""
     if len(task_id) > 253 or not _DNS_SUBDOMAIN.fullmatch(task_id):
-        raise InvalidTaskId(f"task id must be a Kubernetes object name (lowercase letters, digits, '-' and '.', "
-                            f"at most 253 characters), got {task_id[:300]!r}")
+        raise InvalidTaskId(
+            f"task id must be a Kubernetes object name (lowercase letters, digits, '-' and '.', "
+            f"at most 253 characters), got {task_id[:300]!r}"
+        )
     return task_id
 
 
@@ -65,17 +68,26 @@ def get_task_logs(services: Services, task_id: str) -> TaskView:
         if stored and stored.complete:
             return database_view(services, task_id, stored.phase, "database", True)
         if stored and is_captured(services, task_id):
-            return database_view(services, task_id, stored.phase, "database", False)  # kept current by its capture
+            return database_view(
+                services, task_id, stored.phase, "database", False
+            )  # kept current by its capture
         return _refreshed_view(services, task_id, stored)
     except StoreUnavailable as error:
-        log.warning("database unavailable, serving task %s from Kubernetes only: %s", task_id, error.message)
+        log.warning(
+            "database unavailable, serving task %s from Kubernetes only: %s", task_id, error.message
+        )
         return kubernetes_view(services, task_id, degraded="database")
 
 
 def _refreshed_view(services: Services, task_id: str, stored: StoredTask | None) -> TaskView:
     try:
-        task, complete = refresh_task(services.kube, services.units, task_id, services.settings.cluster.containers,
-                                      _leads(services))
+        task, complete = refresh_task(
+            services.kube,
+            services.units,
+            task_id,
+            services.settings.cluster.containers,
+            _leads(services),
+        )
     except TaskNotFound:
         if stored is None:
             raise
@@ -92,7 +104,9 @@ def _refreshed_view(services: Services, task_id: str, stored: StoredTask | None)
 
 def _leads(services: Services) -> Callable[[str], bool]:
     """Whether this process's engine (if it has started one) captures a task now."""
-    return lambda task_id: services.started_engine is not None and services.started_engine.leads(task_id)
+    return lambda task_id: (
+        services.started_engine is not None and services.started_engine.leads(task_id)
+    )
 
 
 def is_captured(services: Services, task_id: str) -> bool:
@@ -101,7 +115,9 @@ def is_captured(services: Services, task_id: str) -> bool:
         return capture_running(uow, task_id, _leads(services))
 
 
-def database_view(services: Services, task_id: str, phase: str, source: str, complete: bool) -> TaskView:
+def database_view(
+    services: Services, task_id: str, phase: str, source: str, complete: bool
+) -> TaskView:
     """The task as stored; each entry reads its text lazily, in a unit of work of its own."""
     with services.units() as uow:
         rows = repository.get_stored_logs(uow.session, task_id)
@@ -113,6 +129,7 @@ def _stored_reader(services: Services, log_id: int) -> Callable[[int], Iterator[
     def read(start: int = 0) -> Iterator[str]:
         with services.units() as uow:
             yield from repository.read_log(uow.session, log_id, start)
+
     return read
 
 
@@ -123,14 +140,20 @@ def kubernetes_view(services: Services, task_id: str, degraded: str | None = Non
         task = read_task(kube, task_id, services.settings.cluster.containers)
     except ClusterError as error:
         if degraded:
-            raise Unavailable(f"neither the database nor the cluster can answer: {error.message}") from None
+            raise Unavailable(
+                f"neither the database nor the cluster can answer: {error.message}"
+            ) from None
         raise
-    entries = [LogEntry(s.log, s.phase, _cluster_reader(kube, s.log, task.container_status(s)))
-               for s in task.streams]
+    entries = [
+        LogEntry(s.log, s.phase, _cluster_reader(kube, s.log, task.container_status(s)))
+        for s in task.streams
+    ]
     return TaskView(task_id, task.phase, "kubernetes", task.settled, entries, degraded)
 
 
-def _cluster_reader(kube: Cluster, log_: LogId, status: ContainerStatus | None) -> Callable[[int], Iterator[str]]:
+def _cluster_reader(
+    kube: Cluster, log_: LogId, status: ContainerStatus | None
+) -> Callable[[int], Iterator[str]]:
     def read(start: int = 0) -> Iterator[str]:
         skip = start
         try:
@@ -142,10 +165,13 @@ def _cluster_reader(kube: Cluster, log_: LogId, status: ContainerStatus | None) 
                 skip = 0
         except ClusterError as error:
             log.info("log of %s unavailable: %s", log_.pod, error.message)
+
     return read
 
 
-def fetch_logs_from_kubernetes(services: Services, task_id: str, namespace: str | None = None) -> list[dict]:
+def fetch_logs_from_kubernetes(
+    services: Services, task_id: str, namespace: str | None = None
+) -> list[dict]:
     """The task's logs read whole from the cluster: `[{node, pod, container, phase, logs}]` (the design's
     helper)."""
     served = services.settings.cluster.namespace
@@ -157,10 +183,18 @@ def fetch_logs_from_kubernetes(services: Services, task_id: str, namespace: str 
 
 def narrowed(view: TaskView, pod: str | None, container: str | None) -> TaskView:
     """The view narrowed to one pod and/or one container; TaskNotFound when nothing matches."""
-    entries = [entry for entry in view.entries
-               if (pod is None or entry.log.pod == pod) and (container is None or entry.log.container == container)]
+    entries = [
+        entry
+        for entry in view.entries
+        if (pod is None or entry.log.pod == pod)
+        and (container is None or entry.log.container == container)
+    ]
     if not entries:
-        wanted = " ".join(f"{name} {value[:300]!r}" for name, value in (("pod", pod), ("container", container)) if value)
+        wanted = " ".join(
+            f"{name} {value[:300]!r}"
+            for name, value in (("pod", pod), ("container", container))
+            if value
+        )
         raise TaskNotFound(f"task {view.task_id!r} has no {wanted}")
     view.entries = entries
     return view
@@ -171,6 +205,12 @@ def open_tail(services: Services, task_id: str, cursor: str | None) -> Tail:
     validate_task_id(task_id)
     offsets = decode_cursor(cursor) or {}
     tails = services.settings.tails
-    return Tail(services.engine, task_id, offsets, max_queue=tails.viewer_queue, frame_chars=tails.frame_chars,
-                idle_timeout=tails.idle_timeout,
-                cluster_view=lambda task_id, degraded: kubernetes_view(services, task_id, degraded))
+    return Tail(
+        services.engine,
+        task_id,
+        offsets,
+        max_queue=tails.viewer_queue,
+        frame_chars=tails.frame_chars,
+        idle_timeout=tails.idle_timeout,
+        cluster_view=lambda task_id, degraded: kubernetes_view(services, task_id, degraded),
+    )

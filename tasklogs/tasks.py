@@ -1,4 +1,5 @@
 """What the cluster says about a task: its workflow's phase and the pods that hold its logs."""
+
 import logging
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ FINAL_POD_PHASES = ("Succeeded", "Failed")
 @dataclass(frozen=True)
 class Stream:
     """One log of the task as the cluster describes it, with its node's phase."""
+
     log: LogId
     phase: str
 
@@ -42,7 +44,9 @@ class ClusterTask:
         if pod is None:
             return self.final or argo.is_final_phase(stream.phase)
         status = pod["containers"].get(stream.log.container)
-        return pod["phase"] in FINAL_POD_PHASES or (status is not None and status["state"] == "terminated")
+        return pod["phase"] in FINAL_POD_PHASES or (
+            status is not None and status["state"] == "terminated"
+        )
 
     @property
     def settled(self) -> bool:
@@ -55,9 +59,10 @@ def read_task(kube: Cluster, task_id: str, containers: tuple[str, ...]) -> Clust
     return build_task(task_id, kube.get_workflow(task_id), kube.list_pods(task_id), containers)
 
 
-def build_task(task_id: str, workflow: dict | None, pods: list[PodSummary],
-               containers: tuple[str, ...]) -> ClusterTask:
-    """The task as the cluster describes it: `containers[0]` of every pod, and the others where the pod has them."""
+def build_task(
+    task_id: str, workflow: dict | None, pods: list[PodSummary], containers: tuple[str, ...]
+) -> ClusterTask:
+    """The task as the cluster describes it: `containers[0]` of every pod, the others where present."""
     if workflow is None and not pods:
         raise TaskNotFound(f"task {task_id!r} is not known to the database or to the cluster")
     try:
@@ -67,8 +72,11 @@ def build_task(task_id: str, workflow: dict | None, pods: list[PodSummary],
         targets = argo.resolve_pod_targets(None, pods)
     by_name = {pod["name"]: pod for pod in pods}
     phase = argo.workflow_phase(workflow) if workflow else _phase_from_pods(by_name)
-    streams = [Stream(LogId(target.node_id, target.pod_name, container), target.phase)
-               for target in targets for container in _containers_of(by_name.get(target.pod_name), containers)]
+    streams = [
+        Stream(LogId(target.node_id, target.pod_name, container), target.phase)
+        for target in targets
+        for container in _containers_of(by_name.get(target.pod_name), containers)
+    ]
     return ClusterTask(task_id, phase, argo.is_final_phase(phase), streams, by_name)
 
 

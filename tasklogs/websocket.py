@@ -4,6 +4,7 @@ simple-websocket writes each frame with one `socket.send()` and ignores partial 
 slow client can then receive a corrupt frame, and a ping can interleave with a data frame. Every write
 here is a `sendall()` under one lock per connection.
 """
+
 import logging
 import threading
 import time
@@ -17,6 +18,7 @@ from .errors import TasklogsError
 
 log = logging.getLogger(__name__)
 
+
 class SerializedSocket:
     """Proxy of the client socket whose `send` writes everything, one frame at a time; a write blocked
     longer than `send_timeout` (a client that stopped reading) gets the connection cut by the watchdog."""
@@ -25,7 +27,9 @@ class SerializedSocket:
         self._sock = sock
         self._lock = threading.Lock()
         self.send_timeout = send_timeout
-        self.sending_since = None  # monotonic time a write started, while one is under way
+        self.sending_since: float | None = (
+            None  # monotonic time a write started, while one is under way
+        )
         _watchdog.watch(self)
 
     def send(self, data) -> int:
@@ -52,15 +56,17 @@ class SendWatchdog:
     """One thread per process that cuts connections whose write has been blocked too long."""
 
     def __init__(self):
-        self._sockets = weakref.WeakSet()
+        self._sockets: weakref.WeakSet[SerializedSocket] = weakref.WeakSet()
         self._lock = threading.Lock()
-        self._thread = None
+        self._thread: threading.Thread | None = None
 
     def watch(self, sock: SerializedSocket) -> None:
         with self._lock:
             self._sockets.add(sock)
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="ws-send-watchdog", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="ws-send-watchdog", daemon=True
+                )
                 self._thread.start()
 
     def _run(self) -> None:
@@ -68,9 +74,15 @@ class SendWatchdog:
             time.sleep(1.0)
             now = time.monotonic()
             with self._lock:
-                stalled = [s for s in self._sockets if s.sending_since and now - s.sending_since > s.send_timeout]
+                stalled = [
+                    s
+                    for s in self._sockets
+                    if s.sending_since and now - s.sending_since > s.send_timeout
+                ]
             for sock in stalled:
-                log.info("cutting a WebSocket whose client has not read for %.0f s", sock.send_timeout)
+                log.info(
+                    "cutting a WebSocket whose client has not read for %.0f s", sock.send_timeout
+                )
                 sock.abort()
 
 
@@ -89,7 +101,7 @@ def serialize_writes(environ: dict, send_timeout: float) -> SerializedSocket | N
 
 
 def send_frame(ws, frame: str | SharedFrame) -> None:
-    """Send a frame: a str through the WebSocket object, a SharedFrame's prebuilt bytes straight to the socket."""
+    """Send a frame: a str through the WebSocket, a SharedFrame's prebuilt bytes straight to the socket."""
     if isinstance(frame, str):
         ws.send(frame)
         return
@@ -108,7 +120,8 @@ def close(ws, code: int = NORMAL, reason: str = "") -> None:
 
 
 def on_disconnect(ws, callback) -> threading.Thread:
-    """Call `callback` as soon as the client closes or drops the connection (messages it sends are ignored)."""
+    """Call `callback` as soon as the client closes or drops the connection (its messages are ignored)."""
+
     def watch():
         try:
             while ws.connected:
@@ -123,7 +136,7 @@ def on_disconnect(ws, callback) -> threading.Thread:
 
 
 def send_error(ws, error: TasklogsError) -> None:
-    """Report a TasklogsError as `{"type": "error", ...}` and close: 1008 for the client's fault, else 1013."""
+    """Report a TasklogsError as an `error` frame and close: 1008 for the client's fault, else 1013."""
     if not ws.connected:
         return
     ws.send(frames.error(error.status, error.code, error.message))

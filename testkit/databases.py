@@ -4,7 +4,9 @@ import os
 
 from sqlalchemy import create_engine, text
 
-ADMIN_URL = os.environ.get("TASKLOGS_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "TASKLOGS_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 # The test session's database; a parallel run picks another name (and so other derived names).
 TEST_DATABASE = os.environ.get("TASKLOGS_TEST_DATABASE", "tasklogs_test")
 

@@ -14,7 +14,9 @@ GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
 class Gunicorn:
     """`gunicorn -c gunicorn.conf.py -b 127.0.0.1:PORT wsgi:app` in a subprocess."""
 
-    def __init__(self, env: dict, workers: int | None = 1, log_path: str | None = None, extra_args=()):
+    def __init__(
+        self, env: dict, workers: int | None = 1, log_path: str | None = None, extra_args=()
+    ):
         """`workers` None: as many as gunicorn.conf.py says. An `env` value None removes the variable."""
         self.port = free_port()
         self.log_path = log_path

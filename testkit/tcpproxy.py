@@ -10,7 +10,9 @@ class TcpProxy:
         self.port = None
         self._listener = None
         self._connections: set[socket.socket] = set()
-        self._orphans: set[socket.socket] = set()  # server sides kept open by stop(server_notices=False)
+        self._orphans: set[socket.socket] = (
+            set()
+        )  # server sides kept open by stop(server_notices=False)
         self._lock = threading.Lock()
         self.start()
 
@@ -34,7 +36,9 @@ class TcpProxy:
         with self._lock:
             connections, self._connections = self._connections, set()
             if not server_notices:
-                self._orphans.update(c for c in connections if c.getpeername()[1] == self.upstream[1])
+                self._orphans.update(
+                    c for c in connections if c.getpeername()[1] == self.upstream[1]
+                )
         for connection in connections:
             if server_notices or connection not in self._orphans:
                 _reset(connection)

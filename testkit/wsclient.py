@@ -73,7 +73,9 @@ def log_text(frames: list[dict], pod: str, base: str = "") -> str:
             if entry["pod"] != pod:
                 continue
             piece = entry.get("logs", entry.get("data", ""))
-            assert entry["offset"] == len(text), f"offset {entry['offset']} != {len(text)}: gap or duplicate"
+            assert entry["offset"] == len(text), (
+                f"offset {entry['offset']} != {len(text)}: gap or duplicate"
+            )
             text += piece
     return text
 
@@ -166,7 +168,8 @@ class TailConnection:
             return False
         status, *fields = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
         headers = {
-            name.strip().lower(): value.strip() for name, _, value in (f.partition(":") for f in fields)
+            name.strip().lower(): value.strip()
+            for name, _, value in (f.partition(":") for f in fields)
         }
         if status.split(" ")[1:2] != ["101"] or not _validate(headers, self.key, None)[0]:
             self.error, self.state = f"handshake refused: {status}", "closed"

@@ -42,7 +42,11 @@ def kubeconfig(kube, tmp_path):
 @pytest.fixture
 def kube_adapter(kube, kubeconfig):
     adapter = Kube(
-        load_api_client(kubeconfig), kube.namespace, connect_timeout=1, read_timeout=3, stream_idle_timeout=5
+        load_api_client(kubeconfig),
+        kube.namespace,
+        connect_timeout=1,
+        read_timeout=3,
+        stream_idle_timeout=5,
     )
     yield adapter
     adapter.close()

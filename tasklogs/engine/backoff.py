@@ -10,7 +10,7 @@ class Backoff:
         self.base, self.cap, self.failures = base, cap, 0
 
     def next(self) -> float:
-        delay = min(self.cap, self.base * 2 ** self.failures)
+        delay = min(self.cap, self.base * 2**self.failures)
         self.failures += 1
         return random.uniform(delay / 2, delay)
 

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .. import argo
-from ..errors import ClusterError, StoreUnavailable, TaskNotFound, TasklogsError
+from ..errors import ClusterError, StoreUnavailable, TasklogsError, TaskNotFound
 from ..logstream import Position
 from ..store import repository
 from ..tasks import ClusterTask, Stream
@@ -23,12 +23,14 @@ log = logging.getLogger(__name__)
 
 
 class Outcome(enum.Enum):
-    COMPLETE = "complete"     # the final save ran: the driver ends
-    FAILED = "failed"         # the task cannot be served (unknown, or the cluster refuses): the driver ends
-    IDLE = "idle"             # nobody needs the driver any more: it ends unless a viewer came meanwhile
-    LOST = "lost"             # another process took the lease: follow its journal
-    FOLLOWING = "following"   # another process captures: keep following
-    STOPPED = "stopped"       # the engine is closing
+    COMPLETE = "complete"  # the final save ran: the driver ends
+    FAILED = (
+        "failed"  # the task cannot be served (unknown, or the cluster refuses): the driver ends
+    )
+    IDLE = "idle"  # nobody needs the driver any more: it ends unless a viewer came meanwhile
+    LOST = "lost"  # another process took the lease: follow its journal
+    FOLLOWING = "following"  # another process captures: keep following
+    STOPPED = "stopped"  # the engine is closing
 
 
 class Driver:
@@ -39,17 +41,21 @@ class Driver:
         self._stopped = threading.Event()
         self.feed = Feed(task_id, engine.coalesce, engine.writer.mark, self._stopped)
         self.pinned = False
-        self.ready = threading.Event()       # the feed holds the task's state: viewers may take a snapshot
+        self.ready = (
+            threading.Event()
+        )  # the feed holds the task's state: viewers may take a snapshot
         self.error: TasklogsError | None = None
         self.leading = False
         self._wake = threading.Event()
         self._last_needed = time.monotonic()
         self._captures: dict[str, ContainerCapture] = {}
         self._saved_phases: tuple | None = None
-        self._announced = False              # the capturing process knows of viewers here
+        self._announced = False  # the capturing process knows of viewers here
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"driver-{self.task_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"driver-{self.task_id}", daemon=True
+        )
         self._thread.start()
 
     def wake(self) -> None:
@@ -76,11 +82,16 @@ class Driver:
     def _run(self) -> None:
         try:
             while not self._stopped.is_set():
-                outcome = self._lead() if self.engine.leases.acquire(self.task_id) is not False else self._follow()
+                outcome = (
+                    self._lead()
+                    if self.engine.leases.acquire(self.task_id) is not False
+                    else self._follow()
+                )
                 if outcome is Outcome.COMPLETE:
                     self.engine.completed.add(self.task_id)
                 if outcome in (Outcome.COMPLETE, Outcome.FAILED) or (
-                        outcome is Outcome.IDLE and self.engine.retire(self)):
+                    outcome is Outcome.IDLE and self.engine.retire(self)
+                ):
                     break
         except Exception:  # noqa: BLE001 - a driver must never die silently
             log.exception("driver of %s failed", self.task_id)
@@ -156,7 +167,10 @@ class Driver:
         try:
             self._sync_from_journal()
         except StoreUnavailable:
-            log.warning("database unavailable: capturing %s from Kubernetes without the journal", self.task_id)
+            log.warning(
+                "database unavailable: capturing %s from Kubernetes without the journal",
+                self.task_id,
+            )
         if self.feed.complete:
             self.ready.set()
             return Outcome.COMPLETE
@@ -227,13 +241,17 @@ class Driver:
             return
         try:
             with self.engine.write_slots, self.engine.units() as uow:
-                ids = uow.record_phases(self.task_id, task.phase, [(s.log, s.phase) for s in task.streams])
+                ids = uow.record_phases(
+                    self.task_id, task.phase, [(s.log, s.phase) for s in task.streams]
+                )
                 uow.commit()
         except StoreUnavailable as error:  # tried again on the next change
             log.info("phases of %s not saved (%s)", self.task_id, error.message)
             return
         self._saved_phases = phases
-        self.feed.set_log_ids({s.key: ids[s.log] for s in task.streams if s.key in self.feed.streams})
+        self.feed.set_log_ids(
+            {s.key: ids[s.log] for s in task.streams if s.key in self.feed.streams}
+        )
 
     def _start_capture(self, stream: Stream, status) -> ContainerCapture:
         known = self.feed.streams[stream.key]
@@ -241,18 +259,29 @@ class Driver:
         if known.end and position == Position():
             # Text stored without a resume position (a compacted log): reading from the start again would
             # repeat it, so this stream is not captured again.
-            log.warning("log of %s is stored without a resume position; not capturing it again", stream.log.pod)
+            log.warning(
+                "log of %s is stored without a resume position; not capturing it again",
+                stream.log.pod,
+            )
             capture = ContainerCapture(self.engine.kube, self.feed, stream, position, None, 0)
             capture.caught_up.set()
             capture.finished.set()
             self._captures[stream.key] = capture
             return capture
-        capture = ContainerCapture(self.engine.kube, self.feed, stream, position, status,
-                                   self.engine.capture.poll_interval, self.engine.capture.pause,
-                                   self.engine.writer.has_room)
+        capture = ContainerCapture(
+            self.engine.kube,
+            self.feed,
+            stream,
+            position,
+            status,
+            self.engine.capture.poll_interval,
+            self.engine.capture.pause,
+            self.engine.writer.has_room,
+        )
         self._captures[stream.key] = capture
-        threading.Thread(target=self._capture, args=(capture,), name=f"capture-{stream.log.pod}",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._capture, args=(capture,), name=f"capture-{stream.log.pod}", daemon=True
+        ).start()
         return capture
 
     def _capture(self, capture: ContainerCapture) -> None:
@@ -272,7 +301,9 @@ class Driver:
         """Workflow and pods are gone (deleted): what was captured is all there will be; save it as final."""
         log.info("task %s vanished from the cluster; saving what was captured", self.task_id)
         self._stop_captures()
-        return self._final_save(self.feed.phase if argo.is_final_phase(self.feed.phase) else "Failed")
+        return self._final_save(
+            self.feed.phase if argo.is_final_phase(self.feed.phase) else "Failed"
+        )
 
     def _final_save(self, phase: str) -> bool:
         """Flush the journal, fold it into the logs, mark the task complete; then tell the viewers."""

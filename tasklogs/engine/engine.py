@@ -15,12 +15,12 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine as SqlEngine
 
+from .. import tasks
 from ..cluster import Cluster
 from ..config import Settings
 from ..errors import StoreUnavailable
 from ..store import postgres
 from ..store.unit_of_work import UnitsOfWork
-from .. import tasks
 from ..tasks import ClusterTask
 from .driver import Driver
 from .journal import JournalListener, JournalWriter
@@ -40,8 +40,14 @@ class Engine:
     """Runs every driver of this process; `read_task` is how drivers learn what the cluster says (the
     collector passes its watch cache's)."""
 
-    def __init__(self, kube: Cluster, units: UnitsOfWork, sa_engine: SqlEngine, settings: Settings,
-                 read_task: Callable[[str], ClusterTask] | None = None):
+    def __init__(
+        self,
+        kube: Cluster,
+        units: UnitsOfWork,
+        sa_engine: SqlEngine,
+        settings: Settings,
+        read_task: Callable[[str], ClusterTask] | None = None,
+    ):
         capture, containers = settings.capture, settings.cluster.containers
         self.kube, self.units, self.capture = kube, units, capture
         self.read_task = read_task or (lambda task_id: tasks.read_task(kube, task_id, containers))
@@ -51,15 +57,24 @@ class Engine:
         # at once (the collector) they wait their turn instead of timing out on the pool, and leave
         # connections for the journal writer, tails and REST.
         self.write_slots = threading.BoundedSemaphore(max(1, settings.database.pool_size // 2))
-        self.writer = JournalWriter(units, capture.journal_interval, int(capture.max_unsaved_mb * 1_000_000),
-                                    capture.hurry_gap)
+        self.writer = JournalWriter(
+            units,
+            capture.journal_interval,
+            int(capture.max_unsaved_mb * 1_000_000),
+            capture.hurry_gap,
+        )
         self.leases = Leases(sa_engine)
-        self.listener = JournalListener(sa_engine, self.journal_changed, self.tick, capture.poll_interval)
+        self.listener = JournalListener(
+            sa_engine, self.journal_changed, self.tick, capture.poll_interval
+        )
         self._drivers: dict[str, Driver] = {}
-        self.completed: set[str] = set()      # tasks whose final save ran (seen by this process)
+        self.completed: set[str] = set()  # tasks whose final save ran (seen by this process)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        for target, name in ((self.writer.run, "journal-writer"), (self.listener.run, "journal-listener")):
+        for target, name in (
+            (self.writer.run, "journal-writer"),
+            (self.listener.run, "journal-listener"),
+        ):
             threading.Thread(target=target, name=name, daemon=True).start()
 
     def driver(self, task_id: str, pinned: bool = False) -> Driver:
@@ -96,9 +111,12 @@ class Engine:
     def stats(self) -> dict:
         """What this process is doing: tasks it captures, tasks it follows, open tails."""
         drivers = self.drivers()
-        return {"leading": sum(d.leading for d in drivers), "following": sum(not d.leading for d in drivers),
-                "viewers": sum(len(d.feed.viewers) for d in drivers), "journal": "ok" if self.writer.healthy
-                else "failing"}
+        return {
+            "leading": sum(d.leading for d in drivers),
+            "following": sum(not d.leading for d in drivers),
+            "viewers": sum(len(d.feed.viewers) for d in drivers),
+            "journal": "ok" if self.writer.healthy else "failing",
+        }
 
     def wake(self, task_id: str) -> None:
         """Something about the task changed (the collector's watches): its driver looks again now."""
@@ -111,9 +129,11 @@ class Engine:
         capturing one wrote it, and waking it would re-read the cluster at the journal's pace). Or it has
         viewers following this process's capture: commit that task's text as soon as it is read."""
         if payload.startswith(postgres.WATCHING):
-            driver = self._drivers.get(payload[len(postgres.WATCHING):])
+            driver = self._drivers.get(payload[len(postgres.WATCHING) :])
             if driver is not None and driver.leading:
-                driver.feed.watched_elsewhere_until = time.monotonic() + WATCH_EXPIRY * self.capture.poll_interval
+                driver.feed.watched_elsewhere_until = (
+                    time.monotonic() + WATCH_EXPIRY * self.capture.poll_interval
+                )
             return
         driver = self._drivers.get(payload)
         if driver is not None and not driver.leading:
@@ -153,4 +173,3 @@ class Engine:
         self.writer.stop()
         self.listener.stop()
         self.leases.close()
-

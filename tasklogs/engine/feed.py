@@ -8,11 +8,13 @@ offsets, so that it never sees a character twice or misses one.
 Text not yet committed to the journal stays in `unsaved` until the writer commits it, so the
 database plus `unsaved` always hold everything the feed has published.
 """
+
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from ..cursor import encode_cursor
 from ..identity import LogId
@@ -24,12 +26,13 @@ from .frames import SharedFrame
 @dataclass
 class StreamInfo:
     """One log of the task as the feed knows it; `end` counts the characters captured."""
+
     log: LogId
     phase: str
     end: int = 0
     log_id: int | None = None
     published: int = 0
-    position: Position | None = None   # where the capture stands after `end`, if captured here
+    position: Position | None = None  # where the capture stands after `end`, if captured here
 
     @property
     def key(self) -> str:
@@ -39,17 +42,21 @@ class StreamInfo:
 @dataclass
 class Event:
     version: int
-    kind: str                  # "append", "phase", "gone", "complete"
-    frame: SharedFrame         # the frame for every viewer in step with the feed
+    kind: str  # "append", "phase", "gone", "complete"
+    frame: SharedFrame  # the frame for every viewer in step with the feed
     key: str | None = None
     start: int = 0
     data: str = ""
-    ends: dict = field(default_factory=dict)   # every stream's published end after this event
+    ends: dict = field(default_factory=dict)  # every stream's published end after this event
 
     @property
     def end(self) -> int:
         return self.start + len(self.data)
 
+
+ReadRange = Callable[
+    [str, int, int], str
+]  # (key, start, end) -> a stream's text between two offsets
 
 MAX_RUN = 4 << 20  # characters of one stream written to the journal in one row at most
 
@@ -57,22 +64,32 @@ MAX_RUN = 4 << 20  # characters of one stream written to the journal in one row 
 class Feed:
     """A task's live state in this process: streams, phases, text not yet saved or not yet published."""
 
-    def __init__(self, task_id: str, coalesce: float = 0.0, on_unsaved=None, stopped: threading.Event | None = None):
+    def __init__(
+        self,
+        task_id: str,
+        coalesce: float = 0.0,
+        on_unsaved=None,
+        stopped: threading.Event | None = None,
+    ):
         self.task_id = task_id
         self.coalesce = coalesce
         self._stopped = stopped or threading.Event()
-        self._publisher = None
+        self._publisher: threading.Thread | None = None
         self.on_unsaved = on_unsaved or (lambda feed, size: None)
         self.lock = threading.RLock()
         self.version = 0
         self.phase = ""
         self.complete = False
         self.streams: dict[str, StreamInfo] = {}
-        self.unsaved: dict[str, deque] = {}   # key -> deque of (start, text, position) not yet committed
-        self.viewers: set["Viewer"] = set()
-        self._unpublished: dict[str, list[str]] = {}   # key -> text captured since the last publish
-        self._pending = threading.Event()     # captured text waits to be published
-        self.watched_elsewhere_until = 0.0    # monotonic time: other processes' viewers follow this feed's journal
+        self.unsaved: dict[
+            str, deque
+        ] = {}  # key -> deque of (start, text, position) not yet committed
+        self.viewers: set[Viewer] = set()
+        self._unpublished: dict[str, list[str]] = {}  # key -> text captured since the last publish
+        self._pending = threading.Event()  # captured text waits to be published
+        self.watched_elsewhere_until = (
+            0.0  # monotonic time: other processes' viewers follow this feed's journal
+        )
 
     def watched(self) -> bool:
         """Someone reads this feed live: viewers here, or viewers of other processes following its journal."""
@@ -112,7 +129,9 @@ class Feed:
 
     # --- text ---
 
-    def append(self, key: str, data: str, position=None, start: int | None = None, keep: bool = True) -> bool:
+    def append(
+        self, key: str, data: str, position=None, start: int | None = None, keep: bool = True
+    ) -> bool:
         """Take text of stream `key` beginning at `start` (default: its end). What the feed has already
         is trimmed off; text beyond a gap is refused (False). `keep` holds it for the journal writer."""
         with self.lock:
@@ -122,12 +141,14 @@ class Feed:
                 return False
             if start + len(data) <= stream.end:
                 return True
-            data, start = data[stream.end - start:], stream.end
+            data, start = data[stream.end - start :], stream.end
             stream.end += len(data)
             if self.viewers:
                 self._unpublished.setdefault(key, []).append(data)
             else:
-                stream.published = stream.end  # nobody to send it to; a new viewer's snapshot has it
+                stream.published = (
+                    stream.end
+                )  # nobody to send it to; a new viewer's snapshot has it
             if position is not None:
                 stream.position = position
             if keep:
@@ -135,7 +156,9 @@ class Feed:
         if keep:
             self.on_unsaved(self, len(data))
         if not self.viewers:
-            return True  # published when a viewer subscribes, if ever (a collector's capture has none)
+            return (
+                True  # published when a viewer subscribes, if ever (a collector's capture has none)
+            )
         if self.coalesce:
             self._pending.set()
         else:
@@ -145,8 +168,10 @@ class Feed:
     def read_pending(self, key: str, start: int, end: int) -> str:
         """Text of the stream between two offsets, from what is not yet saved ("" if not held here)."""
         with self.lock:
-            pieces = [(s, t) for s, t, _ in self.unsaved.get(key, ()) if s < end and s + len(t) > start]
-        return "".join(text[max(0, start - s):end - s] for s, text in pieces)
+            pieces = [
+                (s, t) for s, t, _ in self.unsaved.get(key, ()) if s < end and s + len(t) > start
+            ]
+        return "".join(text[max(0, start - s) : end - s] for s, text in pieces)
 
     def publish_pending(self) -> None:
         """Send viewers every stream's captured-but-unpublished text, one append per stream."""
@@ -156,9 +181,13 @@ class Feed:
                 stream = self.streams[key]
                 data = "".join(pieces)
                 start, stream.published = stream.published, stream.end
-                self._publish("append", stream.key, start, data,
-                              lambda cursor, log=stream.log, start=start, data=data: frames.append(log, start, data,
-                                                                                                  cursor))
+                self._publish(
+                    "append",
+                    stream.key,
+                    start,
+                    data,
+                    partial(frames.append, stream.log, start, data),
+                )
 
     def _run_publisher(self) -> None:
         """Publish captured text at most every `coalesce` seconds, so a burst of lines makes one frame."""
@@ -179,13 +208,16 @@ class Feed:
             for key, pieces in self.unsaved.items():
                 if not pieces or key not in log_ids:
                     continue
-                taken, size = [], 0
+                taken: list[tuple[int, str, Position | None]] = []
+                size = 0
                 for piece in pieces:
                     if taken and size + len(piece[1]) > MAX_RUN:
                         break
                     taken.append(piece)
                     size += len(piece[1])
-                runs.append((key, log_ids[key], taken[0][0], "".join(p[1] for p in taken), taken[-1][2]))
+                runs.append(
+                    (key, log_ids[key], taken[0][0], "".join(p[1] for p in taken), taken[-1][2])
+                )
             return runs
 
     def saved(self, key: str, end: int) -> int:
@@ -199,7 +231,11 @@ class Feed:
 
     def unsaved_copy(self) -> dict[str, list[tuple[int, str]]]:
         with self.lock:
-            return {key: [(s, t) for s, t, _ in pieces] for key, pieces in self.unsaved.items() if pieces}
+            return {
+                key: [(s, t) for s, t, _ in pieces]
+                for key, pieces in self.unsaved.items()
+                if pieces
+            }
 
     def state(self) -> tuple[int, dict, dict[str, str]]:
         """(version, unsaved text, phases) taken together, for a snapshot that later events continue."""
@@ -237,7 +273,9 @@ class Feed:
             self.complete = True
             self._publish("complete", None, 0, "", lambda cursor: frames.complete(phase))
 
-    def _publish(self, kind: str, key: str | None, start: int, data: str, build: Callable[[str], str]) -> None:
+    def _publish(
+        self, kind: str, key: str | None, start: int, data: str, build: Callable[[str], str]
+    ) -> None:
         """Number the event; build its frame (given the cursor after it) once, for every viewer in step."""
         self.version += 1
         if not self.viewers:
@@ -253,9 +291,12 @@ class Feed:
     def subscribe(self, viewer: "Viewer") -> None:
         with self.lock:
             self.viewers.add(viewer)
-            if self.coalesce and self._publisher is None:  # started by the first viewer, if one ever comes
-                self._publisher = threading.Thread(target=self._run_publisher, name=f"publish-{self.task_id}",
-                                                   daemon=True)
+            if (
+                self.coalesce and self._publisher is None
+            ):  # started by the first viewer, if one ever comes
+                self._publisher = threading.Thread(
+                    target=self._run_publisher, name=f"publish-{self.task_id}", daemon=True
+                )
                 self._publisher.start()
 
     def unsubscribe(self, viewer: "Viewer") -> None:
@@ -274,8 +315,8 @@ class Viewer:
         self.feed = feed
         self.offsets = dict(offsets)
         self.max_queue = max_queue
-        self.in_step_at = None   # feed version this viewer's offsets equal, or None
-        self.seen_version = 0    # phase events up to this version are already in the snapshot
+        self.in_step_at: int | None = None  # feed version this viewer's offsets equal, or None
+        self.seen_version = 0  # phase events up to this version are already in the snapshot
         self._queue: deque[Event] = deque()
         self._ready = threading.Event()
         self.overflowed = False
@@ -309,7 +350,7 @@ class Viewer:
             events.append(self._queue.popleft())
         return events
 
-    def frames(self, event: Event, read_range) -> list:
+    def frames(self, event: Event, read_range: ReadRange) -> list[str | SharedFrame]:
         """The frames this viewer must send for `event`: the shared one when in step, else rebuilt.
 
         `read_range(key, start, end)` returns the text of a stream between two offsets (for gaps)."""
@@ -317,7 +358,7 @@ class Viewer:
             return []
         if self.in_step_at == event.version - 1:
             self.in_step_at = event.version
-            if event.kind == "append":
+            if event.key is not None and event.kind == "append":
                 self.offsets[event.key] = event.end
             return [event.frame]
         frames = self._rebuilt(event, read_range)
@@ -325,13 +366,13 @@ class Viewer:
         self.in_step_at = event.version if in_step else None
         return frames
 
-    def _rebuilt(self, event: Event, read_range) -> list[str]:
-        if event.kind != "append":
+    def _rebuilt(self, event: Event, read_range: ReadRange) -> list[str | SharedFrame]:
+        if event.kind != "append" or event.key is None:
             return [event.frame]
         seen = self.offsets.get(event.key, 0)
         if event.end <= seen:
             return []
-        text = event.data[max(0, seen - event.start):]
+        text = event.data[max(0, seen - event.start) :]
         if event.start > seen:
             text = read_range(event.key, seen, event.start) + text
         self.offsets[event.key] = event.end

@@ -5,9 +5,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 
+from ..cluster import Cluster, ContainerStatus, LogStream
 from ..errors import ClusterUnavailable, ContainerWaiting, LogsGone, ObjectNotFound
 from ..logstream import LogParser, Position
-from ..cluster import Cluster, ContainerStatus, LogStream
 from ..tasks import Stream
 from .backoff import Backoff
 from .feed import Feed
@@ -19,18 +19,28 @@ class ContainerCapture:
     """Follows one container's log (`follow=true`) into the feed from a position, and reconnects after
     any break (idle timeout, API server restart, network) with `sinceTime`: nothing lost, nothing repeated."""
 
-    def __init__(self, kube: Cluster, feed: Feed, stream: Stream, position: Position,
-                 status: ContainerStatus | None, poll_interval: float, pause: float = 0.0,
-                 room: Callable[[], bool] = lambda: True):
+    def __init__(
+        self,
+        kube: Cluster,
+        feed: Feed,
+        stream: Stream,
+        position: Position,
+        status: ContainerStatus | None,
+        poll_interval: float,
+        pause: float = 0.0,
+        room: Callable[[], bool] = lambda: True,
+    ):
         self.kube, self.feed, self.stream = kube, feed, stream
         self.pause = pause
-        self.room = room                      # False: memory holds enough unsaved text, stop reading for now
+        self.room = room  # False: memory holds enough unsaved text, stop reading for now
         self.position = position
-        self.status = status                  # latest container status, refreshed by the task capture
+        self.status = status  # latest container status, refreshed by the task capture
         self.poll_interval = poll_interval
         self.finished = threading.Event()
-        self.caught_up = threading.Event()    # what the container had logged when the capture began is read
-        self.started = False                  # it has seen the container run: it ends by itself, never stopped
+        self.caught_up = (
+            threading.Event()
+        )  # what the container had logged when the capture began is read
+        self.started = False  # it has seen the container run: it ends by itself, never stopped
         self._stopped = threading.Event()
         self._open: LogStream | None = None
 
@@ -53,7 +63,11 @@ class ContainerCapture:
                     self._gone(error)
                     return
                 except ClusterUnavailable as error:
-                    log.info("log stream of %s broke (%s); reconnecting", self.stream.log.pod, error.message)
+                    log.info(
+                        "log stream of %s broke (%s); reconnecting",
+                        self.stream.log.pod,
+                        error.message,
+                    )
                     self._stopped.wait(backoff.next())
         finally:
             self.caught_up.set()
@@ -77,7 +91,9 @@ class ContainerCapture:
         if status["state"] == "terminated":
             return self._read(follow=False, final=True)
         if not self.caught_up.is_set():
-            if not self._read(follow=False, final=False):  # so the first viewers' snapshot holds the log so far
+            if not self._read(
+                follow=False, final=False
+            ):  # so the first viewers' snapshot holds the log so far
                 return False
             self.caught_up.set()
         self._read(follow=True, final=False)
@@ -88,19 +104,29 @@ class ContainerCapture:
     def _wait_for_room(self) -> None:
         """The database refuses and memory holds enough: the text waits in Kubernetes, read on from
         `position` (with `sinceTime`, nothing lost or repeated) once the journal takes text again."""
-        log.warning("capture of %s/%s paused: the database is down and memory holds enough unsaved text",
-                    self.stream.log.pod, self.stream.log.container)
-        self.caught_up.set()   # viewers joining meanwhile get what was captured, not a wait
+        log.warning(
+            "capture of %s/%s paused: the database is down and memory holds enough unsaved text",
+            self.stream.log.pod,
+            self.stream.log.container,
+        )
+        self.caught_up.set()  # viewers joining meanwhile get what was captured, not a wait
         while not self.room() and not self._stopped.wait(self.poll_interval):
             pass
         log.info("capture of %s/%s goes on", self.stream.log.pod, self.stream.log.container)
 
-    def _read(self, *, follow: bool, final: bool, previous: bool = False, tolerate_gone: bool = False) -> bool:
+    def _read(
+        self, *, follow: bool, final: bool, previous: bool = False, tolerate_gone: bool = False
+    ) -> bool:
         """Read one stream into the feed; True if read to its end (False: stopped, or no more room)."""
         parser = LogParser(self.position)
         try:
-            stream = self.kube.open_log(self.stream.log.pod, self.stream.log.container, follow=follow,
-                                        since_time=self.position.since_time, previous=previous)
+            stream = self.kube.open_log(
+                self.stream.log.pod,
+                self.stream.log.container,
+                follow=follow,
+                since_time=self.position.since_time,
+                previous=previous,
+            )
         except LogsGone:
             if tolerate_gone:
                 return True
@@ -129,5 +155,10 @@ class ContainerCapture:
         return pod["containers"].get(self.stream.log.container)
 
     def _gone(self, error) -> None:
-        log.info("capture of %s/%s ends: %s", self.stream.log.pod, self.stream.log.container, error.message)
+        log.info(
+            "capture of %s/%s ends: %s",
+            self.stream.log.pod,
+            self.stream.log.container,
+            error.message,
+        )
         self.feed.gone(self.stream.key, f"{error.message}; the log above is everything captured")

@@ -20,10 +20,21 @@ def dumps(frame: dict) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
-def snapshot(task_id: str, phase: str, source: str, complete: bool, logs: list[dict], cursor: str) -> str:
+def snapshot(
+    task_id: str, phase: str, source: str, complete: bool, logs: list[dict], cursor: str
+) -> str:
     """The first frame of a tail: each log's `{node, pod, container, phase, offset, logs}` so far."""
-    return dumps({"type": "snapshot", "task_id": task_id, "phase": phase, "source": source, "complete": complete,
-                  "logs": logs, "cursor": cursor})
+    return dumps(
+        {
+            "type": "snapshot",
+            "task_id": task_id,
+            "phase": phase,
+            "source": source,
+            "complete": complete,
+            "logs": logs,
+            "cursor": cursor,
+        }
+    )
 
 
 def snapshot_entry(log: LogId, phase: str, offset: int, text: str) -> dict:
@@ -32,7 +43,9 @@ def snapshot_entry(log: LogId, phase: str, offset: int, text: str) -> dict:
 
 def append(log: LogId, offset: int, data: str, cursor: str) -> str:
     """New text of one log, beginning at character `offset`."""
-    return dumps({"type": "append", **log.fields(), "offset": offset, "data": data, "cursor": cursor})
+    return dumps(
+        {"type": "append", **log.fields(), "offset": offset, "data": data, "cursor": cursor}
+    )
 
 
 def phase(phase_: str, node: str | None) -> str:

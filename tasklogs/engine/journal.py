@@ -1,5 +1,6 @@
 """The journal, seen from one process: a writer that batches captured text into `log_chunks`, and a
 listener that hears other processes' commits (LISTEN/NOTIFY) so their viewers here get the text."""
+
 import logging
 import random
 import select
@@ -25,19 +26,24 @@ class JournalWriter:
     It also counts the text waiting in memory: while the database refuses, captures read on only as long
     as that stays under `limit` characters (`has_room`)."""
 
-    def __init__(self, units: UnitsOfWork, interval: float = 0.1, limit: int = 256_000_000,
-                 hurried_gap: float = 0.02):
+    def __init__(
+        self,
+        units: UnitsOfWork,
+        interval: float = 0.1,
+        limit: int = 256_000_000,
+        hurried_gap: float = 0.02,
+    ):
         self._units = units
         self.interval = interval
         self.limit = limit
-        self.hurried_gap = min(hurried_gap, interval)   # hurried commits come at most this often
+        self.hurried_gap = min(hurried_gap, interval)  # hurried commits come at most this often
         self._last_flush = 0.0
-        self.held = 0                       # characters captured and not yet committed, in every feed
+        self.held = 0  # characters captured and not yet committed, in every feed
         self._held_lock = threading.Lock()
         self._dirty: set[Feed] = set()
-        self._hurry = threading.Event()     # text that viewers elsewhere wait for: flush now
-        self._known_end: dict[int, int] = {}   # where each log's stored text ends, as last seen
-        self._lock = threading.Lock()       # one flush at a time
+        self._hurry = threading.Event()  # text that viewers elsewhere wait for: flush now
+        self._known_end: dict[int, int] = {}  # where each log's stored text ends, as last seen
+        self._lock = threading.Lock()  # one flush at a time
         self._failures = 0
         self._stopped = threading.Event()
         self.healthy = True
@@ -58,7 +64,7 @@ class JournalWriter:
     def run(self) -> None:
         while not self._stopped.is_set():
             if self._failures:
-                self._stopped.wait(self._delay())     # the database refuses: back off, hurried or not
+                self._stopped.wait(self._delay())  # the database refuses: back off, hurried or not
             elif self._hurry.wait(self.interval):
                 # at most one hurried commit per gap: lines that come meanwhile share the next one
                 self._stopped.wait(max(0.0, self._last_flush + self.hurried_gap - time.monotonic()))
@@ -95,28 +101,40 @@ class JournalWriter:
         rows, written = [], []
         with self._units() as uow:
             for feed in feeds:
-                for key, log_id, start, data, position in feed.unsaved_runs(self._ensure_rows(uow, feed)):
+                for key, log_id, start, data, position in feed.unsaved_runs(
+                    self._ensure_rows(uow, feed)
+                ):
                     known = self._known(uow, log_id)
                     if start + len(data) <= known:
                         written.append((feed, key, known))
                     elif start <= known:
-                        rows.append((feed, key, ChunkRow(log_id, known, data[known - start:], position)))
+                        rows.append(
+                            (feed, key, ChunkRow(log_id, known, data[known - start :], position))
+                        )
                     else:
-                        log.error("journal gap for %s: stored %d, unsaved from %d", key, known, start)
-            inserted = uow.append_runs([row for _, _, row in rows], {f.task_id for f, _, _ in [*rows, *written]})
+                        log.error(
+                            "journal gap for %s: stored %d, unsaved from %d", key, known, start
+                        )
+            inserted = uow.append_runs(
+                [row for _, _, row in rows], {f.task_id for f, _, _ in [*rows, *written]}
+            )
             for feed, key, row in rows:
                 if (row.log_id, row.start) in inserted:
                     self._known_end[row.log_id] = row.start + len(row.data)
                     written.append((feed, key, row.start + len(row.data)))
                 else:
-                    self._known_end.pop(row.log_id, None)  # someone else wrote there: re-read next time
+                    self._known_end.pop(
+                        row.log_id, None
+                    )  # someone else wrote there: re-read next time
             uow.commit()
         return written
 
     def _ensure_rows(self, uow: UnitOfWork, feed: Feed) -> dict[str, int]:
         missing = feed.streams_without_rows()
         if missing:
-            ids = repository.record_logs(uow.session, feed.task_id, [(s.log, s.phase) for s in missing])
+            ids = repository.record_logs(
+                uow.session, feed.task_id, [(s.log, s.phase) for s in missing]
+            )
             feed.set_log_ids({s.key: ids[s.log] for s in missing})
         return feed.log_ids()
 
@@ -129,8 +147,10 @@ class JournalWriter:
         self._failures += 1
         self._known_end.clear()
         if self.healthy:
-            log.warning("journal writes failing, keeping captured text in memory until the database is back: %s",
-                        error.message)
+            log.warning(
+                "journal writes failing, keeping captured text in memory until the database is back: %s",
+                error.message,
+            )
         self.healthy = False
 
     def _delay(self) -> float:
@@ -143,8 +163,13 @@ class JournalListener:
     """LISTENs on a dedicated connection and calls `wake(task_id)` for every committed change, and
     `tick()` every `interval` seconds (the fallback when a notification is missed)."""
 
-    def __init__(self, sa_engine: SqlEngine, wake: Callable[[str], None], tick: Callable[[], None],
-                 interval: float):
+    def __init__(
+        self,
+        sa_engine: SqlEngine,
+        wake: Callable[[str], None],
+        tick: Callable[[], None],
+        interval: float,
+    ):
         self._engine = sa_engine
         self._wake, self._tick = wake, tick
         self.interval = interval
@@ -175,7 +200,9 @@ class JournalListener:
             payloads = {notify.payload for notify in connection.notifies}
             connection.notifies.clear()
             return payloads
-        except postgres.CONNECTION_ERRORS as error:  # reconnect on the next round, polling meanwhile
+        except (
+            postgres.CONNECTION_ERRORS
+        ) as error:  # reconnect on the next round, polling meanwhile
             log.info("journal listener reconnecting: %s", type(error).__name__)
             self._connection.drop()
             self._stopped.wait(min(timeout, 1.0))

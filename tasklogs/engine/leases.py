@@ -5,6 +5,7 @@ the process dies its connection closes and the locks are free at once, so anothe
 within one poll interval. Without PostgreSQL (SQLite, or the database down) every process captures
 for itself: the journal's compare-and-append keeps the stored log free of duplicates anyway.
 """
+
 import logging
 import os
 import threading
@@ -30,15 +31,20 @@ class Leases:
         self._held: set[str] = set()
         self._lock = threading.Lock()
         self._name = f"tasklogs-leases-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        self._connection = Dedicated(sa_engine, lambda dbapi: postgres.prepare_lease_session(dbapi, self._name))
+        self._connection = Dedicated(
+            sa_engine, lambda dbapi: postgres.prepare_lease_session(dbapi, self._name)
+        )
         self._pinged = 0.0
 
     def acquire(self, task_id: str) -> bool | None:
-        """True: this process captures the task. False: another does. None: nobody can tell (database down)."""
+        """True: this process captures the task. False: another does. None: nobody can tell."""
         if not self._shared:
             return True
         with self._lock:
-            for attempt in (1, 2):  # a connection the server closed while idle gets one fresh retry
+            for _attempt in (
+                1,
+                2,
+            ):  # a connection the server closed while idle gets one fresh retry
                 try:
                     return self._acquire(task_id)
                 except postgres.CONNECTION_ERRORS as error:  # the connection and its locks are gone
@@ -48,7 +54,9 @@ class Leases:
     def _acquire(self, task_id: str) -> bool:
         connection = self._connection.get()
         if task_id in self._held:
-            if time.monotonic() - self._pinged > PING_INTERVAL:  # one ping vouches for every lease held
+            if (
+                time.monotonic() - self._pinged > PING_INTERVAL
+            ):  # one ping vouches for every lease held
                 postgres.ping(connection)
                 self._pinged = time.monotonic()
             return True
@@ -76,7 +84,10 @@ class Leases:
 
     def _drop(self, error) -> None:
         if error is not None and self._held:
-            log.warning("lost the lease connection (%s); %d task(s) will be re-elected",
-                        type(error).__name__, len(self._held))
+            log.warning(
+                "lost the lease connection (%s); %d task(s) will be re-elected",
+                type(error).__name__,
+                len(self._held),
+            )
         self._held.clear()
         self._connection.drop()

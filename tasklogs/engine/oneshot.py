@@ -9,12 +9,12 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
+from ..cluster import Cluster, ContainerStatus
 from ..errors import ContainerWaiting, LogsGone, ObjectNotFound
 from ..identity import LogId
-from ..logstream import LogParser, Position
+from ..logstream import START, LogParser, Position
 from ..store import postgres, repository
 from ..store.unit_of_work import UnitOfWork, UnitsOfWork
-from ..cluster import Cluster, ContainerStatus
 from ..tasks import ClusterTask, read_task
 
 log = logging.getLogger(__name__)
@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 APPEND_PIECE = 1 << 20  # characters per journal row when catching up a long log
 
 
-def read_container(kube: Cluster, log_: LogId, status: ContainerStatus | None,
-                   position: Position = Position()) -> Iterator[tuple[str, Position]]:
+def read_container(
+    kube: Cluster, log_: LogId, status: ContainerStatus | None, position: Position = START
+) -> Iterator[tuple[str, Position]]:
     """Yield (text, position after it) for the container's log after `position`, read once.
 
     A restarted container's previous instance is read first (`previous=true`); a container that has
@@ -34,15 +35,20 @@ def read_container(kube: Cluster, log_: LogId, status: ContainerStatus | None,
         try:
             position = yield from _read_once(kube, log_, position, previous=True, final=True)
         except LogsGone:
-            log.warning("previous log of %s is gone; continuing with the current instance", log_.key)
+            log.warning(
+                "previous log of %s is gone; continuing with the current instance", log_.key
+            )
         position = replace(position, restarts=status["restarts"])
-    yield from _read_once(kube, log_, position, previous=False, final=status["state"] == "terminated")
+    yield from _read_once(
+        kube, log_, position, previous=False, final=status["state"] == "terminated"
+    )
 
 
 def _read_once(kube: Cluster, log_: LogId, position: Position, *, previous: bool, final: bool):
     parser = LogParser(position)
-    with kube.open_log(log_.pod, log_.container, follow=False, since_time=position.since_time,
-                       previous=previous) as stream:
+    with kube.open_log(
+        log_.pod, log_.container, follow=False, since_time=position.since_time, previous=previous
+    ) as stream:
         for raw in stream:
             text = parser.feed(raw)
             if text:
@@ -54,8 +60,9 @@ def _read_once(kube: Cluster, log_: LogId, position: Position, *, previous: bool
     return parser.position
 
 
-def store_container(kube: Cluster, units: UnitsOfWork, stored: repository.StoredLog,
-                    status: ContainerStatus | None) -> int:
+def store_container(
+    kube: Cluster, units: UnitsOfWork, stored: repository.StoredLog, status: ContainerStatus | None
+) -> int:
     """Append whatever the container logged beyond the stored text; return the stored length after.
 
     A pod that is gone, a container not started or whose log the node dropped leaves the store as is."""
@@ -75,7 +82,9 @@ def store_container(kube: Cluster, units: UnitsOfWork, stored: repository.Stored
     return offset
 
 
-def _append(uow: UnitOfWork, log_id: int, offset: int, pending: list[str], position: Position) -> int:
+def _append(
+    uow: UnitOfWork, log_id: int, offset: int, pending: list[str], position: Position
+) -> int:
     if not pending:
         return offset
     data = "".join(pending)
@@ -84,8 +93,13 @@ def _append(uow: UnitOfWork, log_id: int, offset: int, pending: list[str], posit
     return offset + len(data)
 
 
-def refresh_task(kube: Cluster, units: UnitsOfWork, task_id: str, containers: tuple[str, ...],
-                 leads: Callable[[str], bool]) -> tuple[ClusterTask, bool]:
+def refresh_task(
+    kube: Cluster,
+    units: UnitsOfWork,
+    task_id: str,
+    containers: tuple[str, ...],
+    leads: Callable[[str], bool],
+) -> tuple[ClusterTask, bool]:
     """Append what the task's containers logged since the last save; run the final save once it ended,
     unless a live capture holds the task (`leads` here, or a lease elsewhere): that capture runs the final
     save, with everything it took. Return the task and whether it is complete now."""

@@ -4,6 +4,7 @@ The viewer subscribes to the feed *before* the snapshot is read, and the snapsho
 unsaved text before the database, so whatever the capture takes meanwhile is either in the snapshot or
 queued for the viewer; offsets then drop what the client already has.
 """
+
 import itertools
 import logging
 import time
@@ -14,6 +15,7 @@ from ..errors import StoreUnavailable
 from ..identity import LogId
 from ..store import repository
 from . import frames
+from .driver import Driver
 from .engine import Engine, EngineClosed
 from .feed import SlowViewer, Viewer
 from .frames import GOING_AWAY, NORMAL, SLOW_CLIENT, TRY_AGAIN
@@ -26,14 +28,26 @@ READY_TIMEOUT = 30.0
 class Tail:
     """A snapshot, then live events, for one client; `close_code`/`close_reason` say how it ended."""
 
-    def __init__(self, engine: Engine, task_id: str, offsets: dict[str, int], *, max_queue: int, frame_chars: int,
-                 idle_timeout: float = 0, cluster_view=None):
+    def __init__(
+        self,
+        engine: Engine,
+        task_id: str,
+        offsets: dict[str, int],
+        *,
+        max_queue: int,
+        frame_chars: int,
+        idle_timeout: float = 0,
+        cluster_view=None,
+    ):
         self.engine, self.task_id = engine, task_id
         self.offsets = dict(offsets)
         self.max_queue, self.frame_chars, self.idle_timeout = max_queue, frame_chars, idle_timeout
-        self.cluster_view = cluster_view          # service.kubernetes_view, for a snapshot without the database
+        self.cluster_view = (
+            cluster_view  # service.kubernetes_view, for a snapshot without the database
+        )
         self.close_code, self.close_reason = NORMAL, "task complete"
-        self.driver = self.viewer = None
+        self.driver: Driver | None = None
+        self.viewer: Viewer | None = None
         self._stopped = False
 
     def __enter__(self):
@@ -43,7 +57,8 @@ class Tail:
         self.stop()
         if self.viewer is not None:
             self.viewer.feed.unsubscribe(self.viewer)
-            self.driver.touch()
+            if self.driver is not None:
+                self.driver.touch()
 
     def stop(self) -> None:
         """The client went away: end `frames()` at once."""
@@ -51,12 +66,21 @@ class Tail:
         if self.viewer is not None:
             self.viewer.stop()
 
+    def _subscribed(self) -> tuple[Driver, Viewer]:
+        """The driver and the viewer `frames()` subscribed (the methods below run only after it did)."""
+        if self.driver is None or self.viewer is None:
+            raise RuntimeError("the tail has not subscribed to its feed yet")
+        return self.driver, self.viewer
+
     def frames(self):
         """JSON frames: a snapshot (and the backlog as appends), then live appends, phases, `complete`."""
         try:
             self.driver = self.engine.driver(self.task_id)
         except EngineClosed:
-            self.close_code, self.close_reason = GOING_AWAY, "server shutting down; reconnect with your cursor"
+            self.close_code, self.close_reason = (
+                GOING_AWAY,
+                "server shutting down; reconnect with your cursor",
+            )
             return
         self.viewer = Viewer(self.driver.feed, self.offsets, self.max_queue)
         self.driver.feed.subscribe(self.viewer)
@@ -71,23 +95,33 @@ class Tail:
         yield from self._live()
 
     def _live(self):
+        viewer = self._subscribed()[1]
         last_sent = time.monotonic()
         while not self._stopped:
             if self.idle_timeout and time.monotonic() - last_sent > self.idle_timeout:
-                self.close_code, self.close_reason = GOING_AWAY, "idle: nothing new; reconnect with your last cursor"
+                self.close_code, self.close_reason = (
+                    GOING_AWAY,
+                    "idle: nothing new; reconnect with your last cursor",
+                )
                 return
             try:
-                events = self.viewer.wait(timeout=min(5.0, self.idle_timeout or 5.0))
+                events = viewer.wait(timeout=min(5.0, self.idle_timeout or 5.0))
             except SlowViewer as error:
-                self.close_code, self.close_reason = SLOW_CLIENT, f"{error}; reconnect with your last cursor"
+                self.close_code, self.close_reason = (
+                    SLOW_CLIENT,
+                    f"{error}; reconnect with your last cursor",
+                )
                 return
             for event in events:
                 try:
-                    for frame in self.viewer.frames(event, self._read_range):
+                    for frame in viewer.frames(event, self._read_range):
                         last_sent = time.monotonic()
                         yield frame
                 except StoreUnavailable as error:
-                    self.close_code, self.close_reason = TRY_AGAIN, f"{error.message}; reconnect with your last cursor"
+                    self.close_code, self.close_reason = (
+                        TRY_AGAIN,
+                        f"{error.message}; reconnect with your last cursor",
+                    )
                     return
                 if event.kind == "complete":
                     return
@@ -96,8 +130,9 @@ class Tail:
 
     def _snapshot(self):
         """Yield the snapshot frame and the backlog; return whether the task is complete."""
-        feed = self.driver.feed
-        self.viewer.seen_version, unsaved, phases = feed.state()
+        driver, viewer = self._subscribed()
+        feed = driver.feed
+        viewer.seen_version, unsaved, phases = feed.state()
         started = False
         try:
             with self.engine.units() as uow:
@@ -106,11 +141,16 @@ class Tail:
                 started = True
                 stored_keys = {row.log.key for row in rows}
                 entries = [self._stored_entry(uow.session, row, unsaved, phases) for row in rows]
-                entries += [self._feed_entry(stream, unsaved) for stream in list(feed.streams.values())
-                            if stream.key not in stored_keys]
+                entries += [
+                    self._feed_entry(stream, unsaved)
+                    for stream in list(feed.streams.values())
+                    if stream.key not in stored_keys
+                ]
                 self._phase = feed.phase or (stored.phase if stored else "") or "Pending"
                 complete = bool(stored and stored.complete)
-                yield from self._entry_frames(entries, "database" if complete else "kubernetes", complete)
+                yield from self._entry_frames(
+                    entries, "database" if complete else "kubernetes", complete
+                )
                 return complete
         except StoreUnavailable:
             if started or self.cluster_view is None:
@@ -122,15 +162,19 @@ class Tail:
     def _cluster_snapshot(self):
         view = self.cluster_view(self.task_id, degraded="database")
         self._phase = view.phase
-        entries = [(e.log, e.phase, self.offsets.get(e.log.key, 0), e.read(self.offsets.get(e.log.key, 0)))
-                   for e in view.entries]
+        entries = [
+            (e.log, e.phase, self.offsets.get(e.log.key, 0), e.read(self.offsets.get(e.log.key, 0)))
+            for e in view.entries
+        ]
         yield from self._entry_frames(entries, "kubernetes", False)
 
     def _stored_entry(self, session, row, unsaved, phases) -> "Entry":
         key = row.log.key
         start = self.offsets.get(key, 0)
-        pieces = itertools.chain(repository.read_log(session, row.log_id, start) if start < row.length else (),
-                                 _unsaved_from(unsaved.get(key, ()), max(start, row.length)))
+        pieces = itertools.chain(
+            repository.read_log(session, row.log_id, start) if start < row.length else (),
+            _unsaved_from(unsaved.get(key, ()), max(start, row.length)),
+        )
         return row.log, phases.get(key) or row.phase, start, pieces
 
     def _feed_entry(self, stream, unsaved) -> "Entry":
@@ -148,17 +192,19 @@ class Tail:
             self.offsets[log_.key] = start + len(first)
             logs.append(frames.snapshot_entry(log_, phase, start, first))
             rests.append((log_, pieces))
-        yield frames.snapshot(self.task_id, self._phase, source, complete, logs, encode_cursor(self.offsets))
+        yield frames.snapshot(
+            self.task_id, self._phase, source, complete, logs, encode_cursor(self.offsets)
+        )
         for log_, pieces in rests:
             for piece in pieces:
                 start = self.offsets[log_.key]
                 self.offsets[log_.key] = start + len(piece)
                 yield frames.append(log_, start, piece, encode_cursor(self.offsets))
-        self.viewer.offsets = dict(self.offsets)
+        self._subscribed()[1].offsets = dict(self.offsets)
 
     def _read_range(self, key: str, start: int, end: int) -> str:
         """A stream's text between two offsets, from the journal and the feed's unsaved text."""
-        feed = self.driver.feed
+        feed = self._subscribed()[0].feed
         text = ""
         log_id = feed.streams[key].log_id
         if log_id is not None:
@@ -171,16 +217,18 @@ class Tail:
             text += feed.read_pending(key, start + len(text), end)
         if len(text) < end - start:
             raise StoreUnavailable(f"text {start}-{end} of {key} is not available here")
-        return text[:end - start]
+        return text[: end - start]
 
 
-Entry = tuple[LogId, str, int, Iterator[str]]  # a log, its phase, where the client's text starts, the text
+Entry = tuple[
+    LogId, str, int, Iterator[str]
+]  # a log, its phase, where the client's text starts, the text
 
 
 def _unsaved_from(pieces, start: int):
     for piece_start, text in pieces:
         if piece_start + len(text) > start:
-            yield text[max(0, start - piece_start):]
+            yield text[max(0, start - piece_start) :]
 
 
 def _pieces_of(pieces, size: int):

@@ -1,4 +1,5 @@
 """Alembic environment: runs the migrations on the Flask app's database engine."""
+
 from alembic import context
 from flask import current_app
 
@@ -6,8 +7,11 @@ target_metadata = current_app.extensions["migrate"].db.metadata
 
 
 def run_migrations_offline():
-    context.configure(url=current_app.config["SQLALCHEMY_DATABASE_URI"], target_metadata=target_metadata,
-                      literal_binds=True)
+    context.configure(
+        url=current_app.config["SQLALCHEMY_DATABASE_URI"],
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -15,8 +19,11 @@ def run_migrations_offline():
 def run_migrations_online():
     engine = current_app.extensions["migrate"].db.engine
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=connection.dialect.name == "sqlite")
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
         with context.begin_transaction():
             context.run_migrations()
 

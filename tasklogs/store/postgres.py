@@ -15,27 +15,36 @@ from sqlalchemy.exc import SQLAlchemyError
 # What a dedicated connection raises when the database refuses or the connection is gone.
 CONNECTION_ERRORS = (psycopg2.Error, SQLAlchemyError, OSError)
 
-MIGRATION_LOCK = 0x7461736B6C6F6773  # pg_advisory_lock key the whole deployment agrees on ("tasklogs" in ASCII)
+MIGRATION_LOCK = (
+    0x7461736B6C6F6773  # pg_advisory_lock key the whole deployment agrees on ("tasklogs" in ASCII)
+)
 
 
 def task_lock_key(task_id: str) -> int:
     """A signed 64-bit advisory lock key for the task's lease (collisions: about 2**-64 per pair)."""
-    return int.from_bytes(hashlib.blake2b(f"tasklogs:{task_id}".encode(), digest_size=8).digest(), "big",
-                          signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(f"tasklogs:{task_id}".encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 NOTIFY_CHANNEL = "tasklogs"
-WATCHING = "watching:"   # payload prefix: a process has viewers of the task (the capturing one hurries)
+WATCHING = (
+    "watching:"  # payload prefix: a process has viewers of the task (the capturing one hurries)
+)
 
 
 def notify(session, task_ids) -> None:
-    """Tell other processes (LISTEN tasklogs) that these tasks changed; delivered when the transaction commits."""
+    """Tell other processes (LISTEN tasklogs) that these tasks changed; delivered at commit."""
     if session.get_bind().dialect.name != "postgresql":
         return
     task_ids = sorted(set(task_ids))
     if task_ids:  # one round trip for all of them
-        session.execute(text("SELECT pg_notify(:channel, task_id) FROM unnest(CAST(:task_ids AS text[])) AS task_id"),
-                        {"channel": NOTIFY_CHANNEL, "task_ids": task_ids})
+        session.execute(
+            text(
+                "SELECT pg_notify(:channel, task_id) FROM unnest(CAST(:task_ids AS text[])) AS task_id"
+            ),
+            {"channel": NOTIFY_CHANNEL, "task_ids": task_ids},
+        )
 
 
 def notify_watching(session, task_ids) -> None:
@@ -70,10 +79,15 @@ def prepare_lease_session(dbapi_connection, name: str) -> None:
     and an idle timeout make the server notice a dead client within about a minute by itself."""
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET application_name = %s", (name,))
-        cursor.execute("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; "
-                       "SET tcp_keepalives_count = 3; SET idle_session_timeout = '60s'")
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE application_name = %s AND pid <> pg_backend_pid()", (name,))
+        cursor.execute(
+            "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; "
+            "SET tcp_keepalives_count = 3; SET idle_session_timeout = '60s'"
+        )
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
 
 
 def lock_migrations(connection) -> None:
@@ -89,7 +103,9 @@ def try_task_lock(session, task_id: str) -> bool:
     """Take the task's lease lock for this transaction only; False while a capture holds the lease."""
     if session.get_bind().dialect.name != "postgresql":
         return True
-    return bool(session.execute(select(func.pg_try_advisory_xact_lock(task_lock_key(task_id)))).scalar())
+    return bool(
+        session.execute(select(func.pg_try_advisory_xact_lock(task_lock_key(task_id)))).scalar()
+    )
 
 
 def ping(dbapi_connection) -> None:

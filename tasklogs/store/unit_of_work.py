@@ -21,7 +21,9 @@ from .repository import ChunkRow
 def unavailable(error: BaseException) -> StoreUnavailable:
     """The StoreUnavailable for a database error, naming the driver's error class (never its text:
     it may hold a connection string)."""
-    return StoreUnavailable(f"database unavailable: {type(getattr(error, 'orig', None) or error).__name__}")
+    return StoreUnavailable(
+        f"database unavailable: {type(getattr(error, 'orig', None) or error).__name__}"
+    )
 
 
 class UnitOfWork:
@@ -49,7 +51,9 @@ class UnitOfWork:
 
     # --- the write steps ---
 
-    def record_phases(self, task_id: str, phase: str, logs: Iterable[tuple[LogId, str]]) -> dict[LogId, int]:
+    def record_phases(
+        self, task_id: str, phase: str, logs: Iterable[tuple[LogId, str]]
+    ) -> dict[LogId, int]:
         """Store the task's phase and each log's (a new log gets its row); return the row ids by log."""
         repository.save_task(self.session, task_id, phase)
         ids = repository.record_logs(self.session, task_id, logs)

@@ -13,14 +13,27 @@ from .podlog import serve_log
 from .rbac import allows
 from .selectors import name_in_field_selector
 from .server import Body
-from .status import ApiError, forbidden, injected, method_not_allowed, no_such_route, not_found, unauthorized
+from .status import (
+    ApiError,
+    forbidden,
+    injected,
+    method_not_allowed,
+    no_such_route,
+    not_found,
+    unauthorized,
+)
 
 _NS = r"/namespaces/([^/]+)/"
 ROUTES = (
     (re.compile(r"^/api/v1" + _NS + r"pods$"), "", "pods", False),
     (re.compile(r"^/api/v1" + _NS + r"pods/([^/]+)$"), "", "pods", True),
     (re.compile(r"^/api/v1" + _NS + r"pods/([^/]+)/log$"), "", "pods/log", True),
-    (re.compile(r"^/apis/argoproj\.io/v1alpha1" + _NS + r"workflows$"), WORKFLOW_GROUP, "workflows", False),
+    (
+        re.compile(r"^/apis/argoproj\.io/v1alpha1" + _NS + r"workflows$"),
+        WORKFLOW_GROUP,
+        "workflows",
+        False,
+    ),
     (
         re.compile(r"^/apis/argoproj\.io/v1alpha1" + _NS + r"workflows/([^/]+)$"),
         WORKFLOW_GROUP,
@@ -48,8 +61,14 @@ def parse_request(handler) -> Request:
     for pattern, group, resource, named in ROUTES:
         m = pattern.match(url.path)
         if m:
-            request.group, request.resource, request.namespace = group, resource, unquote(m.group(1))
-            by_field = name_in_field_selector(query.get("fieldSelector"))  # RequestInfo does this too
+            request.group, request.resource, request.namespace = (
+                group,
+                resource,
+                unquote(m.group(1)),
+            )
+            by_field = name_in_field_selector(
+                query.get("fieldSelector")
+            )  # RequestInfo does this too
             request.name = unquote(m.group(2)) if named else by_field
             request.verb = "get" if named else "watch" if is_true(query.get("watch")) else "list"
             break
@@ -97,7 +116,13 @@ def wait_closed(streams, timeout=2.0):
 
 class Stream:
     def __init__(self, kind, resource, pod, cond, handler):
-        self.kind, self.resource, self.pod, self.cond, self.handler = kind, resource, pod, cond, handler
+        self.kind, self.resource, self.pod, self.cond, self.handler = (
+            kind,
+            resource,
+            pod,
+            cond,
+            handler,
+        )
         self.aborted = False
         self.done = threading.Event()
 
@@ -162,7 +187,9 @@ class App:
 
     def _authorize(self, request):
         rules = self.kube.rbac_rules
-        if rules is None or allows(rules, request.verb, request.group, request.resource, request.name):
+        if rules is None or allows(
+            rules, request.verb, request.group, request.resource, request.name
+        ):
             return
         raise self._forbidden(request)
 

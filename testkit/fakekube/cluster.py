@@ -47,7 +47,9 @@ def watch_line(type_, obj, sort_keys=False) -> bytes:
 class Pod:
     """A pod: metadata, phase and its containers (init containers first)."""
 
-    def __init__(self, name, namespace, labels, annotations, containers, init_containers, phase, state):
+    def __init__(
+        self, name, namespace, labels, annotations, containers, init_containers, phase, state
+    ):
         self.meta = {
             "name": name,
             "namespace": namespace,
@@ -62,7 +64,9 @@ class Pod:
         argo = WORKFLOW_LABEL in self.meta["labels"]
         self.containers = {}
         for cname in init_containers:
-            self.containers[cname] = Container(cname, init=True, state=state, image=_image(argo, cname))
+            self.containers[cname] = Container(
+                cname, init=True, state=state, image=_image(argo, cname)
+            )
         for cname in containers:
             self.containers[cname] = Container(cname, state=state, image=_image(argo, cname))
 

@@ -71,7 +71,11 @@ class FakeKube:
             "contexts": [
                 {
                     "name": "fakekube",
-                    "context": {"cluster": "fakekube", "user": "tasklogs", "namespace": self.namespace},
+                    "context": {
+                        "cluster": "fakekube",
+                        "user": "tasklogs",
+                        "namespace": self.namespace,
+                    },
                 }
             ],
             "current-context": "fakekube",
@@ -147,7 +151,8 @@ class FakeKube:
 
     def set_container_state(self, pod, container, state, *, reason=None, exit_code=0) -> dict:
         return self.cluster.change_pod(
-            pod, lambda p: _container(p, container).set_state(state, reason=reason, exit_code=exit_code)
+            pod,
+            lambda p: _container(p, container).set_state(state, reason=reason, exit_code=exit_code),
         )
 
     def set_pod_phase(self, pod, phase) -> dict:
@@ -181,7 +186,9 @@ class FakeKube:
         """Append raw bytes (str is UTF-8 encoded); followers of that container see them at once."""
         if isinstance(data, str):
             data = data.encode("utf-8")
-        self.cluster.container(pod, container).write(bytes(data), None if ts is None else to_nanos(ts))
+        self.cluster.container(pod, container).write(
+            bytes(data), None if ts is None else to_nanos(ts)
+        )
 
     def log_bytes(self, pod, container, previous=False) -> bytes:
         run = self._run(pod, container, previous)

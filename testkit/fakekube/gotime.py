@@ -109,7 +109,9 @@ def _zone(s):
     minutes, _ = _getnum(s[4:6], True)
     if hours is None or minutes is None:
         return None, s, ""
-    range_err = "time zone offset hour" if hours > 24 else "time zone offset minute" if minutes > 60 else ""
+    range_err = (
+        "time zone offset hour" if hours > 24 else "time zone offset minute" if minutes > 60 else ""
+    )
     if not range_err and s[:1] not in (b"+", b"-"):
         return None, s, ""
     offset = (hours * 60 + minutes) * 60
@@ -162,7 +164,9 @@ def parse_rfc3339(text: str) -> int:
     year, month, day, hour, minute, (second, nanos), offset = got
     if not 1 <= day <= _days_in(month, year):
         raise _error(avalue, message=": day out of range")
-    seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset
+    seconds = (
+        _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset
+    )
     return seconds * NS + nanos
 
 

@@ -94,10 +94,17 @@ class Container:
         self.cond = threading.Condition()
         self.current = LogInstance()
         self.previous = None
-        self.followers = set()  # open follow streams; parked ones get new bytes pushed by the writer
+        self.followers = (
+            set()
+        )  # open follow streams; parked ones get new bytes pushed by the writer
         self.last_terminated = None
         self.restart_count = 0
-        self.state, self.reason, self.exit_code, self.finished_at = "waiting", "ContainerCreating", 0, 0
+        self.state, self.reason, self.exit_code, self.finished_at = (
+            "waiting",
+            "ContainerCreating",
+            0,
+            0,
+        )
         self.set_state(state)
 
     def write(self, data: bytes, ts=None):
@@ -184,7 +191,9 @@ class Container:
         }
         if self.last_terminated:
             status["lastState"] = {"terminated": self.last_terminated}
-        run = self.current if self.state != "waiting" else self.previous  # a waiting container that ran
+        run = (
+            self.current if self.state != "waiting" else self.previous
+        )  # a waiting container that ran
         if run is not None:
             status["containerID"] = run.container_id
         status["started"] = self.state == "running"

@@ -38,7 +38,10 @@ def serve_list(ctx, request, body):
         body.json({"kind": kind, "apiVersion": api_version, "metadata": meta, "items": items})
     else:
         meta.setdefault("continue", "")
-        body.json({"apiVersion": api_version, "items": items, "kind": kind, "metadata": meta}, sort_keys=True)
+        body.json(
+            {"apiVersion": api_version, "items": items, "kind": kind, "metadata": meta},
+            sort_keys=True,
+        )
 
 
 def _page(items, rv, query):
@@ -49,7 +52,11 @@ def _page(items, rv, query):
     meta = {"resourceVersion": str(rv)}
     limit = parse_int(query, "limit", 0)
     if limit > 0 and len(items) > limit:
-        token = {"v": "meta.k8s.io/v1", "rv": rv, "start": items[limit - 1]["metadata"]["name"] + "\x00"}
+        token = {
+            "v": "meta.k8s.io/v1",
+            "rv": rv,
+            "start": items[limit - 1]["metadata"]["name"] + "\x00",
+        }
         meta["continue"] = base64.urlsafe_b64encode(json.dumps(token).encode()).decode().rstrip("=")
         meta["remainingItemCount"] = len(items) - limit
         items = items[:limit]
@@ -83,7 +90,10 @@ class Watch:
         self.cluster, self.request, self.body, self.handler = ctx.cluster, request, body, handler
         self.matches = selection(request)
         self.custom = request.resource == "workflows"
-        self.from_now = request.query.get("resourceVersion", "") in ("", "0")  # "any"/"latest": replay state
+        self.from_now = request.query.get("resourceVersion", "") in (
+            "",
+            "0",
+        )  # "any"/"latest": replay state
         if not self.from_now:
             self.rv = parse_int(request.query, "resourceVersion")
         timeout = parse_int(request.query, "timeoutSeconds")
@@ -97,7 +107,9 @@ class Watch:
             self.epoch = self.cluster.watch_epoch
             if self.from_now:
                 request = self.request
-                objects, self.rv = self.cluster.list(request.resource, request.namespace, self.matches)
+                objects, self.rv = self.cluster.list(
+                    request.resource, request.namespace, self.matches
+                )
         if self.from_now:
             self.body.chunk(b"".join(watch_line("ADDED", o, self.custom) for o in objects))
         self._follow(stream)

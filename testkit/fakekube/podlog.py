@@ -57,7 +57,11 @@ def _invalid_options(opts):
             f"Invalid value: {opts.tail_lines}: must be greater than or equal to 0",
         )
     if opts.limit_bytes is not None and opts.limit_bytes < 1:
-        yield "FieldValueInvalid", "limitBytes", f"Invalid value: {opts.limit_bytes}: must be greater than 0"
+        yield (
+            "FieldValueInvalid",
+            "limitBytes",
+            f"Invalid value: {opts.limit_bytes}: must be greater than 0",
+        )
     if opts.since_seconds is not None and opts.since_time is not None:
         yield (
             "FieldValueForbidden",
@@ -107,9 +111,14 @@ def serve_log(ctx, request, body, handler):
     with container.cond:
         run = container.log_for(request.name, opts.previous)
         if run.removed:
-            data, cursor = f"unable to retrieve container logs for {run.container_id}".encode(), None
+            data, cursor = (
+                f"unable to retrieve container logs for {run.container_id}".encode(),
+                None,
+            )
         else:
-            data, cursor = run.render(run.tail_cursor(opts.tail_lines), opts.timestamps, opts.since())
+            data, cursor = run.render(
+                run.tail_cursor(opts.tail_lines), opts.timestamps, opts.since()
+            )
     data = data[: opts.limit_bytes] if opts.limit_bytes else data
     if not opts.follow:
         return body.fixed(200, "text/plain", data)
@@ -144,7 +153,9 @@ class Follower:
 
     def push(self) -> bool:
         """Writer side, under the container's lock: send new bytes now; False when the thread must act."""
-        if not self.direct or self.stream.aborted or self.backlog:  # a half-sent frame: the thread's turn
+        if (
+            not self.direct or self.stream.aborted or self.backlog
+        ):  # a half-sent frame: the thread's turn
             return False
         data, self.cursor = self.run.render(self.cursor, self.timestamps, self.since)
         if not data:

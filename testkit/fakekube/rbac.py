@@ -12,7 +12,11 @@ def rule_allows(rule, verb, group, resource, name):
     resources = rule.get("resources") or []
     _, _, subresource = resource.partition("/")
     resource_ok = _has(resources, resource) or (subresource and f"*/{subresource}" in resources)
-    if not (_has(rule.get("verbs") or [], verb) and _has(rule.get("apiGroups") or [], group) and resource_ok):
+    if not (
+        _has(rule.get("verbs") or [], verb)
+        and _has(rule.get("apiGroups") or [], group)
+        and resource_ok
+    ):
         return False
     names = rule.get("resourceNames") or []
     return not names or name in names

@@ -143,7 +143,9 @@ class Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 1024  # hundreds of streams may connect at once (socketserver's default is 5)
+    request_queue_size = (
+        1024  # hundreds of streams may connect at once (socketserver's default is 5)
+    )
 
     def process_request(self, request, client_address):
         thread = threading.Thread(

@@ -24,7 +24,13 @@ REASONS = {
     504: "Timeout",
 }
 
-_GO_HTML_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_GO_HTML_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
 
 
 def go_json(obj, sort_keys=False) -> bytes:
@@ -74,7 +80,9 @@ def _details(name="", group="", kind="", **extra) -> dict:
 
 def not_found(resource, name, group="") -> ApiError:
     return ApiError(
-        404, f'{qualified(resource, group)} "{name}" not found', details=_details(name, group, resource)
+        404,
+        f'{qualified(resource, group)} "{name}" not found',
+        details=_details(name, group, resource),
     )
 
 
@@ -87,7 +95,9 @@ def bad_request(message) -> ApiError:
 
 
 def method_not_allowed() -> ApiError:
-    return ApiError(405, "the server does not allow this method on the requested resource", details={})
+    return ApiError(
+        405, "the server does not allow this method on the requested resource", details={}
+    )
 
 
 def unauthorized() -> ApiError:
@@ -100,11 +110,15 @@ def expired(message) -> ApiError:
 
 def invalid(kind, name, causes) -> ApiError:
     """NewInvalid; causes are (type, field, message), e.g. ("FieldValueInvalid", "tailLines", "...")."""
-    causes = [{"reason": type_, "message": message, "field": field} for type_, field, message in causes]
+    causes = [
+        {"reason": type_, "message": message, "field": field} for type_, field, message in causes
+    ]
     parts = [f"{c['field']}: {c['message']}" for c in causes]
     summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     return ApiError(
-        422, f'{kind} "{name}" is invalid: {summary}', details=_details(name, "", kind, causes=causes)
+        422,
+        f'{kind} "{name}" is invalid: {summary}',
+        details=_details(name, "", kind, causes=causes),
     )
 
 
@@ -112,7 +126,8 @@ def forbidden(user, verb, resource, subresource, group, namespace, name=None) ->
     """responsewriters.Forbidden for a namespaced resource request."""
     full = f"{resource}/{subresource}" if subresource else resource
     why = (
-        f'User "{user}" cannot {verb} resource "{full}" in API group "{group}" in the namespace "{namespace}"'
+        f'User "{user}" cannot {verb} resource "{full}" in API group "{group}" '
+        f'in the namespace "{namespace}"'
     )
     target = qualified(resource, group)
     head = f'{target} "{name}" is forbidden' if name else f"{target} is forbidden"
@@ -123,7 +138,9 @@ def injected(code, message=None) -> ApiError:
     """A Status for an injected failure, with the apiserver's usual wording for that code."""
     if code == 500:
         cause = message or "injected fault"
-        return ApiError(500, f"Internal error occurred: {cause}", details={"causes": [{"message": cause}]})
+        return ApiError(
+            500, f"Internal error occurred: {cause}", details={"causes": [{"message": cause}]}
+        )
     if code == 429:
         return ApiError(
             429,
@@ -132,7 +149,9 @@ def injected(code, message=None) -> ApiError:
             headers={"Retry-After": "1"},
         )
     if code == 503:
-        return ApiError(503, message or "the server is currently unable to handle the request", details={})
+        return ApiError(
+            503, message or "the server is currently unable to handle the request", details={}
+        )
     if code == 504:
         return ApiError(
             504,

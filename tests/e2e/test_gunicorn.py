@@ -15,9 +15,8 @@ from testkit.wsclient import TailClient, log_text
 
 pytestmark = pytest.mark.e2e
 
-FRESH_DATABASE = (
-    f"{TEST_DATABASE}_fresh"  # derived: parallel runs with their own TASKLOGS_TEST_DATABASE never collide
-)
+# derived: parallel runs with their own TASKLOGS_TEST_DATABASE never collide
+FRESH_DATABASE = f"{TEST_DATABASE}_fresh"
 
 
 def fetch(server, path):
@@ -57,7 +56,11 @@ def test_errors_are_json_through_gunicorn(gunicorn, kube):
     status, _, body = fetch(server, "/no/such/route")
     assert status == 404 and body["error"] == "not_found"
     status, _, body = fetch(server, "/readyz")
-    assert status == 200 and (body["ready"], body["database"], body["kubernetes"]) == (True, "ok", "ok")
+    assert status == 200 and (body["ready"], body["database"], body["kubernetes"]) == (
+        True,
+        "ok",
+        "ok",
+    )
     kube.stop()
     status, _, body = fetch(server, "/readyz")
     assert status == 503 and body["kubernetes"] != "ok" and body["database"] == "ok"
@@ -74,7 +77,9 @@ def test_four_workers_starting_at_once_on_a_fresh_database(kubeconfig, tmp_path)
     url = recreate_database(FRESH_DATABASE)
     try:
         for attempt in range(3):
-            server = Gunicorn(service_env(url, kubeconfig), 4, str(tmp_path / f"fresh{attempt}.log"))
+            server = Gunicorn(
+                service_env(url, kubeconfig), 4, str(tmp_path / f"fresh{attempt}.log")
+            )
             output = server.output()
             server.stop()
             assert output.count("Booting worker") == 4, output
@@ -96,7 +101,10 @@ def test_four_workers_starting_at_once_on_a_fresh_database(kubeconfig, tmp_path)
 def test_quick_start_on_sqlite_without_postgresql(kubeconfig, kube, task_id, tmp_path):
     """The README's `make run` on a laptop: no DATABASE_URL means an SQLite file and one worker; REST,
     the live tail and the final save all work there."""
-    env = {**service_env(f"sqlite:///{tmp_path / 'tasklogs.sqlite'}", kubeconfig), "TASKLOGS_WORKERS": None}
+    env = {
+        **service_env(f"sqlite:///{tmp_path / 'tasklogs.sqlite'}", kubeconfig),
+        "TASKLOGS_WORKERS": None,
+    }
     server = Gunicorn(env, None, str(tmp_path / "sqlite.log"))
     try:
         assert server.output().count("Booting worker") == 1, "SQLite mode runs one process"

@@ -29,7 +29,9 @@ def process_info(server) -> dict:
     return body["process"]
 
 
-def test_capturing_worker_killed_another_replica_takes_over_without_gap_or_duplicate(gunicorn, kube, task_id):
+def test_capturing_worker_killed_another_replica_takes_over_without_gap_or_duplicate(
+    gunicorn, kube, task_id
+):
     first, second = gunicorn(1, TASKLOGS_CAPTURE_LINGER=30), gunicorn(1, TASKLOGS_CAPTURE_LINGER=30)
     wf = scenarios.workflow(kube, task_id)
     kube.write_log(wf.pod(), "main", "before\n")
@@ -38,7 +40,9 @@ def test_capturing_worker_killed_another_replica_takes_over_without_gap_or_dupli
     assert wait_for(lambda: process_info(first).get("leading") == 1)
     viewer_two = TailClient(second.url(f"/ws/tasks/{task_id}/logs", "ws"))
     frames_two = [viewer_two.frame()]
-    assert process_info(second) | {"leading": 0} == process_info(second), "the second replica follows"
+    assert process_info(second) | {"leading": 0} == process_info(second), (
+        "the second replica follows"
+    )
     assert kube.open_streams() == 1, "two replicas, one container: one upstream stream"
     reader = threading.Thread(target=lambda: frames_two.extend(viewer_two.rest()))
     reader.start()
@@ -46,12 +50,16 @@ def test_capturing_worker_killed_another_replica_takes_over_without_gap_or_dupli
     for index in range(20):
         kube.write_log(wf.pod(), "main", f"line {index}\n")
         time.sleep(0.02)
-    frames_one += viewer_one.frames_until(lambda f: f["type"] == "append" and "line 19" in f["data"])
+    frames_one += viewer_one.frames_until(
+        lambda f: f["type"] == "append" and "line 19" in f["data"]
+    )
     os.kill(process_info(first)["pid"], signal.SIGKILL)
     for index in range(20, 60):
         kube.write_log(wf.pod(), "main", f"line {index}\n")
         time.sleep(0.02)
-    assert wait_for(lambda: process_info(second).get("leading") == 1), "the survivor takes the capture over"
+    assert wait_for(lambda: process_info(second).get("leading") == 1), (
+        "the survivor takes the capture over"
+    )
     for index in range(60, 80):
         kube.write_log(wf.pod(), "main", f"line {index}\n")
     scenarios.finish(kube, wf)
@@ -66,6 +74,8 @@ def test_capturing_worker_killed_another_replica_takes_over_without_gap_or_dupli
     assert log_text(frames_one + resumed, wf.pod()) == expected, (
         "the killed worker's client resumes with its cursor"
     )
-    with urllib.request.urlopen(second.url(f"/api/v1/tasks/{task_id}/logs"), timeout=10) as response:
+    with urllib.request.urlopen(
+        second.url(f"/api/v1/tasks/{task_id}/logs"), timeout=10
+    ) as response:
         body = json.loads(response.read())
     assert (body["complete"], body["logs"][0]["logs"]) == (True, expected)

@@ -9,7 +9,9 @@ from testkit import scenarios
 pytestmark = pytest.mark.faults
 
 
-def test_database_down_serves_from_kubernetes_marked_degraded(proxied_app, db_proxy, kube, task_id, caplog):
+def test_database_down_serves_from_kubernetes_marked_degraded(
+    proxied_app, db_proxy, kube, task_id, caplog
+):
     client = proxied_app.test_client()
     wf = scenarios.workflow(kube, task_id)
     kube.write_log(wf.pod(), "main", "live \u00e9\n")

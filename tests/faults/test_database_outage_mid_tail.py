@@ -46,7 +46,9 @@ def test_tail_goes_on_and_the_stored_log_ends_byte_for_byte_equal(
         kube.stop()
         stored = proxied_app.test_client().get(f"/api/v1/tasks/{task_id}/logs").get_json()
         assert (stored["source"], stored["complete"]) == ("database", True)
-        assert stored["logs"][0]["logs"] == expected, "what was captured during the outage is stored"
+        assert stored["logs"][0]["logs"] == expected, (
+            "what was captured during the outage is stored"
+        )
     finally:
         live.close()
 
@@ -76,7 +78,9 @@ def test_a_long_outage_pauses_the_capture_instead_of_filling_memory(
 ):
     """Past TASKLOGS_MAX_UNSAVED_MB of unsaved text the capture stops reading: the text waits in Kubernetes
     and is read from where the capture stood once the database is back, nothing lost or repeated."""
-    app = make_app(db_proxy.url(database_url.rsplit("/", 1)[1]), kube_adapter, TASKLOGS_MAX_UNSAVED_MB=0.002)
+    app = make_app(
+        db_proxy.url(database_url.rsplit("/", 1)[1]), kube_adapter, TASKLOGS_MAX_UNSAVED_MB=0.002
+    )
     live = LiveServer(app)
     try:
         wf = scenarios.workflow(kube, task_id)
@@ -85,18 +89,24 @@ def test_a_long_outage_pauses_the_capture_instead_of_filling_memory(
         frames = [client.frame()]
         writer = app.extensions["tasklogs"].engine.writer
         db_proxy.stop()
-        lines = [f"during {index:03d} " + "x" * 90 + "\n" for index in range(100)]  # 10,000 characters
+        lines = [
+            f"during {index:03d} " + "x" * 90 + "\n" for index in range(100)
+        ]  # 10,000 characters
         for line in lines:
             kube.write_log(wf.pod(), "main", line)
             time.sleep(0.005)
         assert wait_for(lambda: kube.open_streams() == 0), "the capture closed its stream and waits"
         time.sleep(0.5)
-        assert not writer.healthy and 2_000 <= writer.held < 2_500, "it holds the limit and one read more"
+        assert not writer.healthy and 2_000 <= writer.held < 2_500, (
+            "it holds the limit and one read more"
+        )
         frames += client.frames_until(lambda f: f["type"] == "append" and "during 019" in f["data"])
         assert "during 099" not in log_text(frames, wf.pod())
 
         db_proxy.start()
-        assert wait_for(lambda: kube.open_streams() == 1, timeout=10), "it reads on once the database is back"
+        assert wait_for(lambda: kube.open_streams() == 1, timeout=10), (
+            "it reads on once the database is back"
+        )
         kube.write_log(wf.pod(), "main", "after the outage\n")
         scenarios.finish(kube, wf)
         frames += client.rest()

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.faults
 def saved_running_task(client, kube, task_id):
     wf = scenarios.workflow(kube, task_id)
     kube.write_log(wf.pod(), "main", "stored line\n")
-    assert client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == "stored line\n"
+    assert (
+        client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == "stored line\n"
+    )
     return wf
 
 
@@ -42,7 +44,9 @@ def test_rest_without_stored_copy_says_503(client, kube, task_id):
 
 def test_tail_heals_after_errors_timeouts_and_resets_without_gap_or_duplicate(live, kube, task_id):
     wf = scenarios.workflow(kube, task_id)
-    client = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"), timeout=30)  # backoff after a run of faults
+    client = TailClient(
+        live.ws_url(f"/ws/tasks/{task_id}/logs"), timeout=30
+    )  # backoff after a run of faults
     frames = [client.frame()]
     for index in range(10):
         kube.write_log(wf.pod(), "main", f"line {index}\n")

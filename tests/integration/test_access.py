@@ -34,20 +34,26 @@ def test_rest_needs_the_token(secured, kube, task_id):
     assert response.status_code == 401 and response.get_json()["error"] == "unauthorized"
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert (
-        client.get(f"/api/v1/tasks/{task_id}/logs", headers={"Authorization": "Bearer wrong"}).status_code
+        client.get(
+            f"/api/v1/tasks/{task_id}/logs", headers={"Authorization": "Bearer wrong"}
+        ).status_code
         == 401
     )
     assert client.get(f"/api/v1/tasks/{task_id}/logs?access_token={TOKEN}").status_code == 401, (
         "REST takes the token in the header only (query strings end up in logs and browser history)"
     )
-    response = client.get(f"/api/v1/tasks/{task_id}/logs", headers={"Authorization": f"Bearer {TOKEN}"})
+    response = client.get(
+        f"/api/v1/tasks/{task_id}/logs", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     assert response.status_code == 200 and response.get_json()["task_id"] == task_id
 
 
 def test_proxy_user_header_lets_in(secured, kube, task_id):
     app, _ = secured
     scenarios.workflow(kube, task_id)
-    response = app.test_client().get(f"/api/v1/tasks/{task_id}/logs", headers={"X-Forwarded-User": "alice"})
+    response = app.test_client().get(
+        f"/api/v1/tasks/{task_id}/logs", headers={"X-Forwarded-User": "alice"}
+    )
     assert response.status_code == 200
 
 
@@ -72,7 +78,9 @@ def test_websocket_origin_check(serve, kube, task_id):
     url = live.ws_url(f"/ws/tasks/{task_id}/logs")
     assert handshake_status(url, origin="https://evil.example.net") == 403
     assert TailClient(url, origin="https://ui.example.com").frame()["type"] == "snapshot"
-    assert TailClient(url, suppress_origin=True).frame()["type"] == "snapshot", "non-browser clients pass"
+    assert TailClient(url, suppress_origin=True).frame()["type"] == "snapshot", (
+        "non-browser clients pass"
+    )
 
 
 def test_default_origin_policy_is_same_origin(live, kube, task_id):
@@ -114,4 +122,8 @@ def test_idle_tail_is_closed_with_1001(serve, kube, task_id):
     scenarios.workflow(kube, task_id)
     client = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
     frames = client.rest()
-    assert frames[0]["type"] == "snapshot" and client.close_code == 1001 and "cursor" in client.close_reason
+    assert (
+        frames[0]["type"] == "snapshot"
+        and client.close_code == 1001
+        and "cursor" in client.close_reason
+    )

@@ -49,14 +49,18 @@ def rest(app, task_id):
 def test_captures_without_viewers_and_survives_pod_gc(collectors, client, kube, task_id):
     collectors()
     wf = scenarios.workflow(kube, task_id, ["a", "b"])
-    assert wait_for(lambda: kube.open_streams() == 2), "one follow stream per container, no viewer needed"
+    assert wait_for(lambda: kube.open_streams() == 2), (
+        "one follow stream per container, no viewer needed"
+    )
     for index in range(20):
         kube.write_log(wf.pod("a"), "main", f"a{index}\n")
         kube.write_log(wf.pod("b"), "main", f"b{index}\n")
     scenarios.finish(kube, wf)
     for pod in wf.pods.values():
         kube.delete_pod(pod)  # podGC right after completion
-    assert wait_for(lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True)
+    assert wait_for(
+        lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True
+    )
     kube.stop()
     body = client.get(f"/api/v1/tasks/{task_id}/logs").get_json()
     assert (body["source"], body["complete"]) == ("database", True)
@@ -71,7 +75,9 @@ def test_finished_pods_seen_first_are_read_once(collectors, client, kube, task_i
     kube.write_log(wf.pod(), "main", "done before the collector started\n")
     scenarios.finish(kube, wf)
     collectors()
-    assert wait_for(lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True)
+    assert wait_for(
+        lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True
+    )
     assert kube.count(verb="get", resource="pods/log") <= 2
     assert (
         client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"]
@@ -90,16 +96,21 @@ def test_watch_breaking_and_expiring_resumes(collectors, client, kube, task_id, 
         kube.expire_history()
     kube.end_watches()
     second = scenarios.workflow(kube, task_id + "-2")
-    assert wait_for(lambda: kube.open_streams() == 2), "a workflow created after the break is captured"
+    assert wait_for(lambda: kube.open_streams() == 2), (
+        "a workflow created after the break is captured"
+    )
     for wf in (first, second):
         kube.write_log(wf.pod(), "main", f"{wf.task_id}\n")
         scenarios.finish(kube, wf)
     for wf in (first, second):
         assert wait_for(
-            lambda wf=wf: client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True
+            lambda wf=wf: (
+                client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True
+            )
         )
         assert (
-            client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json()["logs"][0]["logs"] == f"{wf.task_id}\n"
+            client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json()["logs"][0]["logs"]
+            == f"{wf.task_id}\n"
         )
     if fault == "410 Gone":
         lists = [
@@ -118,20 +129,26 @@ def test_restart_mid_workflow_resumes_without_gap_or_duplicate(collectors, clien
     assert wait_for(
         lambda: (
             "line 9"
-            in (client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"] or [{"logs": ""}])[0]["logs"]
+            in (client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"] or [{"logs": ""}])[
+                0
+            ]["logs"]
         )
     )
     first.stop()
     for index in range(10, 20):
         kube.write_log(wf.pod(), "main", f"line {index}\n")
     collectors()
-    assert wait_for(lambda: kube.open_streams() == 1), "the new collector follows the container again"
+    assert wait_for(lambda: kube.open_streams() == 1), (
+        "the new collector follows the container again"
+    )
     for index in range(20, 30):
         kube.write_log(wf.pod(), "main", f"line {index}\n")
     scenarios.finish(kube, wf)
     assert wait_for(lambda: kube.open_streams() == 0), "it read to the container's end"
     kube.delete_pod(wf.pod())
-    assert wait_for(lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True)
+    assert wait_for(
+        lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True
+    )
     assert client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == "".join(
         f"line {i}\n" for i in range(30)
     )
@@ -149,7 +166,9 @@ def test_two_collectors_split_the_work_without_double_capture(collectors, client
         scenarios.finish(kube, wf)
     for wf in workflows:
         assert wait_for(
-            lambda wf=wf: client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True
+            lambda wf=wf: (
+                client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True
+            )
         )
         body = client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json()
         assert [e["logs"] for e in body["logs"]] == [f"{wf.task_id} a\n", f"{wf.task_id} b\n"]
@@ -169,7 +188,9 @@ def test_web_tail_reuses_the_collectors_capture(collectors, app, kube, task_id):
             kube.write_log(wf.pod(), "main", f"line {index}\n")
         frames += viewer.frames_until(lambda f: f["type"] == "append" and "line 9" in f["data"])
         assert kube.open_streams() == 1, "the web worker follows the collector's journal"
-        assert wait_for(captured.watched_elsewhere), "the web worker told the collector it has a viewer"
+        assert wait_for(captured.watched_elsewhere), (
+            "the web worker told the collector it has a viewer"
+        )
         scenarios.finish(kube, wf)
         frames += viewer.rest()
         assert log_text(frames, wf.pod()) == "".join(f"line {i}\n" for i in range(10))
@@ -199,7 +220,9 @@ def test_the_collector_hurries_only_while_viewers_elsewhere_follow(collectors, a
         )
         kube.write_log(wf.pod(), "main", "unwatched\n")
         scenarios.finish(kube, wf)
-        assert wait_for(lambda: app.test_client().get(f"/api/v1/tasks/{task_id}/logs").get_json()["complete"])
+        assert wait_for(
+            lambda: app.test_client().get(f"/api/v1/tasks/{task_id}/logs").get_json()["complete"]
+        )
     finally:
         live.close()
 
@@ -214,12 +237,18 @@ def test_container_restart_keeps_the_previous_instance_log(collectors, client, k
     kube.write_log(wf.pod(), "main", "second run\n")
     scenarios.finish(kube, wf)
     assert wait_for(
-        lambda: "second run" in client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"]
+        lambda: (
+            "second run"
+            in client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"]
+        )
     )
     kube.delete_pod(wf.pod())
-    assert wait_for(lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True)
+    assert wait_for(
+        lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True
+    )
     assert (
-        client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == "first run\nsecond run\n"
+        client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"]
+        == "first run\nsecond run\n"
     )
 
 
@@ -228,7 +257,10 @@ def test_restart_before_the_capture_saw_it_reads_the_previous_log(client, kube, 
     kube.write_log(wf.pod(), "main", "crashed\n")
     kube.restart_container(wf.pod(), "main")
     kube.write_log(wf.pod(), "main", "recovered\n")
-    assert client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"] == "crashed\nrecovered\n"
+    assert (
+        client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["logs"][0]["logs"]
+        == "crashed\nrecovered\n"
+    )
 
 
 def test_extra_containers_are_stored_and_served_per_container(
@@ -278,22 +310,31 @@ def test_many_workflows_ending_at_once_queue_for_their_final_saves(
     blocker.close()
     for wf in workflows:
         assert wait_for(
-            lambda wf=wf: client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True
+            lambda wf=wf: (
+                client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json().get("complete") is True
+            )
         )
         assert (
-            client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json()["logs"][0]["logs"] == f"{wf.task_id}\n"
+            client.get(f"/api/v1/tasks/{wf.task_id}/logs").get_json()["logs"][0]["logs"]
+            == f"{wf.task_id}\n"
         )
     assert not [
         r.getMessage()
         for r in caplog.records
         if r.levelno >= logging.INFO
         and "tasklogs" in r.name
-        and ("not saved" in r.getMessage() or "failed" in r.getMessage() or "failing" in r.getMessage())
+        and (
+            "not saved" in r.getMessage()
+            or "failed" in r.getMessage()
+            or "failing" in r.getMessage()
+        )
     ], "phase and final saves wait for a connection instead of timing out on a pool of 2"
 
 
-def test_hurried_commits_come_at_most_once_per_hurry_gap(collectors, app, database_url, kube, task_id):
-    """A chatty pod watched from another process: its lines share commits, one per TASKLOGS_JOURNAL_HURRY_GAP."""
+def test_hurried_commits_come_at_most_once_per_hurry_gap(
+    collectors, app, database_url, kube, task_id
+):
+    """A chatty pod watched from elsewhere: its lines share commits, one per TASKLOGS_JOURNAL_HURRY_GAP."""
     collector = collectors(TASKLOGS_JOURNAL_INTERVAL=5, TASKLOGS_JOURNAL_HURRY_GAP=0.5)
     wf = scenarios.workflow(kube, task_id)
     assert wait_for(lambda: kube.open_streams() == 1)

@@ -14,12 +14,14 @@ def test_readyz_is_503_naming_what_is_down(proxied_app, db_proxy):
     response = proxied_app.test_client().get("/readyz")
     body = response.get_json()
     assert response.status_code == 503 and body["ready"] is False and body["kubernetes"] == "ok"
-    assert body["database"].startswith("database unavailable") and "postgresql" not in response.get_data(
-        as_text=True
-    )
+    assert body["database"].startswith(
+        "database unavailable"
+    ) and "postgresql" not in response.get_data(as_text=True)
 
 
-def test_proxy_fix_takes_the_client_address_from_x_forwarded_for(database_url, kube_adapter, task_id):
+def test_proxy_fix_takes_the_client_address_from_x_forwarded_for(
+    database_url, kube_adapter, task_id
+):
     app = make_app(database_url, kube_adapter, TASKLOGS_PROXY_FIX={"x_for": 1, "x_proto": 1})
     try:
         seen = {}
@@ -32,7 +34,8 @@ def test_proxy_fix_takes_the_client_address_from_x_forwarded_for(database_url, k
             return "ok"
 
         app.test_client().get(
-            "/_test/remote", headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+            "/_test/remote",
+            headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"},
         )
         assert seen == {"addr": "203.0.113.9", "scheme": "https"}
     finally:
@@ -50,9 +53,9 @@ def test_unexpected_errors_are_a_bare_json_500(database_url, kube_adapter):
         response = app.test_client().get("/_test/boom")
         assert response.status_code == 500
         assert response.get_json() == {"error": "internal_error", "message": "internal error"}
-        assert "hunter2" not in response.get_data(as_text=True) and "Traceback" not in response.get_data(
+        assert "hunter2" not in response.get_data(
             as_text=True
-        )
+        ) and "Traceback" not in response.get_data(as_text=True)
     finally:
         dispose(app)
 

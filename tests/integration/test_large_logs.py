@@ -12,7 +12,9 @@ def expected_text(raw: bytes) -> str:
 
 def test_one_mebibyte_line_round_trips(client, kube, task_id):
     wf = scenarios.workflow(kube, task_id)
-    line = ("\u00e9" * (1 << 19)).encode() + b"\x00\xff end\n"  # 1 MiB of two-byte characters, then odd bytes
+    line = (
+        "\u00e9" * (1 << 19)
+    ).encode() + b"\x00\xff end\n"  # 1 MiB of two-byte characters, then odd bytes
     kube.write_log(wf.pod(), "main", line)
     scenarios.finish(kube, wf)
     body = client.get(f"/api/v1/tasks/{task_id}/logs").get_json()
@@ -39,7 +41,9 @@ def test_hundred_megabytes_stored_and_streamed(client, kube, task_id):
             size += len(piece)
             largest = max(largest, len(piece))
         response.close()
-        assert served.hexdigest() == digest.hexdigest(), f"text served after the {attempt} read differs"
+        assert served.hexdigest() == digest.hexdigest(), (
+            f"text served after the {attempt} read differs"
+        )
         assert size > 100_000_000 and largest <= 4 << 20, "served in bounded pieces"
     head = client.get(f"/api/v1/tasks/{task_id}/logs")
     first = next(iter(head.response))

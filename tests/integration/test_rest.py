@@ -1,4 +1,5 @@
 """GET /api/v1/tasks/{task_id}/logs against real PostgreSQL and the fake Kubernetes API server."""
+
 import pytest
 
 from testkit import scenarios
@@ -19,10 +20,13 @@ def test_running_task_is_read_from_kubernetes_and_saved(client, kube, task_id):
     assert body["source"] == "kubernetes" and body["complete"] is False
     assert [(e["node"], e["pod"], e["phase"], e["logs"]) for e in body["logs"]] == [
         (wf.nodes["a"], wf.pod("a"), "Running", "line 1\nline 2\n"),
-        (wf.nodes["b"], wf.pod("b"), "Running", "other\n")]
+        (wf.nodes["b"], wf.pod("b"), "Running", "other\n"),
+    ]
     kube.write_log(wf.pod("a"), "main", "line 3\n")
     _, body = get(client, task_id)
-    assert body["logs"][0]["logs"] == "line 1\nline 2\nline 3\n", "a running task is refreshed, not served stale"
+    assert body["logs"][0]["logs"] == "line 1\nline 2\nline 3\n", (
+        "a running task is refreshed, not served stale"
+    )
 
 
 def test_finished_task_is_saved_once_then_served_from_the_database_alone(client, kube, task_id):
@@ -33,7 +37,11 @@ def test_finished_task_is_saved_once_then_served_from_the_database_alone(client,
     assert (body["source"], body["complete"], body["phase"]) == ("kubernetes", True, "Succeeded")
     kube.reset_requests()
     _, body = get(client, task_id)
-    assert (body["source"], body["complete"], body["logs"][0]["logs"]) == ("database", True, "all done\n")
+    assert (body["source"], body["complete"], body["logs"][0]["logs"]) == (
+        "database",
+        True,
+        "all done\n",
+    )
     assert kube.count() == 0, "a finished, saved task must not touch the cluster"
 
 
@@ -50,12 +58,18 @@ def test_pods_deleted_after_the_logs_were_saved(client, kube, task_id):
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
 @pytest.mark.parametrize("annotated", [True, False])
-def test_pod_naming_versions_with_and_without_node_id_annotation(client, kube, task_id, version, annotated):
-    wf = scenarios.workflow(kube, task_id, version=version, annotate_version=annotated, node_id_annotation=annotated)
+def test_pod_naming_versions_with_and_without_node_id_annotation(
+    client, kube, task_id, version, annotated
+):
+    wf = scenarios.workflow(
+        kube, task_id, version=version, annotate_version=annotated, node_id_annotation=annotated
+    )
     kube.write_log(wf.pod(), "main", f"{version}\n")
     _, body = get(client, task_id)
     assert [(e["pod"], e["logs"]) for e in body["logs"]] == [(wf.pod(), f"{version}\n")]
-    assert wf.pod() == (wf.nodes["a"] if version == "v1" else f"{task_id}-echo-{wf.nodes['a'].rsplit('-', 1)[1]}")
+    assert wf.pod() == (
+        wf.nodes["a"] if version == "v1" else f"{task_id}-echo-{wf.nodes['a'].rsplit('-', 1)[1]}"
+    )
 
 
 def test_compressed_nodes(client, kube, task_id):
@@ -66,7 +80,9 @@ def test_compressed_nodes(client, kube, task_id):
 
 
 def test_pending_pod_gives_an_empty_entry_with_its_phase(client, kube, task_id):
-    wf = scenarios.workflow(kube, task_id, phase="Pending", pod_phase="Pending", container_state="waiting")
+    wf = scenarios.workflow(
+        kube, task_id, phase="Pending", pod_phase="Pending", container_state="waiting"
+    )
     response, body = get(client, task_id)
     assert response.status_code == 200
     assert [(e["pod"], e["phase"], e["logs"]) for e in body["logs"]] == [(wf.pod(), "Pending", "")]
@@ -77,18 +93,38 @@ def test_workflow_deleted_with_pods_left(client, kube, task_id):
     kube.write_log(wf.pod("a"), "main", "orphan\n")
     kube.delete_workflow(task_id)
     _, body = get(client, task_id)
-    assert sorted((e["pod"], e["logs"]) for e in body["logs"]) == sorted([(wf.pod("a"), "orphan\n"), (wf.pod("b"), "")])
+    assert sorted((e["pod"], e["logs"]) for e in body["logs"]) == sorted(
+        [(wf.pod("a"), "orphan\n"), (wf.pod("b"), "")]
+    )
 
 
 def test_retries_give_one_entry_per_attempt(client, kube, task_id):
     from testkit.fakekube import argo_pod_name, argo_workflow, node_id
+
     retry = f"{task_id}[0].flaky"
-    nodes = [{"name": task_id, "type": "Steps", "templateName": "main", "children": [retry]},
-             {"name": retry, "type": "Retry", "templateName": "flaky", "children": [f"{retry}(0)", f"{retry}(1)"]},
-             {"name": f"{retry}(0)", "type": "Pod", "templateName": "flaky", "phase": "Failed",
-              "startedAt": "2026-01-02T03:04:05Z"},
-             {"name": f"{retry}(1)", "type": "Pod", "templateName": "flaky", "phase": "Running",
-              "startedAt": "2026-01-02T03:04:09Z"}]
+    nodes = [
+        {"name": task_id, "type": "Steps", "templateName": "main", "children": [retry]},
+        {
+            "name": retry,
+            "type": "Retry",
+            "templateName": "flaky",
+            "children": [f"{retry}(0)", f"{retry}(1)"],
+        },
+        {
+            "name": f"{retry}(0)",
+            "type": "Pod",
+            "templateName": "flaky",
+            "phase": "Failed",
+            "startedAt": "2026-01-02T03:04:05Z",
+        },
+        {
+            "name": f"{retry}(1)",
+            "type": "Pod",
+            "templateName": "flaky",
+            "phase": "Running",
+            "startedAt": "2026-01-02T03:04:09Z",
+        },
+    ]
     kube.add_workflow(argo_workflow(task_id, nodes=nodes, pod_name_format="v2"))
     for attempt in (0, 1):
         name = f"{retry}({attempt})"
@@ -96,7 +132,10 @@ def test_retries_give_one_entry_per_attempt(client, kube, task_id):
         kube.add_argo_pod(task_id, node_id(task_id, name), pod, node_name=name)
         kube.write_log(pod, "main", f"attempt {attempt}\n")
     _, body = get(client, task_id)
-    assert [(e["phase"], e["logs"]) for e in body["logs"]] == [("Failed", "attempt 0\n"), ("Running", "attempt 1\n")]
+    assert [(e["phase"], e["logs"]) for e in body["logs"]] == [
+        ("Failed", "attempt 0\n"),
+        ("Running", "attempt 1\n"),
+    ]
 
 
 def test_nul_and_invalid_utf8_are_stored_as_replacement_characters(client, kube, task_id):
@@ -109,8 +148,20 @@ def test_nul_and_invalid_utf8_are_stored_as_replacement_characters(client, kube,
     assert body["logs"][0]["logs"] == "nul:\ufffd bad:\ufffd\ufffd ok:\u00e9\n"
 
 
-@pytest.mark.parametrize("bad", ["UPPER", "a" * 254, "with space", "dots..twice", "-leading", "caf\u00e9", "nul\x00",
-                                 "under_score", ".."])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "UPPER",
+        "a" * 254,
+        "with space",
+        "dots..twice",
+        "-leading",
+        "caf\u00e9",
+        "nul\x00",
+        "under_score",
+        "..",
+    ],
+)
 def test_invalid_task_ids_get_400_and_never_reach_the_cluster(client, kube, bad):
     kube.reset_requests()
     response, body = get(client, bad)
@@ -170,14 +221,27 @@ def test_plain_text_download(client, kube, task_id):
 def test_the_designs_kubernetes_helper_reads_whole_logs(app, kube, task_id):
     from tasklogs.errors import InvalidTaskId, TaskNotFound
     from tasklogs.service import fetch_logs_from_kubernetes
+
     wf = scenarios.workflow(kube, task_id, ["a", "b"])
     kube.write_log(wf.pod("a"), "main", "whole\nlog\n")
     kube.finish_pod(wf.pod("b"), phase="Failed", exit_code=1)
     services = app.extensions["tasklogs"]
     assert fetch_logs_from_kubernetes(services, task_id, "argo") == [
-        {"node": wf.nodes["a"], "pod": wf.pod("a"), "container": "main", "phase": "Running",
-         "logs": "whole\nlog\n"},
-        {"node": wf.nodes["b"], "pod": wf.pod("b"), "container": "main", "phase": "Running", "logs": ""}]
+        {
+            "node": wf.nodes["a"],
+            "pod": wf.pod("a"),
+            "container": "main",
+            "phase": "Running",
+            "logs": "whole\nlog\n",
+        },
+        {
+            "node": wf.nodes["b"],
+            "pod": wf.pod("b"),
+            "container": "main",
+            "phase": "Running",
+            "logs": "",
+        },
+    ]
     with pytest.raises(ValueError, match="namespace 'argo'"):
         fetch_logs_from_kubernetes(services, task_id, "default")
     with pytest.raises(InvalidTaskId):

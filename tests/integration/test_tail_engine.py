@@ -29,7 +29,9 @@ def stored(app, task_id):
         chunks = {
             row.id: "".join(
                 db.session.execute(
-                    select(LogChunk.data).where(LogChunk.log_id == row.id).order_by(LogChunk.start_offset)
+                    select(LogChunk.data)
+                    .where(LogChunk.log_id == row.id)
+                    .order_by(LogChunk.start_offset)
                 ).scalars()
             )
             for row in rows
@@ -63,7 +65,9 @@ def test_viewers_share_one_stream_per_container(live, kube, task_id):
         assert log_text(frames, wf.pod("a")) == expected_a
         assert log_text(frames, wf.pod("b")) == expected_b
     per_container = kube.count(resource="pods/log") / 2
-    assert per_container <= 4, f"log requests must not grow with viewers ({per_container} per container)"
+    assert per_container <= 4, (
+        f"log requests must not grow with viewers ({per_container} per container)"
+    )
 
 
 def test_phase_changes_come_from_one_poll_per_workflow(app, live, kube, task_id):
@@ -84,7 +88,9 @@ def test_phase_changes_come_from_one_poll_per_workflow(app, live, kube, task_id)
 
     kube.update_workflow(task_id, running)
     for client in clients:
-        frames = client.frames_until(lambda frame: frame["type"] == "phase" and frame["node"] is None)
+        frames = client.frames_until(
+            lambda frame: frame["type"] == "phase" and frame["node"] is None
+        )
         assert frames[-1]["phase"] == "Running", "the polled phase change reaches every viewer"
     for client in clients:
         client.close()
@@ -125,7 +131,9 @@ def test_upstream_stream_cut_mid_line_loses_and_repeats_nothing(app, live, kube,
     kube.cut_streams(wf.pod())
     kube.write_log(wf.pod(), "main", "ne \u20ac\n")
     for cut in range(3):
-        assert wait_for(lambda: kube.open_streams() == 1), "the capture re-opens the stream after a cut"
+        assert wait_for(lambda: kube.open_streams() == 1), (
+            "the capture re-opens the stream after a cut"
+        )
         kube.cut_streams(wf.pod())
         kube.write_log(wf.pod(), "main", f"after cut {cut}\n")
     scenarios.finish(kube, wf)
@@ -153,7 +161,8 @@ def test_slow_client_is_closed_with_4008_and_does_not_slow_others(serve, kube, t
     _, live = serve(TASKLOGS_VIEWER_QUEUE=20)
     wf = scenarios.workflow(kube, task_id)
     slow = TailClient(
-        live.ws_url(f"/ws/tasks/{task_id}/logs"), sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
+        live.ws_url(f"/ws/tasks/{task_id}/logs"),
+        sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),),
     )
     fast = tail(live, task_id)
     slow.frame()
@@ -165,7 +174,9 @@ def test_slow_client_is_closed_with_4008_and_does_not_slow_others(serve, kube, t
         )
     )
     reader.start()
-    for index in range(80):  # 8 MB in 80 frames: more than the slow client's socket buffers and queue hold
+    for index in range(
+        80
+    ):  # 8 MB in 80 frames: more than the slow client's socket buffers and queue hold
         kube.write_log(wf.pod(), "main", f"{index:04d}{line}")
         time.sleep(0.04)
     reader.join(20)

@@ -19,11 +19,19 @@ def test_snapshot_appends_phases_complete_and_normal_close(live, kube, task_id):
     client = tail(live, task_id)
     snapshot = client.frame()
     assert snapshot["type"] == "snapshot" and snapshot["task_id"] == task_id
-    assert (snapshot["phase"], snapshot["complete"], snapshot["source"]) == ("Running", False, "kubernetes")
+    assert (snapshot["phase"], snapshot["complete"], snapshot["source"]) == (
+        "Running",
+        False,
+        "kubernetes",
+    )
     assert snapshot["logs"][0]["logs"] == "before\n" and snapshot["cursor"]
     kube.write_log(wf.pod(), "main", "after 1\n")
     appended = client.frames_until(lambda f: f["type"] == "append")
-    assert appended[-1]["data"] == "after 1\n" and appended[-1]["pod"] == wf.pod() and appended[-1]["cursor"]
+    assert (
+        appended[-1]["data"] == "after 1\n"
+        and appended[-1]["pod"] == wf.pod()
+        and appended[-1]["cursor"]
+    )
     kube.write_log(wf.pod(), "main", "after 2\n")
     scenarios.finish(kube, wf)
     rest = client.rest()
@@ -62,7 +70,9 @@ def test_finished_task_sends_snapshot_and_complete_at_once(live, kube, task_id):
 def test_errors_are_frames_then_a_close(live, kube, task_id):
     client = tail(live, "Not_Valid")
     frame = client.frame()
-    assert frame["type"] == "error" and frame["status"] == 400 and frame["error"] == "invalid_task_id"
+    assert (
+        frame["type"] == "error" and frame["status"] == 400 and frame["error"] == "invalid_task_id"
+    )
     assert client.frame() is None and client.close_code == 1008
     client = tail(live, task_id)
     frame = client.frame()
@@ -71,7 +81,9 @@ def test_errors_are_frames_then_a_close(live, kube, task_id):
     assert client.frame()["status"] == 400
 
 
-def test_client_disconnecting_mid_tail_releases_its_viewer_and_then_the_stream(app, live, kube, task_id):
+def test_client_disconnecting_mid_tail_releases_its_viewer_and_then_the_stream(
+    app, live, kube, task_id
+):
     scenarios.workflow(kube, task_id)
     client = tail(live, task_id)
     client.frame()
@@ -100,7 +112,9 @@ def test_long_backlog_comes_in_bounded_frames_after_the_snapshot(serve, kube, ta
     frames += client.rest()
     assert all(len(f.get("data", "")) <= 1000 for f in frames)
     for step in ("a", "b", "c"):
-        assert log_text(frames, wf.pod(step)) == "".join(f"{step} line {i:04d}\n" for i in range(300))
+        assert log_text(frames, wf.pod(step)) == "".join(
+            f"{step} line {i:04d}\n" for i in range(300)
+        )
 
 
 def test_the_bench_client_rebuilds_the_log_and_sees_the_normal_close(live, kube, task_id):
@@ -111,7 +125,11 @@ def test_the_bench_client_rebuilds_the_log_and_sees_the_normal_close(live, kube,
     select.select([], [connection], [], 5)
     connection.send_request()
     deadline, finished = time.monotonic() + 10, False
-    while time.monotonic() < deadline and select.select([connection], [], [], 1)[0] and connection.receive():
+    while (
+        time.monotonic() < deadline
+        and select.select([connection], [], [], 1)[0]
+        and connection.receive()
+    ):
         if connection.frames and not finished:  # the snapshot is in
             kube.write_log(wf.pod(), "main", "two\n")
             scenarios.finish(kube, wf)

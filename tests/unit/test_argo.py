@@ -44,7 +44,13 @@ def workflow(name, nodes, annotations=None, **status):
 
 
 def pod(
-    name, wf, node_name=None, annotate_id=True, phase="Running", created="2026-03-24T00:40:01Z", **labels
+    name,
+    wf,
+    node_name=None,
+    annotate_id=True,
+    phase="Running",
+    created="2026-03-24T00:40:01Z",
+    **labels,
 ):
     """Return a pod as the kube adapter hands it over."""
     annotations = {}
@@ -77,7 +83,10 @@ def compressed(nodes):
         ("ab", 0x4D2505CA),
         ("abc", 0x1A47E90B),
         ("foobar", 0xBF9CF968),
-        ("retry-test-p7jzr[0].steps-outer-step1", 2308805457),  # controller/indexes/workflow_index_test.go
+        (
+            "retry-test-p7jzr[0].steps-outer-step1",
+            2308805457,
+        ),  # controller/indexes/workflow_index_test.go
     ],
 )
 def test_fnv32a_matches_known_values(text, expected):
@@ -98,7 +107,11 @@ def test_node_id_of_root_is_the_workflow_name():
     [
         ("many-items-z26lj", "many-items-z26lj[0].sleep(9:nine)", "many-items-z26lj-2619926859"),
         ("workflow-retry", "workflow-retry.launch(1:fail)(0)", "workflow-retry-1861571805"),
-        ("retry-test-p7jzr", "retry-test-p7jzr[0].steps-outer-step1", "retry-test-p7jzr-2308805457"),
+        (
+            "retry-test-p7jzr",
+            "retry-test-p7jzr[0].steps-outer-step1",
+            "retry-test-p7jzr-2308805457",
+        ),
     ],
 )
 def test_node_id_of_child(wf, name, expected):
@@ -106,7 +119,9 @@ def test_node_id_of_child(wf, name, expected):
 
 
 def test_v1_pod_name_is_the_node_id():
-    assert argo.pod_name("wfname", "nodename", "templatename", "v1") == argo.node_id("wfname", "nodename")
+    assert argo.pod_name("wfname", "nodename", "templatename", "v1") == argo.node_id(
+        "wfname", "nodename"
+    )
     long_name = argo.pod_name(LONG_WF_NAME, "nodename", LONG_TEMPLATE_NAME, "v1")
     assert long_name == argo.node_id(LONG_WF_NAME, "nodename")
 
@@ -114,8 +129,18 @@ def test_v1_pod_name_is_the_node_id():
 @pytest.mark.parametrize(
     "wf, name, template, expected",
     [
-        ("wfname", "nodename", "templatename", "wfname-templatename-1454367246"),  # pod_name_v2_test.go
-        ("wfname", "stp.inline", "", "wfname-2902770869"),  # pod_name_v2_test.go: no template, no "--"
+        (
+            "wfname",
+            "nodename",
+            "templatename",
+            "wfname-templatename-1454367246",
+        ),  # pod_name_v2_test.go
+        (
+            "wfname",
+            "stp.inline",
+            "",
+            "wfname-2902770869",
+        ),  # pod_name_v2_test.go: no template, no "--"
         # workflow/util/util_test.go: real pods (the first also names the archived log key)
         (
             "subdag-iterate-jrfch",
@@ -189,7 +214,10 @@ def test_legacy_pod_name_of_argo_3_4_to_3_5_8():
     ],
 )
 def test_pod_name_version(annotations, default, expected):
-    assert argo.pod_name_version({"metadata": {"annotations": annotations}}, default=default) == expected
+    assert (
+        argo.pod_name_version({"metadata": {"annotations": annotations}}, default=default)
+        == expected
+    )
 
 
 def test_pod_name_version_defaults_to_v2():
@@ -241,7 +269,10 @@ def test_workflow_nodes_of_a_new_workflow_are_empty():
     ],
 )
 def test_workflow_nodes_refuses_other_compressions(payload, words):
-    wf = {"metadata": {"name": "wf"}, "status": {"compressedNodes": base64.b64encode(payload).decode()}}
+    wf = {
+        "metadata": {"name": "wf"},
+        "status": {"compressedNodes": base64.b64encode(payload).decode()},
+    }
     with pytest.raises(NodesUnavailable) as raised:
         argo.workflow_nodes(wf)
     for word in words:
@@ -295,12 +326,26 @@ def retry_workflow(annotations=None):
     wf = "workflow-retry"
     nodes = [
         {"id": "workflow-retry", "name": "workflow-retry", "type": "DAG", "phase": "Failed"},
-        {"id": "workflow-retry-816771446", "name": "workflow-retry.launch(0:pass)", "type": "Retry"},
-        {"id": "workflow-retry-1743784750", "name": "workflow-retry.launch(1:fail)", "type": "Retry"},
-        pod_node(wf, "workflow-retry.launch(0:pass)(0)", "passfail", "Succeeded", "2026-03-24T00:40:00Z"),
-        pod_node(wf, "workflow-retry.launch(1:fail)(0)", "passfail", "Failed", "2026-03-24T00:40:00Z"),
+        {
+            "id": "workflow-retry-816771446",
+            "name": "workflow-retry.launch(0:pass)",
+            "type": "Retry",
+        },
+        {
+            "id": "workflow-retry-1743784750",
+            "name": "workflow-retry.launch(1:fail)",
+            "type": "Retry",
+        },
+        pod_node(
+            wf, "workflow-retry.launch(0:pass)(0)", "passfail", "Succeeded", "2026-03-24T00:40:00Z"
+        ),
+        pod_node(
+            wf, "workflow-retry.launch(1:fail)(0)", "passfail", "Failed", "2026-03-24T00:40:00Z"
+        ),
         # a second attempt, added here to show attempts are separate Pod nodes
-        pod_node(wf, "workflow-retry.launch(1:fail)(1)", "passfail", "Running", "2026-03-24T00:41:00Z"),
+        pod_node(
+            wf, "workflow-retry.launch(1:fail)(1)", "passfail", "Running", "2026-03-24T00:41:00Z"
+        ),
     ]
     return workflow(wf, nodes, annotations)
 
@@ -328,23 +373,31 @@ def test_resolve_retries_give_one_target_per_attempt():
 
 
 def test_resolve_without_annotations_by_v1_name():
-    wf = retry_workflow()  # no pod-name-format annotation: v2 is expected, but an old controller made v1 pods
+    wf = (
+        retry_workflow()
+    )  # no pod-name-format annotation: v2 is expected, but an old controller made v1 pods
     pods = [pod("workflow-retry-1861571805", "workflow-retry", phase="Failed")]
-    target = next(t for t in argo.resolve_pod_targets(wf, pods) if t.node_id == "workflow-retry-1861571805")
+    target = next(
+        t for t in argo.resolve_pod_targets(wf, pods) if t.node_id == "workflow-retry-1861571805"
+    )
     assert target.pod_name == "workflow-retry-1861571805"
 
 
 def test_resolve_without_annotations_by_v2_name_in_a_v1_workflow():
     wf = retry_workflow({argo.ANNOTATION_POD_NAME_FORMAT: "v1"})
     pods = [pod("workflow-retry-passfail-1861571805", "workflow-retry")]
-    target = next(t for t in argo.resolve_pod_targets(wf, pods) if t.node_id == "workflow-retry-1861571805")
+    target = next(
+        t for t in argo.resolve_pod_targets(wf, pods) if t.node_id == "workflow-retry-1861571805"
+    )
     assert target.pod_name == "workflow-retry-passfail-1861571805"
 
 
 def test_resolve_without_annotations_by_v2_name():
     wf = retry_workflow({argo.ANNOTATION_POD_NAME_FORMAT: "v2"})
     pods = [pod("workflow-retry-passfail-1861571805", "workflow-retry")]
-    target = next(t for t in argo.resolve_pod_targets(wf, pods) if t.node_id == "workflow-retry-1861571805")
+    target = next(
+        t for t in argo.resolve_pod_targets(wf, pods) if t.node_id == "workflow-retry-1861571805"
+    )
     assert target.pod_name == "workflow-retry-passfail-1861571805"
 
 
@@ -399,8 +452,18 @@ def test_resolve_skipped_nodes_give_no_target(phase):
 def test_resolve_only_pod_nodes():
     nodes = [
         {"id": "wf", "name": "wf", "type": "Steps", "phase": "Running"},
-        {"id": argo.node_id("wf", "wf[0]"), "name": "wf[0]", "type": "StepGroup", "phase": "Running"},
-        {"id": argo.node_id("wf", "wf[0].s"), "name": "wf[0].s", "type": "Suspend", "phase": "Running"},
+        {
+            "id": argo.node_id("wf", "wf[0]"),
+            "name": "wf[0]",
+            "type": "StepGroup",
+            "phase": "Running",
+        },
+        {
+            "id": argo.node_id("wf", "wf[0].s"),
+            "name": "wf[0].s",
+            "type": "Suspend",
+            "phase": "Running",
+        },
         pod_node("wf", "wf[0].a", "t"),
     ]
     assert [t.node_name for t in argo.resolve_pod_targets(workflow("wf", nodes), [])] == ["wf[0].a"]
@@ -455,7 +518,11 @@ def test_resolve_without_workflow_from_pods_alone():
         template="t",
         started="2026-01-01T00:00:01Z",
     )
-    assert (second.node_name, second.display_name, second.phase) == ("wf[1].second", "second", "Running")
+    assert (second.node_name, second.display_name, second.phase) == (
+        "wf[1].second",
+        "second",
+        "Running",
+    )
     assert second.template == ""  # the name does not carry this node's hash
 
 
@@ -468,7 +535,11 @@ def test_resolve_without_workflow_node_id_from_node_name_annotation():
 
 def test_resolve_without_workflow_node_id_from_v1_pod_name():
     (target,) = argo.resolve_pod_targets(None, [pod("wf-1861571805", "wf")])
-    assert (target.node_id, target.node_name, target.display_name) == ("wf-1861571805", "", "wf-1861571805")
+    assert (target.node_id, target.node_name, target.display_name) == (
+        "wf-1861571805",
+        "",
+        "wf-1861571805",
+    )
     assert target.template == ""
 
 

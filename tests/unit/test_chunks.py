@@ -16,7 +16,10 @@ def test_any_split_gives_the_same_body(cut):
 
 def test_byte_by_byte():
     decoder = _ChunkDecoder()
-    assert b"".join(decoder.feed(BODY[i : i + 1]) for i in range(len(BODY))) == b"hello world\n\xe2\x82\xac!"
+    assert (
+        b"".join(decoder.feed(BODY[i : i + 1]) for i in range(len(BODY)))
+        == b"hello world\n\xe2\x82\xac!"
+    )
 
 
 def test_not_done_before_the_last_chunk():

@@ -3,7 +3,14 @@ import os
 
 import pytest
 
-from tasklogs.config import SETTINGS, ConfigError, Settings, database_url, load_config, markdown_table
+from tasklogs.config import (
+    SETTINGS,
+    ConfigError,
+    Settings,
+    database_url,
+    load_config,
+    markdown_table,
+)
 
 
 def test_defaults():
@@ -14,15 +21,20 @@ def test_defaults():
 
 
 def test_every_setting_fills_a_field_of_its_group():
-    fields_of = {group.name: {f.name for f in dataclasses.fields(group.type)} for group in dataclasses.fields(Settings)}
+    fields_of = {
+        group.name: {f.name for f in dataclasses.fields(group.type)}
+        for group in dataclasses.fields(Settings)
+    }
     assert sorted(s.env for s in SETTINGS) == sorted({s.env for s in SETTINGS})
     assert all(s.field in fields_of[s.group] for s in SETTINGS)
     assert sum(len(names) for names in fields_of.values()) == len(SETTINGS)
 
 
 def test_settings_are_frozen_and_overrides_parse_strings_or_take_values():
-    settings = load_config({"TASKLOGS_CONTAINERS": "init,wait"}, {"TASKLOGS_POLL_INTERVAL": "0.5",
-                                                                   "TASKLOGS_MAX_TAILS": 7})
+    settings = load_config(
+        {"TASKLOGS_CONTAINERS": "init,wait"},
+        {"TASKLOGS_POLL_INTERVAL": "0.5", "TASKLOGS_MAX_TAILS": 7},
+    )
     assert settings.cluster.containers == ("main", "init", "wait")
     assert settings.capture.poll_interval == 0.5 and settings.tails.max_tails == 7
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -38,17 +50,26 @@ def test_tail_coalescing_and_hurried_commits_are_two_settings():
 
 def test_seed_database_url_uses_psycopg2():
     """SQLAlchemy 2.1 maps a bare postgresql:// URL to psycopg 3, which is not installed."""
-    assert database_url("postgresql://postgres:password@postgres:5432/postgres") == \
-        "postgresql+psycopg2://postgres:password@postgres:5432/postgres"
+    assert (
+        database_url("postgresql://postgres:password@postgres:5432/postgres")
+        == "postgresql+psycopg2://postgres:password@postgres:5432/postgres"
+    )
     assert database_url("postgres://u@h/d") == "postgresql+psycopg2://u@h/d"
     assert database_url("sqlite:///x.db") == "sqlite:///x.db"
 
 
-@pytest.mark.parametrize("name,value", [
-    ("TASKLOGS_NAMESPACE", "Argo"), ("TASKLOGS_KUBE_READ_TIMEOUT", "0"), ("TASKLOGS_KUBE_READ_TIMEOUT", "soon"),
-    ("TASKLOGS_AUTO_MIGRATE", "maybe"), ("TASKLOGS_DB_POOL_SIZE", "0"), ("DATABASE_URL", "localhost:5432"),
-    ("TASKLOGS_PROXY_FIX", "x_forwarded=1"),
-])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("TASKLOGS_NAMESPACE", "Argo"),
+        ("TASKLOGS_KUBE_READ_TIMEOUT", "0"),
+        ("TASKLOGS_KUBE_READ_TIMEOUT", "soon"),
+        ("TASKLOGS_AUTO_MIGRATE", "maybe"),
+        ("TASKLOGS_DB_POOL_SIZE", "0"),
+        ("DATABASE_URL", "localhost:5432"),
+        ("TASKLOGS_PROXY_FIX", "x_forwarded=1"),
+    ],
+)
 def test_bad_values_stop_start_up_naming_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         load_config({name: value})
@@ -56,18 +77,28 @@ def test_bad_values_stop_start_up_naming_the_variable(name, value):
 
 def test_proxy_fix_forms():
     assert load_config({"TASKLOGS_PROXY_FIX": "1"}).access.proxy_fix["x_for"] == 1
-    assert load_config({"TASKLOGS_PROXY_FIX": "x_for=2,x_proto=1"}).access.proxy_fix == {"x_for": 2, "x_proto": 1}
+    assert load_config({"TASKLOGS_PROXY_FIX": "x_for=2,x_proto=1"}).access.proxy_fix == {
+        "x_for": 2,
+        "x_proto": 1,
+    }
 
 
 def test_the_readme_configuration_table_is_the_generated_one():
     readme = open("README.md").read()
-    assert markdown_table() in readme, "run `python -m tasklogs.config` and paste the tables into the README"
-    assert markdown_table(advanced=True) in readme, "run `python -m tasklogs.config` and paste the tables"
+    assert markdown_table() in readme, (
+        "run `python -m tasklogs.config` and paste the tables into the README"
+    )
+    assert markdown_table(advanced=True) in readme, (
+        "run `python -m tasklogs.config` and paste the tables"
+    )
     assert all(f"`{setting.env}`" in readme for setting in SETTINGS)
 
 
 def test_without_database_url_the_app_uses_an_sqlite_file_in_its_instance_folder(monkeypatch):
     from tasklogs import create_app
+
     monkeypatch.delenv("DATABASE_URL", raising=False)
     app = create_app({"TASKLOGS_AUTO_MIGRATE": False})
-    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///" + os.path.join(app.instance_path, "tasklogs.sqlite")
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///" + os.path.join(
+        app.instance_path, "tasklogs.sqlite"
+    )

@@ -25,7 +25,9 @@ def read(path):
 def test_rbac_is_read_only_on_pods_logs_and_workflows():
     documents = list(yaml.safe_load_all(read("deploy/rbac.yaml")))
     kinds = {doc["kind"] for doc in documents}
-    assert kinds == {"ServiceAccount", "Role", "RoleBinding"}, "a namespaced Role, not a ClusterRole"
+    assert kinds == {"ServiceAccount", "Role", "RoleBinding"}, (
+        "a namespaced Role, not a ClusterRole"
+    )
     [role] = [doc for doc in documents if doc["kind"] == "Role"]
     granted = {
         (group, resource, verb)
@@ -60,7 +62,10 @@ def log_read_status(rbac_path, kubeconfig_path) -> int:
         fake.write_log("p", "main", "hello\n")
         api = config.new_client_from_config(config_file=fake.write_kubeconfig(str(kubeconfig_path)))
         try:
-            assert client.CoreV1Api(api).read_namespaced_pod_log("p", "argo", container="main") == "hello\n"
+            assert (
+                client.CoreV1Api(api).read_namespaced_pod_log("p", "argo", container="main")
+                == "hello\n"
+            )
             return 200
         except client.ApiException as error:
             return error.status
@@ -84,9 +89,14 @@ def test_the_suites_cluster_runs_under_the_shipped_rbac(kube):
 def test_compose_waits_for_a_healthy_postgres_and_uses_the_seed_url():
     compose = yaml.safe_load(read("docker-compose.yml"))
     postgres, backend = compose["services"]["postgres"], compose["services"]["backend"]
-    assert postgres["healthcheck"]["test"] and "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert postgres["healthcheck"]["test"] and "pg_isready" in " ".join(
+        postgres["healthcheck"]["test"]
+    )
     assert backend["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert backend["environment"]["DATABASE_URL"] == "postgresql://postgres:password@postgres:5432/postgres"
+    assert (
+        backend["environment"]["DATABASE_URL"]
+        == "postgresql://postgres:password@postgres:5432/postgres"
+    )
     assert backend["build"] == "."
 
 
@@ -178,11 +188,15 @@ def test_kubernetes_manifests_run_web_collector_and_prune_under_the_service_acco
     }
     web = documents[("Deployment", "tasklogs")]["spec"]["template"]["spec"]
     collector = documents[("Deployment", "tasklogs-collector")]["spec"]["template"]["spec"]
-    cron = documents[("CronJob", "tasklogs-prune")]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    cron = documents[("CronJob", "tasklogs-prune")]["spec"]["jobTemplate"]["spec"]["template"][
+        "spec"
+    ]
     assert web["serviceAccountName"] == collector["serviceAccountName"] == "tasklogs"
     assert collector["containers"][0]["command"] == ["flask", "--app", "wsgi", "collect"]
     assert cron["containers"][0]["command"][:4] == ["flask", "--app", "wsgi", "prune"]
-    assert "automountServiceAccountToken" not in cron or cron["automountServiceAccountToken"] is False
+    assert (
+        "automountServiceAccountToken" not in cron or cron["automountServiceAccountToken"] is False
+    )
     probes = web["containers"][0]
     assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"

@@ -96,8 +96,13 @@ def test_list_and_get_pods_by_label(kube, core):
     assert pod.metadata.annotations["kubectl.kubernetes.io/default-container"] == "main"
     assert [c.name for c in pod.spec.init_containers] == ["init"]
     assert [c.name for c in pod.status.container_statuses] == ["wait", "main"]
-    assert len(core.list_namespaced_pod(NS, label_selector="workflows.argoproj.io/workflow").items) == 2
-    assert [p.metadata.name for p in core.list_namespaced_pod(NS, limit=1).items] == ["other-echo-2"]
+    assert (
+        len(core.list_namespaced_pod(NS, label_selector="workflows.argoproj.io/workflow").items)
+        == 2
+    )
+    assert [p.metadata.name for p in core.list_namespaced_pod(NS, limit=1).items] == [
+        "other-echo-2"
+    ]
 
 
 def test_pod_not_found_status(core):
@@ -117,19 +122,27 @@ def test_pod_not_found_status(core):
 
 
 def test_workflows_list_get_and_not_found(kube, custom):
-    kube.add_workflow(argo_workflow(WF, nodes=[{"name": WF, "templateName": "main", "type": "Steps"}]))
+    kube.add_workflow(
+        argo_workflow(WF, nodes=[{"name": WF, "templateName": "main", "type": "Steps"}])
+    )
     kube.add_workflow(argo_workflow("wf-other"))
 
     listed = custom.list_namespaced_custom_object(
         "argoproj.io", "v1alpha1", NS, "workflows", field_selector=f"metadata.name={WF}"
     )
-    assert listed["kind"] == "WorkflowList" and [w["metadata"]["name"] for w in listed["items"]] == [WF]
+    assert listed["kind"] == "WorkflowList" and [
+        w["metadata"]["name"] for w in listed["items"]
+    ] == [WF]
     got = custom.get_namespaced_custom_object("argoproj.io", "v1alpha1", NS, "workflows", WF)
     assert got["status"]["nodes"][WF]["id"] == WF and got["metadata"]["namespace"] == NS
     with pytest.raises(client.ApiException) as exc:
         custom.get_namespaced_custom_object("argoproj.io", "v1alpha1", NS, "workflows", "nope")
     assert status_of(exc)["message"] == 'workflows.argoproj.io "nope" not found'
-    assert status_of(exc)["details"] == {"name": "nope", "group": "argoproj.io", "kind": "workflows"}
+    assert status_of(exc)["details"] == {
+        "name": "nope",
+        "group": "argoproj.io",
+        "kind": "workflows",
+    }
 
 
 def test_unauthorized_without_token(kube, tmp_path):
@@ -190,7 +203,10 @@ def test_log_pod_initializing_and_missing_pod(kube, core):
     kube.set_container_state("p", "main", "waiting", reason="PodInitializing")
     with pytest.raises(client.ApiException) as exc:
         core.read_namespaced_pod_log("p", NS)
-    assert status_of(exc)["message"] == 'container "main" in pod "p" is waiting to start: PodInitializing'
+    assert (
+        status_of(exc)["message"]
+        == 'container "main" in pod "p" is waiting to start: PodInitializing'
+    )
     with pytest.raises(client.ApiException) as exc:
         core.read_namespaced_pod_log("gone", NS, container="main")
     assert exc.value.status == 404 and status_of(exc)["message"] == 'pods "gone" not found'
@@ -205,7 +221,10 @@ def test_log_bad_since_time_and_invalid_options(kube, api):
         == 'parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006"'
     )
     resp = raw_log(api, "p", sinceTime="2026-13-01T00:00:00Z")
-    assert json.loads(resp.data)["message"] == 'parsing time "2026-13-01T00:00:00Z": month out of range'
+    assert (
+        json.loads(resp.data)["message"]
+        == 'parsing time "2026-13-01T00:00:00Z": month out of range'
+    )
     resp = raw_log(api, "p", tailLines="-1")
     assert resp.status == 422
     assert (
@@ -272,7 +291,10 @@ def test_follow_receives_writes_live_and_ends_on_termination(kube, core):
     assert list(chunks) == []  # clean end: the terminating chunk arrived
     resp.release_conn()
     assert kube.requests[-1].follow and kube.requests[-1].status == 200
-    assert kube.pod("p")["status"]["containerStatuses"][1]["state"]["terminated"]["reason"] == "Completed"
+    assert (
+        kube.pod("p")["status"]["containerStatuses"][1]["state"]["terminated"]["reason"]
+        == "Completed"
+    )
 
 
 def test_follow_ends_cleanly_when_pod_deleted(kube, core):
@@ -376,7 +398,9 @@ def test_stop_refuses_connections_and_start_comes_back_on_same_port(kube, tmp_pa
     with pytest.raises(urllib3.exceptions.NewConnectionError):
         core.list_namespaced_pod(NS)
     kube.start()
-    assert kube.port == port and [p.metadata.name for p in core.list_namespaced_pod(NS).items] == ["p"]
+    assert kube.port == port and [p.metadata.name for p in core.list_namespaced_pod(NS).items] == [
+        "p"
+    ]
     api_client.close()
 
 
@@ -466,7 +490,11 @@ def test_watch_with_expired_resource_version_gets_410(kube, core):
         }
     ]
     with pytest.raises(client.ApiException) as exc:
-        next(watch.Watch().stream(core.list_namespaced_pod, NS, resource_version=old, timeout_seconds=1))
+        next(
+            watch.Watch().stream(
+                core.list_namespaced_pod, NS, resource_version=old, timeout_seconds=1
+            )
+        )
     assert exc.value.status == 410
 
 

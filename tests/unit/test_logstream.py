@@ -64,7 +64,9 @@ def test_finish_flushes_a_dangling_partial_character():
 
 def test_a_line_without_timestamp_is_refused():
     with pytest.raises(UnreadableLog):
-        LogParser().feed(b"unable to retrieve container logs for containerd://abc and more words here\n")
+        LogParser().feed(
+            b"unable to retrieve container logs for containerd://abc and more words here\n"
+        )
 
 
 def test_timestamp_precision_variants():

@@ -4,8 +4,9 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-29
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0001"
 down_revision = None
@@ -40,7 +41,12 @@ def upgrade():
     op.create_table(
         "log_chunks",
         sa.Column("id", BIGINT, primary_key=True, autoincrement=True),
-        sa.Column("log_id", sa.Integer(), sa.ForeignKey("task_logs.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "log_id",
+            sa.Integer(),
+            sa.ForeignKey("task_logs.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("start_offset", sa.BigInteger(), nullable=False),
         sa.Column("end_offset", sa.BigInteger(), nullable=False),
         sa.Column("data", sa.Text(), nullable=False),

@@ -4,8 +4,9 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-29
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0002"
 down_revision = "0001"
@@ -15,14 +16,19 @@ depends_on = None
 
 def upgrade():
     with op.batch_alter_table("task_logs") as batch:
-        batch.add_column(sa.Column("container", sa.String(63), nullable=False, server_default="main"))
+        batch.add_column(
+            sa.Column("container", sa.String(63), nullable=False, server_default="main")
+        )
         batch.drop_constraint("uq_task_logs_task_node_pod", type_="unique")
-        batch.create_unique_constraint("uq_task_logs_task_node_pod_container",
-                                       ["task_id", "node_id", "pod_name", "container"])
+        batch.create_unique_constraint(
+            "uq_task_logs_task_node_pod_container", ["task_id", "node_id", "pod_name", "container"]
+        )
 
 
 def downgrade():
     with op.batch_alter_table("task_logs") as batch:
         batch.drop_constraint("uq_task_logs_task_node_pod_container", type_="unique")
-        batch.create_unique_constraint("uq_task_logs_task_node_pod", ["task_id", "node_id", "pod_name"])
+        batch.create_unique_constraint(
+            "uq_task_logs_task_node_pod", ["task_id", "node_id", "pod_name"]
+        )
         batch.drop_column("container")
