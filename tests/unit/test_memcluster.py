@@ -23,9 +23,15 @@ def test_pod_summaries_equal_the_adapters_summary_of_the_wire_fakes_pod(cluster,
     cluster.set_state(pod, "wait", "terminated", exit_code=2, reason="Error")
     wire = WireCluster("argo")
     mine = cluster.get_pod(pod)
-    wire.add_pod(pod, labels=mine["labels"], annotations=mine["annotations"],
-                 containers=("wait", "main"), init_containers=("init",), phase="Running",
-                 state="running")  # fmt: skip
+    wire.add_pod(
+        pod,
+        labels=mine["labels"],
+        annotations=mine["annotations"],
+        containers=("wait", "main"),
+        init_containers=("init",),
+        phase="Running",
+        state="running",
+    )
     wire.container(pod, "main").restart()
     wire.container(pod, "wait").set_state("terminated", exit_code=2, reason="Error")
     theirs = pod_summary(wire.served_pod("argo", pod).to_dict())
@@ -36,8 +42,11 @@ def test_build_task_resolves_the_workflows_pods(cluster, wf):
     pods = cluster.add_workflow(wf, ("a", "b"))
     task = tasks.read_task(cluster, wf, ("main", "wait"))
     assert [s.key for s in task.streams] == [
-        f"{pods['a']}/main", f"{pods['a']}/wait", f"{pods['b']}/main", f"{pods['b']}/wait"
-    ]  # fmt: skip
+        f"{pods['a']}/main",
+        f"{pods['a']}/wait",
+        f"{pods['b']}/main",
+        f"{pods['b']}/wait",
+    ]
     assert task.phase == "Running" and not task.settled
     cluster.finish(wf)
     assert tasks.read_task(cluster, wf, ("main",)).settled
@@ -128,8 +137,9 @@ def test_watch_yields_events_after_a_version_and_ends_on_close():
     cluster.set_phase("wf-w", "Succeeded")
     events = cluster.watch_workflows(version, timeout_seconds=5)
     assert [(kind, obj["status"]["phase"]) for kind, obj, _ in [next(events), next(events)]] == [
-        ("ADDED", "Running"), ("MODIFIED", "Succeeded")
-    ]  # fmt: skip
+        ("ADDED", "Running"),
+        ("MODIFIED", "Succeeded"),
+    ]
     threading.Timer(0.05, cluster.close).start()
     assert list(events) == []
     assert list(cluster.watch_workflow_pods("0", timeout_seconds=0)) == []
