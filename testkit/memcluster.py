@@ -270,7 +270,7 @@ class MemoryCluster:
     def break_streams(self) -> int:
         """Cut every open log stream (an API server restart): readers get ClusterUnavailable."""
         with self.changed:
-            streams = list(self.streams)
+            streams = [stream for stream in self.streams if not stream.aborted]
         for stream in streams:
             stream.abort()
         return len(streams)
@@ -393,7 +393,7 @@ class MemoryLogStream:
         self._cluster, self._pod, self._run = cluster, pod, run
         self._follow, self._timestamps = follow, timestamps
         self._since = since_time[:19] if since_time else ""
-        self._aborted = self._closed = False
+        self.aborted = self._closed = False
         self.pause = lambda: 0.0
 
     def __iter__(self):
@@ -401,7 +401,7 @@ class MemoryLogStream:
         while True:
             with self._cluster.changed:
                 while not self._has_news(sent):
-                    if self._aborted:
+                    if self.aborted:
                         raise ClusterUnavailable("log stream broken: aborted")
                     if self._closed or not self._follow or self._run.closed or self._pod.deleted:
                         return
@@ -415,14 +415,14 @@ class MemoryLogStream:
                 yield data[start : start + size]
 
     def _has_news(self, sent: int) -> bool:
-        return not self._aborted and not self._closed and len(self._run.lines) > sent
+        return not self.aborted and not self._closed and len(self._run.lines) > sent
 
     def _shown(self, line: bytes) -> bytes:
         return line if self._timestamps else line.split(b" ", 1)[1]
 
     def abort(self) -> None:
         with self._cluster.changed:
-            self._aborted = True
+            self.aborted = True
             self._cluster.changed.notify_all()
 
     def close(self) -> None:
