@@ -47,8 +47,9 @@ def test_a_task_captured_live_is_served_from_the_store_without_refreshing(servic
     pod = cluster.add_workflow(wf)["a"]
     cluster.write(pod, "live\n")
     service.get_task_logs(services, wf)  # stored: the task has a row
-    services.engine.driver(wf, pinned=True)
-    assert wait_for(lambda: services.engine.leads(wf), 3)
+    driver = services.engine.driver(wf, pinned=True)
+    assert driver.ready.wait(3) and services.engine.leads(wf)
+    assert wait_for(lambda: cluster.open_streams == 1, 3)  # the capture follows the log now
     cluster.requests.clear()
     view = service.get_task_logs(services, wf)
     assert view.source == "database" and not view.complete
