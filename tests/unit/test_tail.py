@@ -1,13 +1,15 @@
 """Tail: a snapshot, then live events, exactly once; how it closes (idle, slow, shutting down)."""
 
+import json
+
 import pytest
 
 from tasklogs import service
-from tasklogs.engine.frames import GOING_AWAY, NORMAL, SLOW_CLIENT
+from tasklogs.engine.frames import GOING_AWAY, NORMAL, SLOW_CLIENT, TRY_AGAIN
 from testkit.memstore import fast_settings
 from testkit.waiting import wait_for
 
-from .conftest import TailReader
+from .conftest import TailReader, text_of
 
 
 def tail(services, wf, cursor=None) -> TailReader:
@@ -141,3 +143,26 @@ def test_an_unknown_task_raises_task_not_found(services, wf):
 
     with pytest.raises(TaskNotFound):
         list(service.open_tail(services, wf, None).frames())
+
+
+def test_a_viewer_behind_the_feed_reads_the_gap_from_the_journal(services, memstore, cluster, wf):
+    pod = cluster.add_workflow(wf)["a"]
+    cluster.write(pod, "saved\n")
+    the_tail = service.open_tail(services, wf, None)
+    frames = the_tail.frames()
+    next(frames)  # the snapshot
+    cluster.write(pod, "mid\n")
+    assert json.loads(text_of(next(frames)))["data"] == "mid\n"
+    feed = the_tail.driver.feed
+    assert wait_for(lambda: not feed.has_unsaved(), 3)  # the text is in the journal only
+    the_tail.viewer.offsets, the_tail.viewer.in_step_at = {}, None  # as if it missed events
+    cluster.write(pod, "new\n")
+    append = json.loads(text_of(next(frames)))
+    assert (append["offset"], append["data"]) == (0, "saved\nmid\nnew\n")
+    the_tail.viewer.offsets, the_tail.viewer.in_step_at = {}, None
+    assert wait_for(lambda: not feed.has_unsaved(), 3)
+    memstore.down = True  # the gap cannot be read now: the client must come back
+    cluster.write(pod, "newer\n")
+    assert list(frames) == []
+    assert the_tail.close_code == TRY_AGAIN and "reconnect" in the_tail.close_reason
+    the_tail.__exit__(None, None, None)
