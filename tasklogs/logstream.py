@@ -100,6 +100,12 @@ class LogParser:
         self._offset = 0  # bytes of the current line passed (taken or skipped)
         self._in_line = False
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._line_stamp: int | None = (
+            None  # a line whose first byte was taken, until its text appears
+        )
+        self.stamps: list[
+            int
+        ] = []  # timestamps of the lines that start in the text returned so far
 
     @property
     def position(self) -> Position:
@@ -125,12 +131,18 @@ class LogParser:
             start = stop
         return "".join(pieces)
 
+    def take_stamps(self) -> list[int]:
+        """The timestamps (nanoseconds) of the lines that started in the text returned since the last
+        call, in order."""
+        stamps, self.stamps = self.stamps, []
+        return stamps
+
     def finish(self) -> str:
         """The container's log has ended: return what the decoder still held."""
         self._head = b""
-        text = self._decoder.decode(b"", final=True)
+        text = self._stamped(self._clean(self._decoder.decode(b"", final=True)))
         self._decoder.reset()
-        return self._clean(text)
+        return text
 
     def _begin_line(self, data: bytes, start: int) -> int:
         room = _MAX_PREFIX - len(self._head)
@@ -155,13 +167,23 @@ class LogParser:
         ends_line = piece.endswith(b"\n")
         content = len(piece) - ends_line
         skip = self._skip(len(piece))
+        if skip == 0 and self._offset == 0:
+            self._line_stamp = self._nanos  # the line's first byte is taken here
         text = self._clean(self._decoder.decode(piece[skip:])) if skip < len(piece) else ""
+        text = self._stamped(text)
         self._offset += content
         if ends_line:
             self._decoder.reset()
             self._index += 1
             self._offset = 0
             self._in_line = False
+        return text
+
+    def _stamped(self, text: str) -> str:
+        """`text`, noting the timestamp of the line it starts (if it starts one)."""
+        if text and self._line_stamp is not None:
+            self.stamps.append(self._line_stamp)
+            self._line_stamp = None
         return text
 
     def _skip(self, length: int) -> int:

@@ -157,7 +157,7 @@ def _cluster_reader(
     def read(start: int = 0) -> Iterator[str]:
         skip = start
         try:
-            for text, _ in read_container(kube, log_, status):
+            for text, _, _ in read_container(kube, log_, status):
                 if skip >= len(text):
                     skip -= len(text)
                     continue

@@ -15,10 +15,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import NamedTuple
 
 from ..cursor import encode_cursor
 from ..identity import LogId
 from ..logstream import Position
+from ..pages import drop_head
 from . import frames
 from .frames import SharedFrame
 
@@ -54,6 +56,27 @@ class Event:
         return self.start + len(self.data)
 
 
+class Unsaved(NamedTuple):
+    """Captured text not yet committed: where it starts, the capture's position after it, and the
+    timestamps of the lines starting in it."""
+
+    start: int
+    text: str
+    position: Position | None
+    stamps: list[int]
+
+
+class Run(NamedTuple):
+    """A stream's unsaved text in one piece, as the journal writer takes it."""
+
+    key: str
+    log_id: int
+    start: int
+    text: str
+    position: Position | None
+    stamps: list[int]
+
+
 ReadRange = Callable[
     [str, int, int], str
 ]  # (key, start, end) -> a stream's text between two offsets
@@ -81,9 +104,7 @@ class Feed:
         self.phase = ""
         self.complete = False
         self.streams: dict[str, StreamInfo] = {}
-        self.unsaved: dict[
-            str, deque
-        ] = {}  # key -> deque of (start, text, position) not yet committed
+        self.unsaved: dict[str, deque[Unsaved]] = {}  # text not yet committed, by stream key
         self.viewers: set[Viewer] = set()
         self._unpublished: dict[str, list[str]] = {}  # key -> text captured since the last publish
         self._pending = threading.Event()  # captured text waits to be published
@@ -130,10 +151,17 @@ class Feed:
     # --- text ---
 
     def append(
-        self, key: str, data: str, position=None, start: int | None = None, keep: bool = True
+        self,
+        key: str,
+        data: str,
+        position: Position | None = None,
+        start: int | None = None,
+        keep: bool = True,
+        stamps: list[int] | None = None,
     ) -> bool:
-        """Take text of stream `key` beginning at `start` (default: its end). What the feed has already
-        is trimmed off; text beyond a gap is refused (False). `keep` holds it for the journal writer."""
+        """Take text of stream `key` beginning at `start` (default: its end); `stamps` are the capture
+        timestamps of the lines starting in it. What the feed has already is trimmed off; text beyond a
+        gap is refused (False). `keep` holds it for the journal writer."""
         with self.lock:
             stream = self.streams[key]
             start = stream.end if start is None else start
@@ -141,7 +169,8 @@ class Feed:
                 return False
             if start + len(data) <= stream.end:
                 return True
-            data, start = data[stream.end - start :], stream.end
+            data, stamps = drop_head(data, stamps or [], stream.end - start)
+            start = stream.end
             stream.end += len(data)
             if self.viewers:
                 self._unpublished.setdefault(key, []).append(data)
@@ -152,7 +181,7 @@ class Feed:
             if position is not None:
                 stream.position = position
             if keep:
-                self.unsaved.setdefault(key, deque()).append((start, data, position))
+                self.unsaved.setdefault(key, deque()).append(Unsaved(start, data, position, stamps))
         if keep:
             self.on_unsaved(self, len(data))
         if not self.viewers:
@@ -169,7 +198,9 @@ class Feed:
         """Text of the stream between two offsets, from what is not yet saved ("" if not held here)."""
         with self.lock:
             pieces = [
-                (s, t) for s, t, _ in self.unsaved.get(key, ()) if s < end and s + len(t) > start
+                (u.start, u.text)
+                for u in self.unsaved.get(key, ())
+                if u.start < end and u.start + len(u.text) > start
             ]
         return "".join(text[max(0, start - s) : end - s] for s, text in pieces)
 
@@ -201,22 +232,29 @@ class Feed:
         with self.lock:
             return any(self.unsaved.values())
 
-    def unsaved_runs(self, log_ids: dict[str, int]):
-        """(key, log_id, start, text, position) of each stream's oldest unsaved text, up to MAX_RUN."""
+    def unsaved_runs(self, log_ids: dict[str, int]) -> list["Run"]:
+        """Each stream's oldest unsaved text (up to MAX_RUN characters), for the journal writer."""
         with self.lock:
             runs = []
             for key, pieces in self.unsaved.items():
                 if not pieces or key not in log_ids:
                     continue
-                taken: list[tuple[int, str, Position | None]] = []
+                taken: list[Unsaved] = []
                 size = 0
                 for piece in pieces:
-                    if taken and size + len(piece[1]) > MAX_RUN:
+                    if taken and size + len(piece.text) > MAX_RUN:
                         break
                     taken.append(piece)
-                    size += len(piece[1])
+                    size += len(piece.text)
                 runs.append(
-                    (key, log_ids[key], taken[0][0], "".join(p[1] for p in taken), taken[-1][2])
+                    Run(
+                        key,
+                        log_ids[key],
+                        taken[0].start,
+                        "".join(p.text for p in taken),
+                        taken[-1].position,
+                        [stamp for p in taken for stamp in p.stamps],
+                    )
                 )
             return runs
 
@@ -225,14 +263,14 @@ class Feed:
         freed = 0
         with self.lock:
             pieces = self.unsaved.get(key)
-            while pieces and pieces[0][0] + len(pieces[0][1]) <= end:
-                freed += len(pieces.popleft()[1])
+            while pieces and pieces[0].start + len(pieces[0].text) <= end:
+                freed += len(pieces.popleft().text)
         return freed
 
     def unsaved_copy(self) -> dict[str, list[tuple[int, str]]]:
         with self.lock:
             return {
-                key: [(s, t) for s, t, _ in pieces]
+                key: [(u.start, u.text) for u in pieces]
                 for key, pieces in self.unsaved.items()
                 if pieces
             }

@@ -43,6 +43,7 @@ class ContainerCapture:
         self.started = False  # it has seen the container run: it ends by itself, never stopped
         self._stopped = threading.Event()
         self._open: LogStream | None = None
+        self._took_text = False  # text came since the last break of the stream
 
     def stop(self) -> None:
         self._stopped.set()
@@ -68,6 +69,9 @@ class ContainerCapture:
                         self.stream.log.pod,
                         error.message,
                     )
+                    if self._took_text:  # it read well before this break: start the backoff anew
+                        backoff.reset()
+                    self._took_text = False
                     self._stopped.wait(backoff.next())
         finally:
             self.caught_up.set()
@@ -146,7 +150,8 @@ class ContainerCapture:
     def _take(self, text: str, parser: LogParser) -> None:
         self.position = parser.position
         if text:
-            self.feed.append(self.stream.key, text, self.position)
+            self.feed.append(self.stream.key, text, self.position, stamps=parser.take_stamps())
+            self._took_text = True
 
     def _container_status(self) -> ContainerStatus | None:
         pod = self.kube.get_pod(self.stream.log.pod)

@@ -1,4 +1,4 @@
-"""The journal, seen from one process: a writer that batches captured text into `log_chunks`, and a
+"""The journal, seen from one process: a writer that batches captured text into `log_pages`, and a
 listener that hears other processes' commits (LISTEN/NOTIFY) so their viewers here get the text."""
 
 import logging
@@ -11,9 +11,11 @@ from collections.abc import Callable
 from sqlalchemy import Engine as SqlEngine
 
 from ..errors import StoreUnavailable
+from ..logstream import START
+from ..pages import LogEnd, drop_head, paginate
 from ..store import postgres, repository
 from ..store.postgres import Dedicated
-from ..store.repository import ChunkRow
+from ..store.repository import PageRun
 from ..store.unit_of_work import UnitOfWork, UnitsOfWork
 from .feed import Feed
 
@@ -42,7 +44,7 @@ class JournalWriter:
         self._held_lock = threading.Lock()
         self._dirty: set[Feed] = set()
         self._hurry = threading.Event()  # text that viewers elsewhere wait for: flush now
-        self._known_end: dict[int, int] = {}  # where each log's stored text ends, as last seen
+        self._known_end: dict[int, LogEnd] = {}  # where each log's stored text ends, as last seen
         self._lock = threading.Lock()  # one flush at a time
         self._failures = 0
         self._stopped = threading.Event()
@@ -71,7 +73,16 @@ class JournalWriter:
             self._hurry.clear()
             if not self._stopped.is_set():
                 self._last_flush = time.monotonic()
-                self.flush()
+                self._flush_guarded()
+
+    def _flush_guarded(self) -> None:
+        """A flush that cannot end the writer's thread: anything unexpected is logged and retried."""
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - the writer must never die silently
+            log.exception("journal flush failed; the text stays unsaved and is retried")
+            self._failures += 1
+            self.healthy = False
 
     def stop(self) -> None:
         self._stopped.set()
@@ -98,34 +109,34 @@ class JournalWriter:
             return True
 
     def _write(self, feeds: list[Feed]) -> list[tuple[Feed, str, int]]:
-        rows, written = [], []
+        runs: list[tuple[Feed, str, PageRun]] = []
+        written: list[tuple[Feed, str, int]] = []
         with self._units() as uow:
             for feed in feeds:
-                for key, log_id, start, data, position in feed.unsaved_runs(
-                    self._ensure_rows(uow, feed)
-                ):
-                    known = self._known(uow, log_id)
-                    if start + len(data) <= known:
-                        written.append((feed, key, known))
-                    elif start <= known:
-                        rows.append(
-                            (feed, key, ChunkRow(log_id, known, data[known - start :], position))
-                        )
+                for run in feed.unsaved_runs(self._ensure_rows(uow, feed)):
+                    known = self._known(uow, run.log_id)
+                    if run.start + len(run.text) <= known.offset:
+                        written.append((feed, run.key, known.offset))
+                    elif run.start <= known.offset:
+                        text, stamps = drop_head(run.text, run.stamps, known.offset - run.start)
+                        pages = paginate(known, text, stamps, run.position or START)
+                        runs.append((feed, run.key, PageRun(run.log_id, pages)))
                     else:
                         log.error(
-                            "journal gap for %s: stored %d, unsaved from %d", key, known, start
+                            "journal gap for %s: stored %d, unsaved from %d",
+                            run.key,
+                            known.offset,
+                            run.start,
                         )
             inserted = uow.append_runs(
-                [row for _, _, row in rows], {f.task_id for f, _, _ in [*rows, *written]}
+                [page_run for _, _, page_run in runs], {f.task_id for f, _, _ in [*runs, *written]}
             )
-            for feed, key, row in rows:
-                if (row.log_id, row.start) in inserted:
-                    self._known_end[row.log_id] = row.start + len(row.data)
-                    written.append((feed, key, row.start + len(row.data)))
-                else:
-                    self._known_end.pop(
-                        row.log_id, None
-                    )  # someone else wrote there: re-read next time
+            for feed, key, page_run in runs:
+                if (page_run.log_id, page_run.start) in inserted:
+                    self._known_end[page_run.log_id] = page_run.pages[-1].end
+                    written.append((feed, key, page_run.end))
+                else:  # someone else wrote there: re-read next time
+                    self._known_end.pop(page_run.log_id, None)
             uow.commit()
         return written
 
@@ -138,9 +149,9 @@ class JournalWriter:
             feed.set_log_ids({s.key: ids[s.log] for s in missing})
         return feed.log_ids()
 
-    def _known(self, uow: UnitOfWork, log_id: int) -> int:
+    def _known(self, uow: UnitOfWork, log_id: int) -> LogEnd:
         if log_id not in self._known_end:
-            self._known_end[log_id] = repository.stored_length(uow.session, log_id)
+            self._known_end[log_id] = repository.stored_end(uow.session, log_id)
         return self._known_end[log_id]
 
     def _failed(self, error: StoreUnavailable) -> None:

@@ -8,6 +8,7 @@ position after it; the follow capture (`follow.py`) runs the same parser over `f
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import NamedTuple
 
 from ..cluster import Cluster, ContainerStatus
 from ..errors import ContainerWaiting, LogsGone, ObjectNotFound
@@ -19,13 +20,20 @@ from ..tasks import ClusterTask, read_task
 
 log = logging.getLogger(__name__)
 
-APPEND_PIECE = 1 << 20  # characters per journal row when catching up a long log
+APPEND_PIECE = 1 << 20  # characters appended at once when catching up a long log
+
+
+class Read(NamedTuple):
+    text: str
+    position: Position
+    stamps: list[int]
 
 
 def read_container(
     kube: Cluster, log_: LogId, status: ContainerStatus | None, position: Position = START
-) -> Iterator[tuple[str, Position]]:
-    """Yield (text, position after it) for the container's log after `position`, read once.
+) -> Iterator["Read"]:
+    """Yield the container's log after `position` in pieces (text, the position after it, the
+    timestamps of the lines starting in it), read once.
 
     A restarted container's previous instance is read first (`previous=true`); a container that has
     terminated is read to its very end. Nothing is yielded for a container that has not started."""
@@ -52,11 +60,11 @@ def _read_once(kube: Cluster, log_: LogId, position: Position, *, previous: bool
         for raw in stream:
             text = parser.feed(raw)
             if text:
-                yield text, parser.position
+                yield Read(text, parser.position, parser.take_stamps())
     if final:
         text = parser.finish()
         if text:
-            yield text, parser.position
+            yield Read(text, parser.position, parser.take_stamps())
     return parser.position
 
 
@@ -66,31 +74,46 @@ def store_container(
     """Append whatever the container logged beyond the stored text; return the stored length after.
 
     A pod that is gone, a container not started or whose log the node dropped leaves the store as is."""
-    offset, pending, position = stored.length, [], stored.position
-    if offset and position == Position():
-        return offset  # text saved whole, without a resume position: reading from the start would repeat it
+    if stored.length and stored.position == START:
+        return (
+            stored.length
+        )  # stored without a resume position: reading from the start would repeat it
+    pending = Pending(stored.log_id, stored.length, stored.position)
     with units() as uow:
         try:
-            for text, position in read_container(kube, stored.log, status, stored.position):
-                pending.append(text)
-                if sum(map(len, pending)) >= APPEND_PIECE:
-                    offset = _append(uow, stored.log_id, offset, pending, position)
+            for read in read_container(kube, stored.log, status, stored.position):
+                pending.add(read)
+                if pending.size >= APPEND_PIECE:
+                    pending.append_to(uow)
         except (ObjectNotFound, ContainerWaiting, LogsGone) as error:
             log.info("no more log from %s: %s", stored.log.key, error.message)
-        offset = _append(uow, stored.log_id, offset, pending, position)
+        pending.append_to(uow)
         uow.commit()
-    return offset
+    return pending.offset
 
 
-def _append(
-    uow: UnitOfWork, log_id: int, offset: int, pending: list[str], position: Position
-) -> int:
-    if not pending:
-        return offset
-    data = "".join(pending)
-    pending.clear()
-    uow.append_text(log_id, offset, data, position)
-    return offset + len(data)
+class Pending:
+    """Text read and not yet appended, with the timestamps of its lines."""
+
+    def __init__(self, log_id: int, offset: int, position: Position):
+        self.log_id, self.offset, self.position = log_id, offset, position
+        self.texts: list[str] = []
+        self.stamps: list[int] = []
+        self.size = 0
+
+    def add(self, read: Read) -> None:
+        self.texts.append(read.text)
+        self.stamps += read.stamps
+        self.size += len(read.text)
+        self.position = read.position
+
+    def append_to(self, uow: UnitOfWork) -> None:
+        if not self.texts:
+            return
+        text = "".join(self.texts)
+        uow.append_text(self.log_id, self.offset, text, self.position, self.stamps)
+        self.offset += len(text)
+        self.texts, self.stamps, self.size = [], [], 0
 
 
 def refresh_task(

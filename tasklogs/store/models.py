@@ -1,19 +1,21 @@
-"""The tables: `tasks` (one row per workflow), `task_logs` (one row per pod container, as the design names it)
-and `log_chunks` (the append-only journal of a running pod's log, compacted into `task_logs.logs`
-by the final save)."""
+"""The tables: `tasks` (one row per workflow), `task_logs` (the catalogue: one row per pod container, as
+the design names it) and `log_pages` (each log's text as bounded pages with a line and time index)."""
 
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import postgresql
 
 from ..extensions import db
 
@@ -34,6 +36,9 @@ class Task(db.Model):  # type: ignore[name-defined]
 
 
 class TaskLog(db.Model):  # type: ignore[name-defined]
+    """One log: a container of a pod of a node of the task. `lines` and `bytes` are its size as of the
+    final save (while it runs, its last page says)."""
+
     __tablename__ = "task_logs"
     __table_args__ = (
         UniqueConstraint(
@@ -51,20 +56,28 @@ class TaskLog(db.Model):  # type: ignore[name-defined]
     pod_name = db.Column(String(253), nullable=False)
     container = db.Column(String(63), nullable=False, default="main")
     phase = db.Column(String(32), nullable=False, default="")
-    logs = db.Column(Text, nullable=False, default="")
-    resume = db.Column(
-        String(80), nullable=True
-    )  # the capture's Position after `logs`, kept by the final save
+    lines = db.Column(BigInteger, nullable=False, default=0)
+    bytes = db.Column(BigInteger, nullable=False, default=0)
     created_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
 
 
-class LogChunk(db.Model):  # type: ignore[name-defined]
-    """A piece of a pod's log at character offset `start_offset`, and where the capture stood after it
-    (`since`, `seen`, `partial`, `restarts`) so that any process can resume the capture exactly there."""
+class LogPage(db.Model):  # type: ignore[name-defined]
+    """A bounded piece of a log: its text from character `start_offset` (byte `start_byte`), the lines it
+    holds (`first_line` is the line of its first character, `last_line` of its last; `ends_line` when its
+    text ends with a newline), the capture timestamps (nanoseconds) of the lines starting in it
+    (`stamps`), of its first and last character's lines (`first_ts`, `last_ts`), and where the capture
+    stood after it (`since`, `seen`, `partial`, `restarts`) so that any process can resume exactly there.
 
-    __tablename__ = "log_chunks"
-    __table_args__ = (UniqueConstraint("log_id", "start_offset", name="uq_log_chunks_log_start"),)
+    Pages are only ever appended while a pod runs; the final save merges small ones into pages of about
+    PAGE_CHARS characters (text and stamps compressed with lz4 on PostgreSQL)."""
+
+    __tablename__ = "log_pages"
+    __table_args__ = (
+        UniqueConstraint("log_id", "start_offset", name="uq_log_pages_log_start"),
+        Index("ix_log_pages_log_last_line", "log_id", "last_line"),
+        Index("ix_log_pages_log_last_ts", "log_id", "last_ts"),
+    )
 
     id = db.Column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -72,7 +85,17 @@ class LogChunk(db.Model):  # type: ignore[name-defined]
     log_id = db.Column(Integer, ForeignKey("task_logs.id", ondelete="CASCADE"), nullable=False)
     start_offset = db.Column(BigInteger, nullable=False)
     end_offset = db.Column(BigInteger, nullable=False)
-    data = db.Column(Text, nullable=False)
+    start_byte = db.Column(BigInteger, nullable=False)
+    byte_count = db.Column(Integer, nullable=False)
+    first_line = db.Column(BigInteger, nullable=False)
+    last_line = db.Column(BigInteger, nullable=False)
+    ends_line = db.Column(Boolean, nullable=False)
+    first_ts = db.Column(BigInteger, nullable=False)
+    last_ts = db.Column(BigInteger, nullable=False)
+    stamps = db.Column(
+        JSON().with_variant(postgresql.ARRAY(BigInteger), "postgresql"), nullable=False
+    )
+    text = db.Column(Text, nullable=False)
     since = db.Column(String(40), nullable=False, default="")
     seen = db.Column(Integer, nullable=False, default=0)
     partial = db.Column(BigInteger, nullable=False, default=0)

@@ -1,24 +1,25 @@
 """All SQL of the service but PostgreSQL's own plumbing (`postgres.py`). Every function takes the
 session first and leaves the transaction to its caller (the unit of work).
 
-A pod's log is `task_logs.logs` (the compacted text) followed by its `log_chunks` in offset order.
-Offsets count characters from the start of the pod's log, so a cursor stays valid across compaction.
+A log is its `log_pages` in offset order (see `tasklogs.pages`). Offsets count characters from the
+start of the log, so a cursor stays valid whatever the pages are cut like.
 """
 
 import json
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, func, literal, select, text, update
+from sqlalchemy import delete, func, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from ..identity import LogId
 from ..logstream import Position
-from .models import LogChunk, Task, TaskLog, utcnow
+from ..pages import PAGE_CHARS, LogEnd, Page, drop_head, paginate
+from .models import LogPage, Task, TaskLog, utcnow
 
-tasks, task_logs, log_chunks = Task.__table__, TaskLog.__table__, LogChunk.__table__
+tasks, task_logs, log_pages = Task.__table__, TaskLog.__table__, LogPage.__table__
 log = logging.getLogger(__name__)
 
 
@@ -36,8 +37,13 @@ class StoredLog:
     log_id: int
     log: LogId
     phase: str
-    length: int
+    end: LogEnd
     position: Position
+
+    @property
+    def length(self) -> int:
+        """Characters stored."""
+        return self.end.offset
 
 
 def _insert(session, table):
@@ -104,13 +110,10 @@ def _upsert_log(session, task_id: str, log: LogId, phase: str, text_: str | None
         "pod_name": log.pod,
         "container": log.container,
         "phase": phase,
-        "logs": text_ or "",
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }
     changes = {"phase": phase, "updated_at": values["updated_at"]}
-    if text_ is not None:
-        changes["logs"], changes["resume"] = text_, None
     statement = (
         _insert(session, task_logs)
         .values(**values)
@@ -120,31 +123,77 @@ def _upsert_log(session, task_id: str, log: LogId, phase: str, text_: str | None
         .returning(task_logs.c.id)
     )
     log_id = session.execute(statement).scalar_one()
-    if text_ is not None:
-        session.execute(delete(log_chunks).where(log_chunks.c.log_id == log_id))
+    if text_ is not None:  # a whole log, read without timestamps: its lines are stamped now
+        session.execute(delete(log_pages).where(log_pages.c.log_id == log_id))
+        pages = paginate(LogEnd(), text_, [], Position(), default_ts=time.time_ns())
+        append_pages(session, [PageRun(log_id, pages)])
     return log_id
 
 
-def get_stored_logs(session, task_id: str) -> list[StoredLog]:
-    """Every pod row of the task in creation order, with where its text ends and its capture stands."""
-    latest = (
-        select(log_chunks.c.log_id, func.max(log_chunks.c.start_offset).label("start_offset"))
-        .join(task_logs, task_logs.c.id == log_chunks.c.log_id)
-        .where(task_logs.c.task_id == task_id)
-        .group_by(log_chunks.c.log_id)
-        .subquery()
+_PAGE_COLUMNS = (
+    log_pages.c.start_offset,
+    log_pages.c.start_byte,
+    log_pages.c.first_line,
+    log_pages.c.last_line,
+    log_pages.c.ends_line,
+    log_pages.c.first_ts,
+    log_pages.c.last_ts,
+    log_pages.c.stamps,
+    log_pages.c.text,
+    log_pages.c.since,
+    log_pages.c.seen,
+    log_pages.c.partial,
+    log_pages.c.restarts,
+)
+
+
+def _page(row) -> Page:
+    return Page(
+        row.start_offset,
+        row.start_byte,
+        row.first_line,
+        row.last_line,
+        row.ends_line,
+        row.first_ts,
+        row.last_ts,
+        tuple(row.stamps or ()),
+        row.text,
+        Position(row.since, row.seen, row.partial, row.restarts),
     )
-    last_chunk = (
-        select(log_chunks)
+
+
+def _last_pages(task_id: str | None = None, log_ids: list[int] | None = None):
+    """The last page of each log (of the task, or these logs), as a subquery."""
+    query = select(log_pages.c.log_id, func.max(log_pages.c.start_offset).label("start_offset"))
+    if task_id is not None:
+        query = query.join(task_logs, task_logs.c.id == log_pages.c.log_id).where(
+            task_logs.c.task_id == task_id
+        )
+    if log_ids is not None:
+        query = query.where(log_pages.c.log_id.in_(log_ids))
+    latest = query.group_by(log_pages.c.log_id).subquery()
+    return (
+        select(log_pages)
         .join(
             latest,
-            and_(
-                log_chunks.c.log_id == latest.c.log_id,
-                log_chunks.c.start_offset == latest.c.start_offset,
-            ),
+            (log_pages.c.log_id == latest.c.log_id)
+            & (log_pages.c.start_offset == latest.c.start_offset),
         )
         .subquery()
     )
+
+
+def _end(row) -> LogEnd:
+    if row.end_offset is None:
+        return LogEnd()
+    return LogEnd(
+        row.end_offset, row.start_byte + row.byte_count, row.last_line, row.ends_line, row.last_ts
+    )
+
+
+def get_stored_logs(session, task_id: str) -> list[StoredLog]:
+    """Every log of the task in creation order, with where its text ends and its capture stands."""
+    last = _last_pages(task_id=task_id)
     rows = session.execute(
         select(
             task_logs.c.id,
@@ -152,15 +201,18 @@ def get_stored_logs(session, task_id: str) -> list[StoredLog]:
             task_logs.c.pod_name,
             task_logs.c.container,
             task_logs.c.phase,
-            task_logs.c.resume,
-            func.length(task_logs.c.logs).label("compacted"),
-            last_chunk.c.end_offset,
-            last_chunk.c.since,
-            last_chunk.c.seen,
-            last_chunk.c.partial,
-            last_chunk.c.restarts,
+            last.c.end_offset,
+            last.c.start_byte,
+            last.c.byte_count,
+            last.c.last_line,
+            last.c.ends_line,
+            last.c.last_ts,
+            last.c.since,
+            last.c.seen,
+            last.c.partial,
+            last.c.restarts,
         )
-        .outerjoin(last_chunk, last_chunk.c.log_id == task_logs.c.id)
+        .outerjoin(last, last.c.log_id == task_logs.c.id)
         .where(task_logs.c.task_id == task_id)
         .order_by(task_logs.c.created_at, task_logs.c.id)
     )
@@ -169,8 +221,8 @@ def get_stored_logs(session, task_id: str) -> list[StoredLog]:
             row.id,
             LogId(row.node_id, row.pod_name, row.container),
             row.phase,
-            row.compacted if row.end_offset is None else row.end_offset,
-            Position.decode(row.resume)
+            _end(row),
+            Position()
             if row.end_offset is None
             else Position(row.since, row.seen, row.partial, row.restarts),
         )
@@ -178,24 +230,49 @@ def get_stored_logs(session, task_id: str) -> list[StoredLog]:
     ]
 
 
-def append_chunk(session, log_id: int, start: int, data: str, position: Position) -> int:
-    """Append `data`, which begins at character `start` of the pod's log, if the stored log ends inside it.
+def stored_end(session, log_id: int) -> LogEnd:
+    """Where the log's stored text ends."""
+    last = _last_pages(log_ids=[log_id])
+    row = session.execute(
+        select(
+            last.c.end_offset,
+            last.c.start_byte,
+            last.c.byte_count,
+            last.c.last_line,
+            last.c.ends_line,
+            last.c.last_ts,
+        )
+    ).first()
+    return _end(row) if row else LogEnd()
+
+
+def stored_length(session, log_id: int) -> int:
+    """Characters stored for the log."""
+    return stored_end(session, log_id).offset
+
+
+def append_chunk(
+    session, log_id: int, start: int, data: str, position: Position, stamps: Iterable[int] = ()
+) -> int:
+    """Append `data`, which begins at character `start` of the log (`stamps`: the timestamps of the lines
+    starting in it), if the stored log ends inside it.
 
     Whatever the store already holds is not written again, so several writers of the same capture never
     duplicate text. Returns where the stored log ends afterwards."""
     lock_logs(session, [log_id])
-    end = stored_length(session, log_id)
-    if end < start or end >= start + len(data):
-        return end
-    written = append_chunks(
-        session, [ChunkRow(log_id, end, data[end - start :], position)], locked=True
+    end = stored_end(session, log_id)
+    if end.offset < start or end.offset >= start + len(data):
+        return end.offset
+    rest, stamps = drop_head(data, list(stamps), end.offset - start)
+    written = append_pages(
+        session, [PageRun(log_id, paginate(end, rest, stamps, position))], locked=True
     )
     return start + len(data) if written else stored_length(session, log_id)
 
 
 def lock_logs(session, log_ids) -> None:
-    """Share-lock the logs' rows for this transaction: it waits for a final save folding them (which takes
-    FOR UPDATE), so an append always sees where the stored log really ends."""
+    """Share-lock the logs' rows for this transaction: it waits for a final save merging their pages
+    (which takes FOR UPDATE), so an append always sees where the stored log really ends."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             select(task_logs.c.id)
@@ -204,84 +281,54 @@ def lock_logs(session, log_ids) -> None:
         )
 
 
-def stored_length(session, log_id: int) -> int:
-    """Characters stored for the pod's log: compacted text plus journal."""
-    end = session.execute(
-        select(log_chunks.c.end_offset)
-        .where(log_chunks.c.log_id == log_id)
-        .order_by(log_chunks.c.start_offset.desc())
-        .limit(1)
-    ).scalar()
-    if end is not None:
-        return end
-    return (
-        session.execute(
-            select(func.length(task_logs.c.logs)).where(task_logs.c.id == log_id)
-        ).scalar()
-        or 0
-    )
-
-
-def read_log(session, log_id: int, start: int = 0, piece: int = 1 << 20):
-    """Yield the pod's log text from character `start` in pieces of about `piece` characters.
-
-    Memory stays bounded whatever the log's size: on PostgreSQL the compacted text comes line by line
-    through a server-side cursor (a character-indexed `substr` per piece would rescan the value from
-    its start each time: quadratic); the journal comes row by row."""
-    compacted = (
-        session.execute(
-            select(func.length(task_logs.c.logs)).where(task_logs.c.id == log_id)
-        ).scalar()
-        or 0
-    )
-    if start < compacted:
-        yield from _pieces(_compacted_lines(session, log_id, start, compacted), piece)
-    chunks = session.execute(
-        select(log_chunks.c.start_offset, log_chunks.c.data)
-        .where(log_chunks.c.log_id == log_id, log_chunks.c.end_offset > max(start, compacted))
-        .order_by(log_chunks.c.start_offset),
+def read_log(session, log_id: int, start: int = 0) -> Iterator[str]:
+    """Yield the log's text from character `start`, page by page (memory stays bounded)."""
+    pages = session.execute(
+        select(log_pages.c.start_offset, log_pages.c.text)
+        .where(log_pages.c.log_id == log_id, log_pages.c.end_offset > start)
+        .order_by(log_pages.c.start_offset),
         execution_options={"yield_per": 16},
     )
-    for chunk_start, data in chunks:
-        yield data[max(0, start - chunk_start) :]
+    for page_start, text_ in pages:
+        yield text_[max(0, start - page_start) :]
 
 
-def _compacted_lines(session, log_id: int, start: int, compacted: int):
-    if session.get_bind().dialect.name != "postgresql":
-        yield session.execute(
-            select(func.substr(task_logs.c.logs, start + 1)).where(task_logs.c.id == log_id)
-        ).scalar()
-        return
-    lines = session.execute(
-        text(
-            "SELECT line FROM task_logs, string_to_table(substr(logs, :start + 1), E'\\n') "
-            "WITH ORDINALITY AS t(line, n) WHERE id = :log_id ORDER BY n"
-        ),
-        {"start": start, "log_id": log_id},
-        execution_options={"stream_results": True, "yield_per": 1000},
-    )
-    first = True
-    for (line,) in lines:
-        yield line if first else "\n" + line
-        first = False
+def read_pages(session, log_id: int, after: int = 0, limit: int = 8) -> list[Page]:
+    """Up to `limit` pages of the log in order, the first one holding character `after` (or later)."""
+    return [
+        _page(row)
+        for row in session.execute(
+            select(*_PAGE_COLUMNS)
+            .where(log_pages.c.log_id == log_id, log_pages.c.end_offset > after)
+            .order_by(log_pages.c.start_offset)
+            .limit(limit)
+        )
+    ]
 
 
-def _pieces(texts, size: int):
-    """Join small texts into pieces of about `size` characters."""
-    buffer, length = [], 0
-    for text_ in texts:
-        buffer.append(text_)
-        length += len(text_)
-        if length >= size:
-            yield "".join(buffer)
-            buffer, length = [], 0
-    if buffer:
-        yield "".join(buffer)
+def page_offset_of_line(session, log_id: int, line: int) -> int | None:
+    """The offset of the first page that holds part of line `line` (None past the end)."""
+    return session.execute(
+        select(log_pages.c.start_offset)
+        .where(log_pages.c.log_id == log_id, log_pages.c.last_line >= line)
+        .order_by(log_pages.c.last_line, log_pages.c.start_offset)
+        .limit(1)
+    ).scalar()
+
+
+def page_offset_of_time(session, log_id: int, since: int) -> int | None:
+    """The offset of the first page holding a line stamped `since` or later (None: none is)."""
+    return session.execute(
+        select(log_pages.c.start_offset)
+        .where(log_pages.c.log_id == log_id, log_pages.c.last_ts >= since)
+        .order_by(log_pages.c.last_ts, log_pages.c.start_offset)
+        .limit(1)
+    ).scalar()
 
 
 def get_logs_from_database(session, task_id: str) -> list[dict]:
-    """The design's helper: every stored log of the task, `{node, pod, container, phase, logs}` in creation
-    order ([] when none)."""
+    """The design's helper: every stored log of the task, `{node, pod, container, phase, logs}` in
+    creation order ([] when none)."""
     return [
         {
             **stored.log.fields(),
@@ -293,7 +340,7 @@ def get_logs_from_database(session, task_id: str) -> list[dict]:
 
 
 def save_phases(session, phases: dict[int, str]) -> None:
-    """Record the latest phase of each pod row."""
+    """Record the latest phase of each log's row."""
     for log_id, phase in phases.items():
         session.execute(
             update(task_logs)
@@ -302,162 +349,213 @@ def save_phases(session, phases: dict[int, str]) -> None:
         )
 
 
-# A PostgreSQL text value holds at most 1 GB, and folding builds the whole value in the server's memory:
-# logs larger than this stay in the journal after the final save (served the same way, in order).
-COMPACT_MAX_BYTES = 256 << 20
-
-
-def compact_logs(session, task_id: str, max_bytes: int = COMPACT_MAX_BYTES) -> list[int]:
-    """The final save: fold each pod's journal into `task_logs.logs`, keep where the capture stood in
-    `resume`, and empty the journal. On PostgreSQL the text never leaves the server. A log that would grow
-    beyond `max_bytes` keeps its journal; return the ids of those logs."""
+def merge_pages(session, task_id: str) -> None:
+    """The final save: merge each log's runs of small pages (the live capture's appends) into pages of
+    about PAGE_CHARS characters, and record each log's line and byte counts in `task_logs`. Large pages
+    are left as they are: nothing is written twice but the small pages' text, once."""
     log_ids = select(task_logs.c.id).where(task_logs.c.task_id == task_id)
-    if session.get_bind().dialect.name == "postgresql":
-        # FOR UPDATE conflicts with the share lock every append takes first (lock_logs): no chunk can
-        # slip in between folding the journal and deleting it.
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        # FOR UPDATE conflicts with the share lock every append takes first (lock_logs): no page can
+        # slip in while the pages are merged.
         session.execute(log_ids.with_for_update())
-    size = _octet_length(session)
-    sizes = session.execute(
-        select(
-            task_logs.c.id,
-            func.coalesce(size(task_logs.c.logs), 0) + func.sum(size(log_chunks.c.data)),
-        )
-        .join(log_chunks, log_chunks.c.log_id == task_logs.c.id)
-        .where(task_logs.c.task_id == task_id)
-        .group_by(task_logs.c.id)
-    ).all()
-    kept = sorted(log_id for log_id, total in sizes if total > max_bytes)
-    journaled = [log_id for log_id, _ in sizes if log_id not in kept]
-    if journaled:
-        _fold(session, journaled)
-    for log_id in kept:
-        log.warning(
-            "log %d of %s is over %d MB: its journal is kept as it is (served the same way)",
-            log_id,
-            task_id,
-            max_bytes >> 20,
-        )
-    return kept
+    ids = list(session.execute(log_ids).scalars())
+    if not ids:
+        return
+    if postgres:
+        params = {"ids": ids, "page": PAGE_CHARS, "small": PAGE_CHARS // 4}
+        session.execute(_MERGE_FIRSTS, params)
+        session.execute(_DELETE_MERGED, params)
+    else:
+        for log_id in ids:
+            _merge_in_python(session, log_id)
+    _record_sizes(session, ids)
 
 
-def _octet_length(session):
-    """Bytes of a text column: PostgreSQL reads the size from the value's header (no detoasting); SQLite
-    (quick local runs) gets an upper bound of 4 bytes a character."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.octet_length
-    return lambda column: func.length(column) * 4
-
-
-def _fold(session, journaled: list[int]) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        mine = log_chunks.c.log_id == task_logs.c.id
-        journal = (
-            select(
-                func.string_agg(
-                    log_chunks.c.data, aggregate_order_by(literal(""), log_chunks.c.start_offset)
-                )
-            )
-            .where(mine)
-            .scalar_subquery()
-        )
-        last = (
-            select(
-                func.concat_ws(
-                    "|",
-                    log_chunks.c.since,
-                    log_chunks.c.seen,
-                    log_chunks.c.partial,
-                    log_chunks.c.restarts,
-                )
-            )
-            .where(mine)
-            .order_by(log_chunks.c.start_offset.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
+def _record_sizes(session, ids: list[int]) -> None:
+    last = _last_pages(log_ids=ids)
+    for row in session.execute(
+        select(last.c.log_id, last.c.last_line, last.c.start_byte, last.c.byte_count)
+    ):
         session.execute(
             update(task_logs)
-            .where(task_logs.c.id.in_(journaled))
-            .values(logs=task_logs.c.logs + journal, resume=last, updated_at=utcnow())
+            .where(task_logs.c.id == row.log_id)
+            .values(lines=row.last_line, bytes=row.start_byte + row.byte_count)
         )
-    else:
-        for log_id in journaled:
-            rows = session.execute(
-                select(log_chunks)
-                .where(log_chunks.c.log_id == log_id)
-                .order_by(log_chunks.c.start_offset)
-            ).all()
-            resume = Position(
-                rows[-1].since, rows[-1].seen, rows[-1].partial, rows[-1].restarts
-            ).encode()
-            session.execute(
-                update(task_logs)
-                .where(task_logs.c.id == log_id)
-                .values(
-                    logs=task_logs.c.logs + "".join(row.data for row in rows),
-                    resume=resume,
-                    updated_at=utcnow(),
-                )
-            )
-    session.execute(delete(log_chunks).where(log_chunks.c.log_id.in_(journaled)))
+
+
+def _merge_in_python(session, log_id: int) -> None:
+    """SQLite (quick local runs): the same merge, in Python."""
+    groups: list[list] = [[]]
+    for row in session.execute(
+        select(log_pages).where(log_pages.c.log_id == log_id).order_by(log_pages.c.start_offset)
+    ):
+        group = groups[-1]
+        small = row.end_offset - row.start_offset < PAGE_CHARS // 4
+        same_stretch = (
+            group and group[0].start_offset // PAGE_CHARS == row.start_offset // PAGE_CHARS
+        )
+        if not small or not same_stretch:
+            groups.append([])
+        if small:
+            groups[-1].append(row)
+    for rows in groups:
+        if len(rows) > 1:
+            _merge_rows(session, rows)
+
+
+def _merge_rows(session, rows: list) -> None:
+    first, last = rows[0], rows[-1]
+    session.execute(
+        update(log_pages)
+        .where(log_pages.c.id == first.id)
+        .values(
+            end_offset=last.end_offset,
+            byte_count=sum(r.byte_count for r in rows),
+            last_line=last.last_line,
+            ends_line=last.ends_line,
+            last_ts=last.last_ts,
+            stamps=[s for r in rows for s in r.stamps],
+            text="".join(r.text for r in rows),
+            since=last.since,
+            seen=last.seen,
+            partial=last.partial,
+            restarts=last.restarts,
+        )
+    )
+    session.execute(delete(log_pages).where(log_pages.c.id.in_([r.id for r in rows[1:]])))
+
+
+# Runs of consecutive small pages in the same PAGE_CHARS stretch of a log become their first page,
+# grown; the pages it now covers go.
+_MERGE_FIRSTS = text("""
+WITH pages AS (
+    SELECT id, log_id, start_offset, end_offset - start_offset < :small AS small,
+           sum(CASE WHEN end_offset - start_offset < :small THEN 0 ELSE 1 END)
+               OVER (PARTITION BY log_id ORDER BY start_offset) AS run
+    FROM log_pages WHERE log_id = ANY(:ids)
+), groups AS (
+    SELECT log_id, min(start_offset) AS first_start, array_agg(id) AS ids
+    FROM pages WHERE small
+    GROUP BY log_id, run, start_offset / :page HAVING count(*) > 1
+), merged AS (
+    SELECT g.log_id, g.first_start, max(p.end_offset) AS end_offset, sum(p.byte_count) AS byte_count,
+           max(p.last_line) AS last_line,
+           (array_agg(p.ends_line ORDER BY p.start_offset DESC))[1] AS ends_line,
+           (array_agg(p.last_ts ORDER BY p.start_offset DESC))[1] AS last_ts,
+           string_agg(p.text, '' ORDER BY p.start_offset) AS text,
+           (array_agg(p.since ORDER BY p.start_offset DESC))[1] AS since,
+           (array_agg(p.seen ORDER BY p.start_offset DESC))[1] AS seen,
+           (array_agg(p.partial ORDER BY p.start_offset DESC))[1] AS partial,
+           (array_agg(p.restarts ORDER BY p.start_offset DESC))[1] AS restarts,
+           COALESCE((SELECT array_agg(u.s ORDER BY q.start_offset, u.o)
+                     FROM log_pages q, unnest(q.stamps) WITH ORDINALITY AS u(s, o)
+                     WHERE q.id = ANY(g.ids)), '{}') AS stamps
+    FROM groups g JOIN log_pages p ON p.id = ANY(g.ids)
+    GROUP BY g.log_id, g.first_start, g.ids
+)
+UPDATE log_pages t SET end_offset = m.end_offset, byte_count = m.byte_count,
+    last_line = m.last_line, ends_line = m.ends_line, last_ts = m.last_ts, text = m.text,
+    stamps = m.stamps, since = m.since, seen = m.seen, partial = m.partial, restarts = m.restarts
+FROM merged m WHERE t.log_id = m.log_id AND t.start_offset = m.first_start
+""")
+_DELETE_MERGED = text("""
+DELETE FROM log_pages p
+WHERE p.log_id = ANY(:ids) AND EXISTS (
+    SELECT 1 FROM log_pages f
+    WHERE f.log_id = p.log_id AND f.start_offset < p.start_offset AND f.end_offset >= p.end_offset)
+""")
 
 
 @dataclass(frozen=True)
-class ChunkRow:
+class PageRun:
+    """Consecutive pages to append to one log; the first must start where the stored log ends."""
+
     log_id: int
-    start: int
-    data: str
-    position: Position
+    pages: list[Page]
+
+    @property
+    def start(self) -> int:
+        return self.pages[0].start_offset
+
+    @property
+    def end(self) -> int:
+        return self.pages[-1].end_offset
 
 
-def append_chunks(session, rows: list["ChunkRow"], locked: bool = False) -> set[tuple[int, int]]:
-    """Append journal rows, each only if it starts exactly where its log's stored text ends (compare and
-    append); return (log_id, start) of those written. Rows that lost to another writer are skipped."""
-    if not rows:
+def append_pages(session, runs: list[PageRun], locked: bool = False) -> set[tuple[int, int]]:
+    """Append each run only if it starts exactly where its log's stored text ends (compare and append);
+    return (log_id, start) of the runs written. Runs that lost to another writer are skipped."""
+    runs = [run for run in runs if run.pages]
+    if not runs:
         return set()
     if not locked:
-        lock_logs(session, [row.log_id for row in rows])
+        lock_logs(session, [run.log_id for run in runs])
     if session.get_bind().dialect.name != "postgresql":
-        rows = [row for row in rows if stored_length(session, row.log_id) == row.start]
-        for row in rows:
-            session.execute(log_chunks.insert().values(**_chunk_values(row)))
-        return {(row.log_id, row.start) for row in rows}
-    values = [_chunk_values(row) for row in rows]
-    # The rows go as an execute parameter: a value bound into the statement object (`.bindparams`) would
-    # stay in a reference cycle, megabytes each, until the cyclic garbage collector ran.
+        runs = [run for run in runs if stored_length(session, run.log_id) == run.start]
+        for run in runs:
+            session.execute(log_pages.insert(), [_page_values(run.log_id, p) for p in run.pages])
+        return {(run.log_id, run.start) for run in runs}
+    values = [_page_values(run.log_id, page) for run in runs for page in run.pages]
+    # The rows go as an execute parameter: a value bound into the statement object (`.bindparams`)
+    # would stay in a reference cycle, megabytes each, until the cyclic garbage collector ran.
     rows_json = json.dumps(values, default=str, ensure_ascii=False)
-    return {
-        (row.log_id, row.start_offset)
-        for row in session.execute(_APPEND_AT_END, {"rows": rows_json})
-    }
+    written = session.execute(_APPEND_AT_END, {"rows": rows_json})
+    return {(row.log_id, row.start_offset) for row in written}
 
 
-def _chunk_values(row: "ChunkRow") -> dict:
+def _page_values(log_id: int, page: Page) -> dict:
+    position = page.position
     return {
-        "log_id": row.log_id,
-        "start_offset": row.start,
-        "end_offset": row.start + len(row.data),
-        "data": row.data,
-        "since": row.position.since,
-        "seen": row.position.seen,
-        "partial": row.position.partial,
-        "restarts": row.position.restarts,
+        "log_id": log_id,
+        "start_offset": page.start_offset,
+        "end_offset": page.end_offset,
+        "start_byte": page.start_byte,
+        "byte_count": page.byte_count,
+        "first_line": page.first_line,
+        "last_line": page.last_line,
+        "ends_line": page.ends_line,
+        "first_ts": page.first_ts,
+        "last_ts": page.last_ts,
+        "stamps": list(page.stamps),
+        "text": page.text,
+        "since": position.since,
+        "seen": position.seen,
+        "partial": position.partial,
+        "restarts": position.restarts,
         "created_at": utcnow(),
     }
 
 
-# One statement for a whole flush: rows arrive as a JSON array; each is inserted only where its log's
-# stored end (its last chunk's end, or the compacted text's length when it has no chunk) is its start.
+# One statement for a whole flush: pages arrive as a JSON array; a log's pages are inserted only when
+# the first of them starts where the log's stored text ends (its last page's end, or 0); the rest of
+# a log's pages follow the first contiguously by construction. The start offset of each log's first
+# page is returned.
 _APPEND_AT_END = text("""
-INSERT INTO log_chunks (log_id, start_offset, end_offset, data, since, seen, partial, restarts, created_at)
-SELECT r.log_id, r.start_offset, r.end_offset, r.data, r.since, r.seen, r.partial, r.restarts, r.created_at
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(log_id integer, start_offset bigint, end_offset bigint,
-     data text, since varchar, seen integer, partial bigint, restarts integer, created_at timestamptz)
-WHERE r.start_offset = COALESCE(
-    (SELECT c.end_offset FROM log_chunks c WHERE c.log_id = r.log_id ORDER BY c.start_offset DESC LIMIT 1),
-    (SELECT length(t.logs) FROM task_logs t WHERE t.id = r.log_id))
-ON CONFLICT (log_id, start_offset) DO NOTHING
-RETURNING log_id, start_offset
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+        log_id integer, start_offset bigint, end_offset bigint, start_byte bigint, byte_count integer,
+        first_line bigint, last_line bigint, ends_line boolean, first_ts bigint, last_ts bigint,
+        stamps bigint[], text text, since varchar, seen integer, partial bigint, restarts integer,
+        created_at timestamptz)
+), firsts AS (
+    SELECT log_id, min(start_offset) AS start_offset FROM r GROUP BY log_id
+), ok AS (
+    SELECT f.log_id, f.start_offset FROM firsts f
+    WHERE f.start_offset = COALESCE((SELECT p.end_offset FROM log_pages p WHERE p.log_id = f.log_id
+                                     ORDER BY p.start_offset DESC LIMIT 1), 0)
+), inserted AS (
+    INSERT INTO log_pages (log_id, start_offset, end_offset, start_byte, byte_count, first_line,
+                           last_line, ends_line, first_ts, last_ts, stamps, text, since, seen,
+                           partial, restarts, created_at)
+    SELECT r.log_id, r.start_offset, r.end_offset, r.start_byte, r.byte_count, r.first_line,
+           r.last_line, r.ends_line, r.first_ts, r.last_ts, r.stamps, r.text, r.since, r.seen,
+           r.partial, r.restarts, r.created_at
+    FROM r JOIN ok ON ok.log_id = r.log_id
+    ON CONFLICT (log_id, start_offset) DO NOTHING
+    RETURNING log_id
+)
+SELECT DISTINCT ok.log_id, ok.start_offset FROM ok JOIN inserted ON inserted.log_id = ok.log_id
 """)
 
 
@@ -489,6 +587,6 @@ def tasks_older_than(session, cutoff, limit: int | None) -> list[str]:
 def delete_tasks(session, task_ids: list[str]) -> None:
     """Remove these tasks' rows, their logs and journals."""
     log_ids = select(task_logs.c.id).where(task_logs.c.task_id.in_(task_ids))
-    session.execute(delete(log_chunks).where(log_chunks.c.log_id.in_(log_ids)))
+    session.execute(delete(log_pages).where(log_pages.c.log_id.in_(log_ids)))
     session.execute(delete(task_logs).where(task_logs.c.task_id.in_(task_ids)))
     session.execute(delete(tasks).where(tasks.c.task_id.in_(task_ids)))

@@ -15,7 +15,7 @@ from ..errors import StoreUnavailable
 from ..identity import LogId
 from ..logstream import Position
 from . import postgres, repository
-from .repository import ChunkRow
+from .repository import PageRun
 
 
 def unavailable(error: BaseException) -> StoreUnavailable:
@@ -34,7 +34,10 @@ class UnitOfWork:
         self.session: Session
 
     def __enter__(self) -> "UnitOfWork":
-        self.session = self._session_factory()
+        try:
+            self.session = self._session_factory()
+        except SQLAlchemyError as error:
+            raise unavailable(error) from None
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
@@ -60,20 +63,22 @@ class UnitOfWork:
         postgres.notify(self.session, [task_id])
         return ids
 
-    def append_text(self, log_id: int, start: int, text: str, position: Position) -> int:
+    def append_text(
+        self, log_id: int, start: int, text: str, position: Position, stamps: Iterable[int] = ()
+    ) -> int:
         """Append text that begins at character `start` of the log, unless the store holds it already."""
-        return repository.append_chunk(self.session, log_id, start, text, position)
+        return repository.append_chunk(self.session, log_id, start, text, position, stamps)
 
-    def append_runs(self, rows: list[ChunkRow], task_ids: Iterable[str]) -> set[tuple[int, int]]:
+    def append_runs(self, runs: list[PageRun], task_ids: Iterable[str]) -> set[tuple[int, int]]:
         """The journal writer's flush: compare-and-append every run; tell the followers of these tasks."""
-        written = repository.append_chunks(self.session, rows)
+        written = repository.append_pages(self.session, runs)
         postgres.notify(self.session, task_ids)
         return written
 
     def final_save(self, task_id: str, phase: str, log_phases: dict[int, str]) -> None:
-        """Record the last phases, fold the journal into the logs, mark the task complete, tell everyone."""
+        """Record the last phases, merge the small pages, mark the task complete, tell everyone."""
         repository.save_phases(self.session, log_phases)
-        repository.compact_logs(self.session, task_id)
+        repository.merge_pages(self.session, task_id)
         repository.save_task(self.session, task_id, phase, complete=True)
         postgres.notify(self.session, [task_id])
 

@@ -90,7 +90,7 @@ def test_four_workers_starting_at_once_on_a_fresh_database(kubeconfig, tmp_path)
             )
             recreate_database(FRESH_DATABASE) if attempt < 2 else None
         engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
-        assert {"tasks", "task_logs", "log_chunks", "alembic_version"} <= set(
+        assert {"tasks", "task_logs", "log_pages", "alembic_version"} <= set(
             inspect(engine).get_table_names()
         )
         engine.dispose()

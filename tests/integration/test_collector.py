@@ -352,7 +352,7 @@ def test_hurried_commits_come_at_most_once_per_hurry_gap(
         allowed = 2 + int((time.monotonic() - began) / 0.5)
         with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
             cursor.execute(
-                "SELECT count(*) FROM log_chunks JOIN task_logs ON task_logs.id = log_chunks.log_id "
+                "SELECT count(*) FROM log_pages JOIN task_logs ON task_logs.id = log_pages.log_id "
                 "WHERE task_logs.task_id = %s",
                 (task_id,),
             )

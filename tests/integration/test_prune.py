@@ -10,7 +10,7 @@ from tasklogs.extensions import db
 from tasklogs.identity import LogId
 from tasklogs.logstream import Position
 from tasklogs.store import repository
-from tasklogs.store.models import LogChunk, Task, TaskLog
+from tasklogs.store.models import LogPage, Task, TaskLog
 
 
 def make_task(task_id, age_days):
@@ -58,7 +58,7 @@ def test_prune_removes_old_tasks_in_batches(database_url, task_id):
             assert (
                 db.session.execute(
                     select(func.count())
-                    .select_from(LogChunk)
+                    .select_from(LogPage)
                     .join(TaskLog)
                     .where(TaskLog.task_id.in_(old))
                 ).scalar()

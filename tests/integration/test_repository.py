@@ -1,4 +1,4 @@
-"""The repository on real PostgreSQL: upserts, the append-only journal, compaction, NUL-free text."""
+"""The repository on real PostgreSQL: upserts, pages appended and merged, NUL-free text."""
 
 import threading
 
@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from tasklogs.identity import LogId
 from tasklogs.logstream import Position
 from tasklogs.store import repository
-from tasklogs.store.models import LogChunk, TaskLog
+from tasklogs.store.models import LogPage, TaskLog
 
 
 def entries(*pods, phase="Running"):
@@ -115,53 +115,71 @@ def test_concurrent_saves_from_many_workers_never_duplicate_rows(database_url, s
     )
 
 
+def pages_of(store, log_id):
+    return store.execute(
+        select(LogPage.start_offset, LogPage.end_offset, LogPage.text)
+        .where(LogPage.log_id == log_id)
+        .order_by(LogPage.start_offset)
+    ).all()
+
+
 def test_journal_appends_resume_positions_and_cas(store, task_id):
     log_id = repository.save_logs_to_database(store, task_id, entries("p"))[
         LogId("node-p", "p", "main")
     ]
     first = Position("2026-01-01T00:00:01.000000000Z", 1, 0)
-    assert repository.append_chunk(store, log_id, 0, "hello ", first) == 6
-    assert (
-        repository.append_chunk(
-            store, log_id, 0, "hello world", Position("2026-01-01T00:00:02Z", 0, 5)
-        )
-        == 11
-    )
-    assert (
-        repository.append_chunk(store, log_id, 3, "lo", first) == 11
-    )  # already stored: nothing written
+    assert repository.append_chunk(store, log_id, 0, "hello ", first, [10]) == 6
+    second = Position("2026-01-01T00:00:02Z", 0, 5)
+    assert repository.append_chunk(store, log_id, 0, "hello world", second, [10]) == 11
+    assert repository.append_chunk(store, log_id, 3, "lo", first) == 11  # already stored
     assert repository.append_chunk(store, log_id, 20, "gap", first) == 11  # beyond the end: refused
     [stored] = repository.get_stored_logs(store, task_id)
-    assert (stored.length, stored.position) == (11, Position("2026-01-01T00:00:02Z", 0, 5))
-    assert "".join(repository.read_log(store, log_id, 4, piece=2)) == "o world"
-    assert (
-        store.execute(
-            select(func.count()).select_from(LogChunk).where(LogChunk.log_id == log_id)
-        ).scalar()
-        == 2
-    )
+    assert (stored.length, stored.position) == (11, second)
+    assert "".join(repository.read_log(store, log_id, 4)) == "o world"
+    assert pages_of(store, log_id) == [(0, 6, "hello "), (6, 11, "world")]
 
 
-def test_compaction_folds_the_journal_in_order(store, task_id):
+def test_pages_know_their_lines_bytes_and_timestamps(store, task_id):
     log_id = repository.save_logs_to_database(store, task_id, entries("p"))[
         LogId("node-p", "p", "main")
     ]
     offset = 0
-    for piece in ["a\n", "bb\n", "\u00e9\u20ac\n", "tail"]:
-        offset = repository.append_chunk(store, log_id, offset, piece, Position())
-    repository.compact_logs(store, task_id)
-    assert (
-        store.execute(select(TaskLog.logs).where(TaskLog.id == log_id)).scalar()
-        == "a\nbb\n\u00e9\u20ac\ntail"
+    for piece, stamps in [("a\n", [1]), ("bb\n\u00e9", [2, 3]), ("\u20ac\n", []), ("tail", [4])]:
+        offset = repository.append_chunk(store, log_id, offset, piece, Position(), stamps)
+    pages = repository.read_pages(store, log_id)
+    assert [(p.first_line, p.last_line, p.ends_line, p.stamps) for p in pages] == [
+        (1, 1, True, (1,)),
+        (2, 3, False, (2, 3)),
+        (3, 3, True, ()),
+        (4, 4, False, (4,)),
+    ]
+    assert [p.start_byte for p in pages] == [0, 2, 7, 11]  # é is 2 bytes, € 3
+    [stored] = repository.get_stored_logs(store, task_id)
+    assert (stored.end.lines, stored.end.byte, stored.length) == (4, 15, 12)
+    assert repository.page_offset_of_line(store, log_id, 3) == 2
+    assert repository.page_offset_of_line(store, log_id, 5) is None
+    assert repository.page_offset_of_time(store, log_id, 3) == 2
+
+
+def test_the_final_save_merges_small_pages_in_order_and_records_sizes(store, task_id):
+    log_id = repository.save_logs_to_database(store, task_id, entries("p"))[
+        LogId("node-p", "p", "main")
+    ]
+    offset = 0
+    for index, piece in enumerate(["a\n", "bb\n", "\u00e9\u20ac\n", "tail"]):
+        offset = repository.append_chunk(store, log_id, offset, piece, Position(), [index])
+    repository.merge_pages(store, task_id)
+    [page] = repository.read_pages(store, log_id)
+    assert (page.text, page.stamps, page.last_line, page.ends_line) == (
+        "a\nbb\n\u00e9\u20ac\ntail",
+        (0, 1, 2, 3),
+        4,
+        False,
     )
-    assert (
-        store.execute(
-            select(func.count()).select_from(LogChunk).where(LogChunk.log_id == log_id)
-        ).scalar()
-        == 0
-    )
+    row = store.execute(select(TaskLog.lines, TaskLog.bytes).where(TaskLog.id == log_id)).one()
+    assert tuple(row) == (4, len("a\nbb\n\u00e9\u20ac\ntail".encode()))
     assert repository.append_chunk(store, log_id, offset - 4, "tail more", Position()) == offset + 5
-    assert "".join(repository.read_log(store, log_id, 2, piece=3)) == "bb\n\u00e9\u20ac\ntail more"
+    assert "".join(repository.read_log(store, log_id, 2)) == "bb\n\u00e9\u20ac\ntail more"
 
 
 def test_postgresql_text_refuses_nul_so_the_parser_must_replace_it(store, task_id):
@@ -180,31 +198,36 @@ def test_task_rows(store, task_id):
     assert (stored.phase, stored.complete) == ("Succeeded", True)
 
 
-def test_compaction_keeps_the_journal_of_a_log_too_large_to_fold(store, task_id):
-    """A PostgreSQL text value holds at most 1 GB: past the limit a log stays journaled, served the same."""
-    ids = repository.save_logs_to_database(store, task_id, entries("small", "large"))
-    small, large = (
-        ids[LogId("node-small", "small", "main")],
-        ids[LogId("node-large", "large", "main")],
+def test_large_pages_are_not_rewritten_by_the_final_save(store, task_id):
+    """Only runs of small pages are merged: a big page (a catch-up's) stays as written."""
+    from tasklogs.pages import PAGE_CHARS
+
+    log_id = repository.save_logs_to_database(store, task_id, entries("p"))[
+        LogId("node-p", "p", "main")
+    ]
+    big = ("x" * 99 + "\n") * (PAGE_CHARS // 100)
+    offset = repository.append_chunk(store, log_id, 0, "small\n", Position(), [1])
+    offset = repository.append_chunk(
+        store, log_id, offset, big, Position(), [2] * (PAGE_CHARS // 100)
     )
-    repository.append_chunk(store, small, 0, "short\n", Position())
-    offset = 0
-    for index in range(5):
-        offset = repository.append_chunk(store, large, offset, f"line {index} \u20ac\n", Position())
-    assert repository.compact_logs(store, task_id, max_bytes=40) == [large]
-    chunks = lambda log_id: store.execute(  # noqa: E731
-        select(func.count()).select_from(LogChunk).where(LogChunk.log_id == log_id)
+    for index in range(3):
+        offset = repository.append_chunk(store, log_id, offset, f"s{index}\n", Position(), [3])
+    before = {
+        start: page_id
+        for start, page_id in store.execute(
+            select(LogPage.start_offset, LogPage.id).where(LogPage.log_id == log_id)
+        )
+    }
+    repository.merge_pages(store, task_id)
+    after = pages_of(store, log_id)
+    assert [(start, end) for start, end, _ in after] == [
+        (0, 6),
+        (6, 6 + len(big)),
+        (6 + len(big), offset),
+    ]
+    assert after[2][2] == "s0\ns1\ns2\n"
+    kept = store.execute(
+        select(LogPage.id).where(LogPage.log_id == log_id, LogPage.start_offset == 6)
     ).scalar()
-    assert (chunks(small), chunks(large)) == (0, 5)
-    assert store.execute(select(TaskLog.logs).where(TaskLog.id == small)).scalar() == "short\n"
-    assert repository.get_logs_from_database(store, task_id)[1]["logs"] == "".join(
-        f"line {i} \u20ac\n" for i in range(5)
-    )
-    assert "".join(repository.read_log(store, large, 9)) == "".join(
-        f"line {i} \u20ac\n" for i in range(1, 5)
-    )
-    assert repository.compact_logs(store, task_id) == [], "under the default limit it folds"
-    assert (
-        chunks(large) == 0
-        and repository.get_logs_from_database(store, task_id)[1]["logs"].count("\n") == 5
-    )
+    assert kept == before[6], "the big page is the same row"
+    assert "".join(repository.read_log(store, log_id)) == "small\n" + big + "s0\ns1\ns2\n"

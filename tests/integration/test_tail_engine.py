@@ -7,7 +7,7 @@ import time
 from sqlalchemy import select
 
 from tasklogs.extensions import db
-from tasklogs.store.models import LogChunk, TaskLog
+from tasklogs.store.models import LogPage, TaskLog
 from testkit import scenarios
 from testkit.waiting import wait_for
 from testkit.wsclient import TailClient, log_text
@@ -22,21 +22,20 @@ def collect(client, frames):
 
 
 def stored(app, task_id):
+    """{pod: (number of pages, text)} as stored."""
     with app.app_context():
         rows = db.session.execute(
-            select(TaskLog.id, TaskLog.pod_name, TaskLog.logs).where(TaskLog.task_id == task_id)
+            select(TaskLog.id, TaskLog.pod_name).where(TaskLog.task_id == task_id)
         ).all()
-        chunks = {
-            row.id: "".join(
-                db.session.execute(
-                    select(LogChunk.data)
-                    .where(LogChunk.log_id == row.id)
-                    .order_by(LogChunk.start_offset)
-                ).scalars()
+        pages = {
+            row.pod_name: db.session.execute(
+                select(LogPage.text).where(LogPage.log_id == row.id).order_by(LogPage.start_offset)
             )
+            .scalars()
+            .all()
             for row in rows
         }
-        return {row.pod_name: (row.logs, chunks[row.id]) for row in rows}
+        return {pod: (len(texts), "".join(texts)) for pod, texts in pages.items()}
 
 
 def test_viewers_share_one_stream_per_container(live, kube, task_id):
@@ -96,21 +95,20 @@ def test_phase_changes_come_from_one_poll_per_workflow(app, live, kube, task_id)
         client.close()
 
 
-def test_running_log_is_appended_to_the_journal_and_compacted_at_the_end(app, live, kube, task_id):
+def test_running_log_is_appended_as_pages_and_merged_at_the_end(app, live, kube, task_id):
     wf = scenarios.workflow(kube, task_id)
     client = tail(live, task_id)
     frames = [client.frame()]
     for index in range(30):
         kube.write_log(wf.pod(), "main", f"line {index}\n")
+        time.sleep(0.01)
     expected = "".join(f"line {i}\n" for i in range(30))
-    assert wait_for(lambda: stored(app, task_id).get(wf.pod(), ("", ""))[1] == expected)
-    compacted, journal = stored(app, task_id)[wf.pod()]
-    assert compacted == "", "while the task runs, task_logs.logs is not rewritten"
+    assert wait_for(lambda: stored(app, task_id).get(wf.pod(), (0, ""))[1] == expected)
     scenarios.finish(kube, wf)
     frames += client.rest()
     assert log_text(frames, wf.pod()) == expected
-    assert stored(app, task_id)[wf.pod()] == (expected, ""), (
-        "the final save folds the journal into task_logs.logs"
+    assert stored(app, task_id)[wf.pod()] == (1, expected), (
+        "the final save merges the capture's small pages into one"
     )
 
 
@@ -141,7 +139,7 @@ def test_upstream_stream_cut_mid_line_loses_and_repeats_nothing(app, live, kube,
     expected = kube.log_bytes(wf.pod(), "main").decode()
     assert "half a line \u20ac\n" in expected
     assert log_text(frames, wf.pod()) == expected
-    assert stored(app, task_id)[wf.pod()] == (expected, "")
+    assert stored(app, task_id)[wf.pod()][1] == expected
     assert kube.count(resource="pods/log") >= 6, "one read, one follow, then one re-open per cut"
 
 

@@ -57,10 +57,10 @@ def test_add_stream_keeps_the_known_offsets():
 def test_saved_forgets_only_whole_saved_pieces_and_runs_are_cut_at_max_run(monkeypatch):
     monkeypatch.setattr(feed_module, "MAX_RUN", 5)
     feed = a_feed()
-    for piece in ("abc", "de", "fgh"):
-        feed.append(KEY, piece, Position("s", len(piece)))
+    for stamp, piece in enumerate(("abc", "de", "fgh")):
+        feed.append(KEY, piece, Position("s", len(piece)), stamps=[stamp])
     assert feed.unsaved_runs({}) == []  # no row yet
-    assert feed.unsaved_runs({KEY: 1}) == [(KEY, 1, 0, "abcde", Position("s", 2))]
+    assert feed.unsaved_runs({KEY: 1}) == [(KEY, 1, 0, "abcde", Position("s", 2), [0, 1])]
     assert feed.saved(KEY, 4) == 3  # "abc" ends at 3: freed; "de" ends at 5: kept
     assert feed.unsaved_copy() == {KEY: [(3, "de"), (5, "fgh")]}
     assert feed.saved(KEY, 8) == 5 and not feed.has_unsaved()

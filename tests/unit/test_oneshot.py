@@ -94,10 +94,10 @@ def test_read_container_reads_the_previous_run_first_and_survives_its_loss(clust
     log = LogId("n", pod, "main")
     status = cluster.get_pod(pod)["containers"]["main"]
     pieces = list(oneshot.read_container(cluster, log, status))
-    assert "".join(text for text, _ in pieces) == "first\nsecond\n"
+    assert "".join(read.text for read in pieces) == "first\nsecond\n"
     assert pieces[-1][1].restarts == 1
     cluster.pods[pod].containers["main"].previous = None  # the node dropped it
-    assert "".join(t for t, _ in oneshot.read_container(cluster, log, status)) == "second\n"
+    assert "".join(r.text for r in oneshot.read_container(cluster, log, status)) == "second\n"
     waiting = {**status, "state": "waiting"}
     assert list(oneshot.read_container(cluster, log, waiting)) == []
     assert list(oneshot.read_container(cluster, log, None)) == []
