@@ -18,6 +18,7 @@ from . import measure, report
 from .cluster import BenchCluster
 from .collector import collector_run, followed_tail_run
 from .largelog import largelog_run
+from .pages import pages_run
 from .servers import ROOT, recreate_database
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -49,6 +50,9 @@ class Plan:
         1,
         100,
     )  # viewers of a task the collector captures (their worker follows it)
+    pages_download_bytes: int = 100 * MB  # the stored log downloaded and grepped (pages run)
+    pages_line_bytes: tuple = (10 * MB, 500 * MB)  # the two stored logs of the line-access queries
+    pages_random_bytes: int = 20 * MB  # the incompressible log whose disk use is measured
 
 
 QUICK = Plan(
@@ -62,8 +66,11 @@ QUICK = Plan(
     collector_seconds=10,
     rest_log_bytes=10 * MB,
     followed_viewers=(1, 20),
+    pages_download_bytes=10 * MB,
+    pages_line_bytes=(5 * MB, 50 * MB),
+    pages_random_bytes=5 * MB,
 )
-MEASUREMENTS = ("latency", "wal", "resources", "collector", "rest", "followed")
+MEASUREMENTS = ("latency", "wal", "resources", "collector", "rest", "followed", "pages")
 
 
 def parse_args() -> argparse.Namespace:
@@ -74,7 +81,8 @@ def parse_args() -> argparse.Namespace:
         "--only",
         default=",".join(MEASUREMENTS),
         help="comma-separated subset of: latency (with upstream requests), wal, resources, collector, rest, "
-        "followed (a tail of a task the collector captures)",
+        "followed (a tail of a task the collector captures), pages (stored logs: downloads, line "
+        "access, grep, disk)",
     )
     add("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
     add("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
@@ -184,6 +192,15 @@ def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
             (followed_tail_run, count, plan.line_rate, plan.tail_seconds, plan.request_window)
             for count in plan.followed_viewers
         ]
+    if "pages" in only:
+        steps.append(
+            (
+                pages_run,
+                plan.pages_download_bytes,
+                plan.pages_line_bytes,
+                plan.pages_random_bytes,
+            )
+        )
     runs = []
     for step, *arguments in steps:
         began = time.monotonic()
@@ -245,6 +262,10 @@ def write_results(path: str, context: dict, plan: Plan, runs: list[dict]) -> Non
                 "runs": runs,
                 "table": table,
                 "table_tasklogs_only": tasklogs_only,
+                "table_pages": [
+                    dict(zip(report.PAGES_HEADER, row, strict=True))
+                    for row in report.pages_rows(runs)
+                ],
             },
             file,
             indent=1,

@@ -8,6 +8,10 @@ kubeconfig to KUBECONFIG, and then answers each JSON command on a stdin line wit
     {"command": "fill", "pod": ..., "pieces": 100, "piece_bytes": 1048576, "line_chars": 100}
     {"command": "finish", "task_ids": [...]}
     {"command": "digests", "pods": [...]}     -> {pod: {"bytes", "lines", "sha256", "json_sha256"}}
+    {"command": "generate", "pod": ..., "kind": "realistic", "size": 104857600, "seed": 1}
+    {"command": "stamps", "pod": ..., "lines": [0, 500]}     -> the lines' timestamps (ns)
+    {"command": "expect", "pod": ..., "queries": {"tail": {"tail": 100}, ...}}  -> {name: {"sha256", "lines"}}
+    {"command": "save", "pod": ..., "path": ...}   (the pod's log, as bytes, into a file)
     {"command": "open_streams"}               -> follow log streams open now
 
 In its own process the fake's threads and the writer do not compete with the bench process for one GIL,
@@ -46,7 +50,18 @@ def timed_line(seq: int, line_chars: int) -> bytes:
 class Commands:
     """What the bench may ask of the cluster process; each method answers one command."""
 
-    NAMES = ("workflows", "write", "fill", "finish", "digests", "open_streams")
+    NAMES = (
+        "workflows",
+        "write",
+        "fill",
+        "finish",
+        "digests",
+        "open_streams",
+        "generate",
+        "stamps",
+        "expect",
+        "save",
+    )
 
     def __init__(self, kube):
         self.kube = kube
@@ -135,6 +150,57 @@ class Commands:
     def open_streams(self) -> int:
         """Follow log streams open now."""
         return self.kube.open_streams()
+
+    def generate(self, pod: str, kind: str, size: int, seed: int) -> dict:
+        """About `size` bytes of `bench.loglines` lines (`realistic` or `random`), one write per line,
+        each stamped with its simulated print time."""
+        from . import loglines
+
+        lines = (
+            loglines.realistic_lines(seed) if kind == "realistic" else loglines.random_lines(seed)
+        )
+        container = self.kube.cluster.container(pod, CONTAINER)
+        began = time.monotonic()
+        for at, line in loglines.take(lines, size):
+            container.write(line.encode(), at)
+        return {
+            "bytes": len(self.kube.log_bytes(pod, CONTAINER)),
+            "lines": len(container.current.lines),
+            "seconds": round(time.monotonic() - began, 2),
+        }
+
+    def stamps(self, pod: str, lines: list[int]) -> list[int]:
+        """The timestamps (ns) the fake gave those lines (0-based)."""
+        run = self.kube.cluster.container(pod, CONTAINER).current
+        return [run.lines[index][0] for index in lines]
+
+    def expect(self, pod: str, queries: dict) -> dict:
+        """For each named query, the SHA-256 and line count of the lines it selects from the pod's log:
+        `{"tail": n}`, `{"start": i, "count": n}` (0-based), `{"since": ns, "until": ns, "closed": bool}`
+        (until inclusive when closed)."""
+        lines = self.kube.cluster.container(pod, CONTAINER).current.lines
+        found = {}
+        for name, query in queries.items():
+            if "tail" in query:
+                chosen = lines[-query["tail"] :]
+            elif "start" in query:
+                chosen = lines[query["start"] : query["start"] + query["count"]]
+            else:
+                chosen = [line for line in lines if in_window(line[0], **query)]
+            text = b"".join(bytes(line) for _, line in chosen)
+            found[name] = {"sha256": hashlib.sha256(text).hexdigest(), "lines": len(chosen)}
+        return found
+
+    def save(self, pod: str, path: str) -> int:
+        """Write the pod's log into the file `path`; its size."""
+        data = self.kube.log_bytes(pod, CONTAINER)
+        with open(path, "wb") as file:
+            file.write(data)
+        return len(data)
+
+
+def in_window(ts: int, since: int, until: int, closed: bool) -> bool:
+    return since <= ts and (ts < until or closed and ts == until)
 
 
 def serve(kubeconfig: str) -> None:

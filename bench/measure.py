@@ -47,9 +47,11 @@ class Bench:
         self.runs += 1
         return os.path.join(self.directory, f"{self.runs:02d}-{name}")
 
-    def service(self, name: str, kubeconfig: str | None = None) -> Service:
+    def service(
+        self, name: str, kubeconfig: str | None = None, environment: dict | None = None
+    ) -> Service:
         """A fresh service on the bench database and the in-process fake cluster (or the one of
-        `kubeconfig`)."""
+        `kubeconfig`), with `environment` added to its settings."""
         log = self.log_base(name)
         return Service(
             name,
@@ -58,6 +60,7 @@ class Bench:
             log + ".log",
             self.tasklogs_root,
             gc_log=log + ".gc" if self.gc_probe else None,
+            environment=environment,
         )
 
     def sql(self, statement: str, autocommit: bool = False):

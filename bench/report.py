@@ -381,6 +381,179 @@ def tasklogs_only_notes(runs: list[dict]) -> list[str]:
     return ["- " + line for line in lines]
 
 
+# --- the third table: stored logs as pages, each figure beside a reference ---
+
+PAGES_HEADER = ("measurement", "tasklogs", "reference", "ratio", "goal")
+DOWNLOAD_GOALS = {"text": 0.8, "json": 0.6}  # tasklogs' MB/s over the raw read's
+LINE_GOAL_MS = 50  # median and p95 of a line-access request
+LINE_RATIO_GOAL = 1.5  # large log's median over the small log's
+GREP_GOAL = 100  # MB of log scanned per second
+DISK_GOAL = 0.5  # on-disk bytes of the log tables per log byte, realistic log
+LINE_QUERIES = {
+    "tail": "tail=100",
+    "since": "since/until: a minute in the middle",
+    "middle": "from_line=<middle>&limit=1000",
+    "end": "from_line=<near the end>&limit=1000",
+}
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}x"
+
+
+def _checked(found: dict) -> str:
+    """`exact` or what went wrong with a checked answer."""
+    if "error" in found:
+        return found["error"]
+    return "exact" if found.get("exact") else "TEXT WRONG"
+
+
+def pages_download_rows(run: dict) -> list[tuple]:
+    log, found = run["logs"]["download"], run["downloads"]
+    raw = found["raw"]
+    reference = raw.get("error") or f"raw read {raw['mb_per_s']:g} MB/s"
+    rows = []
+    for output, goal in DOWNLOAD_GOALS.items():
+        mine = found[output]
+        ratio = mine.get("ratio")
+        rows.append(
+            (
+                f"format={output} download, {_size(log['bytes'])} stored log (MB/s of log)",
+                f"{mine['mb_per_s']:g} MB/s, {_checked(mine)}",
+                reference,
+                _ratio(ratio),
+                f">= {goal}x{_verdict(None if ratio is None else ratio >= goal and mine['exact'])}",
+            )
+        )
+    return rows
+
+
+def _line_cell(found: dict) -> str:
+    if "error" in found:
+        return found["error"]
+    check = f"exact, {found['exact']}" if found["exact"] else "TEXT WRONG"
+    return f"{found['median_ms']:g} / {found['p95_ms']:g}  ({found['lines']} lines, {check})"
+
+
+def pages_line_rows(run: dict) -> list[tuple]:
+    small, large = run["lines"]["small"], run["lines"]["large"]
+    sizes = {name: _size(run["logs"][name]["bytes"]) for name in ("small", "large")}
+    rows = []
+    for query, label in LINE_QUERIES.items():
+        for name, found in (("small", small[query]), ("large", large[query])):
+            ratio = None
+            if name == "large" and "median_ms" in found and "median_ms" in small[query]:
+                ratio = found["median_ms"] / small[query]["median_ms"]
+            fast = None if "error" in found else found["p95_ms"] < LINE_GOAL_MS and found["exact"]
+            fake = run["lines"][name]["fake_tail"]
+            rows.append(
+                (
+                    f"{label}, {sizes[name]} log: median / p95 (ms)",
+                    _line_cell(found),
+                    f"fake cluster tailLines=100: {fake['median_ms']:g} / {fake['p95_ms']:g}"
+                    if query == "tail"
+                    else "",
+                    _ratio(ratio) + (f" ({sizes['large']} / {sizes['small']})" if ratio else ""),
+                    f"< {LINE_GOAL_MS} ms{_verdict(fast)}"
+                    + (
+                        f"; ratio <= {LINE_RATIO_GOAL}{_verdict(ratio <= LINE_RATIO_GOAL)}"
+                        if ratio
+                        else ""
+                    ),
+                )
+            )
+    return rows
+
+
+def pages_grep_row(run: dict) -> tuple:
+    found, log = run["grep"], run["logs"]["download"]
+    gnu = found["gnu"]
+    if "error" in found:
+        cell, met = found["error"], None
+    else:
+        matched = "= grep -c" if found["exact"] else "LINES DIFFER FROM grep -c"
+        cell = f"{found['mb_per_s']:g} MB/s ({found['lines']} lines, {matched})"
+        met = found["mb_per_s"] >= GREP_GOAL and found["exact"]
+    return (
+        f"grep={found['word']} over the {_size(log['bytes'])} stored log (MB/s of log scanned)",
+        cell,
+        f"GNU grep -c: {gnu['mb_per_s']:g} MB/s ({gnu['count']} lines)",
+        _ratio(found.get("ratio")),
+        f">= {GREP_GOAL} MB/s{_verdict(met)}",
+    )
+
+
+def pages_disk_rows(run: dict) -> list[tuple]:
+    rows = []
+    for name, what in (("download", "realistic"), ("random", "incompressible (random base64)")):
+        log = run["logs"][name]
+        stored = log["stored"]
+        if "error" in stored:
+            cell, met = stored["error"], None
+        else:
+            cell = (
+                f"{stored['disk_per_log_byte']:.2f}  ({stored['disk_bytes'] / 1e6:.1f} MB; stored by "
+                f"the first GET in {stored['first_get_s']:.1f} s, "
+                + ("complete" if stored["complete"] else f"NOT COMPLETE: {stored['fields']}")
+                + ")"
+            )
+            met = stored["disk_per_log_byte"] <= DISK_GOAL and stored["complete"]
+        rows.append(
+            (
+                f"on-disk bytes per log byte (log_pages + task_logs), {what} {_size(log['bytes'])} log",
+                cell,
+                "",
+                "",
+                f"<= {DISK_GOAL}{_verdict(met)}" if name == "download" else "",
+            )
+        )
+    return rows
+
+
+def pages_stored_row(run: dict) -> tuple:
+    """How many logs the first GETs stored exactly and completely, and how long each took."""
+    logs = run["logs"].values()
+    good = [
+        log for log in logs if log["stored"]["first_get_exact"] and log["stored"].get("complete")
+    ]
+    errors = [log["stored"]["error"] for log in logs if "error" in log["stored"]]
+    cell = f"{len(good)} / {len(logs)}  (first GET: " + ", ".join(
+        f"{_size(log['bytes'])} {log['stored']['first_get_s']:.1f} s" for log in logs
+    )
+    return (
+        "logs stored exactly by their first GET, then complete from the database",
+        cell + ")" + (f"; {errors[0]}" if errors else ""),
+        "",
+        "",
+        f"all{_verdict(len(good) == len(logs))}",
+    )
+
+
+def pages_rows(runs: list[dict]) -> list[tuple]:
+    rows = []
+    for run in runs:
+        if run["kind"] == "pages":
+            rows += (
+                [pages_stored_row(run)]
+                + pages_download_rows(run)
+                + pages_line_rows(run)
+                + [pages_grep_row(run)]
+                + pages_disk_rows(run)
+            )
+    return rows
+
+
+PAGES_NOTES = [
+    "- stored logs: finished tasks stored by a first format=text GET, then served from the database. "
+    "MB/s = the log's bytes / seconds (median of 3), for every figure; the raw read = SELECT text FROM "
+    "log_pages ORDER BY start_offset through a server-side cursor (itersize 64), summing len().",
+    "- line access: format=text, one checked request then 20 timed ones, each on a fresh connection; "
+    "`exact` names the reading of from_line (0- or 1-based) and of until (closed or open) that matched "
+    "the fake's lines. The fake cluster answers tailLines from memory.",
+    "- disk: growth of pg_total_relation_size(log_pages) + pg_total_relation_size(task_logs) while the "
+    "log was stored (final save included), in a database created for the run.",
+]
+
 MAIN_KINDS = ("tail", "wal", "resources")
 
 
@@ -426,6 +599,8 @@ def cpu_windows(run: dict) -> list[tuple[str, dict]]:
             (f"rest {_size(run['log_bytes'])} {run['format']}, {get['get']} GET", get["cpu"])
             for get in run["gets"]
         ]
+    if run["kind"] == "pages":
+        return [("pages: stored logs read (downloads, lines, grep)", run["cpu"])]
     return [(_run_label(run), run.get("cpu") or {})]
 
 
@@ -546,6 +721,18 @@ def render(runs: list[dict], context: dict) -> str:
             "",
         ]
         if not has_main(runs):
+            lines += [line for line in notes(runs, context) if "CAUTION" in line] + [""]
+    pages = pages_rows(runs)
+    if pages:
+        lines += [
+            "stored logs as pages, each beside a reference",
+            "",
+            table(PAGES_HEADER, pages),
+            "",
+            *PAGES_NOTES,
+            "",
+        ]
+        if not has_main(runs) and not alone:
             lines += [line for line in notes(runs, context) if "CAUTION" in line] + [""]
     return "\n".join(
         lines

@@ -43,9 +43,11 @@ class Service:
         log_path: str,
         root: str = ROOT,
         gc_log: str | None = None,
+        environment: dict | None = None,
     ):
         """`root`: the source tree tasklogs runs from (the baseline always runs from this one); `gc_log`: load
-        bench/gcprobe in the service, which logs its garbage-collection pauses there."""
+        bench/gcprobe in the service, which logs its garbage-collection pauses there; `environment`: more
+        settings for this service."""
         config, app = SERVICES[name]
         root = root if name == "tasklogs" else ROOT
         self.name, self.port, self.log_path, self.gc_log = name, free_port(), log_path, gc_log
@@ -58,6 +60,7 @@ class Service:
             "TASKLOGS_LOG_LEVEL": "WARNING",
             "PYTHONPATH": root,
             **TASKLOGS_LIMITS,
+            **(environment or {}),
         }
         if gc_log:
             environment.update(PYTHONPATH=f"{GC_PROBE}:{root}", BENCH_GC_LOG=gc_log)

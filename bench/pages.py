@@ -1,0 +1,373 @@
+"""Stored logs as indexed pages (`--only pages`): downloads, line access, grep and disk use, each beside
+a reference.
+
+The fake cluster (its own process, `bench.kubeproc`) holds finished one-pod tasks whose logs are
+`bench.loglines` output, one write per line, each line stamped with its simulated print time. One fresh
+gunicorn worker (as every run starts it) stores each log on a first `format=text` GET (a Succeeded
+workflow is saved on that GET), a `format=json` GET must then say `complete` and `source: database`.
+Then, with everything served from the database:
+
+1. downloads of the download log (`format=text` and `format=json`) beside the raw read: the pages' text
+   through a server-side psycopg2 cursor (itersize 64), summing `len()`;
+2. line access (`tail`, a `since`/`until` minute, `from_line` in the middle and near the end) on a small
+   and a large log, median and p95 of `REPEAT` requests, beside the fake cluster's own `tailLines=100`;
+3. `grep` of a rare word over the download log beside GNU `grep -c` over the same bytes in a file;
+4. on-disk bytes of the log tables per log byte, from the size delta around each log's storing.
+
+Every answer is checked against the fake's lines first (SHA-256); a measurement that fails says why in
+its cell and the run goes on (an API that is not there yet answers 400).
+"""
+
+import hashlib
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import time
+import urllib.parse
+
+import psycopg2
+import yaml
+
+from testkit.fakekube.gotime import format_nano
+
+from . import procstat
+from .kubeproc import RemoteCluster
+from .largelog import GET_TIMEOUT, READ_BYTES, JsonLogDigest, service_health
+from .loglines import RARE_WORD
+from .measure import Bench
+from .servers import Service, recreate_database
+
+REPEAT = 20  # timed requests per line-access query (after one that is checked)
+DOWNLOADS = 3  # timed downloads (and raw reads, and greps) per format; the median counts
+WINDOW_NS = 60 * 10**9  # the since/until window: one minute
+LIMIT = 1000  # lines per from_line request
+TAIL = 100
+COMPLETE_WAIT = 60  # seconds a stored log may take to say complete after its first GET
+# The fake renders a whole-log read before its first byte (about 15 s for 500 MB), past the service's
+# default read timeout of 10 s; a real kubelet streams at once.
+SERVICE_ENVIRONMENT = {"TASKLOGS_KUBE_READ_TIMEOUT": "300"}
+SIZES_SQL = (
+    "SELECT coalesce(pg_total_relation_size(to_regclass('log_pages')), 0)"
+    " + coalesce(pg_total_relation_size(to_regclass('task_logs')), 0)"
+)
+
+
+class HttpReader:
+    """GETs to one HTTP server, a fresh connection each; the body hashed (and kept when asked)."""
+
+    def __init__(self, port: int, headers: dict | None = None):
+        self.port, self.headers = port, headers or {}
+
+    def get(self, path: str, digest=None, keep: bool = False) -> dict:
+        """{"status", "bytes", "seconds", "sha256", "body" (kept bodies only)}."""
+        digest = digest or hashlib.sha256()
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=GET_TIMEOUT)
+        began = time.perf_counter()
+        connection.request("GET", path, headers=self.headers)
+        response = connection.getresponse()
+        size, kept = 0, []
+        while piece := response.read(READ_BYTES):
+            size += len(piece)
+            (digest.feed if hasattr(digest, "feed") else digest.update)(piece)
+            if keep or response.status != 200:
+                kept.append(piece)
+        seconds = time.perf_counter() - began
+        connection.close()
+        body = b"".join(kept)
+        answer = {"status": response.status, "bytes": size, "seconds": seconds, "body": body}
+        if hasattr(digest, "hexdigest"):
+            answer["sha256"] = digest.hexdigest()
+        return answer
+
+
+def logs_path(task_id: str, **query) -> str:
+    return f"/api/v1/tasks/{task_id}/logs?" + urllib.parse.urlencode(query)
+
+
+def failure(answer: dict) -> str:
+    """`HTTP 400: <the error's message, or the start of the body>`."""
+    body = answer["body"].decode(errors="replace")
+    try:
+        body = json.loads(body)["message"]
+    except (ValueError, KeyError, TypeError):
+        pass
+    body = body.strip().replace("\n", " ")
+    return f"HTTP {answer['status']}: {body[:70]}{'...' * (len(body) > 70)}"
+
+
+def milliseconds(seconds: list[float]) -> dict:
+    ordered = sorted(seconds)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {
+        "median_ms": round(statistics.median(ordered) * 1000, 2),
+        "p95_ms": round(p95 * 1000, 2),
+    }
+
+
+# --- the logs and their storing ---
+
+
+def new_log(kube: RemoteCluster, kind: str, size: int, seed: int) -> dict:
+    """A finished one-pod task with about `size` bytes of `kind` lines; its digests."""
+    task = kube.call("workflows", count=1, steps=["a"])[0]
+    pod = task["pods"][0]
+    written = kube.call("generate", pod=pod, kind=kind, size=size, seed=seed)
+    kube.call("finish", task_ids=[task["task_id"]])
+    digest = kube.call("digests", pods=[pod])[pod]
+    return {"task_id": task["task_id"], "pod": pod, "kind": kind, **written, "digest": digest}
+
+
+def store(bench: Bench, reader: HttpReader, log: dict) -> dict:
+    """The first GET (the service reads the fake and stores the log), until a JSON GET says complete
+    from the database; the log tables' growth meanwhile."""
+    before = bench.sql(SIZES_SQL)
+    first = reader.get(logs_path(log["task_id"], format="text"))
+    stored = {
+        "first_get_s": round(first["seconds"], 2),
+        "first_get_exact": first["status"] == 200 and first["sha256"] == log["digest"]["sha256"],
+    }
+    if first["status"] != 200:
+        return {**stored, "error": failure(first)}
+    deadline = time.monotonic() + COMPLETE_WAIT
+    while True:
+        digest = JsonLogDigest()
+        reader.get(logs_path(log["task_id"], format="json"), digest)
+        fields = digest.result()["fields"]
+        if fields == {"source": "database", "complete": True} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    disk = bench.sql(SIZES_SQL) - before
+    return {
+        **stored,
+        "fields": fields,
+        "complete": fields == {"source": "database", "complete": True},
+        "disk_bytes": disk,
+        "disk_per_log_byte": round(disk / log["bytes"], 3),
+    }
+
+
+# --- 1. downloads beside the raw read ---
+
+
+def raw_read(database_url: str, task_id: str) -> dict:
+    """The stored pages' text through a named cursor (itersize 64), summing len(); seconds."""
+    connection = psycopg2.connect(database_url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id FROM task_logs WHERE task_id = %s", (task_id,))
+            (log_id,) = cursor.fetchone()
+        began = time.perf_counter()
+        with connection.cursor(name="raw_read") as cursor:
+            cursor.itersize = 64
+            cursor.execute(
+                "SELECT text FROM log_pages WHERE log_id = %s ORDER BY start_offset", (log_id,)
+            )
+            chars = sum(len(row[0]) for row in cursor)
+        return {"seconds": time.perf_counter() - began, "chars": chars}
+    finally:
+        connection.close()
+
+
+def timed(measure, times: int = DOWNLOADS) -> dict:
+    """`measure()` `times` times; the median seconds and the first answer's other fields."""
+    answers = [measure() for _ in range(times)]
+    return {**answers[0], "seconds": statistics.median(answer["seconds"] for answer in answers)}
+
+
+def downloads(bench: Bench, reader: HttpReader, log: dict) -> dict:
+    """MB/s of log (the log's bytes / seconds) for both formats and the raw read, and the ratios."""
+    megabytes = log["bytes"] / 1e6
+    found = {}
+    try:
+        raw = timed(lambda: raw_read(bench.database_url, log["task_id"]))
+        found["raw"] = {"mb_per_s": round(megabytes / raw["seconds"], 1), "chars": raw["chars"]}
+    except psycopg2.Error as error:
+        found["raw"] = {"error": f"raw read: {str(error).strip().splitlines()[0]}"}
+    for output in ("text", "json"):
+        wanted = log["digest"]["sha256" if output == "text" else "json_sha256"]
+
+        def download(output=output, wanted=wanted):
+            digest = JsonLogDigest() if output == "json" else None
+            answer = reader.get(logs_path(log["task_id"], format=output), digest)
+            sha256 = digest.result()["sha256"] if digest else answer["sha256"]
+            return {**answer, "exact": answer["status"] == 200 and sha256 == wanted}
+
+        answer = timed(download)
+        found[output] = {
+            "mb_per_s": round(megabytes / answer["seconds"], 1),
+            "body_bytes": answer["bytes"],
+            "exact": answer["exact"],
+        }
+        if "mb_per_s" in found["raw"]:
+            found[output]["ratio"] = round(found[output]["mb_per_s"] / found["raw"]["mb_per_s"], 2)
+        if answer["status"] != 200:
+            found[output]["error"] = failure(answer)
+    return found
+
+
+# --- 2. line access beside the fake cluster's own tail ---
+
+
+def line_queries(kube: RemoteCluster, log: dict) -> dict:
+    """name -> (query parameters, {interpretation: expected {"sha256", "lines"}})."""
+    middle, near_end = log["lines"] // 2, max(0, log["lines"] - LIMIT - 500)
+    (since,) = kube.call("stamps", pod=log["pod"], lines=[middle])
+    until = since + WINDOW_NS
+    expected = kube.call(
+        "expect",
+        pod=log["pod"],
+        queries={
+            "tail": {"tail": TAIL},
+            "since closed": {"since": since, "until": until, "closed": True},
+            "since open": {"since": since, "until": until, "closed": False},
+            **{
+                f"{name} {base}-based": {"start": line - base, "count": LIMIT}
+                for name, line in (("middle", middle), ("end", near_end))
+                for base in (0, 1)
+            },
+        },
+    )
+    candidates = lambda prefix: {k: v for k, v in expected.items() if k.startswith(prefix)}  # noqa: E731
+    return {
+        "tail": ({"tail": TAIL}, candidates("tail")),
+        "since": ({"since": format_nano(since), "until": format_nano(until)}, candidates("since")),
+        "middle": ({"from_line": middle, "limit": LIMIT}, candidates("middle")),
+        "end": ({"from_line": near_end, "limit": LIMIT}, candidates("end")),
+    }
+
+
+def repeated(reader: HttpReader, path: str, expected: dict) -> dict:
+    """One checked GET (which interpretation its text matches), then REPEAT timed ones."""
+    first = reader.get(path, keep=True)
+    if first["status"] != 200:
+        return {"error": failure(first)}
+    matches = [name for name, want in expected.items() if want["sha256"] == first["sha256"]]
+    times = [reader.get(path)["seconds"] for _ in range(REPEAT)]
+    return {
+        **milliseconds(times),
+        "lines": first["body"].count(b"\n"),
+        "expected_lines": sorted({want["lines"] for want in expected.values()}),
+        "exact": matches[0] if matches else None,
+    }
+
+
+def line_access(kube: RemoteCluster, reader: HttpReader, fake: HttpReader, log: dict) -> dict:
+    """Every line query on one stored log (format=text), and the fake's tailLines beside tail."""
+    found = {}
+    for name, (query, expected) in line_queries(kube, log).items():
+        found[name] = repeated(reader, logs_path(log["task_id"], format="text", **query), expected)
+    path = (
+        f"/api/v1/namespaces/argo/pods/{log['pod']}/log?"
+        f"container=main&tailLines={TAIL}&timestamps=true"
+    )
+    fake_times = [fake.get(path)["seconds"] for _ in range(REPEAT + 1)][1:]
+    found["fake_tail"] = milliseconds(fake_times)
+    return found
+
+
+# --- 3. grep beside GNU grep ---
+
+
+def grep_run(bench: Bench, kube: RemoteCluster, reader: HttpReader, log: dict) -> dict:
+    """MB/s of log scanned by `grep=RARE_WORD` (the log's bytes / response time) and by `grep -c`."""
+    path = os.path.join(bench.directory, f"{log['pod']}.log")
+    kube.call("save", pod=log["pod"], path=path)
+    try:
+        command = ["grep", "-c", RARE_WORD, path]
+        subprocess.run(command, capture_output=True)  # the file into the page cache
+
+        def gnu():
+            began = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True)
+            return {"seconds": time.perf_counter() - began, "count": int(done.stdout or 0)}
+
+        reference = timed(gnu)
+    finally:
+        os.remove(path)
+    megabytes = log["bytes"] / 1e6
+    found = {
+        "word": RARE_WORD,
+        "gnu": {
+            "mb_per_s": round(megabytes / reference["seconds"], 1),
+            "count": reference["count"],
+        },
+    }
+    query = logs_path(log["task_id"], format="text", grep=RARE_WORD)
+    answer = timed(lambda: reader.get(query, keep=True))
+    if answer["status"] != 200:
+        return {**found, "error": failure(answer)}
+    lines = answer["body"].count(b"\n")
+    found.update(
+        mb_per_s=round(megabytes / answer["seconds"], 1),
+        lines=lines,
+        exact=lines == reference["count"],
+        ratio=round(megabytes / answer["seconds"] / found["gnu"]["mb_per_s"], 3),
+    )
+    return found
+
+
+# --- the run ---
+
+
+def fake_reader(kube: RemoteCluster) -> HttpReader:
+    """An HTTP client of the fake API server, with the token of its kubeconfig."""
+    with open(kube.kubeconfig) as file:
+        token = yaml.safe_load(file)["users"][0]["user"]["token"]
+    return HttpReader(urllib.parse.urlsplit(kube.url).port, {"Authorization": f"Bearer {token}"})
+
+
+def measure_stored(bench, kube, service: Service, logs: dict) -> dict:
+    """Parts 1 to 3 on the stored logs, with the CPU of every party over them."""
+    reader = HttpReader(service.port)
+    cpu = procstat.CpuWindow(
+        {
+            "worker": lambda: [service.worker_pid],
+            "clients": lambda: [os.getpid()],
+            "fake_k8s": lambda: [kube.pid],
+            "postgres": bench.postgres_pids,
+        }
+    ).start()
+    found = {
+        "downloads": downloads(bench, reader, logs["download"]),
+        "lines": {
+            name: line_access(kube, reader, fake_reader(kube), logs[name])
+            for name in ("small", "large")
+        },
+        "grep": grep_run(bench, kube, reader, logs["download"]),
+    }
+    return {**found, "cpu": cpu.stop()}
+
+
+def pages_run(bench: Bench, download_bytes: int, line_bytes: tuple, random_bytes: int) -> dict:
+    """Store the logs in a fresh database through a fresh worker, then measure them."""
+    recreate_database()
+    specs = {
+        "download": ("realistic", download_bytes, 1),
+        "random": ("random", random_bytes, 2),
+        "small": ("realistic", line_bytes[0], 3),
+        "large": ("realistic", line_bytes[1], 4),
+    }
+    with RemoteCluster(bench.directory) as kube:
+        began = time.monotonic()
+        logs = {name: new_log(kube, *spec) for name, spec in specs.items()}
+        fill_s = time.monotonic() - began
+        with bench.service(
+            "tasklogs", kubeconfig=kube.kubeconfig, environment=SERVICE_ENVIRONMENT
+        ) as service:
+            reader = HttpReader(service.port)
+            for log in logs.values():
+                log["stored"] = store(bench, reader, log)
+            measured = measure_stored(bench, kube, service, logs)
+            health = service_health(service)
+    for log in logs.values():
+        log.pop("digest")
+    return {
+        "kind": "pages",
+        "service": "tasklogs",
+        "fill_s": round(fill_s, 1),
+        "logs": logs,
+        **measured,
+        "health": health,
+    }
