@@ -66,6 +66,7 @@ class Cluster(Protocol):
         since_time: str | None = None,
         timestamps: bool = True,
         previous: bool = False,
+        tail_lines: int | None = None,
     ) -> LogStream: ...
 
     def check(self) -> None: ...

@@ -346,6 +346,7 @@ class Kube:
         since_time: str | None = None,
         timestamps: bool = True,
         previous: bool = False,
+        tail_lines: int | None = None,
     ) -> LogStream:
         """Open the pod's log; the caller iterates the raw bytes and closes the stream."""
         query = [
@@ -355,10 +356,10 @@ class Kube:
         ]
         if previous:
             query.append(("previous", "true"))
-        if since_time:
-            query.append(
-                ("sinceTime", since_time)
-            )  # the client has no since_time argument (client-python #1351)
+        if since_time:  # the client has no since_time argument (client-python #1351)
+            query.append(("sinceTime", since_time))
+        if tail_lines is not None:
+            query.append(("tailLines", str(tail_lines)))
         timeout = self._stream_timeout if follow else self._timeout
         response = self._open(
             "/api/v1/namespaces/{namespace}/pods/{name}/log",

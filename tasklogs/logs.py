@@ -1,21 +1,22 @@
 """The `logs` blueprint: REST for a whole log, WebSocket for a live tail. Routes only parse, call the
 service and shape the response."""
 
-import json
 import logging
 
 from flask import Blueprint, Response, request, stream_with_context
 from simple_websocket import ConnectionClosed
 
-from . import access, service, websocket
+from . import access, render, service, websocket
 from .bootstrap import services
 from .errors import InvalidRequest, TasklogsError
 from .extensions import sock
+from .linequery import LINE_PARAMETERS, parse_line_query
 
 bp = Blueprint("logs", __name__)
 log = logging.getLogger(__name__)
 
-REST_PARAMETERS = {"format", "pod", "container"}
+FORMATS = ("json", "text", "ndjson")
+REST_PARAMETERS = {"format", "pod", "container", "merge", *LINE_PARAMETERS}
 WS_PARAMETERS = {"cursor", "access_token"}
 
 
@@ -39,16 +40,26 @@ def give_back(exception=None):
 def task_logs(task_id: str):
     _check_parameters(REST_PARAMETERS)
     output = request.args.get("format", "json")
-    if output not in ("json", "text"):
-        raise InvalidRequest("format must be 'json' or 'text'")
+    if output not in FORMATS:
+        raise InvalidRequest(f"format must be one of {', '.join(FORMATS)}, got {output[:40]!r}")
+    merge = request.args.get("merge")
+    if merge is not None and (merge != "time" or output != "ndjson"):
+        raise InvalidRequest("merge=time is the only merge, and it needs format=ndjson")
+    query = parse_line_query(request.args)
     view = service.get_task_logs(services(), task_id)
     if "pod" in request.args or "container" in request.args:
         view = service.narrowed(view, request.args.get("pod"), request.args.get("container"))
+    body, mimetype = {
+        "json": (lambda: render.json_body(view, query), "application/json"),
+        "text": (lambda: render.text_body(view, query), "text/plain"),
+        "ndjson": (
+            lambda: render.ndjson_body(view, query, merge == "time"),
+            "application/x-ndjson",
+        ),
+    }[output]
+    response = Response(stream_with_context(body()), mimetype=mimetype)
     if output == "text":
-        response = Response(stream_with_context(_text_body(view)), mimetype="text/plain")
         response.headers["Content-Disposition"] = f'attachment; filename="{view.task_id}.log"'
-    else:
-        response = Response(stream_with_context(_json_body(view)), mimetype="application/json")
     if view.degraded:
         response.headers[service.DEGRADED_HEADER] = view.degraded
     return response
@@ -78,32 +89,3 @@ def _check_parameters(allowed: set[str]) -> None:
         raise InvalidRequest(
             f"unknown query parameter(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
         )
-
-
-def _json_body(view: service.TaskView):
-    head = {
-        "task_id": view.task_id,
-        "phase": view.phase,
-        "source": view.source,
-        "complete": view.complete,
-    }
-    yield json.dumps(head)[:-1] + ', "logs": ['
-    for index, entry in enumerate(view.entries):
-        fields = {**entry.log.fields(), "phase": entry.phase}
-        if entry.note:
-            fields["note"] = entry.note
-        yield ("," if index else "") + json.dumps(fields)[:-1] + ', "logs": "'
-        for piece in entry.read(0):
-            yield json.dumps(piece, ensure_ascii=False)[1:-1]
-        yield '"}'
-    yield "]}"
-
-
-def _text_body(view: service.TaskView):
-    several = len(view.entries) > 1
-    for entry in view.entries:
-        if several:
-            yield f"==> {entry.log.pod} ({entry.log.node}) <==\n"
-        yield from entry.read(0)
-        if several:
-            yield "\n"

@@ -197,6 +197,34 @@ def _ended(pending: list, first: int) -> Iterator[Line]:
         yield Line(number, ts, offset, "".join(pieces))
 
 
+def from_line_start(pages: Iterable[Page]) -> Iterator[Page]:
+    """The pages without the part of a line that began before the first of them: reading that starts
+    at a page found through the index gives whole lines only."""
+    pages = iter(pages)
+    for page in pages:
+        if page.starts_line:
+            yield page
+            break
+        newline = page.text.find("\n")
+        if newline < 0 or newline == len(page.text) - 1:
+            continue  # the whole page belongs to that earlier line
+        head = page.text[: newline + 1]
+        yield Page(
+            page.start_offset + len(head),
+            page.start_byte + len(head.encode("utf-8", "surrogatepass")),
+            page.first_line + 1,
+            page.last_line,
+            page.ends_line,
+            page.stamps[0] if page.stamps else page.first_ts,
+            page.last_ts,
+            page.stamps,
+            page.text[newline + 1 :],
+            page.position,
+        )
+        break
+    yield from pages
+
+
 def with_position(pages: list[Page], position: Position) -> list[Page]:
     """The same pages, the last one carrying `position`."""
     return pages[:-1] + [replace(pages[-1], position=position)] if pages else pages

@@ -10,15 +10,18 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from . import linequery
 from .bootstrap import Services
 from .cluster import Cluster, ContainerStatus
 from .cursor import decode_cursor
 from .engine import Tail
-from .engine.oneshot import capture_running, read_container, refresh_task
+from .engine.oneshot import Read, capture_running, read_container, read_recent, refresh_task
 from .errors import ClusterError, InvalidTaskId, StoreUnavailable, TaskNotFound, Unavailable
 from .identity import LogId
+from .linequery import Hit, LineQuery
+from .pages import LogEnd, Page, from_line_start, paginate
 from .store import repository
-from .store.repository import StoredTask
+from .store.repository import StoredLog, StoredTask
 from .tasks import read_task
 
 log = logging.getLogger(__name__)
@@ -29,11 +32,15 @@ DEGRADED_HEADER = "X-Tasklogs-Degraded"
 
 @dataclass
 class LogEntry:
-    """One log as served: `read(start)` yields its text from character `start` in pieces."""
+    """One log as served: `read(start)` yields its text from character `start` in pieces, `select`
+    the lines a line query picks out, `line_count()` its lines so far (after reading, for a log read
+    from the cluster)."""
 
     log: LogId
     phase: str
     read: Callable[[int], Iterable[str]]
+    select: Callable[[LineQuery], Iterator[Hit]]
+    line_count: Callable[[], int]
     note: str | None = None
 
 
@@ -118,55 +125,136 @@ def is_captured(services: Services, task_id: str) -> bool:
 def database_view(
     services: Services, task_id: str, phase: str, source: str, complete: bool
 ) -> TaskView:
-    """The task as stored; each entry reads its text lazily, in a unit of work of its own."""
+    """The task as stored; each entry reads its pages lazily, a few at a time, each batch in a unit of
+    work of its own: no connection is held while the client reads."""
     with services.units() as uow:
         rows = repository.get_stored_logs(uow.session, task_id)
-    entries = [LogEntry(row.log, row.phase, _stored_reader(services, row.log_id)) for row in rows]
+    entries = [_stored_entry(services, row) for row in rows]
     return TaskView(task_id, phase, source, complete, entries)
 
 
-def _stored_reader(services: Services, log_id: int) -> Callable[[int], Iterator[str]]:
+def _stored_entry(services: Services, stored: StoredLog) -> LogEntry:
     def read(start: int = 0) -> Iterator[str]:
-        with services.units() as uow:
-            yield from repository.read_log(uow.session, log_id, start)
+        for page in _stored_pages(services, stored.log_id, start):
+            yield page.text[max(0, start - page.start_offset) :]
 
-    return read
+    def select(query: LineQuery) -> Iterator[Hit]:
+        start = _start_offset(services, stored, query)
+        if start is None:
+            return iter(())
+        pages = _stored_pages(services, stored.log_id, start)
+        return linequery.select_pages(from_line_start(pages) if start else pages, query)
+
+    return LogEntry(stored.log, stored.phase, read, select, lambda: stored.end.lines)
+
+
+PAGE_BATCHES = (2, 8)  # pages read per unit of work: few for the first (a tail, a line), then more
+
+
+def _stored_pages(services: Services, log_id: int, start: int) -> Iterator[Page]:
+    """The log's pages from the one holding character `start`, read in short units of work."""
+    batch = PAGE_BATCHES[0]
+    while True:
+        with services.units() as uow:
+            pages = repository.read_pages(uow.session, log_id, start, batch)
+        yield from pages
+        if len(pages) < batch:
+            return
+        start, batch = pages[-1].end_offset, PAGE_BATCHES[1]
+
+
+def _start_offset(services: Services, stored: StoredLog, query: LineQuery) -> int | None:
+    """Where reading starts for the query (a page found through the line or time index), or None
+    when nothing can match."""
+    first_line = query.first_line
+    if (
+        query.tail is not None
+        and query.grep is None
+        and query.since is None
+        and query.until is None
+    ):
+        first_line = max(1, stored.end.lines - query.tail + 1)
+    with services.units() as uow:
+        by_line = (
+            repository.page_offset_of_line(uow.session, stored.log_id, first_line)
+            if first_line > 1
+            else 0
+        )
+        by_time = (
+            repository.page_offset_of_time(uow.session, stored.log_id, query.since)
+            if query.since is not None
+            else 0
+        )
+    if by_line is None or by_time is None:
+        return None
+    return max(by_line, by_time)
 
 
 def kubernetes_view(services: Services, task_id: str, degraded: str | None = None) -> TaskView:
-    """The task read straight from the cluster (the Kubernetes-only mode); Unavailable if that fails too."""
+    """The task read straight from the cluster (the Kubernetes-only mode); Unavailable if that fails
+    too, and when the task is unknown (the database might have had it)."""
     kube = services.kube
     try:
         task = read_task(kube, task_id, services.settings.cluster.containers)
+    except TaskNotFound:
+        if degraded:  # the database, which cannot answer now, may hold it
+            raise Unavailable(
+                f"the database is unavailable and the cluster does not know task "
+                f"{task_id!r}: it may be stored; try again later"
+            ) from None
+        raise
     except ClusterError as error:
         if degraded:
             raise Unavailable(
                 f"neither the database nor the cluster can answer: {error.message}"
             ) from None
         raise
-    entries = [
-        LogEntry(s.log, s.phase, _cluster_reader(kube, s.log, task.container_status(s)))
-        for s in task.streams
-    ]
+    entries = [_cluster_entry(kube, s.log, s.phase, task.container_status(s)) for s in task.streams]
     return TaskView(task_id, task.phase, "kubernetes", task.settled, entries, degraded)
 
 
-def _cluster_reader(
-    kube: Cluster, log_: LogId, status: ContainerStatus | None
-) -> Callable[[int], Iterator[str]]:
-    def read(start: int = 0) -> Iterator[str]:
-        skip = start
-        try:
-            for text, _, _ in read_container(kube, log_, status):
-                if skip >= len(text):
-                    skip -= len(text)
-                    continue
-                yield text[skip:]
-                skip = 0
-        except ClusterError as error:
-            log.info("log of %s unavailable: %s", log_.pod, error.message)
+def _cluster_entry(
+    kube: Cluster, log_: LogId, phase: str, status: ContainerStatus | None
+) -> LogEntry:
+    counted = [LogEnd()]
 
-    return read
+    def read(start: int = 0) -> Iterator[str]:
+        for page in _cluster_pages(kube, log_, read_container(kube, log_, status), counted):
+            if page.end_offset > start:
+                yield page.text[max(0, start - page.start_offset) :]
+
+    def select(query: LineQuery) -> Iterator[Hit]:
+        if query.tail is not None and not _narrowed_in_service(query):
+            reads = read_recent(kube, log_, status, tail_lines=query.tail)
+        elif query.since is not None and query.tail is None:
+            reads = read_recent(kube, log_, status, since_time=_second(query.since))
+        else:
+            reads = read_container(kube, log_, status)
+        return linequery.select_pages(_cluster_pages(kube, log_, reads, counted), query)
+
+    return LogEntry(log_, phase, read, select, lambda: counted[0].lines)
+
+
+def _narrowed_in_service(query: LineQuery) -> bool:
+    return any(
+        value is not None for value in (query.grep, query.since, query.until, query.from_line)
+    )
+
+
+def _second(nanos: int) -> str:
+    return linequery.format_ts(nanos)[:19] + "Z"
+
+
+def _cluster_pages(kube: Cluster, log_: LogId, reads: Iterable[Read], counted: list[LogEnd]):
+    """Pages built in memory from what the cluster returns (`counted[0]`: where they end so far)."""
+    counted[0] = LogEnd()
+    try:
+        for read in reads:
+            for page in paginate(counted[0], read.text, read.stamps, read.position):
+                counted[0] = page.end
+                yield page
+    except ClusterError as error:
+        log.info("log of %s unavailable: %s", log_.pod, error.message)
 
 
 def fetch_logs_from_kubernetes(

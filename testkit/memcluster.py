@@ -324,6 +324,7 @@ class MemoryCluster:
         since_time: str | None = None,
         timestamps: bool = True,
         previous: bool = False,
+        tail_lines: int | None = None,
     ) -> "MemoryLogStream":
         self._request("get pods/log")
         with self.changed:
@@ -339,6 +340,8 @@ class MemoryCluster:
                 raise ContainerWaiting(f"container {quoted} is waiting to start: {c.reason}")
             run = c.previous if previous or c.state == "waiting" else c.current
             stream = MemoryLogStream(self, the_pod, run, follow, since_time, timestamps)
+            if tail_lines is not None:
+                stream.skip = max(0, len(run.lines) - tail_lines)
             self.streams.add(stream)
             return stream
 
@@ -395,9 +398,10 @@ class MemoryLogStream:
         self._since = since_time[:19] if since_time else ""
         self.aborted = self._closed = False
         self.pause = lambda: 0.0
+        self.skip = 0  # lines not sent (tailLines)
 
     def __iter__(self):
-        sent = 0
+        sent = self.skip
         while True:
             with self._cluster.changed:
                 while not self._has_news(sent):

@@ -52,10 +52,46 @@ def read_container(
     )
 
 
-def _read_once(kube: Cluster, log_: LogId, position: Position, *, previous: bool, final: bool):
+def read_recent(
+    kube: Cluster,
+    log_: LogId,
+    status: ContainerStatus | None,
+    *,
+    tail_lines: int | None = None,
+    since_time: str | None = None,
+) -> Iterator["Read"]:
+    """The current instance's log read once, cut by the API server (`tailLines`, `sinceTime`): how
+    the Kubernetes-only mode serves `tail` and `since` without reading the whole log."""
+    if status is not None and status["state"] != "waiting":
+        yield from _read_once(
+            kube,
+            log_,
+            START,
+            previous=False,
+            final=status["state"] == "terminated",
+            tail_lines=tail_lines,
+            since_time=since_time,
+        )
+
+
+def _read_once(
+    kube: Cluster,
+    log_: LogId,
+    position: Position,
+    *,
+    previous: bool,
+    final: bool,
+    tail_lines: int | None = None,
+    since_time: str | None = None,
+):
     parser = LogParser(position)
     with kube.open_log(
-        log_.pod, log_.container, follow=False, since_time=position.since_time, previous=previous
+        log_.pod,
+        log_.container,
+        follow=False,
+        since_time=since_time or position.since_time,
+        previous=previous,
+        tail_lines=tail_lines,
     ) as stream:
         for raw in stream:
             text = parser.feed(raw)

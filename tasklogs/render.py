@@ -1,0 +1,97 @@
+"""Response bodies of the REST route, streamed: `text`, `json` and `ndjson`.
+
+A whole log goes out page by page as it is stored; a line query's lines are rendered one by one
+(with their timestamp when asked), gathered into pieces of about PIECE characters before they are
+written, so the body stays bounded whatever the log's size.
+"""
+
+import heapq
+import json
+from collections.abc import Iterable, Iterator
+
+from .linequery import Hit, LineQuery, format_ts
+from .service import LogEntry, TaskView
+
+PIECE = 1 << 16
+
+
+def text_body(view: TaskView, query: LineQuery) -> Iterator[str]:
+    several = len(view.entries) > 1
+    for entry in view.entries:
+        if several:
+            yield f"==> {entry.log.pod} ({entry.log.node}) <==\n"
+        yield from _text_of(entry, query)
+        if several:
+            yield "\n"
+
+
+def json_body(view: TaskView, query: LineQuery) -> Iterator[str]:
+    head = {
+        "task_id": view.task_id,
+        "phase": view.phase,
+        "source": view.source,
+        "complete": view.complete,
+    }
+    yield json.dumps(head)[:-1] + ', "logs": ['
+    for index, entry in enumerate(view.entries):
+        fields: dict = {**entry.log.fields(), "phase": entry.phase}
+        if entry.note:
+            fields["note"] = entry.note
+        yield ("," if index else "") + json.dumps(fields)[:-1] + ', "logs": "'
+        for piece in _text_of(entry, query):
+            yield json.dumps(piece, ensure_ascii=False)[1:-1]
+        yield f'", "lines": {entry.line_count()}}}'
+    yield "]}"
+
+
+def ndjson_body(view: TaskView, query: LineQuery, merge: bool) -> Iterator[str]:
+    """One JSON object per line; with `merge`, every log's lines in one timeline by capture time (ties
+    keep the order of the logs in the task)."""
+    streams = [_objects(entry, query) for entry in view.entries]
+    objects: Iterable[tuple[int, str]]
+    if merge:
+        objects = heapq.merge(*streams, key=lambda pair: pair[0])
+    else:
+        objects = (pair for stream in streams for pair in stream)
+    yield from _gathered(text for _, text in objects)
+
+
+def _objects(entry: LogEntry, query: LineQuery) -> Iterator[tuple[int, str]]:
+    fields = entry.log.fields()
+    for hit in entry.select(query):
+        line = hit.line
+        record = {**fields, "line": line.number, "ts": format_ts(line.ts), "text": line.content}
+        if hit.match is not None:
+            record["match"] = hit.match
+        yield line.ts, json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def _text_of(entry: LogEntry, query: LineQuery) -> Iterator[str]:
+    if not query.by_line:
+        return iter(entry.read(0))
+    return _gathered(_rendered(entry.select(query), query))
+
+
+def _rendered(hits: Iterable[Hit], query: LineQuery) -> Iterator[str]:
+    separate = query.grep is not None and query.context > 0
+    for hit in hits:
+        if separate and hit.gap:
+            yield "--\n"
+        if query.timestamps:
+            yield f"{format_ts(hit.line.ts)} {hit.line.text}"
+        else:
+            yield hit.line.text
+
+
+def _gathered(texts: Iterable[str]) -> Iterator[str]:
+    """Small texts joined into pieces of about PIECE characters."""
+    buffer: list[str] = []
+    size = 0
+    for text in texts:
+        buffer.append(text)
+        size += len(text)
+        if size >= PIECE:
+            yield "".join(buffer)
+            buffer, size = [], 0
+    if buffer:
+        yield "".join(buffer)
