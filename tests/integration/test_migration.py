@@ -223,17 +223,10 @@ def check_pages(session, log_id: int, log: OldLog) -> None:
     assert (offset, byte) == (len(whole), len(whole.encode("utf-8")))
 
 
-SQLITE_BUGS = (
-    "0004 on SQLite: PAGES.c.stamps is an untyped sa.column, so a list is bound as is (sqlite3 "
-    "ProgrammingError: type 'list' is not supported); and _from_datetime reads SQLite's naive UTC "
-    "text as local time"
-)
-
-
 @pytest.fixture(
     params=[
         "postgresql",
-        pytest.param("sqlite", marks=pytest.mark.xfail(strict=True, reason=SQLITE_BUGS)),
+        "sqlite",
     ]
 )
 def old_database(request, tmp_path, monkeypatch):

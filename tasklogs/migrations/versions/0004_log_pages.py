@@ -10,14 +10,14 @@ Revises: 0003
 Create Date: 2026-12-01
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
 from tasklogs.logstream import Position, UnreadableLog, timestamp_nanos
-from tasklogs.pages import LogEnd, paginate
+from tasklogs.pages import LogEnd, line_starts, paginate
 
 revision = "0004"
 down_revision = "0003"
@@ -125,7 +125,6 @@ PAGES = sa.table(
             "ends_line",
             "first_ts",
             "last_ts",
-            "stamps",
             "text",
             "since",
             "seen",
@@ -134,6 +133,7 @@ PAGES = sa.table(
             "created_at",
         )
     ),
+    sa.column("stamps", STAMPS),
 )
 
 
@@ -147,41 +147,40 @@ def _convert(bind) -> None:
         compacted = bind.execute(sa.select(OLD_LOGS.c.logs).where(OLD_LOGS.c.id == log_id)).scalar()
         if compacted:
             position = Position.decode(resume)
-            end = _insert_pages(
-                bind,
-                log_id,
-                end,
-                compacted,
-                position,
-                _nanos(position.since, updated_at),
-                updated_at,
-            )
-        chunks = bind.execute(
-            sa.select(OLD_CHUNKS)
-            .where(OLD_CHUNKS.c.log_id == log_id)
-            .order_by(OLD_CHUNKS.c.start_offset)
-        )
-        for chunk in chunks:
-            if chunk.start_offset + len(chunk.data) <= end.offset:
-                continue
-            data = chunk.data[max(0, end.offset - chunk.start_offset) :]
-            position = Position(chunk.since, chunk.seen, chunk.partial, chunk.restarts)
-            end = _insert_pages(
-                bind,
-                log_id,
-                end,
-                data,
-                position,
-                _nanos(chunk.since, chunk.created_at),
-                chunk.created_at,
-            )
+            stamps = [_nanos(position.since, updated_at)] * line_starts(compacted, True)
+            end = _insert_pages(bind, log_id, end, compacted, stamps, position, updated_at)
+        end = _convert_journal(bind, log_id, end)
         bind.execute(
             OLD_LOGS.update().where(OLD_LOGS.c.id == log_id).values(lines=end.lines, bytes=end.byte)
         )
 
 
-def _insert_pages(bind, log_id, end, text, position, stamp, created_at) -> LogEnd:
-    pages = paginate(end, text, [], position, default_ts=stamp)
+def _convert_journal(bind, log_id: int, end: LogEnd) -> LogEnd:
+    """The log's journal rows after `end`, as one text cut into pages (each row's lines stamped with
+    what that row knew)."""
+    texts: list[str] = []
+    stamps: list[int] = []
+    offset, ends_line, last = end.offset, end.ends_line, None
+    chunks = bind.execute(
+        sa.select(OLD_CHUNKS)
+        .where(OLD_CHUNKS.c.log_id == log_id)
+        .order_by(OLD_CHUNKS.c.start_offset)
+    )
+    for chunk in chunks:
+        if chunk.start_offset + len(chunk.data) <= offset:
+            continue
+        data = chunk.data[max(0, offset - chunk.start_offset) :]
+        stamps += [_nanos(chunk.since, chunk.created_at)] * line_starts(data, ends_line)
+        texts.append(data)
+        offset, ends_line, last = offset + len(data), data.endswith("\n"), chunk
+    if last is None:
+        return end
+    position = Position(last.since, last.seen, last.partial, last.restarts)
+    return _insert_pages(bind, log_id, end, "".join(texts), stamps, position, last.created_at)
+
+
+def _insert_pages(bind, log_id, end, text, stamps, position, created_at) -> LogEnd:
+    pages = paginate(end, text, stamps, position)
     bind.execute(
         PAGES.insert(),
         [
@@ -220,6 +219,8 @@ def _nanos(since: str, fallback: datetime) -> int:
 def _from_datetime(moment) -> int:
     if isinstance(moment, str):  # SQLite hands back text
         moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:  # SQLite kept UTC times without their zone
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
