@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("json", "text", "ndjson")
 REST_PARAMETERS = {"format", "pod", "container", "merge", *LINE_PARAMETERS}
-WS_PARAMETERS = {"cursor", "access_token"}
+WS_PARAMETERS = {"cursor", "access_token", "tail", "format"}
+WS_FORMATS = ("append", "lines")
 
 
 @bp.before_request
@@ -69,7 +70,19 @@ def task_logs(task_id: str):
 def tail_task_logs(ws, task_id: str):
     try:
         _check_parameters(WS_PARAMETERS)
-        with service.open_tail(services(), task_id, request.args.get("cursor")) as tail:
+        output = request.args.get("format", "append")
+        if output not in WS_FORMATS:
+            raise InvalidRequest(
+                f"format must be one of {', '.join(WS_FORMATS)}, got {output[:40]!r}"
+            )
+        tail_lines = (
+            parse_line_query({"tail": request.args["tail"]}).tail
+            if "tail" in request.args
+            else None
+        )
+        with service.open_tail(
+            services(), task_id, request.args.get("cursor"), tail_lines, output == "lines"
+        ) as tail:
             websocket.on_disconnect(ws, tail.stop)
             for frame in tail.frames():
                 websocket.send_frame(ws, frame)

@@ -80,6 +80,21 @@ class Page:
         )
 
 
+def advance(end: LogEnd, text: str) -> LogEnd:
+    """Where a log that ends at `end` ends once `text` follows (timestamps aside)."""
+    if not text:
+        return end
+    ends_line = text.endswith("\n")
+    last_line = end.next_line + text.count("\n") - int(ends_line)
+    return LogEnd(
+        end.offset + len(text),
+        end.byte + len(text.encode("utf-8", "surrogatepass")),
+        last_line,
+        ends_line,
+        end.last_ts,
+    )
+
+
 def line_starts(text: str, starts_line: bool) -> int:
     """How many lines start in `text` (given whether its first character begins a line)."""
     if not text:

@@ -288,17 +288,25 @@ def narrowed(view: TaskView, pod: str | None, container: str | None) -> TaskView
     return view
 
 
-def open_tail(services: Services, task_id: str, cursor: str | None) -> Tail:
-    """A live tail of the task for one WebSocket client, resuming after `cursor` when given."""
+def open_tail(
+    services: Services,
+    task_id: str,
+    cursor: str | None,
+    tail_lines: int | None = None,
+    lines_format: bool = False,
+) -> Tail:
+    """A live tail of the task for one WebSocket client: resuming after `cursor` when given, else
+    from the last `tail_lines` lines of each log (or their start); `lines_format` sends whole lines."""
     validate_task_id(task_id)
-    offsets = decode_cursor(cursor) or {}
     tails = services.settings.tails
     return Tail(
         services.engine,
         task_id,
-        offsets,
+        decode_cursor(cursor),
         max_queue=tails.viewer_queue,
         frame_chars=tails.frame_chars,
         idle_timeout=tails.idle_timeout,
         cluster_view=lambda task_id, degraded: kubernetes_view(services, task_id, degraded),
+        tail_lines=tail_lines,
+        lines_format=lines_format,
     )

@@ -286,6 +286,8 @@ class Driver:
 
     def _capture(self, capture: ContainerCapture) -> None:
         capture.run()
+        if capture.complete:
+            self.feed.end_stream(capture.stream.key)
         self.wake()
 
     def _stored_position(self, stream: StreamInfo) -> Position:

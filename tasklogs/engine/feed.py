@@ -44,7 +44,7 @@ class StreamInfo:
 @dataclass
 class Event:
     version: int
-    kind: str  # "append", "phase", "gone", "complete"
+    kind: str  # "append", "phase", "gone", "ended", "complete"
     frame: SharedFrame  # the frame for every viewer in step with the feed
     key: str | None = None
     start: int = 0
@@ -267,6 +267,11 @@ class Feed:
                 freed += len(pieces.popleft().text)
         return freed
 
+    def unsaved_pieces(self, key: str) -> list[Unsaved]:
+        """The stream's unsaved text, piece by piece, with the timestamps of its lines."""
+        with self.lock:
+            return list(self.unsaved.get(key, ()))
+
     def unsaved_copy(self) -> dict[str, list[tuple[int, str]]]:
         with self.lock:
             return {
@@ -300,6 +305,13 @@ class Feed:
             self.publish_pending()
             log = self.streams[key].log
             self._publish("gone", key, 0, "", lambda cursor: frames.gone(log, message))
+
+    def end_stream(self, key: str) -> None:
+        """The stream's container has ended and its whole log is captured: a last line without a
+        newline is complete now."""
+        with self.lock:
+            self.publish_pending()
+            self._publish("ended", key, 0, "", lambda cursor: "")
 
     def finish(self, phase: str) -> None:
         """The task ended and its final save ran: publish `complete` once."""
@@ -398,7 +410,9 @@ class Viewer:
             self.in_step_at = event.version
             if event.key is not None and event.kind == "append":
                 self.offsets[event.key] = event.end
-            return [event.frame]
+            return [] if event.kind == "ended" else [event.frame]
+        if event.kind == "ended":
+            return []  # only the lines format has something to say (the last line, if unfinished)
         frames = self._rebuilt(event, read_range)
         in_step = {key: end for key, end in self.offsets.items() if end} == event.ends
         self.in_step_at = event.version if in_step else None

@@ -44,6 +44,7 @@ class ContainerCapture:
         self._stopped = threading.Event()
         self._open: LogStream | None = None
         self._took_text = False  # text came since the last break of the stream
+        self.complete = False  # the container ended and its whole log was read
 
     def stop(self) -> None:
         self._stopped.set()
@@ -56,6 +57,7 @@ class ContainerCapture:
             while not self._stopped.is_set():
                 try:
                     if self._step():
+                        self.complete = True
                         return
                     backoff.reset()
                 except ContainerWaiting:

@@ -37,8 +37,21 @@ def snapshot(
     )
 
 
-def snapshot_entry(log: LogId, phase: str, offset: int, text: str) -> dict:
-    return {**log.fields(), "phase": phase, "offset": offset, "logs": text}
+def snapshot_entry(log: LogId, phase: str, offset: int, text: str, line: int, lines: int) -> dict:
+    """A log in the snapshot: its text from `offset`, where `line` begins; `lines` it has so far."""
+    return {
+        **log.fields(),
+        "phase": phase,
+        "offset": offset,
+        "line": line,
+        "lines": lines,
+        "logs": text,
+    }
+
+
+def snapshot_lines_entry(log: LogId, phase: str, offset: int, line: int, lines: list[dict]) -> dict:
+    """A log in the snapshot of the lines format: its whole lines from `offset` (line `line`)."""
+    return {**log.fields(), "phase": phase, "offset": offset, "line": line, "lines": lines}
 
 
 def append(log: LogId, offset: int, data: str, cursor: str) -> str:
@@ -46,6 +59,11 @@ def append(log: LogId, offset: int, data: str, cursor: str) -> str:
     return dumps(
         {"type": "append", **log.fields(), "offset": offset, "data": data, "cursor": cursor}
     )
+
+
+def lines(log: LogId, line: int, lines_: list[dict], cursor: str) -> str:
+    """Whole lines of one log, `{ts, text}` each, the first being line number `line`."""
+    return dumps({"type": "lines", **log.fields(), "line": line, "lines": lines_, "cursor": cursor})
 
 
 def phase(phase_: str, node: str | None) -> str:

@@ -3,26 +3,48 @@
 The viewer subscribes to the feed *before* the snapshot is read, and the snapshot reads the feed's
 unsaved text before the database, so whatever the capture takes meanwhile is either in the snapshot or
 queued for the viewer; offsets then drop what the client already has.
+
+Two formats: `append` frames carry text as it comes; `lines` frames carry whole lines with their
+capture timestamps (a last line without a newline waits until its container has ended). Offsets, and
+so cursors, mean the same in both.
 """
 
 import itertools
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from ..cursor import encode_cursor
 from ..errors import StoreUnavailable
 from ..identity import LogId
+from ..linequery import LineQuery, format_ts
+from ..pages import Line, advance
 from ..store import repository
 from . import frames
 from .driver import Driver
 from .engine import Engine, EngineClosed
-from .feed import SlowViewer, Viewer
+from .feed import Event, SlowViewer, Viewer
 from .frames import GOING_AWAY, NORMAL, SLOW_CLIENT, TRY_AGAIN
+from .lines import LogLines, lines_from
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 30.0
+
+
+@dataclass
+class Entry:
+    """One log in a snapshot: where the client's text starts (offset and line number), how many lines
+    the log has, and its text from there (`pieces`), or its lines (`lines`, in the lines format)."""
+
+    log: LogId
+    phase: str
+    start: int
+    line: int
+    count: int
+    pieces: Iterator[str]
+    lines: Iterator[Line] | None = None
 
 
 class Tail:
@@ -32,22 +54,27 @@ class Tail:
         self,
         engine: Engine,
         task_id: str,
-        offsets: dict[str, int],
+        offsets: dict[str, int] | None,
         *,
         max_queue: int,
         frame_chars: int,
         idle_timeout: float = 0,
         cluster_view=None,
+        tail_lines: int | None = None,
+        lines_format: bool = False,
     ):
         self.engine, self.task_id = engine, task_id
-        self.offsets = dict(offsets)
+        self.resuming = offsets is not None  # a cursor wins over `tail_lines`
+        self.offsets = dict(offsets or {})
         self.max_queue, self.frame_chars, self.idle_timeout = max_queue, frame_chars, idle_timeout
         self.cluster_view = (
             cluster_view  # service.kubernetes_view, for a snapshot without the database
         )
+        self.tail_lines, self.lines_format = tail_lines, lines_format
         self.close_code, self.close_reason = NORMAL, "task complete"
         self.driver: Driver | None = None
         self.viewer: Viewer | None = None
+        self._ended: set[str] = set()  # streams whose last line may go out without its newline
         self._stopped = False
 
     def __enter__(self):
@@ -73,7 +100,7 @@ class Tail:
         return self.driver, self.viewer
 
     def frames(self):
-        """JSON frames: a snapshot (and the backlog as appends), then live appends, phases, `complete`."""
+        """JSON frames: a snapshot (and the backlog), then live text, phases, `complete`."""
         try:
             self.driver = self.engine.driver(self.task_id)
         except EngineClosed:
@@ -114,7 +141,7 @@ class Tail:
                 return
             for event in events:
                 try:
-                    for frame in viewer.frames(event, self._read_range):
+                    for frame in self._frames_for(event):
                         last_sent = time.monotonic()
                         yield frame
                 except StoreUnavailable as error:
@@ -125,6 +152,36 @@ class Tail:
                     return
                 if event.kind == "complete":
                     return
+
+    def _frames_for(self, event: Event):
+        viewer = self._subscribed()[1]
+        if not self.lines_format:
+            return viewer.frames(event, self._read_range)
+        return self._line_frames_for(event, viewer)
+
+    def _line_frames_for(self, event: Event, viewer: Viewer):
+        """In the lines format the feed's events say what changed; the lines come from the store and the
+        feed's unsaved text."""
+        if event.kind in ("ended", "gone") and event.key is not None:
+            self._ended.add(event.key)
+        if event.kind == "complete":
+            self._ended.update(self._subscribed()[0].feed.streams)
+        keys = [event.key] if event.key is not None else list(self._subscribed()[0].feed.streams)
+        if event.kind in ("append", "ended", "gone", "complete"):
+            for key in keys:
+                yield from self._line_frames(key)
+        if event.kind in ("phase", "gone", "complete"):
+            yield from viewer.frames(event, self._read_range)
+
+    def _line_frames(self, key: str):
+        feed = self._subscribed()[0].feed
+        start = self.offsets.get(key, 0)
+        reader = LogLines(self.engine.units, feed, key)
+        for number, lines, end in _line_batches(
+            reader.lines(start), key in self._ended, self.frame_chars
+        ):
+            self.offsets[key] = end
+            yield frames.lines(feed.streams[key].log, number, lines, encode_cursor(self.offsets))
 
     # --- the snapshot ---
 
@@ -138,20 +195,22 @@ class Tail:
             with self.engine.units() as uow:
                 stored = repository.get_task(uow.session, self.task_id)
                 rows = repository.get_stored_logs(uow.session, self.task_id)
-                started = True
-                stored_keys = {row.log.key for row in rows}
-                entries = [self._stored_entry(uow.session, row, unsaved, phases) for row in rows]
-                entries += [
-                    self._feed_entry(stream, unsaved)
-                    for stream in list(feed.streams.values())
-                    if stream.key not in stored_keys
-                ]
-                self._phase = feed.phase or (stored.phase if stored else "") or "Pending"
-                complete = bool(stored and stored.complete)
-                yield from self._entry_frames(
-                    entries, "database" if complete else "kubernetes", complete
-                )
-                return complete
+            started = True
+            complete = bool(stored and stored.complete)
+            if complete:
+                self._ended.update(row.log.key for row in rows)
+            stored_keys = {row.log.key for row in rows}
+            entries = [self._stored_entry(row, unsaved, phases) for row in rows]
+            entries += [
+                self._feed_entry(stream, unsaved)
+                for stream in list(feed.streams.values())
+                if stream.key not in stored_keys
+            ]
+            self._phase = feed.phase or (stored.phase if stored else "") or "Pending"
+            yield from self._entry_frames(
+                entries, "database" if complete else "kubernetes", complete
+            )
+            return complete
         except StoreUnavailable:
             if started or self.cluster_view is None:
                 raise
@@ -162,36 +221,75 @@ class Tail:
     def _cluster_snapshot(self):
         view = self.cluster_view(self.task_id, degraded="database")
         self._phase = view.phase
-        entries = [
-            (e.log, e.phase, self.offsets.get(e.log.key, 0), e.read(self.offsets.get(e.log.key, 0)))
-            for e in view.entries
-        ]
-        yield from self._entry_frames(entries, "kubernetes", False)
-
-    def _stored_entry(self, session, row, unsaved, phases) -> "Entry":
-        key = row.log.key
-        start = self.offsets.get(key, 0)
-        pieces = itertools.chain(
-            repository.read_log(session, row.log_id, start) if start < row.length else (),
-            _unsaved_from(unsaved.get(key, ()), max(start, row.length)),
+        yield from self._entry_frames(
+            [self._cluster_entry(e) for e in view.entries], "kubernetes", False
         )
-        return row.log, phases.get(key) or row.phase, start, pieces
 
-    def _feed_entry(self, stream, unsaved) -> "Entry":
-        start = self.offsets.get(stream.key, 0)
-        return stream.log, stream.phase, start, _unsaved_from(unsaved.get(stream.key, ()), start)
+    def _cluster_entry(self, entry) -> Entry:
+        """A log read from the cluster alone (the database is down): from the cursor, or its tail."""
+        start = self.offsets.get(entry.log.key, 0)
+        query = LineQuery(tail=None if self.resuming else self.tail_lines)
+        lines = lines_from((hit.line for hit in entry.select(query)), start)
+        first = next(lines, None)
+        if first is None:
+            return Entry(entry.log, entry.phase, start, 1, 0, iter(()), iter(()))
+        lines = itertools.chain([first], lines)
+        pieces = iter(()) if self.lines_format else (line.text for line in lines)
+        return Entry(
+            entry.log,
+            entry.phase,
+            first.offset,
+            first.number,
+            0,
+            pieces,
+            lines if self.lines_format else None,
+        )
 
-    def _entry_frames(self, entries, source: str, complete: bool):
-        """The snapshot frame with the first pieces of the logs (about `frame_chars` in all), then appends
-        for the rest of each backlog, one log after the other: memory stays bounded however many logs."""
+    def _stored_entry(self, row, unsaved, phases) -> Entry:
+        key, feed = row.log.key, self._subscribed()[0].feed
+        end = advance(row.end, "".join(_unsaved_from(unsaved.get(key, ()), row.length)))
+        reader = LogLines(self.engine.units, feed, key)
+        start = self._start(key, reader, end.offset)
+        line = 1 if start == 0 else end.next_line if start >= end.offset else reader.line_at(start)
+        pieces = _stored_text(self.engine, row, start, unsaved.get(key, ()))
+        lines = reader.lines(start) if self.lines_format else None
+        return Entry(row.log, phases.get(key) or row.phase, start, line, end.lines, pieces, lines)
+
+    def _feed_entry(self, stream, unsaved) -> Entry:
+        reader = LogLines(self.engine.units, self._subscribed()[0].feed, stream.key)
+        end = reader.end()
+        start = self._start(stream.key, reader, end.offset)
+        line = 1 if start == 0 else reader.line_at(start)
+        pieces = _unsaved_from(unsaved.get(stream.key, ()), start)
+        lines = reader.lines(start) if self.lines_format else None
+        return Entry(stream.log, stream.phase, start, line, end.lines, pieces, lines)
+
+    def _start(self, key: str, reader: LogLines, end: int) -> int:
+        """Where the client's text of this log starts: its cursor, else the last `tail_lines` lines."""
+        if self.resuming:
+            return min(self.offsets.get(key, 0), end)
+        if self.tail_lines is not None:
+            return reader.tail_start(self.tail_lines)
+        return 0
+
+    def _entry_frames(self, entries: list[Entry], source: str, complete: bool):
+        """The snapshot frame with the first pieces of the logs (about `frame_chars` in all), then the
+        rest of each backlog, one log after the other: memory stays bounded however many logs."""
+        if self.lines_format:
+            yield from self._entry_line_frames(entries, source, complete)
+            return
         logs, rests, budget = [], [], self.frame_chars
-        for log_, phase, start, pieces in entries:
-            pieces = _pieces_of(pieces, self.frame_chars)
+        for entry in entries:
+            pieces = _pieces_of(entry.pieces, self.frame_chars)
             first = next(pieces, "") if budget > 0 else ""
             budget -= len(first)
-            self.offsets[log_.key] = start + len(first)
-            logs.append(frames.snapshot_entry(log_, phase, start, first))
-            rests.append((log_, pieces))
+            self.offsets[entry.log.key] = entry.start + len(first)
+            logs.append(
+                frames.snapshot_entry(
+                    entry.log, entry.phase, entry.start, first, entry.line, entry.count
+                )
+            )
+            rests.append((entry.log, pieces))
         yield frames.snapshot(
             self.task_id, self._phase, source, complete, logs, encode_cursor(self.offsets)
         )
@@ -202,8 +300,33 @@ class Tail:
                 yield frames.append(log_, start, piece, encode_cursor(self.offsets))
         self._subscribed()[1].offsets = dict(self.offsets)
 
+    def _entry_line_frames(self, entries: list[Entry], source: str, complete: bool):
+        logs, rests, budget = [], [], self.frame_chars
+        for entry in entries:
+            batches = _line_batches(
+                entry.lines or iter(()), entry.log.key in self._ended, self.frame_chars
+            )
+            number, lines, end = (
+                next(batches, (entry.line, [], entry.start))
+                if budget > 0
+                else (entry.line, [], entry.start)
+            )
+            budget -= sum(len(line["text"]) for line in lines)
+            self.offsets[entry.log.key] = end
+            logs.append(
+                frames.snapshot_lines_entry(entry.log, entry.phase, entry.start, number, lines)
+            )
+            rests.append((entry.log, batches))
+        yield frames.snapshot(
+            self.task_id, self._phase, source, complete, logs, encode_cursor(self.offsets)
+        )
+        for log_, batches in rests:
+            for number, lines, end in batches:
+                self.offsets[log_.key] = end
+                yield frames.lines(log_, number, lines, encode_cursor(self.offsets))
+
     def _read_range(self, key: str, start: int, end: int) -> str:
-        """A stream's text between two offsets, from the journal and the feed's unsaved text."""
+        """A stream's text between two offsets, from the store and the feed's unsaved text."""
         feed = self._subscribed()[0].feed
         text = ""
         log_id = feed.streams[key].log_id
@@ -220,9 +343,31 @@ class Tail:
         return text[: end - start]
 
 
-Entry = tuple[
-    LogId, str, int, Iterator[str]
-]  # a log, its phase, where the client's text starts, the text
+def _stored_text(engine: Engine, row, start: int, unsaved) -> Iterator[str]:
+    """A stored log's text from `start`: its pages, then the feed's unsaved text after them."""
+    if start < row.length:
+        with engine.units() as uow:
+            yield from repository.read_log(uow.session, row.log_id, start)
+    yield from _unsaved_from(unsaved, max(start, row.length))
+
+
+def _line_batches(lines: Iterator[Line], ended: bool, size: int):
+    """(first line number, [{ts, text}], offset after them) batches of about `size` characters of whole
+    lines; a last line without its newline only when the log has `ended`."""
+    batch: list[dict] = []
+    number = end = chars = 0
+    for line in lines:
+        if not line.text.endswith("\n") and not ended:
+            break
+        if not batch:
+            number = line.number
+        batch.append({"ts": format_ts(line.ts), "text": line.content})
+        end, chars = line.offset + len(line.text), chars + len(line.text)
+        if chars >= size:
+            yield number, batch, end
+            batch, chars = [], 0
+    if batch:
+        yield number, batch, end
 
 
 def _unsaved_from(pieces, start: int):

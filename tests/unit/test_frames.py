@@ -28,13 +28,31 @@ def test_builders_carry_the_log_identity_and_fields():
             "Running",
             "kubernetes",
             False,
-            [frames.snapshot_entry(LOG, "Running", 0, "x")],
+            [frames.snapshot_entry(LOG, "Running", 0, "x", 1, 1)],
             "c",
         )
     )
     assert snapshot["logs"] == [
-        {"node": "n", "pod": "p", "container": "main", "phase": "Running", "offset": 0, "logs": "x"}
+        {
+            "node": "n",
+            "pod": "p",
+            "container": "main",
+            "phase": "Running",
+            "offset": 0,
+            "line": 1,
+            "lines": 1,
+            "logs": "x",
+        }
     ]
+    assert json.loads(frames.lines(LOG, 7, [{"ts": "t", "text": "a"}], "c")) == {
+        "type": "lines",
+        "node": "n",
+        "pod": "p",
+        "container": "main",
+        "line": 7,
+        "lines": [{"ts": "t", "text": "a"}],
+        "cursor": "c",
+    }
     assert json.loads(frames.gone(LOG, "m"))["message"] == "m"
     assert json.loads(frames.error(503, "unavailable", "m")) == {
         "type": "error",

@@ -1,0 +1,98 @@
+"""One log's lines as a tail sees them: the stored pages, then the feed's unsaved text.
+
+A tail asks where a line starts (`?tail=N`), which line an offset is in (the snapshot's `line`
+field), and, in `?format=lines`, the lines themselves with their capture timestamps. Stored pages
+are read a few at a time, each batch in a unit of work of its own; the unsaved text (captured in
+this process and not yet committed) carries its timestamps in the feed.
+"""
+
+from collections.abc import Iterable, Iterator
+
+from ..pages import Line, LogEnd, Page, drop_head, lines_of, paginate
+from ..store import repository
+from ..store.unit_of_work import UnitsOfWork
+from .feed import Feed
+
+BATCH = 8  # pages per unit of work
+
+
+def lines_from(lines: Iterable[Line], start: int) -> Iterator[Line]:
+    """The lines from character `start` on: a line that `start` falls inside is cut there."""
+    for line in lines:
+        if line.offset >= start:
+            yield line
+        elif line.offset + len(line.text) > start:
+            yield Line(line.number, line.ts, start, line.text[start - line.offset :])
+
+
+class LogLines:
+    """The lines of one stream of a feed."""
+
+    def __init__(self, units: UnitsOfWork, feed: Feed, key: str):
+        self.units, self.feed, self.key = units, feed, key
+
+    def pages(self, start: int) -> Iterator[Page]:
+        """The pages holding character `start` and after: stored ones, then the unsaved text."""
+        end = self._stored_end()
+        log_id = self.feed.streams[self.key].log_id
+        if log_id is not None:
+            yield from self._stored(log_id, start, end.offset)
+        for page in self._unsaved(end):
+            if page.end_offset > start:
+                yield page
+
+    def _stored(self, log_id: int, start: int, stop: int) -> Iterator[Page]:
+        while start < stop:
+            with self.units() as uow:
+                batch = repository.read_pages(uow.session, log_id, start, BATCH)
+            yield from batch
+            if len(batch) < BATCH:
+                return
+            start = batch[-1].end_offset
+
+    def _unsaved(self, end: LogEnd) -> Iterator[Page]:
+        """The feed's unsaved text after `end` (where the stored text ends), as pages."""
+        for piece in self.feed.unsaved_pieces(self.key):
+            if piece.start + len(piece.text) <= end.offset or piece.start > end.offset:
+                continue
+            text, stamps = drop_head(piece.text, piece.stamps, end.offset - piece.start)
+            for page in paginate(end, text, stamps):
+                end = page.end
+                yield page
+
+    def lines(self, start: int) -> Iterator[Line]:
+        """The lines from character `start` on (a line it falls inside is given from there on)."""
+        return lines_from(lines_of(self.pages(start)), start)
+
+    def line_at(self, offset: int) -> int:
+        """The number of the line that character `offset` belongs to (the next line at the end)."""
+        for page in self.pages(offset):
+            return page.first_line + page.text.count("\n", 0, max(0, offset - page.start_offset))
+        return self.end().next_line
+
+    def tail_start(self, count: int) -> int:
+        """The offset where the last `count` lines begin."""
+        first = max(1, self.end().lines - count + 1)
+        log_id = self.feed.streams[self.key].log_id
+        start = 0
+        if log_id is not None and first > 1:
+            with self.units() as uow:
+                start = repository.page_offset_of_line(uow.session, log_id, first) or 0
+        for line in lines_of(self.pages(start)):
+            if line.number >= first:
+                return line.offset
+        return self.end().offset
+
+    def end(self) -> LogEnd:
+        """Where the log ends: the stored text and then the unsaved one."""
+        end = self._stored_end()
+        for page in self._unsaved(end):
+            end = page.end
+        return end
+
+    def _stored_end(self) -> LogEnd:
+        log_id = self.feed.streams[self.key].log_id
+        if log_id is None:
+            return LogEnd()
+        with self.units() as uow:
+            return repository.stored_end(uow.session, log_id)
