@@ -11,6 +11,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import time
 
 from . import procstat
@@ -25,20 +26,29 @@ SETTLE = 1.0  # seconds after the body's end before RSS "after" is read
 GET_TIMEOUT = 900  # seconds a GET may take
 
 
+# The content of a JSON string up to its closing quote (or the end of what came so far): runs of plain
+# characters and escapes, each a backslash and the character after it.
+STRING_CONTENT = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
+
+
 class JsonLogDigest:
     """Hashes the text of the one log entry of a JSON body as the body streams by.
 
-    The body is `{"task_id": ..., "logs": [{"node": ..., "logs": "<the log as a JSON string>"}]}`; only its
-    head (up to the entry's `"logs": "`) is kept. The hash covers the JSON string's content, without the
-    closing `"}]}` (held back until the end), so it equals the SHA-256 of `json.dumps(text)[1:-1]`."""
+    The body is `{"task_id": ..., "logs": [{"node": ..., "logs": "<the log as a JSON string>", ...}]}`;
+    only its head (up to the entry's `"logs": "`) and what follows the string are kept. The hash covers the
+    JSON string's content, so it equals the SHA-256 of `json.dumps(text)[1:-1]`. A backslash at the end of
+    a piece waits for the next one: the character after it is part of its escape."""
 
-    MARK, END = b'"logs": "', b'"}]}'
+    MARK = b'"logs": "'
 
     def __init__(self):
-        self.head, self._held, self._started = b"", b"", False
+        self.head, self.tail, self._held, self._started = b"", None, b"", False
         self._hash = hashlib.sha256()
 
     def feed(self, piece: bytes) -> None:
+        if self.tail is not None:
+            self.tail += piece
+            return
         if not self._started:
             self.head += piece
             at = self.head.find(self.MARK)
@@ -47,19 +57,23 @@ class JsonLogDigest:
             at += len(self.MARK)
             self.head, piece, self._started = self.head[:at], self.head[at:], True
         data = self._held + piece
-        self._hash.update(data[: -len(self.END)])
-        self._held = data[-len(self.END) :]
+        end = STRING_CONTENT.match(data).end()
+        self._hash.update(data[:end])
+        if data[end : end + 1] == b'"':
+            self.tail = data[end:]
+        else:
+            self._held = data[end:]  # empty, or an escape's backslash whose character comes next
 
     def result(self) -> dict:
-        """{"sha256" (None if the body was not one entry), "fields": the head's fields (source,
-        complete...)}."""
-        if not self._started or self._held != self.END:
+        """{"sha256" (None if the body was not one entry), "fields": source, complete and the entry's
+        line count when it has one}."""
+        if self.tail is None:
             return {"sha256": None, "fields": {}}
-        fields = json.loads(self.head + self.END)
-        return {
-            "sha256": self._hash.hexdigest(),
-            "fields": {key: fields[key] for key in ("source", "complete")},
-        }
+        body = json.loads(self.head + self.tail)
+        fields = {key: body[key] for key in ("source", "complete")}
+        if "lines" in body["logs"][0]:
+            fields["lines"] = body["logs"][0]["lines"]
+        return {"sha256": self._hash.hexdigest(), "fields": fields}
 
 
 class TextLogDigest:

@@ -135,14 +135,15 @@ def store(bench: Bench, reader: HttpReader, log: dict) -> dict:
         digest = JsonLogDigest()
         reader.get(logs_path(log["task_id"], format="json"), digest)
         fields = digest.result()["fields"]
-        if fields == {"source": "database", "complete": True} or time.monotonic() > deadline:
+        complete = fields.get("source") == "database" and fields.get("complete") is True
+        if complete or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     disk = bench.sql(SIZES_SQL) - before
     return {
         **stored,
         "fields": fields,
-        "complete": fields == {"source": "database", "complete": True},
+        "complete": complete,
         "disk_bytes": disk,
         "disk_per_log_byte": round(disk / log["bytes"], 3),
     }
@@ -191,8 +192,10 @@ def downloads(bench: Bench, reader: HttpReader, log: dict) -> dict:
         def download(output=output, wanted=wanted):
             digest = JsonLogDigest() if output == "json" else None
             answer = reader.get(logs_path(log["task_id"], format=output), digest)
-            sha256 = digest.result()["sha256"] if digest else answer["sha256"]
-            return {**answer, "exact": answer["status"] == 200 and sha256 == wanted}
+            result = digest.result() if digest else answer
+            lines = result.get("fields", {}).get("lines", log["lines"])  # JSON: the entry's count
+            exact = answer["status"] == 200 and result["sha256"] == wanted and lines == log["lines"]
+            return {**answer, "exact": exact}
 
         answer = timed(download)
         found[output] = {
