@@ -170,29 +170,36 @@ class Feed:
             if start + len(data) <= stream.end:
                 return True
             data, stamps = drop_head(data, stamps or [], stream.end - start)
-            start = stream.end
-            stream.end += len(data)
-            if self.viewers:
-                self._unpublished.setdefault(key, []).append(data)
-            else:
-                stream.published = (
-                    stream.end
-                )  # nobody to send it to; a new viewer's snapshot has it
-            if position is not None:
-                stream.position = position
-            if keep:
-                self.unsaved.setdefault(key, deque()).append(Unsaved(start, data, position, stamps))
+            self._take(stream, data, position, keep, stamps or [])
         if keep:
             self.on_unsaved(self, len(data))
         if not self.viewers:
-            return (
-                True  # published when a viewer subscribes, if ever (a collector's capture has none)
-            )
+            return True  # published when a viewer subscribes, if ever (the collector's: none)
         if self.coalesce:
             self._pending.set()
         else:
             self.publish_pending()
         return True
+
+    def _take(
+        self,
+        stream: StreamInfo,
+        data: str,
+        position: Position | None,
+        keep: bool,
+        stamps: list[int],
+    ) -> None:
+        start, stream.end = stream.end, stream.end + len(data)
+        if self.viewers:
+            self._unpublished.setdefault(stream.key, []).append(data)
+        else:  # nobody to send it to; a new viewer's snapshot has it
+            stream.published = stream.end
+        if position is not None:
+            stream.position = position
+        if keep:
+            self.unsaved.setdefault(stream.key, deque()).append(
+                Unsaved(start, data, position, stamps)
+            )
 
     def read_pending(self, key: str, start: int, end: int) -> str:
         """Text of the stream between two offsets, from what is not yet saved ("" if not held here)."""

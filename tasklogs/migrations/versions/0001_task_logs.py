@@ -17,6 +17,12 @@ BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade():
+    _create_tasks()
+    _create_task_logs()
+    _create_log_chunks()
+
+
+def _create_tasks():
     op.create_table(
         "tasks",
         sa.Column("task_id", sa.String(253), primary_key=True),
@@ -25,6 +31,9 @@ def upgrade():
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
+
+
+def _create_task_logs():
     op.create_table(
         "task_logs",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
@@ -38,6 +47,9 @@ def upgrade():
         sa.UniqueConstraint("task_id", "node_id", "pod_name", name="uq_task_logs_task_node_pod"),
     )
     op.create_index("ix_task_logs_task_id", "task_logs", ["task_id"])
+
+
+def _create_log_chunks():
     op.create_table(
         "log_chunks",
         sa.Column("id", BIGINT, primary_key=True, autoincrement=True),
