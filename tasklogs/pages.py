@@ -10,12 +10,30 @@ last character, so a page that starts inside a line still knows that line's time
 Everything here is pure: the store writes and reads `Page`s, the line API (`linequery`) reads lines.
 """
 
+import sys
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from .logstream import START, Position
 
 PAGE_CHARS = 128 * 1024  # characters of text in one page at most
+
+
+def encode_stamps(stamps: Iterable[int]) -> bytes:
+    """Timestamps as the store keeps them: little-endian signed 64-bit integers, one after another."""
+    packed = array("q", stamps)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def decode_stamps(data: bytes | None) -> tuple[int, ...]:
+    packed = array("q")
+    packed.frombytes(data or b"")
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return tuple(packed)
 
 
 @dataclass(frozen=True)

@@ -135,8 +135,14 @@ def database_view(
 
 def _stored_entry(services: Services, stored: StoredLog) -> LogEntry:
     def read(start: int = 0) -> Iterator[str]:
-        for page in _stored_pages(services, stored.log_id, start):
-            yield page.text[max(0, start - page.start_offset) :]
+        while True:
+            with services.units() as uow:
+                texts = repository.read_texts(uow.session, stored.log_id, start, TEXT_BATCH)
+            for page_start, text in texts:
+                yield text[max(0, start - page_start) :]
+            if len(texts) < TEXT_BATCH:
+                return
+            start = texts[-1][0] + len(texts[-1][1])
 
     def select(query: LineQuery) -> Iterator[Hit]:
         start = _start_offset(services, stored, query)
@@ -149,6 +155,7 @@ def _stored_entry(services: Services, stored: StoredLog) -> LogEntry:
 
 
 PAGE_BATCHES = (2, 8)  # pages read per unit of work: few for the first (a tail, a line), then more
+TEXT_BATCH = 32  # pages of a whole-log download per unit of work (about 4 MB)
 
 
 def _stored_pages(services: Services, log_id: int, start: int) -> Iterator[Page]:

@@ -4,18 +4,17 @@ the design names it) and `log_pages` (each log's text as bounded pages with a li
 from datetime import UTC, datetime
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects import postgresql
 
 from ..extensions import db
 
@@ -75,8 +74,8 @@ class LogPage(db.Model):  # type: ignore[name-defined]
     __tablename__ = "log_pages"
     __table_args__ = (
         UniqueConstraint("log_id", "start_offset", name="uq_log_pages_log_start"),
-        Index("ix_log_pages_log_last_line", "log_id", "last_line"),
-        Index("ix_log_pages_log_last_ts", "log_id", "last_ts"),
+        Index("ix_log_pages_log_last_line", "log_id", "last_line", "start_offset"),
+        Index("ix_log_pages_log_last_ts", "log_id", "last_ts", "start_offset"),
     )
 
     id = db.Column(
@@ -93,8 +92,8 @@ class LogPage(db.Model):  # type: ignore[name-defined]
     first_ts = db.Column(BigInteger, nullable=False)
     last_ts = db.Column(BigInteger, nullable=False)
     stamps = db.Column(
-        JSON().with_variant(postgresql.ARRAY(BigInteger), "postgresql"), nullable=False
-    )
+        LargeBinary, nullable=False
+    )  # pages.encode_stamps: an int64 per line starting here
     text = db.Column(Text, nullable=False)
     since = db.Column(String(40), nullable=False, default="")
     seen = db.Column(Integer, nullable=False, default=0)

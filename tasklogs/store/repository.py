@@ -11,12 +11,12 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, literal, select, text, update
+from sqlalchemy import and_, delete, func, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..identity import LogId
 from ..logstream import Position
-from ..pages import PAGE_CHARS, LogEnd, Page, drop_head, paginate
+from ..pages import PAGE_CHARS, LogEnd, Page, decode_stamps, drop_head, encode_stamps, paginate
 from .models import LogPage, Task, TaskLog, utcnow
 
 tasks, task_logs, log_pages = Task.__table__, TaskLog.__table__, LogPage.__table__
@@ -156,31 +156,22 @@ def _page(row) -> Page:
         row.ends_line,
         row.first_ts,
         row.last_ts,
-        tuple(row.stamps or ()),
+        decode_stamps(row.stamps),
         row.text,
         Position(row.since, row.seen, row.partial, row.restarts),
     )
 
 
-def _last_pages(task_id: str | None = None, log_ids: list[int] | None = None):
-    """The last page of each log (of the task, or these logs), as a subquery."""
-    query = select(log_pages.c.log_id, func.max(log_pages.c.start_offset).label("start_offset"))
-    if task_id is not None:
-        query = query.join(task_logs, task_logs.c.id == log_pages.c.log_id).where(
-            task_logs.c.task_id == task_id
-        )
-    if log_ids is not None:
-        query = query.where(log_pages.c.log_id.in_(log_ids))
-    latest = query.group_by(log_pages.c.log_id).subquery()
-    return (
-        select(log_pages)
-        .join(
-            latest,
-            (log_pages.c.log_id == latest.c.log_id)
-            & (log_pages.c.start_offset == latest.c.start_offset),
-        )
-        .subquery()
+def _last_page_of(log_id_column):
+    """The join condition that picks each log's last page (an index lookup per log: PostgreSQL answers
+    `max(start_offset)` from the (log_id, start_offset) index)."""
+    pages = log_pages.alias("newest")
+    newest = (
+        select(func.max(pages.c.start_offset))
+        .where(pages.c.log_id == log_id_column)
+        .scalar_subquery()
     )
+    return and_(log_pages.c.log_id == log_id_column, log_pages.c.start_offset == newest)
 
 
 def _end(row) -> LogEnd:
@@ -193,7 +184,6 @@ def _end(row) -> LogEnd:
 
 def get_stored_logs(session, task_id: str) -> list[StoredLog]:
     """Every log of the task in creation order, with where its text ends and its capture stands."""
-    last = _last_pages(task_id=task_id)
     rows = session.execute(
         select(
             task_logs.c.id,
@@ -201,18 +191,18 @@ def get_stored_logs(session, task_id: str) -> list[StoredLog]:
             task_logs.c.pod_name,
             task_logs.c.container,
             task_logs.c.phase,
-            last.c.end_offset,
-            last.c.start_byte,
-            last.c.byte_count,
-            last.c.last_line,
-            last.c.ends_line,
-            last.c.last_ts,
-            last.c.since,
-            last.c.seen,
-            last.c.partial,
-            last.c.restarts,
+            log_pages.c.end_offset,
+            log_pages.c.start_byte,
+            log_pages.c.byte_count,
+            log_pages.c.last_line,
+            log_pages.c.ends_line,
+            log_pages.c.last_ts,
+            log_pages.c.since,
+            log_pages.c.seen,
+            log_pages.c.partial,
+            log_pages.c.restarts,
         )
-        .outerjoin(last, last.c.log_id == task_logs.c.id)
+        .select_from(task_logs.outerjoin(log_pages, _last_page_of(task_logs.c.id)))
         .where(task_logs.c.task_id == task_id)
         .order_by(task_logs.c.created_at, task_logs.c.id)
     )
@@ -232,16 +222,18 @@ def get_stored_logs(session, task_id: str) -> list[StoredLog]:
 
 def stored_end(session, log_id: int) -> LogEnd:
     """Where the log's stored text ends."""
-    last = _last_pages(log_ids=[log_id])
     row = session.execute(
         select(
-            last.c.end_offset,
-            last.c.start_byte,
-            last.c.byte_count,
-            last.c.last_line,
-            last.c.ends_line,
-            last.c.last_ts,
+            log_pages.c.end_offset,
+            log_pages.c.start_byte,
+            log_pages.c.byte_count,
+            log_pages.c.last_line,
+            log_pages.c.ends_line,
+            log_pages.c.last_ts,
         )
+        .where(log_pages.c.log_id == log_id)
+        .order_by(log_pages.c.start_offset.desc())
+        .limit(1)
     ).first()
     return _end(row) if row else LogEnd()
 
@@ -299,6 +291,20 @@ def read_pages(session, log_id: int, after: int = 0, limit: int = 8) -> list[Pag
         _page(row)
         for row in session.execute(
             select(*_PAGE_COLUMNS)
+            .where(log_pages.c.log_id == log_id, log_pages.c.end_offset > after)
+            .order_by(log_pages.c.start_offset)
+            .limit(limit)
+        )
+    ]
+
+
+def read_texts(session, log_id: int, after: int = 0, limit: int = 32) -> list[tuple[int, str]]:
+    """Up to `limit` pages' (start offset, text) in order, the first holding character `after`: the
+    whole-log download, which needs nothing else."""
+    return [
+        tuple(row)
+        for row in session.execute(
+            select(log_pages.c.start_offset, log_pages.c.text)
             .where(log_pages.c.log_id == log_id, log_pages.c.end_offset > after)
             .order_by(log_pages.c.start_offset)
             .limit(limit)
@@ -373,14 +379,12 @@ def merge_pages(session, task_id: str) -> None:
 
 
 def _record_sizes(session, ids: list[int]) -> None:
-    last = _last_pages(log_ids=ids)
-    for row in session.execute(
-        select(last.c.log_id, last.c.last_line, last.c.start_byte, last.c.byte_count)
-    ):
+    for log_id in ids:
+        end = stored_end(session, log_id)
         session.execute(
             update(task_logs)
-            .where(task_logs.c.id == row.log_id)
-            .values(lines=row.last_line, bytes=row.start_byte + row.byte_count)
+            .where(task_logs.c.id == log_id)
+            .values(lines=end.lines, bytes=end.byte)
         )
 
 
@@ -415,7 +419,7 @@ def _merge_rows(session, rows: list) -> None:
             last_line=last.last_line,
             ends_line=last.ends_line,
             last_ts=last.last_ts,
-            stamps=[s for r in rows for s in r.stamps],
+            stamps=b"".join(r.stamps for r in rows),
             text="".join(r.text for r in rows),
             since=last.since,
             seen=last.seen,
@@ -448,9 +452,7 @@ WITH pages AS (
            (array_agg(p.seen ORDER BY p.start_offset DESC))[1] AS seen,
            (array_agg(p.partial ORDER BY p.start_offset DESC))[1] AS partial,
            (array_agg(p.restarts ORDER BY p.start_offset DESC))[1] AS restarts,
-           COALESCE((SELECT array_agg(u.s ORDER BY q.start_offset, u.o)
-                     FROM log_pages q, unnest(q.stamps) WITH ORDINALITY AS u(s, o)
-                     WHERE q.id = ANY(g.ids)), '{}') AS stamps
+           string_agg(p.stamps, ''::bytea ORDER BY p.start_offset) AS stamps
     FROM groups g JOIN log_pages p ON p.id = ANY(g.ids)
     GROUP BY g.log_id, g.first_start, g.ids
 )
@@ -494,7 +496,13 @@ def append_pages(session, runs: list[PageRun], locked: bool = False) -> set[tupl
     if session.get_bind().dialect.name != "postgresql":
         runs = [run for run in runs if stored_length(session, run.log_id) == run.start]
         for run in runs:
-            session.execute(log_pages.insert(), [_page_values(run.log_id, p) for p in run.pages])
+            session.execute(
+                log_pages.insert(),
+                [
+                    {**_page_values(run.log_id, p), "stamps": encode_stamps(p.stamps)}
+                    for p in run.pages
+                ],
+            )
         return {(run.log_id, run.start) for run in runs}
     values = [_page_values(run.log_id, page) for run in runs for page in run.pages]
     # The rows go as an execute parameter: a value bound into the statement object (`.bindparams`)
@@ -505,6 +513,7 @@ def append_pages(session, runs: list[PageRun], locked: bool = False) -> set[tupl
 
 
 def _page_values(log_id: int, page: Page) -> dict:
+    """A page as a JSON-able row (timestamps in hexadecimal)."""
     position = page.position
     return {
         "log_id": log_id,
@@ -517,7 +526,7 @@ def _page_values(log_id: int, page: Page) -> dict:
         "ends_line": page.ends_line,
         "first_ts": page.first_ts,
         "last_ts": page.last_ts,
-        "stamps": list(page.stamps),
+        "stamps": encode_stamps(page.stamps).hex(),
         "text": page.text,
         "since": position.since,
         "seen": position.seen,
@@ -536,7 +545,7 @@ WITH r AS (
     SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
         log_id integer, start_offset bigint, end_offset bigint, start_byte bigint, byte_count integer,
         first_line bigint, last_line bigint, ends_line boolean, first_ts bigint, last_ts bigint,
-        stamps bigint[], text text, since varchar, seen integer, partial bigint, restarts integer,
+        stamps text, text text, since varchar, seen integer, partial bigint, restarts integer,
         created_at timestamptz)
 ), firsts AS (
     SELECT log_id, min(start_offset) AS start_offset FROM r GROUP BY log_id
@@ -549,7 +558,8 @@ WITH r AS (
                            last_line, ends_line, first_ts, last_ts, stamps, text, since, seen,
                            partial, restarts, created_at)
     SELECT r.log_id, r.start_offset, r.end_offset, r.start_byte, r.byte_count, r.first_line,
-           r.last_line, r.ends_line, r.first_ts, r.last_ts, r.stamps, r.text, r.since, r.seen,
+           r.last_line, r.ends_line, r.first_ts, r.last_ts, decode(r.stamps, 'hex'), r.text, r.since,
+           r.seen,
            r.partial, r.restarts, r.created_at
     FROM r JOIN ok ON ok.log_id = r.log_id
     ON CONFLICT (log_id, start_offset) DO NOTHING

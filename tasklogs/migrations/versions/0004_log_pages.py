@@ -14,10 +14,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 from tasklogs.logstream import Position, UnreadableLog, timestamp_nanos
-from tasklogs.pages import LogEnd, line_starts, paginate
+from tasklogs.pages import LogEnd, encode_stamps, line_starts, paginate
 
 revision = "0004"
 down_revision = "0003"
@@ -25,7 +24,9 @@ branch_labels = None
 depends_on = None
 
 BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-STAMPS = sa.JSON().with_variant(postgresql.ARRAY(sa.BigInteger()), "postgresql")
+STAMPS = (
+    sa.LargeBinary()
+)  # pages.encode_stamps: one little-endian int64 per line starting in the page
 
 
 def upgrade():
@@ -74,8 +75,10 @@ def _create_pages():
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("log_id", "start_offset", name="uq_log_pages_log_start"),
     )
-    op.create_index("ix_log_pages_log_last_line", "log_pages", ["log_id", "last_line"])
-    op.create_index("ix_log_pages_log_last_ts", "log_pages", ["log_id", "last_ts"])
+    op.create_index(
+        "ix_log_pages_log_last_line", "log_pages", ["log_id", "last_line", "start_offset"]
+    )
+    op.create_index("ix_log_pages_log_last_ts", "log_pages", ["log_id", "last_ts", "start_offset"])
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         method = "lz4" if _has_lz4(bind) else "pglz"
@@ -195,7 +198,7 @@ def _insert_pages(bind, log_id, end, text, stamps, position, created_at) -> LogE
                 "ends_line": page.ends_line,
                 "first_ts": page.first_ts,
                 "last_ts": page.last_ts,
-                "stamps": list(page.stamps),
+                "stamps": encode_stamps(page.stamps),
                 "text": page.text,
                 "since": position.since,
                 "seen": position.seen,
