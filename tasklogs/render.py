@@ -25,7 +25,7 @@ def text_body(view: TaskView, query: LineQuery) -> Iterator[str]:
             yield "\n"
 
 
-def json_body(view: TaskView, query: LineQuery) -> Iterator[str]:
+def json_body(view: TaskView, query: LineQuery) -> Iterator[str | bytes]:
     head = {
         "task_id": view.task_id,
         "phase": view.phase,
@@ -39,9 +39,26 @@ def json_body(view: TaskView, query: LineQuery) -> Iterator[str]:
             fields["note"] = entry.note
         yield ("," if index else "") + json.dumps(fields)[:-1] + ', "logs": "'
         for piece in _text_of(entry, query):
-            yield json.dumps(piece, ensure_ascii=False)[1:-1]
+            yield json_string_body(piece)
         yield f'", "lines": {entry.line_count()}}}'
     yield "]}"
+
+
+_ESCAPES = ((b"\\", b"\\\\"), (b'"', b'\\"'), (b"\n", b"\\n"), (b"\r", b"\\r"), (b"\t", b"\\t"))
+_PRINTABLE = bytes(range(0x20, 0x100))
+
+
+def json_string_body(text: str) -> bytes:
+    """`text` as the inside of a JSON string, UTF-8 encoded: the same as `json.dumps(text,
+    ensure_ascii=False)[1:-1]`, at twice its speed for log text (no control characters but newline,
+    tab and carriage return; any other sends it the slow way)."""
+    data = text.encode("utf-8", "surrogatepass")
+    if data.translate(None, _PRINTABLE).translate(None, b"\n\r\t"):
+        return json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass")
+    for raw, escaped in _ESCAPES:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
 
 
 def ndjson_body(view: TaskView, query: LineQuery, merge: bool) -> Iterator[str]:

@@ -273,11 +273,25 @@ def lock_logs(session, log_ids) -> None:
         )
 
 
+def _from_page_holding(log_id: int, offset: int):
+    """Pages from the one holding character `offset` on, as an index range (a condition on
+    `end_offset` would make every batch of a long read scan the log from its start)."""
+    pages = log_pages.alias("holding")
+    first = (
+        select(func.max(pages.c.start_offset))
+        .where(pages.c.log_id == log_id, pages.c.start_offset <= offset)
+        .scalar_subquery()
+    )
+    return and_(
+        log_pages.c.start_offset >= func.coalesce(first, 0), log_pages.c.end_offset > offset
+    )
+
+
 def read_log(session, log_id: int, start: int = 0) -> Iterator[str]:
     """Yield the log's text from character `start`, page by page (memory stays bounded)."""
     pages = session.execute(
         select(log_pages.c.start_offset, log_pages.c.text)
-        .where(log_pages.c.log_id == log_id, log_pages.c.end_offset > start)
+        .where(log_pages.c.log_id == log_id, _from_page_holding(log_id, start))
         .order_by(log_pages.c.start_offset),
         execution_options={"yield_per": 16},
     )
@@ -291,7 +305,7 @@ def read_pages(session, log_id: int, after: int = 0, limit: int = 8) -> list[Pag
         _page(row)
         for row in session.execute(
             select(*_PAGE_COLUMNS)
-            .where(log_pages.c.log_id == log_id, log_pages.c.end_offset > after)
+            .where(log_pages.c.log_id == log_id, _from_page_holding(log_id, after))
             .order_by(log_pages.c.start_offset)
             .limit(limit)
         )
@@ -305,7 +319,7 @@ def read_texts(session, log_id: int, after: int = 0, limit: int = 32) -> list[tu
         tuple(row)
         for row in session.execute(
             select(log_pages.c.start_offset, log_pages.c.text)
-            .where(log_pages.c.log_id == log_id, log_pages.c.end_offset > after)
+            .where(log_pages.c.log_id == log_id, _from_page_holding(log_id, after))
             .order_by(log_pages.c.start_offset)
             .limit(limit)
         )
