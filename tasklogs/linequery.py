@@ -175,14 +175,15 @@ def format_ts(nanos: int) -> str:
     return f"{prefix}.{fraction:09d}Z"
 
 
-def compile_pattern(pattern: str, ignore_case: bool):
+def compile_pattern(pattern: str, ignore_case: bool, on_bytes: bool = False):
     """The RE2 pattern for `grep`, in multi-line mode (`^` and `$` are a line's start and end);
     InvalidRequest, with RE2's reason, for one it cannot compile."""
     options = re2.Options()
     options.log_errors = False  # the reason goes to the client, not to the server's log
     options.case_sensitive = not ignore_case
     try:
-        return re2.compile("(?m)" + pattern, options)
+        source = "(?m)" + pattern
+        return re2.compile(source.encode() if on_bytes else source, options)
     except Exception as error:  # noqa: BLE001 - re2 raises its own error class for any bad pattern
         reason = str(error).strip("b'\"").replace("(?m)" + pattern, pattern)
         raise InvalidRequest(
@@ -265,7 +266,7 @@ def grep_pages(pages: Iterable[Page], query: LineQuery) -> Iterator[Line]:
     """The lines of consecutive pages that match `query.grep` (no context, no inversion), found by
     running the pattern over many whole lines at once; a line cut by a page boundary is joined first.
     Each candidate is checked on its own line, so a match spanning lines does not count."""
-    pattern = compile_pattern(query.grep or "", query.ignore_case)
+    pattern = compile_pattern(query.grep or "", query.ignore_case, on_bytes=True)
     carry: _Block | None = None
     for page in pages:
         block = _Block.of(page)
@@ -309,18 +310,21 @@ class _Block:
         return [self.stamps[min(index, len(self.stamps) - 1)]] if self.stamps else [0]
 
     def matches(self, pattern, end: int) -> Iterator[Line]:
-        """The lines in `text[:end]` (whole lines) the pattern matches."""
-        text, position, index, counted = self.text, 0, 0, 0
-        while position < end:
-            found = pattern.search(text, position, end)
+        """The lines in `text[:end]` (whole lines) the pattern matches. The pattern runs over UTF-8
+        bytes (RE2's own form: a search on a str would convert it on every call)."""
+        data = self.text[:end].encode("utf-8", "surrogatepass")
+        position, index, counted, chars = 0, 0, 0, 0  # bytes searched; lines, bytes, chars passed
+        while position < len(data):
+            found = pattern.search(data, position)
             if found is None:
                 return
-            start = text.rfind("\n", 0, found.start()) + 1
-            stop = text.find("\n", found.start(), end)
-            stop = end if stop < 0 else stop + 1
-            index += text.count("\n", counted, start)
+            start = data.rfind(b"\n", 0, found.start()) + 1
+            stop = data.find(b"\n", found.start())
+            stop = len(data) if stop < 0 else stop + 1
+            index += data.count(b"\n", counted, start)
+            chars += len(data[counted:start].decode("utf-8", "surrogatepass"))
             counted = start
-            line = text[start:stop]
-            if pattern.search(line[:-1] if line.endswith("\n") else line) is not None:
-                yield Line(self.number + index, self._stamp(index)[0], self.offset + start, line)
+            line = data[start:stop].decode("utf-8", "surrogatepass")
+            if pattern.search(line.rstrip("\n").encode("utf-8", "surrogatepass")) is not None:
+                yield Line(self.number + index, self._stamp(index)[0], self.offset + chars, line)
             position = stop

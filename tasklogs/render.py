@@ -15,33 +15,34 @@ from .service import LogEntry, TaskView
 PIECE = 1 << 16
 
 
-def text_body(view: TaskView, query: LineQuery) -> Iterator[str]:
+def text_body(view: TaskView, query: LineQuery) -> Iterator[bytes]:
     several = len(view.entries) > 1
     for entry in view.entries:
         if several:
-            yield f"==> {entry.log.pod} ({entry.log.node}) <==\n"
-        yield from _text_of(entry, query)
+            yield f"==> {entry.log.pod} ({entry.log.node}) <==\n".encode()
+        for piece in _text_of(entry, query):
+            yield piece.encode("utf-8", "surrogatepass")
         if several:
-            yield "\n"
+            yield b"\n"
 
 
-def json_body(view: TaskView, query: LineQuery) -> Iterator[str | bytes]:
+def json_body(view: TaskView, query: LineQuery) -> Iterator[bytes]:
     head = {
         "task_id": view.task_id,
         "phase": view.phase,
         "source": view.source,
         "complete": view.complete,
     }
-    yield json.dumps(head)[:-1] + ', "logs": ['
+    yield (json.dumps(head)[:-1] + ', "logs": [').encode()
     for index, entry in enumerate(view.entries):
         fields: dict = {**entry.log.fields(), "phase": entry.phase}
         if entry.note:
             fields["note"] = entry.note
-        yield ("," if index else "") + json.dumps(fields)[:-1] + ', "logs": "'
+        yield (("," if index else "") + json.dumps(fields)[:-1] + ', "logs": "').encode()
         for piece in _text_of(entry, query):
             yield json_string_body(piece)
-        yield f'", "lines": {entry.line_count()}}}'
-    yield "]}"
+        yield f'", "lines": {entry.line_count()}}}'.encode()
+    yield b"]}"
 
 
 _ESCAPES = ((b"\\", b"\\\\"), (b'"', b'\\"'), (b"\n", b"\\n"), (b"\r", b"\\r"), (b"\t", b"\\t"))
@@ -61,7 +62,7 @@ def json_string_body(text: str) -> bytes:
     return data
 
 
-def ndjson_body(view: TaskView, query: LineQuery, merge: bool) -> Iterator[str]:
+def ndjson_body(view: TaskView, query: LineQuery, merge: bool) -> Iterator[bytes]:
     """One JSON object per line; with `merge`, every log's lines in one timeline by capture time (ties
     keep the order of the logs in the task)."""
     streams = [_objects(entry, query) for entry in view.entries]
@@ -70,7 +71,8 @@ def ndjson_body(view: TaskView, query: LineQuery, merge: bool) -> Iterator[str]:
         objects = heapq.merge(*streams, key=lambda pair: pair[0])
     else:
         objects = (pair for stream in streams for pair in stream)
-    yield from _gathered(text for _, text in objects)
+    for piece in _gathered(text for _, text in objects):
+        yield piece.encode("utf-8", "surrogatepass")
 
 
 def _objects(entry: LogEntry, query: LineQuery) -> Iterator[tuple[int, str]]:

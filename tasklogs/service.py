@@ -7,6 +7,7 @@ route, a command or a unit test.
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -134,15 +135,14 @@ def database_view(
 
 
 def _stored_entry(services: Services, stored: StoredLog) -> LogEntry:
+    def batch(after: int) -> list[tuple[int, str]]:
+        with services.units() as uow:
+            return repository.read_texts(uow.session, stored.log_id, after, TEXT_BATCH)
+
     def read(start: int = 0) -> Iterator[str]:
-        while True:
-            with services.units() as uow:
-                texts = repository.read_texts(uow.session, stored.log_id, start, TEXT_BATCH)
+        for texts in _read_ahead(batch, start):
             for page_start, text in texts:
                 yield text[max(0, start - page_start) :]
-            if len(texts) < TEXT_BATCH:
-                return
-            start = texts[-1][0] + len(texts[-1][1])
 
     def select(query: LineQuery) -> Iterator[Hit]:
         start = _start_offset(services, stored, query)
@@ -168,6 +168,43 @@ def _stored_pages(services: Services, log_id: int, start: int) -> Iterator[Page]
         if len(pages) < batch:
             return
         start, batch = pages[-1].end_offset, PAGE_BATCHES[1]
+
+
+def _read_ahead(
+    batch: Callable[[int], list[tuple[int, str]]], start: int
+) -> Iterator[list[tuple[int, str]]]:
+    """Batches of (offset, text) from `start` to the end, the next one read (in its own unit of work,
+    on another thread: a greenlet under gevent) while the caller sends the current one."""
+    pending = _Fetch(batch, start)
+    while True:
+        texts = pending.result()
+        if len(texts) < TEXT_BATCH:
+            yield texts
+            return
+        pending = _Fetch(batch, texts[-1][0] + len(texts[-1][1]))
+        yield texts
+
+
+class _Fetch:
+    """One batch read on a thread of its own."""
+
+    def __init__(self, batch: Callable[[int], list[tuple[int, str]]], after: int):
+        self._value: list[tuple[int, str]] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(batch, after), daemon=True)
+        self._thread.start()
+
+    def _run(self, batch, after: int) -> None:
+        try:
+            self._value = batch(after)
+        except BaseException as error:  # noqa: BLE001 - handed to the reader, raised there
+            self._error = error
+
+    def result(self) -> list[tuple[int, str]]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _start_offset(services: Services, stored: StoredLog, query: LineQuery) -> int | None:
