@@ -2,7 +2,7 @@
 
 One `flask --app wsgi collect` process captures N running workflows of 3 pods each while the fake cluster
 (in its own process, `bench.kubeproc`) writes `rate` timed lines per second to every pod. A sampler in the
-bench process reads the journal (`log_chunks`) as it grows and measures each line's capture lag. Then the
+bench process reads the journal (`log_pages`) as it grows and measures each line's capture lag. Then the
 workflows end, the collector runs the final saves, and every pod's stored log is fetched over REST and
 compared with what the fake holds.
 """
@@ -34,7 +34,7 @@ STARTUP_TIMEOUT = 180  # seconds for the collector to open every follow stream
 DRAIN_TIMEOUT = 120  # seconds after the last write for every line to reach the journal
 FINAL_SAVE_TIMEOUT = 300  # seconds after the workflows ended for every final save
 NEW_ROWS = (
-    "SELECT id, log_id, data, (extract(epoch FROM created_at) * 1e6)::bigint FROM log_chunks "
+    "SELECT id, log_id, text, (extract(epoch FROM created_at) * 1e6)::bigint FROM log_pages "
     "WHERE id > %s ORDER BY id"
 )
 
@@ -188,13 +188,13 @@ def stored_lines(bench: Bench) -> int:
     """Newlines in the whole journal: the lines the database holds, counted without the sampler."""
     return int(
         bench.sql(
-            "SELECT coalesce(sum(length(data) - length(replace(data, E'\\n', ''))), 0) FROM log_chunks"
+            "SELECT coalesce(sum(length(text) - length(replace(text, E'\\n', ''))), 0) FROM log_pages"
         )
     )
 
 
 def last_chunk_id(bench: Bench) -> int:
-    return int(bench.sql("SELECT coalesce(max(id), 0) FROM log_chunks"))
+    return int(bench.sql("SELECT coalesce(max(id), 0) FROM log_pages"))
 
 
 def verify_stored(bench: Bench, kube: RemoteCluster, tasks: list[dict]) -> dict:

@@ -301,11 +301,12 @@ def wal_run(bench: Bench, name: str, size: int, seconds: float) -> dict:
 
 
 def stored_exact(bench: Bench, name: str, task) -> bool:
-    """The database holds the pod's whole log (tasklogs: compacted into task_logs.logs by the final save)."""
-    table = "task_logs" if name == "tasklogs" else "baseline_task_logs"
-    stored = bench.sql(
-        f"SELECT logs FROM {table} WHERE task_id = '{task.task_id}' AND pod_name = '{task.pod('a')}'"
-    )
+    """The database holds the pod's whole log (tasklogs: its pages, read with tasklogs_log_text)."""
+    where = f"WHERE task_id = '{task.task_id}' AND pod_name = '{task.pod('a')}'"
+    if name == "tasklogs":
+        stored = bench.sql(f"SELECT tasklogs_log_text(id) FROM task_logs {where}")
+    else:
+        stored = bench.sql(f"SELECT logs FROM baseline_task_logs {where}")
     return stored == bench.cluster.log_text(task)[f"{task.pod('a')}/{CONTAINER}"]
 
 

@@ -252,7 +252,7 @@ def collector_rows(run: dict) -> list[tuple]:
             "",
         ),
         (
-            "  capture lag p50 / p99 / max (ms): write -> committed in log_chunks",
+            "  capture lag p50 / p99 / max (ms): write -> committed in log_pages",
             f"{lag['p50']:.0f} / {lag['p99']:.0f} / {lag['max']:.0f}"
             if lag.get("count")
             else "no line captured",
@@ -361,7 +361,7 @@ def tasklogs_only_notes(runs: list[dict]) -> list[str]:
     kinds, lines = {run["kind"] for run in runs}, []
     if "collector" in kinds:
         lines.append(
-            "capture lag = time from a line's write into the fake pod log until a read of log_chunks "
+            "capture lag = time from a line's write into the fake pod log until a read of log_pages "
             "returns it (read every 50 ms: 0-50 ms of it is the sampling); measured after every pod's "
             "first line was stored."
         )
