@@ -200,8 +200,16 @@ def select(lines: Iterable[Line], query: LineQuery) -> Iterator[Hit]:
     if query.grep is not None:
         hits = _grepped(hits, query)
     if query.tail is not None:
-        return iter(deque(hits, maxlen=query.tail))
+        return _tailed(hits, query.tail)
     return _paged(hits, query)
+
+
+def _tailed(hits: Iterator[Hit], count: int) -> Iterator[Hit]:
+    """The last `count` hits; the first of them follows nothing given, so it has no gap."""
+    last = list(deque(hits, maxlen=count))
+    if last and last[0].gap:
+        last[0] = Hit(last[0].line, last[0].match, gap=False)
+    return iter(last)
 
 
 def _in_time(lines: Iterable[Line], query: LineQuery) -> Iterator[Line]:
@@ -257,7 +265,7 @@ def select_pages(pages: Iterable[Page], query: LineQuery) -> Iterator[Hit]:
     if query.grep is not None and not query.context and not query.invert:
         hits = (Hit(line, True) for line in _in_time(grep_pages(pages, query), query))
         if query.tail is not None:
-            return iter(deque(hits, maxlen=query.tail))
+            return _tailed(hits, query.tail)
         return _paged(hits, query)
     return select(lines_of(pages, query.first_line), query)
 

