@@ -328,20 +328,21 @@ def read_texts(session, log_id: int, after: int = 0, limit: int = 32) -> list[tu
 
 def page_offset_of_line(session, log_id: int, line: int) -> int | None:
     """The offset of the first page that holds part of line `line` (None past the end)."""
-    return session.execute(
-        select(log_pages.c.start_offset)
-        .where(log_pages.c.log_id == log_id, log_pages.c.last_line >= line)
-        .order_by(log_pages.c.last_line, log_pages.c.start_offset)
-        .limit(1)
-    ).scalar()
+    return _first_page_reaching(session, log_id, log_pages.c.last_line, line)
 
 
 def page_offset_of_time(session, log_id: int, since: int) -> int | None:
     """The offset of the first page holding a line stamped `since` or later (None: none is)."""
+    return _first_page_reaching(session, log_id, log_pages.c.last_ts, since)
+
+
+def _first_page_reaching(session, log_id: int, column, value: int) -> int | None:
+    """The first page (in offset order) whose `column` (`last_line` or `last_ts`, each growing with
+    the offset) reaches `value`: one step down its (log_id, column, start_offset) index."""
     return session.execute(
         select(log_pages.c.start_offset)
-        .where(log_pages.c.log_id == log_id, log_pages.c.last_ts >= since)
-        .order_by(log_pages.c.last_ts, log_pages.c.start_offset)
+        .where(log_pages.c.log_id == log_id, column >= value)
+        .order_by(column, log_pages.c.start_offset)
         .limit(1)
     ).scalar()
 
