@@ -9,6 +9,8 @@ import heapq
 import json
 from collections.abc import Iterable, Iterator
 
+import orjson
+
 from .linequery import Hit, LineQuery, format_ts
 from .service import LogEntry, TaskView
 
@@ -45,21 +47,12 @@ def json_body(view: TaskView, query: LineQuery) -> Iterator[bytes]:
     yield b"]}"
 
 
-_ESCAPES = ((b"\\", b"\\\\"), (b'"', b'\\"'), (b"\n", b"\\n"), (b"\r", b"\\r"), (b"\t", b"\\t"))
-_PRINTABLE = bytes(range(0x20, 0x100))
-
-
 def json_string_body(text: str) -> bytes:
-    """`text` as the inside of a JSON string, UTF-8 encoded: the same as `json.dumps(text,
-    ensure_ascii=False)[1:-1]`, at twice its speed for log text (no control characters but newline,
-    tab and carriage return; any other sends it the slow way)."""
-    data = text.encode("utf-8", "surrogatepass")
-    if data.translate(None, _PRINTABLE).translate(None, b"\n\r\t"):
+    """`text` as the inside of a JSON string, UTF-8 encoded (orjson: about ten times `json.dumps`)."""
+    try:
+        return orjson.dumps(text)[1:-1]
+    except orjson.JSONEncodeError:  # a lone surrogate, which orjson refuses
         return json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass")
-    for raw, escaped in _ESCAPES:
-        if raw in data:
-            data = data.replace(raw, escaped)
-    return data
 
 
 def ndjson_body(view: TaskView, query: LineQuery, merge: bool) -> Iterator[bytes]:
