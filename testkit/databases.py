@@ -22,6 +22,13 @@ def _admin(statement: str) -> None:
     admin.dispose()
 
 
+def safe_admin_url() -> str:
+    """The admin URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(ADMIN_URL).render_as_string(hide_password=True)
+
+
 def recreate_database(name: str) -> str:
     """Drop and create a database; return its URL (the seed's bare postgresql:// form)."""
     drop_database(name)

@@ -5,17 +5,33 @@ import os
 import uuid
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from tasklogs.extensions import db
 from tasklogs.kube import Kube, load_api_client
 from testkit import ROOT
 from testkit.apps import LiveServer, dispose, make_app
-from testkit.databases import ADMIN_URL, TEST_DATABASE, drop_database, recreate_database
+from testkit.databases import (
+    ADMIN_URL,
+    TEST_DATABASE,
+    drop_database,
+    recreate_database,
+    safe_admin_url,
+)
 
 
 @pytest.fixture(scope="session")
 def database_url():
-    url = recreate_database(TEST_DATABASE)
+    try:
+        url = recreate_database(TEST_DATABASE)
+    except OperationalError as error:  # one message instead of a traceback per test
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        pytest.exit(
+            f"PostgreSQL is not reachable at {safe_admin_url()} ({reason}). Start it "
+            "(pg_ctlcluster --skip-systemctl-redirect 15 main start) or point "
+            "TASKLOGS_TEST_ADMIN_URL at one; `pytest tests/unit` needs none.",
+            returncode=3,
+        )
     yield url
     drop_database(TEST_DATABASE)
 
