@@ -16,11 +16,12 @@ from .bootstrap import Services
 from .cluster import Cluster, ContainerStatus
 from .cursor import decode_cursor
 from .engine import Tail
+from .engine.lines import stored_pages
 from .engine.oneshot import Read, capture_running, read_container, read_recent, refresh_task
 from .errors import ClusterError, InvalidTaskId, StoreUnavailable, TaskNotFound, Unavailable
 from .identity import LogId
 from .linequery import Hit, LineQuery
-from .pages import LogEnd, Page, from_line_start, paginate
+from .pages import LogEnd, from_line_start, paginate
 from .store import repository
 from .store.repository import StoredLog, StoredTask
 from .tasks import read_task
@@ -148,26 +149,13 @@ def _stored_entry(services: Services, stored: StoredLog) -> LogEntry:
         start = _start_offset(services, stored, query)
         if start is None:
             return iter(())
-        pages = _stored_pages(services, stored.log_id, start)
+        pages = stored_pages(services.units, stored.log_id, start)
         return linequery.select_pages(from_line_start(pages) if start else pages, query)
 
     return LogEntry(stored.log, stored.phase, read, select, lambda: stored.end.lines)
 
 
-PAGE_BATCHES = (2, 8)  # pages read per unit of work: few for the first (a tail, a line), then more
 TEXT_BATCH = 32  # pages of a whole-log download per unit of work (about 4 MB)
-
-
-def _stored_pages(services: Services, log_id: int, start: int) -> Iterator[Page]:
-    """The log's pages from the one holding character `start`, read in short units of work."""
-    batch = PAGE_BATCHES[0]
-    while True:
-        with services.units() as uow:
-            pages = repository.read_pages(uow.session, log_id, start, batch)
-        yield from pages
-        if len(pages) < batch:
-            return
-        start, batch = pages[-1].end_offset, PAGE_BATCHES[1]
 
 
 def _read_ahead(

@@ -13,7 +13,22 @@ from ..store import repository
 from ..store.unit_of_work import UnitsOfWork
 from .feed import Feed
 
-BATCH = 8  # pages per unit of work
+BATCHES = (2, 8)  # pages read per unit of work: few for the first (a tail, a line), then more
+
+
+def stored_pages(
+    units: UnitsOfWork, log_id: int, start: int, stop: int | None = None
+) -> Iterator[Page]:
+    """A log's stored pages from the one holding character `start` (up to offset `stop`), read a few
+    at a time, each batch in a short unit of work: no connection is held between batches."""
+    batch = BATCHES[0]
+    while stop is None or start < stop:
+        with units() as uow:
+            pages = repository.read_pages(uow.session, log_id, start, batch)
+        yield from pages
+        if len(pages) < batch:
+            return
+        start, batch = pages[-1].end_offset, BATCHES[1]
 
 
 def lines_from(lines: Iterable[Line], start: int) -> Iterator[Line]:
@@ -36,19 +51,10 @@ class LogLines:
         end = self._stored_end()
         log_id = self.feed.streams[self.key].log_id
         if log_id is not None:
-            yield from self._stored(log_id, start, end.offset)
+            yield from stored_pages(self.units, log_id, start, end.offset)
         for page in self._unsaved(end):
             if page.end_offset > start:
                 yield page
-
-    def _stored(self, log_id: int, start: int, stop: int) -> Iterator[Page]:
-        while start < stop:
-            with self.units() as uow:
-                batch = repository.read_pages(uow.session, log_id, start, BATCH)
-            yield from batch
-            if len(batch) < BATCH:
-                return
-            start = batch[-1].end_offset
 
     def _unsaved(self, end: LogEnd) -> Iterator[Page]:
         """The feed's unsaved text after `end` (where the stored text ends), as pages."""
