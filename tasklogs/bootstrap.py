@@ -20,6 +20,7 @@ from .cluster import Cluster
 from .config import Settings
 from .engine import Engine
 from .extensions import db
+from .identity import TaskRef
 from .kube import Kube
 from .store.unit_of_work import UnitOfWork, UnitsOfWork
 from .tasks import ClusterTask
@@ -59,7 +60,7 @@ class Services:
         """This process's engine, started on first use."""
         return self.start_engine()
 
-    def start_engine(self, read_task: Callable[[str], ClusterTask] | None = None) -> Engine:
+    def start_engine(self, read_task: Callable[[TaskRef], ClusterTask] | None = None) -> Engine:
         """Start the engine once; `read_task` replaces reading tasks from the API server (the collector
         reads its watch cache)."""
         with self._lock:
@@ -93,7 +94,7 @@ def services() -> Services:
 
 def build_collector(current: Services) -> "Collector":
     """The collector: its watch cache, and the process's engine reading tasks from that cache."""
-    from .collector import ClusterCache, Collector
+    from .collector import Collector, Scopes
 
-    cache = ClusterCache(current.settings.cluster.containers)
-    return Collector(current.start_engine(cache.read_task), current.kube, cache)
+    scopes = Scopes(current.kube, current.settings.cluster)
+    return Collector(current.start_engine(scopes.read_task), scopes)

@@ -8,6 +8,10 @@ prefixed with the kubelet's RFC 3339 timestamp, as `timestamps=true` returns it)
 from collections.abc import Callable, Iterator
 from typing import Protocol, TypedDict
 
+ALL_NAMESPACES = (
+    "*"  # `in_namespace(ALL_NAMESPACES)`: the view that lists and watches every namespace
+)
+
 
 class ContainerStatus(TypedDict):
     state: str  # "waiting", "running" or "terminated"
@@ -18,6 +22,7 @@ class ContainerStatus(TypedDict):
 
 class PodSummary(TypedDict):
     name: str
+    namespace: str
     container_names: list[str]
     labels: dict[str, str]
     annotations: dict[str, str]
@@ -49,7 +54,11 @@ WatchEvent = tuple[str, dict, str]  # (ADDED/MODIFIED/DELETED/BOOKMARK, object, 
 class Cluster(Protocol):
     """Workflows, pods and pod logs of one namespace; failures leave as the project's ClusterErrors."""
 
-    namespace: str
+    namespace: str  # "*" for the view that lists and watches every namespace
+
+    def in_namespace(self, namespace: str) -> "Cluster":
+        """The same cluster, seen from another namespace."""
+        ...
 
     def get_workflow(self, name: str) -> dict | None: ...
 

@@ -69,6 +69,13 @@ def _name_list(value: str) -> tuple[str, ...]:
     return tuple(_dns_label(part) for part in value.split(",") if part.strip())
 
 
+def _namespaces(value: str) -> tuple[str, ...]:
+    """`*` (every namespace) or comma-separated namespace names."""
+    if value.strip() == "*":
+        return ("*",)
+    return _name_list(value)
+
+
 def _header_name(value: str) -> str:
     name = value.strip()
     if name and not re.fullmatch(r"[A-Za-z0-9-]+", name):
@@ -125,11 +132,32 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class ClusterSettings:
     namespace: str = "argo"
+    more_namespaces: tuple[str, ...] = ()  # TASKLOGS_NAMESPACES: names, or ("*",) for all
     container: str = "main"
     more_containers: tuple[str, ...] = ()
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
     stream_idle_timeout: float = 60.0
+
+    @property
+    def all_namespaces(self) -> bool:
+        """Whether every namespace of the cluster is served (`TASKLOGS_NAMESPACES=*`)."""
+        return "*" in self.more_namespaces
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """The namespaces served by name: `namespace` first, then the others listed (with `*`, any
+        other namespace is served too)."""
+        return (self.namespace,) + tuple(
+            name for name in self.more_namespaces if name not in ("*", self.namespace)
+        )
+
+    @property
+    def namespaces_text(self) -> str:
+        return "*" if self.all_namespaces else ",".join(self.namespaces)
+
+    def serves(self, namespace: str) -> bool:
+        return self.all_namespaces or namespace in self.namespaces
 
     @property
     def containers(self) -> tuple[str, ...]:
@@ -208,7 +236,17 @@ SETTINGS = (
         "namespace",
         "argo",
         _dns_label,
-        "Namespace of the Argo Workflows and their pods.",
+        "The default namespace: what the routes without a namespace mean (always served).",
+    ),
+    Setting(
+        "TASKLOGS_NAMESPACES",
+        "cluster",
+        "more_namespaces",
+        "",
+        _namespaces,
+        "Every namespace served (by the API and the collector), comma-separated, or `*` for all of "
+        "them (the collector then runs one cluster-wide watch); others answer 404 "
+        "`namespace_not_served`. Unset: only `TASKLOGS_NAMESPACE`.",
     ),
     Setting(
         "TASKLOGS_CONTAINER",
@@ -490,7 +528,36 @@ def markdown_table(advanced: bool = False) -> str:
     return "\n".join(rows)
 
 
+def rewrite_tables(readme: str) -> str:
+    """`readme` with its two configuration tables replaced by the generated ones."""
+    header = "| variable | default | meaning |"
+    blocks, lines, out, index = (
+        [markdown_table(), markdown_table(advanced=True)],
+        readme.split("\n"),
+        [],
+        0,
+    )
+    while index < len(lines):
+        if lines[index] == header and blocks:
+            out.append(blocks.pop(0))
+            while index < len(lines) and lines[index].startswith("|"):
+                index += 1
+            continue
+        out.append(lines[index])
+        index += 1
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["--write"]:  # python -m tasklogs.config --write README.md
+        path = sys.argv[2]
+        with open(path, encoding="utf-8") as file:
+            text = rewrite_tables(file.read())
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(text)
+        raise SystemExit(0)
     print(markdown_table())
     print("\nAdvanced (timing internals):\n")
     print(markdown_table(advanced=True))

@@ -43,6 +43,11 @@ class TaskNotFound(TasklogsError):
     code = "task_not_found"
 
 
+class NamespaceNotServed(TasklogsError):
+    status = 404
+    code = "namespace_not_served"
+
+
 class TooManyFromClient(TasklogsError):
     status = 429
     code = "too_many_connections_from_client"

@@ -7,6 +7,7 @@ every `ApiException` and network error leaves as one of the project's own except
 import json
 import logging
 import os
+import threading
 import time
 from contextlib import contextmanager
 from typing import Any, cast
@@ -16,7 +17,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from . import argo
-from .cluster import ContainerStatus, PodSummary
+from .cluster import ALL_NAMESPACES, ContainerStatus, PodSummary
 from .config import ClusterSettings
 from .errors import (
     ClusterRefused,
@@ -181,7 +182,8 @@ class _ChunkDecoder:
 
 
 class Kube:
-    """Reads Argo Workflows, pods and pod logs of one namespace."""
+    """Reads Argo Workflows, pods and pod logs of one namespace (`in_namespace` gives the adapter of
+    another, on the same connection pool); `ALL_NAMESPACES` (`*`) lists and watches them all."""
 
     def __init__(
         self,
@@ -198,6 +200,23 @@ class Kube:
         self._stream_timeout = (connect_timeout, stream_idle_timeout)
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
+        self._siblings: dict[str, Kube] = {namespace: self}
+        self._siblings_lock = threading.Lock()
+
+    def in_namespace(self, namespace: str) -> "Kube":
+        """The adapter for `namespace`, sharing this one's API client (built once per namespace)."""
+        with self._siblings_lock:
+            sibling = self._siblings.get(namespace)
+            if sibling is None:
+                sibling = Kube.__new__(Kube)
+                sibling.__dict__.update(self.__dict__)
+                sibling.namespace = namespace
+                self._siblings[namespace] = sibling
+            return sibling
+
+    @property
+    def _all(self) -> bool:
+        return self.namespace == ALL_NAMESPACES
 
     @classmethod
     def from_settings(cls, settings: ClusterSettings) -> "Kube":
@@ -238,7 +257,11 @@ class Kube:
         with self._translated("list", "workflows.argoproj.io"):
             listing = cast(
                 dict,
-                self._custom.list_namespaced_custom_object(
+                self._custom.list_cluster_custom_object(
+                    ARGO_GROUP, ARGO_VERSION, WORKFLOWS, _request_timeout=self._timeout
+                )
+                if self._all
+                else self._custom.list_namespaced_custom_object(
                     ARGO_GROUP,
                     ARGO_VERSION,
                     self.namespace,
@@ -253,7 +276,7 @@ class Kube:
         watch; BOOKMARK events only move the resourceVersion on.
 
         Raises WatchExpired when the server no longer has that resourceVersion (410 Gone)."""
-        path = f"/apis/{ARGO_GROUP}/{ARGO_VERSION}/namespaces/{{namespace}}/{WORKFLOWS}"
+        path = f"/apis/{ARGO_GROUP}/{ARGO_VERSION}{self._scope}/{WORKFLOWS}"
         for kind, workflow in self._watch(
             path, "workflows.argoproj.io", resource_version, [], timeout_seconds
         ):
@@ -263,7 +286,13 @@ class Kube:
         """Every workflow pod of the namespace (`pod_summary` dicts) and the list's resourceVersion."""
         with self._translated("list", "pods"):
             listing = _json(
-                self._core.list_namespaced_pod(
+                self._core.list_pod_for_all_namespaces(
+                    label_selector=argo.LABEL_WORKFLOW,
+                    _request_timeout=self._timeout,
+                    _preload_content=False,
+                )
+                if self._all
+                else self._core.list_namespaced_pod(
                     self.namespace,
                     label_selector=argo.LABEL_WORKFLOW,
                     _request_timeout=self._timeout,
@@ -278,7 +307,7 @@ class Kube:
     def watch_workflow_pods(self, resource_version: str, *, timeout_seconds: int = 300):
         """Yield (event type, pod summary, resourceVersion) for workflow pods after `resource_version`."""
         events = self._watch(
-            "/api/v1/namespaces/{namespace}/pods",
+            f"/api/v1{self._scope}/pods",
             "pods",
             resource_version,
             [("labelSelector", argo.LABEL_WORKFLOW)],
@@ -286,6 +315,11 @@ class Kube:
         )
         for kind, pod in events:
             yield kind, pod_summary(pod), _version_of(pod)
+
+    @property
+    def _scope(self) -> str:
+        """The path segment of namespaced lists and watches (none for all namespaces)."""
+        return "" if self._all else "/namespaces/{namespace}"
 
     def _watch(
         self, path: str, resource: str, resource_version: str, selectors: list, timeout_seconds: int
@@ -489,6 +523,7 @@ def pod_summary(pod: dict) -> PodSummary:
     spec = pod.get("spec", {})
     return {
         "name": metadata.get("name", ""),
+        "namespace": metadata.get("namespace", ""),
         "container_names": [
             c["name"] for c in spec.get("initContainers", []) + spec.get("containers", [])
         ],

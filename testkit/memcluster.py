@@ -68,10 +68,12 @@ class Pod:
     phase: str
     containers: dict[str, Container]
     deleted: bool = False
+    namespace: str = "argo"
 
     def summary(self) -> PodSummary:
         return {
             "name": self.name,
+            "namespace": self.namespace,
             "container_names": list(self.containers),
             "labels": dict(self.labels),
             "annotations": dict(self.annotations),
@@ -109,6 +111,14 @@ class MemoryCluster:
         self.version = 1
         self.clock = EPOCH
         self.closed = False
+        self._others: dict[str, MemoryCluster] = {}
+
+    def in_namespace(self, namespace: str) -> "MemoryCluster":
+        """This cluster for its own namespace (and for `*`); another namespace is another, empty
+        MemoryCluster (build it through this call)."""
+        if namespace in (self.namespace, "*"):
+            return self
+        return self._others.setdefault(namespace, MemoryCluster(namespace))
 
     # --- building the namespace ---
 
@@ -150,7 +160,13 @@ class MemoryCluster:
             self._record(
                 "workflows",
                 "ADDED",
-                argo_workflow(name, phase=phase, nodes=nodes, pod_name_format="v2"),
+                argo_workflow(
+                    name,
+                    phase=phase,
+                    nodes=nodes,
+                    pod_name_format="v2",
+                    namespace=self.namespace,
+                ),
             )
             for step, node in zip(steps, nodes[1:], strict=True):
                 pods[step] = argo_pod_name(name, node["name"], template, "v2")
@@ -193,6 +209,7 @@ class MemoryCluster:
                     name: Container(state, REASONS[state], 0 if state == "terminated" else None)
                     for name in containers
                 },
+                namespace=self.namespace,
             )
             self._pod_changed(pod, "ADDED")
 
