@@ -10,7 +10,7 @@ from .journal import Request
 from .objects import serve_get, serve_list, serve_watch
 from .params import is_true
 from .podlog import serve_log
-from .rbac import allows
+from .rbac import allows, scoped
 from .selectors import name_in_field_selector
 from .server import Body
 from .status import (
@@ -24,6 +24,11 @@ from .status import (
 )
 
 _NS = r"/namespaces/([^/]+)/"
+# Lists and watches across every namespace (namespace None): /api/v1/pods, /apis/.../workflows.
+CLUSTER_ROUTES = (
+    (re.compile(r"^/api/v1/pods$"), "", "pods"),
+    (re.compile(r"^/apis/argoproj\.io/v1alpha1/workflows$"), WORKFLOW_GROUP, "workflows"),
+)
 ROUTES = (
     (re.compile(r"^/api/v1" + _NS + r"pods$"), "", "pods", False),
     (re.compile(r"^/api/v1" + _NS + r"pods/([^/]+)$"), "", "pods", True),
@@ -71,7 +76,12 @@ def parse_request(handler) -> Request:
             )  # RequestInfo does this too
             request.name = unquote(m.group(2)) if named else by_field
             request.verb = "get" if named else "watch" if is_true(query.get("watch")) else "list"
-            break
+            return request
+    for pattern, group, resource in CLUSTER_ROUTES:
+        if pattern.match(url.path):
+            request.group, request.resource, request.namespace = group, resource, None
+            request.name = name_in_field_selector(query.get("fieldSelector"))
+            request.verb = "watch" if is_true(query.get("watch")) else "list"
     return request
 
 
@@ -188,7 +198,11 @@ class App:
     def _authorize(self, request):
         rules = self.kube.rbac_rules
         if rules is None or allows(
-            rules, request.verb, request.group, request.resource, request.name
+            scoped(rules, request.namespace),
+            request.verb,
+            request.group,
+            request.resource,
+            request.name,
         ):
             return
         raise self._forbidden(request)

@@ -1,5 +1,6 @@
 """FakeKube: a Kubernetes API server for tests, speaking real HTTP on loopback."""
 
+import copy
 import secrets
 
 import yaml
@@ -84,18 +85,27 @@ class FakeKube:
             yaml.safe_dump(config, f, sort_keys=False)
         return str(path)
 
+    def in_namespace(self, namespace) -> "FakeKube":
+        """The same fake server, whose object methods below act in `namespace` (objects of every
+        namespace live in one cluster, with one resourceVersion, served at the same URL)."""
+        view = copy.copy(self)
+        view.namespace = namespace
+        return view
+
     # --- workflows ---
     def add_workflow(self, body: dict) -> dict:
+        body = copy.deepcopy(body)
+        body.setdefault("metadata", {}).setdefault("namespace", self.namespace)
         return self.cluster.add_workflow(body)
 
     def update_workflow(self, name, fn) -> dict:
-        return self.cluster.update_workflow(name, fn)
+        return self.cluster.update_workflow(name, fn, self.namespace)
 
     def delete_workflow(self, name):
-        self.cluster.delete_workflow(name)
+        self.cluster.delete_workflow(name, self.namespace)
 
     def workflow(self, name):
-        return self.cluster.workflow(name)
+        return self.cluster.workflow(name, self.namespace)
 
     # --- pods ---
     def add_pod(
@@ -111,6 +121,7 @@ class FakeKube:
     ) -> dict:
         return self.cluster.add_pod(
             name,
+            self.namespace,
             labels=labels,
             annotations=annotations,
             containers=tuple(containers),
@@ -153,10 +164,11 @@ class FakeKube:
         return self.cluster.change_pod(
             pod,
             lambda p: _container(p, container).set_state(state, reason=reason, exit_code=exit_code),
+            self.namespace,
         )
 
     def set_pod_phase(self, pod, phase) -> dict:
-        return self.cluster.change_pod(pod, lambda p: _set_phase(p, phase))
+        return self.cluster.change_pod(pod, lambda p: _set_phase(p, phase), self.namespace)
 
     def finish_pod(self, pod, phase="Succeeded", exit_code=0) -> dict:
         def finish(p):
@@ -165,20 +177,22 @@ class FakeKube:
                     c.set_state("terminated", exit_code=exit_code)
             _set_phase(p, phase)
 
-        return self.cluster.change_pod(pod, finish)
+        return self.cluster.change_pod(pod, finish, self.namespace)
 
     def restart_container(self, pod, container) -> dict:
-        return self.cluster.change_pod(pod, lambda p: _container(p, container).restart())
+        return self.cluster.change_pod(
+            pod, lambda p: _container(p, container).restart(), self.namespace
+        )
 
     def remove_container_logs(self, pod, container):
-        self.cluster.container(pod, container).remove_logs()
+        self.cluster.container(pod, container, self.namespace).remove_logs()
 
     def delete_pod(self, name):
-        self.cluster.delete_pod(name)
+        self.cluster.delete_pod(name, self.namespace)
 
     def pod(self, name):
         with self.cluster.lock:
-            pod = self.cluster.pods.get(name)
+            pod = self.cluster.pods.get((self.namespace, name))
             return pod.to_dict() if pod else None
 
     # --- logs ---
@@ -186,7 +200,7 @@ class FakeKube:
         """Append raw bytes (str is UTF-8 encoded); followers of that container see them at once."""
         if isinstance(data, str):
             data = data.encode("utf-8")
-        self.cluster.container(pod, container).write(
+        self.cluster.container(pod, container, self.namespace).write(
             bytes(data), None if ts is None else to_nanos(ts)
         )
 
@@ -197,11 +211,11 @@ class FakeKube:
     def log_lines(self, pod, container, previous=False) -> list:
         """[(timestamp ns, line bytes)] as stored, for assertions on timestamps."""
         run = self._run(pod, container, previous)
-        with self.cluster.container(pod, container).cond:
+        with self.cluster.container(pod, container, self.namespace).cond:
             return [(ts, bytes(line)) for ts, line in run.lines] if run else []
 
     def _run(self, pod, container, previous):
-        c = self.cluster.container(pod, container)
+        c = self.cluster.container(pod, container, self.namespace)
         return c.previous if previous else c.current
 
     # --- faults ---

@@ -26,12 +26,33 @@ def allows(rules, verb, group, resource, name) -> bool:
     return any(rule_allows(rule, verb, group, resource, name) for rule in rules)
 
 
+def scoped(rules, namespace):
+    """The rules that apply to a request in `namespace` (None: a cluster-scoped request, which only a
+    ClusterRole's rules allow; a Role's rules apply in its own namespace only)."""
+    return [
+        rule
+        for rule in rules
+        if rule.get(SCOPE) is None or (namespace is not None and rule[SCOPE] in ("*", namespace))
+    ]
+
+
+SCOPE = (
+    "_namespace"  # added by load_rules: a Role's namespace ("*": unknown), absent for ClusterRoles
+)
+
+
 def load_rules(path) -> list:
-    """The rules of every Role and ClusterRole in a multi-document YAML file (List items included)."""
+    """The rules of every Role and ClusterRole in a multi-document YAML file (List items included),
+    each Role rule tagged with the Role's namespace."""
     rules = []
     with open(path) as f:
         for doc in yaml.safe_load_all(f):
             for obj in (doc or {}).get("items", [doc or {}]):
                 if obj.get("kind") in ("Role", "ClusterRole"):
-                    rules.extend(obj.get("rules") or [])
+                    scope = (
+                        {SCOPE: (obj.get("metadata") or {}).get("namespace") or "*"}
+                        if obj["kind"] == "Role"
+                        else {}
+                    )
+                    rules.extend({**rule, **scope} for rule in obj.get("rules") or [])
     return rules

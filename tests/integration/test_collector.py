@@ -11,6 +11,7 @@ import pytest
 from tasklogs.bootstrap import build_collector
 from testkit import scenarios
 from testkit.apps import LiveServer, dispose, make_app
+from testkit.names import ref
 from testkit.waiting import wait_for
 from testkit.wsclient import TailClient, log_text
 
@@ -178,7 +179,7 @@ def test_web_tail_reuses_the_collectors_capture(collectors, app, kube, task_id):
     collector = collectors()
     wf = scenarios.workflow(kube, task_id)
     assert wait_for(lambda: kube.open_streams() == 1)
-    captured = collector.collector.engine.driver(task_id).feed
+    captured = collector.collector.engine.driver(ref(task_id)).feed
     assert not captured.watched(), "nobody watches yet: the collector reads at its own pace"
     live = LiveServer(app)
     try:
@@ -204,7 +205,7 @@ def test_the_collector_hurries_only_while_viewers_elsewhere_follow(collectors, a
     collector = collectors(TASKLOGS_JOURNAL_INTERVAL=5)
     wf = scenarios.workflow(kube, task_id)
     assert wait_for(lambda: kube.open_streams() == 1)
-    captured = collector.collector.engine.driver(task_id).feed
+    captured = collector.collector.engine.driver(ref(task_id)).feed
     live = LiveServer(app)
     try:
         viewer = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"), timeout=2)
@@ -338,7 +339,7 @@ def test_hurried_commits_come_at_most_once_per_hurry_gap(
     collector = collectors(TASKLOGS_JOURNAL_INTERVAL=5, TASKLOGS_JOURNAL_HURRY_GAP=0.5)
     wf = scenarios.workflow(kube, task_id)
     assert wait_for(lambda: kube.open_streams() == 1)
-    captured = collector.collector.engine.driver(task_id).feed
+    captured = collector.collector.engine.driver(ref(task_id)).feed
     live = LiveServer(app)
     try:
         viewer = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))

@@ -20,6 +20,7 @@ from tasklogs.store import repository
 from tasklogs.store.models import LogPage
 from testkit.apps import dispose, make_app
 from testkit.databases import TEST_DATABASE, drop_database, recreate_database
+from testkit.names import ref
 
 CREATED = "2026-01-02 03:04:00+00:00"
 UPDATED = "2026-01-02 03:05:00.250000+00:00"
@@ -283,7 +284,7 @@ def test_every_log_reads_back_exactly_with_a_consistent_line_index(migrated):
 def test_stored_logs_resume_where_the_old_rows_stood(migrated):
     app, task_id, logs = migrated
     with app.app_context():
-        stored = repository.get_stored_logs(db.session, task_id)
+        stored = repository.get_stored_logs(db.session, ref(task_id))
     assert [s.log for s in stored] == [LogId(f"node-{pod}", pod, "main") for pod in logs]
     for s in stored:
         _, log = logs[s.log.pod]
@@ -303,7 +304,7 @@ def test_the_old_tables_and_columns_are_gone(migrated):
         columns = {column["name"] for column in schema.get_columns("task_logs")}
         assert {"lines", "bytes"} <= columns and not {"logs", "resume"} & columns
         assert (
-            db.session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            db.session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
         )
 
 

@@ -12,7 +12,9 @@ CONTAINERS = ("main",)
 
 def stored_text(memstore, wf) -> dict[str, str]:
     with memstore.units() as uow:
-        return {e["pod"]: e["logs"] for e in repository.get_logs_from_database(uow.session, ref(wf))}
+        return {
+            e["pod"]: e["logs"] for e in repository.get_logs_from_database(uow.session, ref(wf))
+        }
 
 
 def refresh(cluster, memstore, wf, leads=lambda task_id: False):
@@ -66,7 +68,9 @@ def test_text_stored_without_a_position_is_not_read_again(cluster, memstore, wf)
     cluster.write(pod, "x\n")
     log = tasks.read_task(cluster, ref(wf), CONTAINERS).streams[0].log
     with memstore.units() as uow:
-        repository.save_logs_to_database(uow.session, ref(wf), [{**log.fields(), "logs": "whole\n"}])
+        repository.save_logs_to_database(
+            uow.session, ref(wf), [{**log.fields(), "logs": "whole\n"}]
+        )
         uow.commit()
         (row,) = repository.get_stored_logs(uow.session, ref(wf))
     cluster.requests.clear()

@@ -23,6 +23,13 @@ def _default_namespace() -> str:
     return services().settings.cluster.namespace
 
 
+def _drop_primary_key(batch) -> None:
+    """PostgreSQL names it `tasks_pkey`; SQLite's is unnamed, and batch mode replaces it when the new
+    one is created."""
+    if op.get_bind().dialect.name != "sqlite":
+        batch.drop_constraint("tasks_pkey", type_="primary")
+
+
 def upgrade():
     namespace = _default_namespace()
     with op.batch_alter_table("tasks") as batch:
@@ -36,7 +43,7 @@ def upgrade():
     with op.batch_alter_table("tasks") as batch:
         batch.alter_column("namespace", server_default=None)
         batch.alter_column("started_at", nullable=False)
-        batch.drop_constraint("tasks_pkey", type_="primary")
+        _drop_primary_key(batch)
         batch.create_primary_key("tasks_pkey", ["namespace", "task_id"])
         batch.create_index("ix_tasks_listing", ["started_at", "namespace", "task_id"])
     with op.batch_alter_table("task_logs") as batch:
@@ -65,7 +72,7 @@ def downgrade():
         batch.drop_column("namespace")
     with op.batch_alter_table("tasks") as batch:
         batch.drop_index("ix_tasks_listing")
-        batch.drop_constraint("tasks_pkey", type_="primary")
+        _drop_primary_key(batch)
         batch.create_primary_key("tasks_pkey", ["task_id"])
         batch.drop_column("finished_at")
         batch.drop_column("started_at")
