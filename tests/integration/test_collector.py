@@ -29,11 +29,12 @@ class RunningCollector:
 
 
 @pytest.fixture
-def collectors(database_url, kube_adapter):
+def collectors(database_url, collector_kube_adapter):
+    """Collectors under the collector's service account (the REST `client` is the web one)."""
     running = []
 
     def start(**settings):
-        collector = RunningCollector(database_url, kube_adapter, **settings)
+        collector = RunningCollector(database_url, collector_kube_adapter, **settings)
         running.append(collector)
         return collector
 
