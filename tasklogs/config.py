@@ -12,6 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from .redaction import HIDDEN, redact, redact_url
+
 
 class ConfigError(ValueError):
     """A setting has a value the service cannot run with; the message names the variable."""
@@ -108,16 +113,37 @@ def _proxy_fix(value: str) -> dict[str, int]:
     return counts
 
 
+URL_SCHEMES = {
+    "postgres": "postgresql+psycopg2",
+    "postgresql": "postgresql+psycopg2",
+    "postgresql+psycopg2": "postgresql+psycopg2",
+    "sqlite": "sqlite",
+}
+
+
 def database_url(value: str) -> str:
-    """Normalise a PostgreSQL URL to psycopg2 (SQLAlchemy 2.1 maps bare postgresql:// to psycopg 3)."""
+    """Check a database URL and normalise PostgreSQL to psycopg2 (SQLAlchemy 2.1 maps a bare
+    postgresql:// to psycopg 3). The errors never quote the value: it holds the password."""
     url = value.strip()
     if not url:
         return ""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix) :]
-    if not re.match(r"^[a-z][a-z0-9+]*://", url):
+    scheme, separator, rest = url.partition("://")
+    if not separator or not re.fullmatch(r"[a-z][a-z0-9+]*", scheme):
         raise ValueError("must be a URL such as postgresql://user:password@host:5432/dbname")
+    if scheme not in URL_SCHEMES:
+        raise ValueError(
+            f"the scheme {scheme!r} is not served: use postgresql:// (or sqlite:/// for local runs)"
+        )
+    url = f"{URL_SCHEMES[scheme]}://{rest}"
+    try:
+        port = make_url(url).port
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            "cannot be read as a URL: check the port, and percent-encode @ : / # ? in the user "
+            "name and password"
+        ) from None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError("the port must be between 1 and 65535")
     return url
 
 
@@ -218,6 +244,15 @@ class Setting:
     parse: Callable[[str], Any]
     help: str
     advanced: bool = False
+    shown: Callable[[str], str] = repr  # how a bad value appears in the error: secrets never do
+
+
+def _hidden(value: str) -> str:
+    return HIDDEN
+
+
+def _shown_url(value: str) -> str:
+    return repr(redact_url(value))
 
 
 SETTINGS = (
@@ -229,6 +264,7 @@ SETTINGS = (
         database_url,
         "Database URL. `postgresql://` URLs use psycopg2. Unset: an SQLite file in `instance/` "
         "(quick local runs only).",
+        shown=_shown_url,
     ),
     Setting(
         "TASKLOGS_NAMESPACE",
@@ -289,6 +325,7 @@ SETTINGS = (
         _text,
         "When set, every API request needs `Authorization: Bearer <token>` (WebSockets may pass "
         "`?access_token=<token>` instead, since browsers cannot set headers there).",
+        shown=_hidden,
     ),
     Setting(
         "TASKLOGS_AUTH_USER_HEADER",
@@ -506,7 +543,7 @@ def load_config(
                 setting.parse(raw) if isinstance(raw, str) else raw
             )
         except ValueError as error:
-            raise ConfigError(f"{setting.env}={raw!r}: {error}") from None
+            raise ConfigError(redact(f"{setting.env}={setting.shown(raw)}: {error}")) from None
     return Settings(
         database=DatabaseSettings(**groups["database"]),
         cluster=ClusterSettings(**groups["cluster"]),

@@ -5,6 +5,8 @@ import logging
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
+from .redaction import redact
+
 log = logging.getLogger(__name__)
 
 
@@ -15,6 +17,7 @@ class TasklogsError(Exception):
     code = "internal_error"
 
     def __init__(self, message: str):
+        message = redact(message)  # a URL's password or a token never reaches a body or a log
         super().__init__(message)
         self.message = message
 

@@ -10,7 +10,7 @@ from .journal import Request
 from .objects import serve_get, serve_list, serve_watch
 from .params import is_true
 from .podlog import serve_log
-from .rbac import allows, scoped
+from .rbac import allows
 from .selectors import name_in_field_selector
 from .server import Body
 from .status import (
@@ -177,13 +177,15 @@ class App:
             body.error(err)
 
     def _dispatch(self, request, body, handler):
-        if not self._authenticated(handler):
+        identity = self._authenticated(handler)
+        if identity is None:
             raise unauthorized()
+        request.user = identity.user
         if request.resource is None:
             raise no_such_route()
         if request.method != "GET":
             raise method_not_allowed()
-        self._authorize(request)
+        self._authorize(request, identity)
         if request.resource == "pods/log":
             return serve_log(self, request, body, handler)
         if request.verb == "watch":
@@ -193,24 +195,28 @@ class App:
         return serve_get(self, request, body)
 
     def _authenticated(self, handler):
-        return handler.headers.get("Authorization", "") == f"Bearer {self.kube.token}"
+        """The identity of the request's bearer token, or None."""
+        scheme, _, token = handler.headers.get("Authorization", "").partition(" ")
+        return self.kube.identity(token) if scheme == "Bearer" else None
 
-    def _authorize(self, request):
-        rules = self.kube.rbac_rules
-        if rules is None or allows(
-            scoped(rules, request.namespace),
+    def _authorize(self, request, identity):
+        """RBAC as the apiserver runs it: the bindings of the request's namespace and the cluster-wide
+        ones (ClusterRoleBindings), or only those for a cluster-scoped resource."""
+        grants = identity.grants
+        if grants is None or allows(
+            grants.rules_in(request.namespace),
             request.verb,
             request.group,
             request.resource,
             request.name,
         ):
             return
-        raise self._forbidden(request)
+        raise self._forbidden(request, identity.user)
 
-    def _forbidden(self, request):
+    def _forbidden(self, request, user=None):
         resource, _, subresource = request.resource.partition("/")
         return forbidden(
-            self.kube.user,
+            user or self.kube.user,
             request.verb,
             resource,
             subresource,

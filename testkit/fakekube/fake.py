@@ -2,6 +2,7 @@
 
 import copy
 import secrets
+from typing import NamedTuple
 
 import yaml
 
@@ -10,11 +11,18 @@ from .cluster import COMPLETED_LABEL, WORKFLOW_LABEL, Cluster
 from .faults import Fault, Faults
 from .gotime import to_nanos
 from .journal import Journal
-from .rbac import load_rules
+from .rbac import Grants, load_grants, load_rules, service_account_user
 from .server import Transport
 
 ARGO_ANNOTATIONS = ("workflows.argoproj.io/node-id", "workflows.argoproj.io/node-name")
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+
+
+class Identity(NamedTuple):
+    """A user of the fake and what its bindings grant it (None: everything is allowed)."""
+
+    user: str
+    grants: Grants | None
 
 
 class FakeKube:
@@ -24,7 +32,8 @@ class FakeKube:
         self.namespace = namespace
         self.token = token or secrets.token_hex(16)
         self.user = user or f"system:serviceaccount:{namespace}:tasklogs"
-        self.rbac_rules = None
+        self.rbac_grants = None  # what the default token may do; None: RBAC off
+        self._tokens = {}  # more bearer tokens: token -> Identity
         self.bookmark_interval = 60.0
         self.cluster = Cluster(namespace, history_size)
         self.faults = Faults()
@@ -62,13 +71,14 @@ class FakeKube:
     def __exit__(self, *exc):
         self.close()
 
-    def write_kubeconfig(self, path) -> str:
+    def write_kubeconfig(self, path, token=None) -> str:
+        """A kubeconfig for this server with the default token, or `token` (see `add_service_account`)."""
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "preferences": {},
             "clusters": [{"name": "fakekube", "cluster": {"server": self.url}}],
-            "users": [{"name": "tasklogs", "user": {"token": self.token}}],
+            "users": [{"name": "tasklogs", "user": {"token": token or self.token}}],
             "contexts": [
                 {
                     "name": "fakekube",
@@ -247,9 +257,45 @@ class FakeKube:
     def clear_faults(self):
         self.faults.clear()
 
-    # --- rbac ---
-    def load_rbac(self, path):
-        self.rbac_rules = load_rules(path)
+    # --- authentication and rbac ---
+    def load_rbac(self, paths, service_account=None):
+        """Enforce RBAC on the default token: every Role's rules in `paths` (a file or several) anywhere,
+        or with `service_account` (a name in this namespace) what the files' bindings give that account."""
+        if service_account is None:
+            self.rbac_grants = Grants(cluster=load_rules(paths))
+            return
+        self.user, self.rbac_grants = self._identity_of(paths, service_account)
+
+    @property
+    def rbac_rules(self):
+        """The default token's rules in this namespace (None: RBAC off); setting them replaces its grants."""
+        return None if self.rbac_grants is None else self.rbac_grants.rules_in(self.namespace)
+
+    @rbac_rules.setter
+    def rbac_rules(self, rules):
+        self.rbac_grants = None if rules is None else Grants(namespaced={self.namespace: rules})
+
+    @property
+    def rbac_cluster_rules(self):
+        """The default token's rules for cluster-scoped resources."""
+        return None if self.rbac_grants is None else self.rbac_grants.rules_in(None)
+
+    def add_service_account(self, paths, service_account) -> str:
+        """A new bearer token for `service_account` (in this namespace), under what the bindings of
+        `paths` give it; pass it to `write_kubeconfig`."""
+        token = secrets.token_hex(16)
+        self._tokens[token] = self._identity_of(paths, service_account)
+        return token
+
+    def _identity_of(self, paths, service_account) -> Identity:
+        user = service_account_user(self.namespace, service_account)
+        return Identity(user, load_grants(paths, user))
+
+    def identity(self, token) -> Identity | None:
+        """Who a bearer token is and what it may do; None for an unknown token."""
+        if token == self.token:
+            return Identity(self.user, self.rbac_grants)
+        return self._tokens.get(token)
 
     # --- observation ---
     @property

@@ -16,6 +16,7 @@ class Request:
     namespace: str | None = None
     status: int = 0  # 0: the connection was reset before any answer
     follow: bool = False
+    user: str | None = None  # who the bearer token is (None: not authenticated)
     raw_path: str = field(default="", repr=False)
 
 

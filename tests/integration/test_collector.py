@@ -30,11 +30,12 @@ class RunningCollector:
 
 
 @pytest.fixture
-def collectors(database_url, kube_adapter):
+def collectors(database_url, collector_kube_adapter):
+    """Collectors under the collector's service account (the REST `client` is the web one)."""
     running = []
 
     def start(**settings):
-        collector = RunningCollector(database_url, kube_adapter, **settings)
+        collector = RunningCollector(database_url, collector_kube_adapter, **settings)
         running.append(collector)
         return collector
 
@@ -362,3 +363,33 @@ def test_hurried_commits_come_at_most_once_per_hurry_gap(
         assert 1 <= commits <= allowed, f"20 lines took {commits} commits, more than one per 0.5 s"
     finally:
         live.close()
+
+
+def test_the_collector_and_the_web_app_stay_within_their_accounts(
+    collectors, client, kube, task_id
+):
+    """Under the shipped RBAC each process is refused nothing, and the collector uses its watches."""
+    collectors()
+    wf = scenarios.workflow(kube, task_id)
+    assert wait_for(lambda: kube.open_streams() == 1)
+    kube.write_log(wf.pod(), "main", "one\n")
+    scenarios.finish(kube, wf)
+    assert wait_for(
+        lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True
+    )
+    assert client.get("/readyz").status_code == 200
+    calls = {}
+    for request in kube.requests:
+        if request.resource:  # served routes: RBAC ran
+            calls.setdefault(request.user, set()).add(
+                (request.verb, request.resource, request.status)
+            )
+    collector = calls.pop("system:serviceaccount:argo:tasklogs-collector")
+    web = calls.pop("system:serviceaccount:argo:tasklogs-web")
+    assert calls == {}, "nobody else called"
+    assert not {status for _, _, status in collector | web} & {401, 403}
+    assert {("list", "workflows"), ("watch", "workflows"), ("list", "pods"), ("watch", "pods")} <= {
+        (verb, resource) for verb, resource, _ in collector
+    }
+    assert ("get", "pods/log") in {(verb, resource) for verb, resource, _ in collector}
+    assert not {verb for verb, _, _ in web} & {"watch"}
