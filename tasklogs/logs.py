@@ -6,7 +6,7 @@ import logging
 from flask import Blueprint, Response, request, stream_with_context
 from simple_websocket import ConnectionClosed
 
-from . import access, render, service, websocket
+from . import access, accesslog, render, service, websocket
 from .bootstrap import services
 from .errors import InvalidRequest, TasklogsError
 from .extensions import sock
@@ -23,8 +23,11 @@ WS_FORMATS = ("append", "lines")
 
 @bp.before_request
 def admit():
-    """Authentication for every route; for WebSockets also the Origin, a free slot, and safe writes."""
+    """Authentication for every route (each leaves an access line); for WebSockets also the Origin,
+    a free slot, and safe writes. Authorization needs the namespace: each route calls
+    `access.authorize` once its parameters are checked."""
     settings = services().settings
+    accesslog.note(request.environ, task=(request.view_args or {}).get("task_id", "-"))
     access.authenticate(settings.access)
     if access.is_websocket():
         access.check_origin(settings.access)
@@ -47,6 +50,7 @@ def task_logs(task_id: str):
     if merge is not None and (merge != "time" or output != "ndjson"):
         raise InvalidRequest("merge=time is the only merge, and it needs format=ndjson")
     query = parse_line_query(request.args)
+    access.authorize(services().settings.cluster.namespace)
     view = service.get_task_logs(services(), task_id)
     if "pod" in request.args or "container" in request.args:
         view = service.narrowed(view, request.args.get("pod"), request.args.get("container"))
@@ -80,6 +84,7 @@ def tail_task_logs(ws, task_id: str):
             if "tail" in request.args
             else None
         )
+        access.authorize(services().settings.cluster.namespace)
         with service.open_tail(
             services(), task_id, request.args.get("cursor"), tail_lines, output == "lines"
         ) as tail:
@@ -90,7 +95,7 @@ def tail_task_logs(ws, task_id: str):
     except TasklogsError as error:
         websocket.send_error(ws, error)
     except ConnectionClosed:
-        pass
+        websocket.note_close(ws)
     except Exception:  # noqa: BLE001 - the client gets a close code, the log gets the traceback
         log.exception("tail of %s failed", task_id)
         websocket.send_error(ws, TasklogsError("internal error"))

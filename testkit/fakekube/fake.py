@@ -9,7 +9,7 @@ from .cluster import COMPLETED_LABEL, WORKFLOW_LABEL, Cluster
 from .faults import Fault, Faults
 from .gotime import to_nanos
 from .journal import Journal
-from .rbac import load_rules
+from .rbac import Rbac, load_rules
 from .server import Transport
 
 ARGO_ANNOTATIONS = ("workflows.argoproj.io/node-id", "workflows.argoproj.io/node-name")
@@ -23,7 +23,9 @@ class FakeKube:
         self.namespace = namespace
         self.token = token or secrets.token_hex(16)
         self.user = user or f"system:serviceaccount:{namespace}:tasklogs"
-        self.rbac_rules = None
+        self.rbac_rules = None  # the service account's rules (None: everything allowed)
+        self.tokens = {}  # other callers' bearer tokens -> user info, for TokenReviews
+        self.rbac = Rbac()  # their Roles and bindings, for SubjectAccessReviews
         self.bookmark_interval = 60.0
         self.cluster = Cluster(namespace, history_size)
         self.faults = Faults()
@@ -236,6 +238,41 @@ class FakeKube:
     # --- rbac ---
     def load_rbac(self, path):
         self.rbac_rules = load_rules(path)
+
+    # --- other callers: tokens and their RBAC ---
+    def add_token(self, token, username, groups=(), uid=None):
+        """A bearer token TokenReviews answer for (a service account's, an OIDC user's...)."""
+        self.tokens[token] = {
+            "username": username,
+            "uid": uid or secrets.token_hex(8),
+            "groups": list(groups),
+        }
+
+    def apply_rbac(self, *objects):
+        """Roles, ClusterRoles, RoleBindings, ClusterRoleBindings (dicts as in YAML)."""
+        for obj in objects:
+            self.rbac.apply(obj)
+
+    def grant_log_reading(self, subject_kind, subject_name, namespace=None):
+        """Let a User or Group `get pods/log` in `namespace` (a Role and RoleBinding), or in every
+        namespace with None (a ClusterRole and ClusterRoleBinding)."""
+        name = f"logs-{subject_kind.lower()}-{secrets.token_hex(4)}"
+        rules = [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}]
+        scope = {"namespace": namespace} if namespace else {}
+        role_kind = "Role" if namespace else "ClusterRole"
+        self.apply_rbac(
+            {"kind": role_kind, "metadata": {"name": name, **scope}, "rules": rules},
+            {
+                "kind": f"{role_kind}Binding",
+                "metadata": {"name": name, **scope},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": role_kind,
+                    "name": name,
+                },
+                "subjects": [{"kind": subject_kind, "name": subject_name}],
+            },
+        )
 
     # --- observation ---
     @property

@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 
 from testkit import ROOT
 from testkit.fakekube import FakeKube
-from testkit.fakekube.rbac import load_rules
+from testkit.fakekube.rbac import allows, load_rules
 
 
 def read(path):
@@ -25,8 +25,8 @@ def read(path):
 def test_rbac_is_read_only_on_pods_logs_and_workflows():
     documents = list(yaml.safe_load_all(read("deploy/rbac.yaml")))
     kinds = {doc["kind"] for doc in documents}
-    assert kinds == {"ServiceAccount", "Role", "RoleBinding"}, (
-        "a namespaced Role, not a ClusterRole"
+    assert kinds == {"ServiceAccount", "Role", "RoleBinding", "ClusterRoleBinding"}, (
+        "a namespaced Role, not a ClusterRole of our own"
     )
     [role] = [doc for doc in documents if doc["kind"] == "Role"]
     granted = {
@@ -41,6 +41,40 @@ def test_rbac_is_read_only_on_pods_logs_and_workflows():
         for group, resource in (("", "pods"), ("", "pods/log"), ("argoproj.io", "workflows"))
         for verb in ("get", "list", "watch")
     }
+
+
+def test_the_only_cluster_wide_grant_is_auth_delegation_to_the_service_account():
+    """TokenReviews and SubjectAccessReviews (TASKLOGS_AUTH=kubernetes|proxy) are cluster-scoped:
+    the bootstrap ClusterRole system:auth-delegator grants `create` on those two and nothing else."""
+    [binding] = [
+        doc
+        for doc in yaml.safe_load_all(read("deploy/rbac.yaml"))
+        if doc["kind"] == "ClusterRoleBinding"
+    ]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "system:auth-delegator",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "tasklogs", "namespace": "argo"}
+    ]
+    rules = load_rules(os.path.join(ROOT, "deploy", "rbac.yaml"))
+    assert allows(rules, "create", "authentication.k8s.io", "tokenreviews", None)
+    assert allows(rules, "create", "authorization.k8s.io", "subjectaccessreviews", None)
+    assert not allows(rules, "create", "", "pods", None)
+
+
+def test_the_shipped_web_deployment_authenticates_with_kubernetes_and_no_proxy_fix():
+    web = next(
+        doc
+        for doc in yaml.safe_load_all(read("deploy/tasklogs.yaml"))
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] == "tasklogs"
+    )
+    env = {
+        e["name"]: e.get("value") for e in web["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["TASKLOGS_AUTH"] == "kubernetes" and "TASKLOGS_PROXY_FIX" not in env
 
 
 def without(resource: str, path) -> str:
