@@ -168,10 +168,12 @@ def test_every_read_and_tail_leaves_one_token_free_access_line(serve, callers, t
     client.get(f"/api/v1/tasks/{task_id}/logs", headers=bearer(BOB)).close()
     tail = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs?access_token={ALICE}"))
     frames = tail.rest()
+    tail.close()  # werkzeug's server finishes a request only once the client's socket is closed
     assert frames[-1]["type"] == "complete" and tail.close_code == 1000
     deadline = time.monotonic() + 5
     while len(access_lines(caplog)) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert len(access_lines(caplog)) == 3, [r.getMessage() for r in access_lines(caplog)]
     rest, denied, ws = (r.access for r in access_lines(caplog))
     assert (rest["user"], rest["namespace"], rest["task"], rest["status"]) == (
         "alice",
