@@ -192,3 +192,28 @@ def test_every_read_and_tail_leaves_one_token_free_access_line(serve, callers, t
     )
     assert ALICE not in ours and BOB not in ours, "no token in any of the service's log lines"
     assert "access_token" not in ours
+
+
+def test_authorize_and_readable_for_the_lead_routes(serve, callers):
+    """The interface of namespaced routes, listing and search: `authorize(ns)` raises, `readable`
+    filters; modes without RBAC let everyone they admitted read every namespace."""
+    from flask import g
+
+    from tasklogs import access
+    from tasklogs.errors import Forbidden, Unauthorized
+    from tasklogs.reviews import Identity
+
+    app, _ = serve(TASKLOGS_AUTH="kubernetes")
+    with app.test_request_context("/api/v1/tasks"):
+        with pytest.raises(Unauthorized):
+            access.readable(["argo"])
+        g.identity = Identity("bob", (), "kubernetes")
+        assert access.readable(["argo", "elsewhere", "third"]) == ["elsewhere"]
+        with pytest.raises(Forbidden, match="'third'"):
+            access.authorize("third")
+        access.authorize("elsewhere")
+    open_app, _ = serve(TASKLOGS_AUTH="none")
+    with open_app.test_request_context("/api/v1/tasks"):
+        access.authenticate(open_app.extensions["tasklogs"].settings.access)
+        assert access.readable(["argo", "third"]) == ["argo", "third"]
+        access.authorize("third")
