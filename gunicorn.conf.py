@@ -20,8 +20,9 @@ keepalive = 5
 # a local management interface nobody here uses, and a write to a read-only root filesystem in a pod.
 control_socket_disable = True
 accesslog = os.environ.get("TASKLOGS_ACCESS_LOG", "-") or None  # empty: no access log
-# Trust X-Forwarded-* from these addresses for the scheme; the client address comes from TASKLOGS_PROXY_FIX.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn believes no X-Forwarded-* of its own: the app does, from TASKLOGS_TRUSTED_PROXIES only
+# (tasklogs/proxies.py), for the client address and the scheme alike.
+forwarded_allow_ips = ""
 
 
 def post_fork(server, worker):

@@ -1,9 +1,9 @@
 """Explicit wiring: what one process runs on, built in one place for the app and for the collector.
 
-`Services` holds the settings, the store's units of work, the tail slots, the Kubernetes adapter and
-the engine. The adapter is built on first use (the app starts, and says why, without a cluster
-configuration), and so is the engine: its threads must start after gunicorn forked the worker, and a
-command such as `prune` never needs one.
+`Services` holds the settings, the store's units of work, the tail slots, the Kubernetes adapter (and
+the access reviews made through it) and the engine. The adapter is built on first use (the app
+starts, and says why, without a cluster configuration), and so is the engine: its threads must
+start after gunicorn forked the worker, and a command such as `prune` never needs one.
 """
 
 import threading
@@ -15,13 +15,14 @@ from flask import Flask, current_app
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.orm import sessionmaker
 
-from .access import TailSlots
-from .cluster import Cluster
+from .cluster import AccessReviews, Cluster
 from .config import Settings
 from .engine import Engine
 from .extensions import db
 from .identity import TaskRef
 from .kube import Kube
+from .reviews import Reviews
+from .slots import TailSlots
 from .store.unit_of_work import UnitOfWork, UnitsOfWork
 from .tasks import ClusterTask
 
@@ -44,6 +45,7 @@ class Services:
         self.settings, self.units, self.sa_engine = settings, units, sa_engine
         self.slots = TailSlots(settings.tails.max_tails, settings.tails.max_tails_per_client)
         self._kube = kube
+        self._reviews: Reviews | None = None
         self.started_engine: Engine | None = None
         self._lock = threading.RLock()  # two first requests at once must not build two of anything
 
@@ -54,6 +56,18 @@ class Services:
             if self._kube is None:
                 self._kube = Kube.from_settings(self.settings.cluster)
             return self._kube
+
+    @property
+    def reviews(self) -> Reviews:
+        """TokenReviews and SubjectAccessReviews through the adapter, remembered briefly."""
+        with self._lock:
+            if self._reviews is None:
+                api = self.kube
+                if not isinstance(api, AccessReviews):
+                    raise TypeError(f"{type(api).__name__} cannot review tokens and access")
+                access = self.settings.access
+                self._reviews = Reviews(api, access.cache_seconds, access.denial_seconds)
+            return self._reviews
 
     @property
     def engine(self) -> Engine:

@@ -36,6 +36,13 @@ class Unauthorized(TasklogsError):
     code = "unauthorized"
 
 
+class Forbidden(TasklogsError):
+    """The caller is known but may not read pod logs in that namespace (RBAC)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class OriginForbidden(TasklogsError):
     status = 403
     code = "origin_forbidden"

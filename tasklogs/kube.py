@@ -17,7 +17,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from . import argo
-from .cluster import ALL_NAMESPACES, ContainerStatus, PodSummary
+from .cluster import ALL_NAMESPACES, AccessDecision, ContainerStatus, PodSummary, ReviewedToken
 from .config import ClusterSettings
 from .errors import (
     ClusterRefused,
@@ -200,6 +200,8 @@ class Kube:
         self._stream_timeout = (connect_timeout, stream_idle_timeout)
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
+        self._authentication = client.AuthenticationV1Api(api_client)
+        self._authorization = client.AuthorizationV1Api(api_client)
         self._siblings: dict[str, Kube] = {namespace: self}
         self._siblings_lock = threading.Lock()
 
@@ -406,6 +408,59 @@ class Kube:
             pod,
         )
         return LogStream(response, f"log of {pod}/{container}")
+
+    def review_token(self, token: str) -> ReviewedToken:
+        """Who the bearer token belongs to, by a TokenReview (authentication.k8s.io/v1)."""
+        body: Any = {  # a dict is what the client sends as it is
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token},
+        }
+        with self._translated("create", "tokenreviews.authentication.k8s.io"):
+            answer = _json(
+                self._authentication.create_token_review(
+                    body, _request_timeout=self._timeout, _preload_content=False
+                )
+            )
+        status = answer.get("status") or {}
+        user = status.get("user") or {}
+        return {
+            "authenticated": bool(status.get("authenticated")),
+            "username": user.get("username", ""),
+            "uid": user.get("uid", ""),
+            "groups": list(user.get("groups") or []),
+            "error": status.get("error", ""),
+        }
+
+    def review_access(self, user: str, groups, namespace: str) -> AccessDecision:
+        """Whether `user` with `groups` may get pods/log in `namespace`, by a SubjectAccessReview."""
+        body: Any = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "resourceAttributes": {
+                    "namespace": namespace,
+                    "verb": "get",
+                    "group": "",
+                    "resource": "pods",
+                    "subresource": "log",
+                },
+                "user": user,
+                "groups": list(groups),
+            },
+        }
+        with self._translated("create", "subjectaccessreviews.authorization.k8s.io"):
+            answer = _json(
+                self._authorization.create_subject_access_review(
+                    body, _request_timeout=self._timeout, _preload_content=False
+                )
+            )
+        status = answer.get("status") or {}
+        return {
+            "allowed": bool(status.get("allowed")),
+            "denied": bool(status.get("denied")),
+            "reason": status.get("reason", ""),
+        }
 
     def check(self) -> None:
         """Raise unless the API server answers a cheap request this service is allowed to make."""

@@ -6,7 +6,7 @@ import logging
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 from simple_websocket import ConnectionClosed
 
-from . import access, render, service, websocket
+from . import access, accesslog, render, service, websocket
 from .bootstrap import services
 from .errors import InvalidRequest, TasklogsError
 from .extensions import sock
@@ -24,8 +24,11 @@ LIST_PARAMETERS = {"phase", "prefix", "limit", "cursor"}
 
 @bp.before_request
 def admit():
-    """Authentication for every route; for WebSockets also the Origin, a free slot, and safe writes."""
+    """Authentication for every route (each leaves an access line); for WebSockets also the Origin,
+    a free slot, and safe writes. Authorization needs the namespace: each route calls
+    `access.authorize` once its parameters are checked."""
     settings = services().settings
+    accesslog.note(request.environ, task=(request.view_args or {}).get("task_id", "-"))
     access.authenticate(settings.access)
     if access.is_websocket():
         access.check_origin(settings.access)
@@ -50,6 +53,7 @@ def task_logs(task_id: str, namespace: str | None):
         raise InvalidRequest("merge=time is the only merge, and it needs format=ndjson")
     query = parse_line_query(request.args)
     task = service.task_ref(services(), namespace, task_id)
+    access.authorize(task.namespace)
     view = service.get_task_logs(services(), task)
     if "pod" in request.args or "container" in request.args:
         view = service.narrowed(view, request.args.get("pod"), request.args.get("container"))
@@ -80,6 +84,7 @@ def list_tasks(namespace: str | None):
         prefix=request.args.get("prefix") or None,
         limit=_bounded_int("limit", 1, 500, 50),
         cursor=request.args.get("cursor") or None,
+        readable=access.readable,
     )
     return jsonify(page)
 
@@ -98,6 +103,7 @@ def tail_task_logs(ws, task_id: str, namespace: str | None):
             else None
         )
         task = service.task_ref(services(), namespace, task_id)
+        access.authorize(task.namespace)
         with service.open_tail(
             services(), task, request.args.get("cursor"), tail_lines, output == "lines"
         ) as tail:
@@ -108,7 +114,7 @@ def tail_task_logs(ws, task_id: str, namespace: str | None):
     except TasklogsError as error:
         websocket.send_error(ws, error)
     except ConnectionClosed:
-        pass
+        websocket.note_close(ws)
     except Exception:  # noqa: BLE001 - the client gets a close code, the log gets the traceback
         log.exception("tail of %s failed", task_id)
         websocket.send_error(ws, TasklogsError("internal error"))

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from tasklogs import argo
-from tasklogs.cluster import PodSummary
+from tasklogs.cluster import AccessDecision, PodSummary, ReviewedToken
 from tasklogs.errors import (
     ClusterRefused,
     ClusterUnavailable,
@@ -111,6 +111,8 @@ class MemoryCluster:
         self.version = 1
         self.clock = EPOCH
         self.closed = False
+        self.tokens: dict[str, tuple[str, tuple[str, ...]]] = {}  # bearer token -> (user, groups)
+        self.readers: set[tuple[str, str]] = set()  # (user or group, namespace) that may read logs
         self._others: dict[str, MemoryCluster] = {}
 
     def in_namespace(self, namespace: str) -> "MemoryCluster":
@@ -313,6 +315,24 @@ class MemoryCluster:
         self.requests[what] += 1
         if self.failure is not None:
             raise self.failure
+
+    # --- access reviews (the AccessReviews protocol) ---
+
+    def review_token(self, token: str) -> ReviewedToken:
+        self._request("create tokenreviews")
+        user, groups = self.tokens.get(token, ("", ()))
+        return {
+            "authenticated": bool(user),
+            "username": user,
+            "uid": f"uid-{user}" if user else "",
+            "groups": [*groups, "system:authenticated"] if user else [],
+            "error": "",
+        }
+
+    def review_access(self, user: str, groups, namespace: str) -> AccessDecision:
+        self._request("create subjectaccessreviews")
+        allowed = any((subject, namespace) in self.readers for subject in (user, *groups))
+        return {"allowed": allowed, "denied": False, "reason": ""}
 
     # --- the Cluster protocol ---
 

@@ -11,6 +11,7 @@ from .objects import serve_get, serve_list, serve_watch
 from .params import is_true
 from .podlog import serve_log
 from .rbac import allows
+from .reviews import serve_access_review, serve_token_review
 from .selectors import name_in_field_selector
 from .server import Body
 from .status import (
@@ -29,6 +30,19 @@ CLUSTER_ROUTES = (
     (re.compile(r"^/api/v1/pods$"), "", "pods"),
     (re.compile(r"^/apis/argoproj\.io/v1alpha1/workflows$"), WORKFLOW_GROUP, "workflows"),
 )
+# Cluster-scoped reviews: created with POST, never stored (resource, group, how they are served).
+REVIEWS = {
+    "/apis/authentication.k8s.io/v1/tokenreviews": (
+        "tokenreviews",
+        "authentication.k8s.io",
+        serve_token_review,
+    ),
+    "/apis/authorization.k8s.io/v1/subjectaccessreviews": (
+        "subjectaccessreviews",
+        "authorization.k8s.io",
+        serve_access_review,
+    ),
+}
 ROUTES = (
     (re.compile(r"^/api/v1" + _NS + r"pods$"), "", "pods", False),
     (re.compile(r"^/api/v1" + _NS + r"pods/([^/]+)$"), "", "pods", True),
@@ -48,11 +62,12 @@ ROUTES = (
 )
 
 
-def parse_request(handler) -> Request:
+def parse_request(handler, body=b"") -> Request:
     """The request as the apiserver's RequestInfo sees it."""
     url = urlsplit(handler.path)
     query = dict(parse_qsl(url.query, keep_blank_values=True))
     request = Request(
+        body=body,
         method=handler.command,
         path=url.path,
         query=query,
@@ -63,6 +78,10 @@ def parse_request(handler) -> Request:
         raw_path=handler.path,
         follow=is_true(query.get("follow")),
     )
+    if url.path in REVIEWS:
+        request.resource, request.group, _ = REVIEWS[url.path]
+        request.verb = "create" if handler.command == "POST" else handler.command.lower()
+        return request
     for pattern, group, resource, named in ROUTES:
         m = pattern.match(url.path)
         if m:
@@ -157,8 +176,7 @@ class App:
         return self.kube.bookmark_interval
 
     def serve(self, handler):
-        _drain_body(handler)
-        request = parse_request(handler)
+        request = parse_request(handler, _read_body(handler))
         delay, fault = self.kube.faults.take(request)
         if delay and self.stopping.wait(delay):
             handler.reset()
@@ -183,9 +201,12 @@ class App:
         request.user = identity.user
         if request.resource is None:
             raise no_such_route()
-        if request.method != "GET":
+        review = REVIEWS.get(request.path)
+        if request.method != ("POST" if review else "GET"):
             raise method_not_allowed()
         self._authorize(request, identity)
+        if review:
+            return review[2](self, request, body)
         if request.resource == "pods/log":
             return serve_log(self, request, body, handler)
         if request.verb == "watch":
@@ -242,7 +263,6 @@ class App:
         wait_closed(streams)
 
 
-def _drain_body(handler):
+def _read_body(handler) -> bytes:
     length = int(handler.headers.get("Content-Length") or 0)
-    if length:
-        handler.rfile.read(length)
+    return handler.rfile.read(length) if length else b""

@@ -11,7 +11,7 @@ from .cluster import COMPLETED_LABEL, WORKFLOW_LABEL, Cluster
 from .faults import Fault, Faults
 from .gotime import to_nanos
 from .journal import Journal
-from .rbac import Grants, load_grants, load_rules, service_account_user
+from .rbac import Grants, Rbac, load_grants, load_rules, service_account_user
 from .server import Transport
 
 ARGO_ANNOTATIONS = ("workflows.argoproj.io/node-id", "workflows.argoproj.io/node-name")
@@ -33,7 +33,9 @@ class FakeKube:
         self.token = token or secrets.token_hex(16)
         self.user = user or f"system:serviceaccount:{namespace}:tasklogs"
         self.rbac_grants = None  # what the default token may do; None: RBAC off
-        self._tokens = {}  # more bearer tokens: token -> Identity
+        self._tokens = {}  # more bearer tokens of the API itself: token -> Identity
+        self.tokens = {}  # other callers' bearer tokens -> user info, for TokenReviews
+        self.rbac = Rbac()  # their Roles and bindings, for SubjectAccessReviews
         self.bookmark_interval = 60.0
         self.cluster = Cluster(namespace, history_size)
         self.faults = Faults()
@@ -296,6 +298,41 @@ class FakeKube:
         if token == self.token:
             return Identity(self.user, self.rbac_grants)
         return self._tokens.get(token)
+
+    # --- other callers: tokens and their RBAC ---
+    def add_token(self, token, username, groups=(), uid=None):
+        """A bearer token TokenReviews answer for (a service account's, an OIDC user's...)."""
+        self.tokens[token] = {
+            "username": username,
+            "uid": uid or secrets.token_hex(8),
+            "groups": list(groups),
+        }
+
+    def apply_rbac(self, *objects):
+        """Roles, ClusterRoles, RoleBindings, ClusterRoleBindings (dicts as in YAML)."""
+        for obj in objects:
+            self.rbac.apply(obj)
+
+    def grant_log_reading(self, subject_kind, subject_name, namespace=None):
+        """Let a User or Group `get pods/log` in `namespace` (a Role and RoleBinding), or in every
+        namespace with None (a ClusterRole and ClusterRoleBinding)."""
+        name = f"logs-{subject_kind.lower()}-{secrets.token_hex(4)}"
+        rules = [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}]
+        scope = {"namespace": namespace} if namespace else {}
+        role_kind = "Role" if namespace else "ClusterRole"
+        self.apply_rbac(
+            {"kind": role_kind, "metadata": {"name": name, **scope}, "rules": rules},
+            {
+                "kind": f"{role_kind}Binding",
+                "metadata": {"name": name, **scope},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": role_kind,
+                    "name": name,
+                },
+                "subjects": [{"kind": subject_kind, "name": subject_name}],
+            },
+        )
 
     # --- observation ---
     @property
