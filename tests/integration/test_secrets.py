@@ -46,7 +46,7 @@ def test_a_store_that_cannot_be_reached_is_reported_without_the_password(
         try:
             client = app.test_client()
             auth = {"Authorization": f"Bearer {TOKEN}"}
-            ready = client.get("/readyz", headers=auth)
+            ready = client.get("/readyz?verbose=1", headers=auth)
             logs = client.get(f"/api/v1/tasks/{task_id}/logs", headers=auth)
             refused = client.get(
                 f"/api/v1/tasks/{task_id}/logs", headers={"Authorization": "Bearer wrong-token-1"}
