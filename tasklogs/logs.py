@@ -77,6 +77,8 @@ def task_logs(task_id: str, namespace: str | None):
 @bp.get("/api/v1/namespaces/<namespace>/tasks")
 def list_tasks(namespace: str | None):
     _check_parameters(LIST_PARAMETERS)
+    if namespace is not None:
+        access.authorize(service.served_namespace(services(), namespace))
     page = service.list_tasks(
         services(),
         namespace,

@@ -41,6 +41,7 @@ from .tasks import read_task
 log = logging.getLogger(__name__)
 
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 DEGRADED_HEADER = "X-Tasklogs-Degraded"
 
 
@@ -89,7 +90,7 @@ def served_namespace(services: Services, namespace: str | None) -> str:
     cluster = services.settings.cluster
     if namespace is None:
         return cluster.namespace
-    if not cluster.serves(namespace):
+    if not (_DNS_LABEL.fullmatch(namespace) and cluster.serves(namespace)):
         raise NamespaceNotServed(
             f"namespace {namespace[:80]!r} is not served here (TASKLOGS_NAMESPACES:"
             f" {cluster.namespaces_text})"
