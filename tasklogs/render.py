@@ -30,6 +30,7 @@ def text_body(view: TaskView, query: LineQuery) -> Iterator[bytes]:
 
 def json_body(view: TaskView, query: LineQuery) -> Iterator[bytes]:
     head = {
+        "namespace": view.task.namespace,
         "task_id": view.task_id,
         "phase": view.phase,
         "source": view.source,
