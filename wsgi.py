@@ -24,4 +24,5 @@ logging.basicConfig(
 )
 redact_logs()  # no password or token in any log line, tracebacks included
 
-app = create_app()
+# `flask --app wsgi [command] --help` only lists: no database touched, no file created
+app = create_app(for_help=bool({"--help", "-h"} & set(sys.argv[1:])))

@@ -17,20 +17,22 @@ MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Mapping[str, Any] | None = None, kube: Cluster | None = None) -> Flask:
+def create_app(
+    config: Mapping[str, Any] | None = None, kube: Cluster | None = None, *, for_help: bool = False
+) -> Flask:
     """Build the app: settings from the environment, overridden by `config` (by variable name, e.g.
     `DATABASE_URL`, `TASKLOGS_POLL_INTERVAL`; other keys are Flask's own); `kube` replaces the Kubernetes
-    adapter (tests pass one bound to a fake API server)."""
+    adapter (tests pass one bound to a fake API server). `for_help` builds it only to list its commands
+    (`flask --app wsgi ... --help`): no database is touched, no file created, nothing logged."""
     config = dict(config or {})
     settings = load_config(
         overrides={
             name: config.pop(name) for name in list(config) if name in SETTING_NAMES | set(REMOVED)
         }
     )
-    _say_how_callers_get_in(settings)
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(config)
-    _configure_database(app, settings)
+    _configure_database(app, settings, create_folder=not for_help)
     app.config.setdefault(
         "SOCK_SERVER_OPTIONS",
         {
@@ -51,12 +53,17 @@ def create_app(config: Mapping[str, Any] | None = None, kube: Cluster | None = N
     app.register_blueprint(logs.bp)
     health.register(app)
     cli.register(app)
-    bootstrap.wire(app, settings, kube)
+    current = bootstrap.wire(app, settings, kube)
 
+    if for_help:
+        return app
     if settings.database.auto_migrate:
         from .schema import upgrade_schema
 
         upgrade_schema(app)
+    _say_how_callers_get_in(settings)
+    for level, line in bootstrap.describe_stores(current, app.config["SQLALCHEMY_DATABASE_URI"]):
+        log.log(level, "%s", line)
     return app
 
 
@@ -73,10 +80,11 @@ def _say_how_callers_get_in(settings: Settings) -> None:
         log.info("access: TASKLOGS_AUTH=%s", mode)
 
 
-def _configure_database(app: Flask, settings: Settings) -> None:
+def _configure_database(app: Flask, settings: Settings, create_folder: bool = True) -> None:
     url = settings.database.url
     if not url:
-        os.makedirs(app.instance_path, exist_ok=True)
+        if create_folder:
+            os.makedirs(app.instance_path, exist_ok=True)
         url = "sqlite:///" + os.path.join(app.instance_path, "tasklogs.sqlite")
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     if url.startswith("postgresql"):

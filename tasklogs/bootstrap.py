@@ -6,6 +6,7 @@ starts, and says why, without a cluster configuration), and so is the engine: it
 start after gunicorn forked the worker, and a command such as `prune` never needs one.
 """
 
+import logging
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -18,6 +19,7 @@ from sqlalchemy.orm import sessionmaker
 from .cluster import AccessReviews, Cluster
 from .config import Settings
 from .engine import Engine
+from .errors import TasklogsError
 from .extensions import db
 from .identity import TaskRef
 from .kube import Kube
@@ -99,6 +101,49 @@ def wire(app: Flask, settings: Settings, kube: Cluster | None = None) -> Service
     units = partial(UnitOfWork, sessionmaker(sa_engine, expire_on_commit=False))
     services = app.extensions[EXTENSION] = Services(settings, units, sa_engine, kube)
     return services
+
+
+def check_stores(current: Services, collector: bool = False) -> None:
+    """Raise the store's error unless the database answers and the cluster answers a request this
+    process needs (the collector's: a list of the workflows it is to watch)."""
+    from .store import repository
+
+    with current.units() as uow:
+        repository.check_database(uow.session)
+    cluster = current.settings.cluster
+    kube = current.kube
+    if not collector:
+        kube.check()
+        return
+    for name in ["*"] if cluster.all_namespaces else cluster.namespaces:
+        kube.in_namespace(name).list_workflows()
+
+
+def describe_stores(current: Services, database_url: str) -> list[tuple[int, str]]:
+    """One (log level, line) per store for the start-up log: what this process talks to (no
+    secrets); a cluster that is not configured is a warning."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        database = f"database: SQLite file {url.database} (quick local runs only)"
+    else:
+        database = (
+            f"database: PostgreSQL {url.host or 'localhost'}:{url.port or 5432}/{url.database}"
+            f" as {url.username or '(default user)'}"
+        )
+    cluster = current.settings.cluster
+    try:
+        kube = current.kube
+        where = getattr(getattr(kube, "api_client", None), "configuration", None)
+        server = where.host if where is not None else type(kube).__name__
+        kubernetes = (
+            logging.INFO,
+            f"kubernetes: API server {server}, namespaces {cluster.namespaces_text}",
+        )
+    except TasklogsError as error:
+        kubernetes = (logging.WARNING, f"kubernetes: not configured ({error.message})")
+    return [(logging.INFO, database), kubernetes]
 
 
 def services() -> Services:

@@ -19,14 +19,27 @@ def parse_age(value: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
+COLLECT_ENVIRONMENT = """\b
+Environment:
+  DATABASE_URL          postgresql://user:password@host:5432/db (the store the web service reads)
+  KUBECONFIG            the cluster's configuration; in a pod, its service account instead
+  TASKLOGS_NAMESPACE    the default namespace (argo)
+  TASKLOGS_NAMESPACES   every namespace to capture, comma-separated, or * (one cluster-wide watch)
+  TASKLOGS_CONTAINERS   more containers than TASKLOGS_CONTAINER (main) to capture, e.g. init,wait
+Every setting: python -m tasklogs.config. The collector needs list and watch on workflows and pods and
+get on pods/log in those namespaces (deploy/rbac.yaml, or deploy/rbac-cluster.yaml for *). It stops
+at once, with one line and status 1, when the database or the cluster cannot be used at start-up."""
+
+
 def register(app) -> None:
-    @app.cli.command("collect")
+    @app.cli.command("collect", epilog=COLLECT_ENVIRONMENT)
     def collect():
         """Capture every workflow's logs as they are written, whether or not anyone watches."""
-        from .bootstrap import build_collector
+        from .bootstrap import build_collector, check_stores
         from .collector import run_collector
 
         try:
+            check_stores(services(), collector=True)
             run_collector(build_collector(services()))
         except TasklogsError as error:
             raise click.ClickException(error.message) from None

@@ -15,6 +15,7 @@ class TasklogsError(Exception):
 
     status = 500
     code = "internal_error"
+    retry_after: int | None = None  # seconds for a Retry-After header: worth trying again soon
 
     def __init__(self, message: str):
         message = redact(message)  # a URL's password or a token never reaches a body or a log
@@ -61,11 +62,13 @@ class NamespaceNotServed(TasklogsError):
 class TooManyFromClient(TasklogsError):
     status = 429
     code = "too_many_connections_from_client"
+    retry_after: int | None = 5
 
 
 class TooManyConnections(TasklogsError):
     status = 503
     code = "too_many_connections"
+    retry_after: int | None = 5
 
 
 class ClusterError(TasklogsError):
@@ -87,6 +90,15 @@ class ClusterUnavailable(ClusterError):
 
     status = 503
     code = "cluster_unavailable"
+    retry_after: int | None = 5
+
+
+class ClusterMisconfigured(ClusterUnavailable):
+    """The cluster cannot be reached as configured (no usable kubeconfig, a server name that does not
+    resolve, a TLS handshake refused): trying again will not help until someone fixes the configuration."""
+
+    code = "cluster_misconfigured"
+    retry_after = None
 
 
 class ObjectNotFound(ClusterError):
@@ -122,6 +134,7 @@ class StoreUnavailable(TasklogsError):
 
     status = 503
     code = "database_unavailable"
+    retry_after: int | None = 5
 
 
 class Unavailable(TasklogsError):
@@ -129,6 +142,7 @@ class Unavailable(TasklogsError):
 
     status = 503
     code = "unavailable"
+    retry_after: int | None = 5
 
 
 def error_body(error: TasklogsError) -> dict:
@@ -143,8 +157,8 @@ def register_error_handlers(app) -> None:
         response = jsonify(error_body(error))
         if isinstance(error, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="tasklogs"'
-        if error.status in (429, 503):
-            response.headers["Retry-After"] = "5"
+        if error.retry_after:
+            response.headers["Retry-After"] = str(error.retry_after)
         return response, error.status
 
     @app.errorhandler(HTTPException)

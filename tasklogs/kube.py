@@ -7,8 +7,11 @@ every `ApiException` and network error leaves as one of the project's own except
 import json
 import logging
 import os
+import socket
+import ssl
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -20,6 +23,7 @@ from . import argo
 from .cluster import ALL_NAMESPACES, AccessDecision, ContainerStatus, PodSummary, ReviewedToken
 from .config import ClusterSettings
 from .errors import (
+    ClusterMisconfigured,
     ClusterRefused,
     ClusterUnavailable,
     ContainerWaiting,
@@ -37,6 +41,79 @@ READ_SIZE = 65536
 _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 
 
+def _configuration_tried(config_file: str | None) -> str:
+    """Where the configuration was looked for, for a message that says what to fix."""
+    if config_file is not None:
+        return f"tried {config_file}"
+    paths = os.environ.get("KUBECONFIG", "")
+    tried = [p for p in paths.split(os.pathsep) if p] or [os.path.expanduser("~/.kube/config")]
+    source = "KUBECONFIG" if paths else "the default path"
+    return (
+        "not in a pod (KUBERNETES_SERVICE_HOST unset), so tried "
+        + ", ".join(tried)
+        + f" ({source})"
+    )
+
+
+def describe_configuration(api_client: client.ApiClient) -> str:
+    """The API server this client talks to, for the start-up line (no credentials)."""
+    return api_client.configuration.host
+
+
+def network_cause(error: BaseException) -> tuple[str, bool]:
+    """What went wrong under a network error, in words, and whether it is a configuration that only
+    a person can fix (a name that does not resolve, TLS refused) rather than a server that is down."""
+    chain = _chain(error)
+    for kind, cause, permanent in _CAUSES:
+        found = next((e for e in chain if isinstance(e, kind)), None)
+        if found is not None:
+            return cause(found), permanent
+    return type(error).__name__, False
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and everything under it (urllib3's `reason`, causes, contexts, wrapped arguments)."""
+    found: list[BaseException] = []
+    pending: list[object] = [error]
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or any(current is e for e in found):
+            continue
+        found.append(current)
+        pending += [getattr(current, "reason", None), current.__cause__, current.__context__]
+        pending += list(getattr(current, "args", ()))
+    return found
+
+
+# (error class, its description, whether only a configuration change helps), most specific first:
+# urllib3's NewConnectionError is a ConnectTimeoutError, so a refusal must be looked for before a timeout.
+_CAUSES: list[tuple[Any, Callable[[Any], str], bool]] = [
+    (socket.gaierror, lambda e: "DNS lookup failed (the server name does not resolve)", True),
+    (
+        ssl.SSLCertVerificationError,
+        lambda e: f"TLS certificate not trusted ({e.verify_message})",
+        True,
+    ),
+    (
+        (ssl.SSLError, urllib3.exceptions.SSLError),
+        lambda e: f"TLS handshake failed ({_first_line(e)})",
+        True,
+    ),
+    (ConnectionRefusedError, lambda e: "connection refused (nothing listens there)", False),
+    (ConnectionResetError, lambda e: "connection reset", False),
+    (
+        (TimeoutError, urllib3.exceptions.TimeoutError),
+        lambda e: "timed out",
+        False,
+    ),
+]
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__
+
+
 def load_api_client(config_file: str | None = None, pool_size: int = 1024) -> client.ApiClient:
     """In-cluster credentials when running in a pod, else `KUBECONFIG` / ~/.kube/config."""
     configuration = client.Configuration()
@@ -48,9 +125,8 @@ def load_api_client(config_file: str | None = None, pool_size: int = 1024) -> cl
                 config_file=config_file, client_configuration=configuration, persist_config=False
             )
     except (config.ConfigException, OSError) as error:
-        raise ClusterUnavailable(
-            f"no usable Kubernetes configuration (in-cluster service account, KUBECONFIG "
-            f"or ~/.kube/config): {error}"
+        raise ClusterMisconfigured(
+            f"no usable Kubernetes configuration: {_configuration_tried(config_file)}: {error}"
         ) from None
     configuration.connection_pool_maxsize = pool_size
     # Quick retries of a connection that failed to open, and one of a read that failed (a kept-alive
@@ -494,8 +570,10 @@ class Kube:
         except ApiException as error:
             raise _translate(error, verb, resource, name, self.namespace) from None
         except _NETWORK_ERRORS as error:
-            raise ClusterUnavailable(
-                f"Kubernetes API unreachable ({verb} {resource}): {type(error).__name__}"
+            cause, permanent = network_cause(error)
+            raise (ClusterMisconfigured if permanent else ClusterUnavailable)(
+                f"Kubernetes API at {self.api_client.configuration.host} unreachable"
+                f" ({verb} {resource}): {cause}"
             ) from None
 
 

@@ -38,3 +38,17 @@ def recreate_database(name: str) -> str:
 
 def drop_database(name: str) -> None:
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def with_password(
+    url: str, password: str, port: int | None = None, database: str | None = None
+) -> str:
+    """`url` (the tests' trust auth needs no password) with a password, another port or database: how
+    the tests check that a password never shows."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    changed = parsed.set(
+        password=password, port=port or parsed.port, database=database or parsed.database
+    )
+    return changed.render_as_string(hide_password=False)

@@ -4,9 +4,8 @@ the store down at start-up and on requests, a database that refuses, gunicorn's 
 import logging
 
 import pytest
-from sqlalchemy.engine import make_url
 
-from testkit import scenarios
+from testkit import databases, scenarios
 from testkit.apps import dispose, make_app
 from testkit.databases import ADMIN_URL
 from testkit.gunicorn import Gunicorn, service_env
@@ -18,12 +17,7 @@ TOKEN = "tok-0123456789abcdef"
 
 
 def with_password(url: str, port: int | None = None, database: str | None = None) -> str:
-    """The admin URL (no password: the tests' trust auth) with PASSWORD, another port or database."""
-    parsed = make_url(url)
-    changed = parsed.set(
-        password=PASSWORD, port=port or parsed.port, database=database or parsed.database
-    )
-    return changed.render_as_string(hide_password=False)
+    return databases.with_password(url, PASSWORD, port, database)
 
 
 def everything_said(response_texts, caplog) -> str:
