@@ -19,10 +19,11 @@ from .access import TailSlots
 from .cluster import Cluster
 from .config import Settings
 from .engine import Engine
+from .engine.oneshot import RefreshTurns
 from .extensions import db
 from .kube import Kube
 from .store.unit_of_work import UnitOfWork, UnitsOfWork
-from .tasks import ClusterTask
+from .tasks import ClusterTask, UnknownTasks
 
 if TYPE_CHECKING:
     from .collector import Collector
@@ -42,6 +43,8 @@ class Services:
     ):
         self.settings, self.units, self.sa_engine = settings, units, sa_engine
         self.slots = TailSlots(settings.tails.max_tails, settings.tails.max_tails_per_client)
+        self.unknown = UnknownTasks(settings.cluster.not_found_ttl)
+        self.refreshes = RefreshTurns()
         self._kube = kube
         self.started_engine: Engine | None = None
         self._lock = threading.RLock()  # two first requests at once must not build two of anything
@@ -95,5 +98,6 @@ def build_collector(current: Services) -> "Collector":
     """The collector: its watch cache, and the process's engine reading tasks from that cache."""
     from .collector import ClusterCache, Collector
 
-    cache = ClusterCache(current.settings.cluster.containers)
+    cluster = current.settings.cluster
+    cache = ClusterCache(cluster.containers, cluster.max_workflow_bytes)
     return Collector(current.start_engine(cache.read_task), current.kube, cache)

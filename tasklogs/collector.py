@@ -27,8 +27,11 @@ WATCH_SECONDS = 300
 class ClusterCache:
     """Workflows and workflow pods of the namespace, as their lists and watches report them."""
 
-    def __init__(self, containers_: tuple[str, ...]):
+    def __init__(
+        self, containers_: tuple[str, ...], max_nodes_bytes: int = argo.DEFAULT_MAX_NODES_BYTES
+    ):
         self.containers = containers_
+        self.max_nodes_bytes = max_nodes_bytes
         self._workflows: dict[str, dict] = {}
         self._pods: dict[str, PodSummary] = {}
         self._pods_of: dict[str, set[str]] = {}  # workflow -> names of its pods
@@ -77,14 +80,17 @@ class ClusterCache:
     def finished(self, task_id: str) -> bool:
         with self._lock:
             workflow = self._workflows.get(task_id)
-        return workflow is not None and argo.is_final_phase(argo.workflow_phase(workflow))
+        try:
+            return workflow is not None and argo.is_final_phase(argo.workflow_phase(workflow))
+        except argo.MalformedStatus:  # its driver reports it, and keeps polling
+            return False
 
     def read_task(self, task_id: str) -> ClusterTask:
         """The task as the cache has it (no API request); TaskNotFound without workflow or pods."""
         with self._lock:
             workflow = self._workflows.get(task_id)
             pods = [self._pods[name] for name in self._pods_of.get(task_id, ())]
-        return build_task(task_id, workflow, pods, self.containers)
+        return build_task(task_id, workflow, pods, self.containers, self.max_nodes_bytes)
 
 
 class Collector:

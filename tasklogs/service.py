@@ -22,7 +22,7 @@ from .errors import ClusterError, InvalidTaskId, StoreUnavailable, TaskNotFound,
 from .identity import LogId
 from .linequery import Hit, LineQuery
 from .pages import LogEnd, from_line_start, paginate
-from .store import repository
+from .store import postgres, repository
 from .store.repository import StoredLog, StoredTask
 from .tasks import read_task
 
@@ -74,6 +74,8 @@ def get_task_logs(services: Services, task_id: str) -> TaskView:
     try:
         with services.units() as uow:
             stored = repository.get_task(uow.session, task_id)
+        if stored is None and task_id in services.unknown:
+            raise _unknown(task_id)
         if stored and stored.complete:
             return database_view(services, task_id, stored.phase, "database", True)
         if stored and is_captured(services, task_id):
@@ -89,16 +91,44 @@ def get_task_logs(services: Services, task_id: str) -> TaskView:
 
 
 def _refreshed_view(services: Services, task_id: str, stored: StoredTask | None) -> TaskView:
+    """Refresh the task from the cluster and serve the store; a request that comes while another
+    refreshes the task (in this process, or another: an advisory lock) serves what that one stored."""
+    with services.refreshes.turn(task_id) as turn:
+        if turn.shared():
+            return _view_after_refresh(services, task_id, stored)
+        with services.units() as uow:
+            if not postgres.take_refresh_lock(uow.session, task_id):
+                return _view_after_refresh(services, task_id, stored)
+            view = _refresh(services, task_id, stored)
+        turn.refreshed()
+        return view
+
+
+def _view_after_refresh(services: Services, task_id: str, stored: StoredTask | None) -> TaskView:
+    """The store's answer right after another request refreshed the task; if that refresh stored
+    nothing (it failed), this one refreshes by itself."""
+    with services.units() as uow:
+        fresh = repository.get_task(uow.session, task_id)
+    if fresh is None:
+        return _refresh(services, task_id, stored)
+    return database_view(services, task_id, fresh.phase, "kubernetes", fresh.complete)
+
+
+def _refresh(services: Services, task_id: str, stored: StoredTask | None) -> TaskView:
+    cluster = services.settings.cluster
     try:
         task, complete = refresh_task(
             services.kube,
             services.units,
             task_id,
-            services.settings.cluster.containers,
+            cluster.containers,
             _leads(services),
+            max_nodes_bytes=cluster.max_workflow_bytes,
+            orphan_pods=stored is not None,  # an id never stored, without a Workflow: unknown
         )
     except TaskNotFound:
         if stored is None:
+            services.unknown.add(task_id)
             raise
         return database_view(services, task_id, stored.phase, "database", stored.complete)
     except ClusterError as error:
@@ -227,7 +257,7 @@ def kubernetes_view(services: Services, task_id: str, degraded: str | None = Non
     too, and when the task is unknown (the database might have had it)."""
     kube = services.kube
     try:
-        task = read_task(kube, task_id, services.settings.cluster.containers)
+        task = _read_known_task(services, task_id)
     except TaskNotFound:
         if degraded:  # the database, which cannot answer now, may hold it
             raise Unavailable(
@@ -243,6 +273,24 @@ def kubernetes_view(services: Services, task_id: str, degraded: str | None = Non
         raise
     entries = [_cluster_entry(kube, s.log, s.phase, task.container_status(s)) for s in task.streams]
     return TaskView(task_id, task.phase, "kubernetes", task.settled, entries, degraded)
+
+
+def _read_known_task(services: Services, task_id: str):
+    """The task from the cluster, unless the cluster said a moment ago that it does not know it."""
+    if task_id in services.unknown:
+        raise _unknown(task_id)
+    cluster = services.settings.cluster
+    try:
+        return read_task(services.kube, task_id, cluster.containers, cluster.max_workflow_bytes)
+    except TaskNotFound:
+        services.unknown.add(task_id)
+        raise
+
+
+def _unknown(task_id: str) -> TaskNotFound:
+    return TaskNotFound(
+        f"task {task_id!r} is not known to the database or to the cluster (asked a moment ago)"
+    )
 
 
 def _cluster_entry(

@@ -44,7 +44,7 @@ class StreamInfo:
 @dataclass
 class Event:
     version: int
-    kind: str  # "append", "phase", "gone", "ended", "complete"
+    kind: str  # "append", "phase", "gone", "ended", "complete", "error"
     frame: SharedFrame  # the frame for every viewer in step with the feed
     key: str | None = None
     start: int = 0
@@ -319,6 +319,12 @@ class Feed:
         with self.lock:
             self.publish_pending()
             self._publish("ended", key, 0, "", lambda cursor: "")
+
+    def fail(self, status: int, code: str, message: str) -> None:
+        """The task cannot be read now: its viewers get an error frame and close (they resume later)."""
+        with self.lock:
+            self.publish_pending()
+            self._publish("error", None, 0, "", lambda cursor: frames.error(status, code, message))
 
     def finish(self, phase: str) -> None:
         """The task ended and its final save ran: publish `complete` once."""

@@ -140,6 +140,13 @@ class Tail:
                 )
                 return
             for event in events:
+                if event.kind == "error":
+                    yield event.frame
+                    self.close_code, self.close_reason = (
+                        TRY_AGAIN,
+                        "the workflow cannot be read; reconnect with your last cursor later",
+                    )
+                    return
                 try:
                     for frame in self._frames_for(event):
                         last_sent = time.monotonic()
