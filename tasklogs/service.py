@@ -97,9 +97,10 @@ def _refreshed_view(services: Services, task_id: str, stored: StoredTask | None)
         if turn.shared():
             return _view_after_refresh(services, task_id, stored)
         with services.units() as uow:
-            if not postgres.take_refresh_lock(uow.session, task_id):
-                return _view_after_refresh(services, task_id, stored)
-            view = _refresh(services, task_id, stored)
+            if postgres.take_refresh_lock(uow.session, task_id):
+                view = _refresh(services, task_id, stored)
+            else:  # another process refreshed it meanwhile
+                view = _view_after_refresh(services, task_id, stored)
         turn.refreshed()
         return view
 
