@@ -16,6 +16,9 @@ worker_connections = int(os.environ.get("TASKLOGS_WORKER_CONNECTIONS", "2000"))
 timeout = int(os.environ.get("TASKLOGS_WORKER_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("TASKLOGS_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
+# The longest request line gunicorn takes (its default is 4094): a tail's ?cursor= of a workflow of 1000
+# pods is about 5.5 KB (2 to 4 bytes per log, see tasklogs/cursor.py).
+limit_request_line = 8190
 accesslog = os.environ.get("TASKLOGS_ACCESS_LOG", "-") or None  # empty: no access log
 # Trust X-Forwarded-* from these addresses for the scheme; the client address comes from TASKLOGS_PROXY_FIX.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

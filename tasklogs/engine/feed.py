@@ -344,7 +344,7 @@ class Feed:
         if not self.viewers:
             return  # nobody to send it to (a collector's capture): skip building the frame
         ends = {k: s.published for k, s in self.streams.items() if s.published}
-        frame = build(encode_cursor(ends) if kind == "append" else "")
+        frame = build(encode_cursor(ends, self.log_ids()) if kind == "append" else "")
         event = Event(self.version, kind, SharedFrame(frame), key, start, data, ends)
         for viewer in list(self.viewers):
             viewer.offer(event)
@@ -442,4 +442,8 @@ class Viewer:
             text = read_range(event.key, seen, event.start) + text
         self.offsets[event.key] = event.end
         log = self.feed.streams[event.key].log
-        return [frames.append(log, event.end - len(text), text, encode_cursor(self.offsets))]
+        return [
+            frames.append(
+                log, event.end - len(text), text, encode_cursor(self.offsets, self.feed.log_ids())
+            )
+        ]
