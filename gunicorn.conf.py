@@ -19,6 +19,10 @@ keepalive = 5
 # gunicorn 25.1+ opens a control socket (for `gunicornc`) under $XDG_RUNTIME_DIR or ~/.gunicorn by default:
 # a local management interface nobody here uses, and a write to a read-only root filesystem in a pod.
 control_socket_disable = True
+
+# The longest request line gunicorn takes (its default is 4094): a tail's ?cursor= of a workflow of 1000
+# pods is about 5.5 KB (2 to 4 bytes per log, see tasklogs/cursor.py).
+limit_request_line = 8190
 accesslog = os.environ.get("TASKLOGS_ACCESS_LOG", "-") or None  # empty: no access log
 # gunicorn believes no X-Forwarded-* of its own: the app does, from TASKLOGS_TRUSTED_PROXIES only
 # (tasklogs/proxies.py), for the client address and the scheme alike.

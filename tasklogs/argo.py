@@ -8,9 +8,10 @@ and label/annotation keys (`workflow/common/common.go`).
 
 import base64
 import binascii
-import gzip
 import json
+import threading
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -41,6 +42,13 @@ _FNV32_PRIME = 0x01000193
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _LATEST = datetime.max.replace(tzinfo=UTC)
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_INFLATE_PIECE = 1 << 20
+DEFAULT_MAX_NODES_BYTES = 64 << 20  # TASKLOGS_MAX_WORKFLOW_MB's default
+# The fields of a Pod node this service reads (and keeps in the cache of parsed nodes).
+_NODE_TEXT_FIELDS = ("id", "name", "displayName", "type", "phase", "templateName", "startedAt")
+# Node names hold loop items, so they can be long, but not this long (each is hashed on every read).
+MAX_NODE_FIELD = 65536
 
 
 class ArgoError(Exception):
@@ -49,6 +57,11 @@ class ArgoError(Exception):
 
 class NodesUnavailable(ArgoError):
     """The workflow's nodes are not in the Workflow object in a form this service can read."""
+
+
+class MalformedStatus(NodesUnavailable):
+    """The workflow's status has a shape Argo never writes (a wrong type, corrupt or oversized
+    compressed nodes): the message says what is wrong, without the workflow's name."""
 
 
 @dataclass(frozen=True)
@@ -132,8 +145,27 @@ def workflow_name(workflow: dict) -> str:
 
 
 def workflow_phase(workflow: dict) -> str:
-    """Return the workflow's phase; a workflow the controller has not seen yet is Pending."""
-    return (workflow.get("status") or {}).get("phase") or PHASE_PENDING
+    """Return the workflow's phase; a workflow the controller has not seen yet is Pending.
+    MalformedStatus when the status or its phase has the wrong type."""
+    phase = _status(workflow).get("phase")
+    if phase is not None and not isinstance(phase, str):
+        raise MalformedStatus(f"status.phase is {_kind(phase)}, not a string")
+    return phase or PHASE_PENDING
+
+
+def _status(workflow: dict) -> dict:
+    status = workflow.get("status")
+    if status is not None and not isinstance(status, dict):
+        raise MalformedStatus(f"status is {_kind(status)}, not an object")
+    return status or {}
+
+
+def _kind(value: object) -> str:
+    """How a JSON value that has the wrong type is named in a message: 'a list', 'a string', ..."""
+    names = {str: "a string", list: "a list", dict: "an object", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number" if isinstance(value, int | float) else "unknown")
 
 
 def workflow_times(workflow: dict) -> tuple[datetime | None, datetime | None]:
@@ -155,13 +187,15 @@ def is_final_phase(phase: str) -> bool:
     return phase in FINAL_PHASES
 
 
-def workflow_nodes(workflow: dict) -> dict:
-    """Return the workflow's nodes by node ID, decompressing status.compressedNodes when needed."""
-    status = workflow.get("status") or {}
+def workflow_nodes(workflow: dict, max_bytes: int = DEFAULT_MAX_NODES_BYTES) -> dict:
+    """Return the workflow's nodes by node ID, decompressing status.compressedNodes when needed (to at
+    most `max_bytes` of JSON). MalformedStatus when the status has a shape Argo never writes."""
+    status = _status(workflow)
     if status.get("nodes"):
-        return status["nodes"]
+        return _checked_nodes(status["nodes"], "status.nodes")
     if status.get("compressedNodes"):
-        return _decompress_nodes(workflow_name(workflow), status["compressedNodes"])
+        nodes = _decompress_nodes(status["compressedNodes"], max_bytes)
+        return _checked_nodes(nodes, "status.compressedNodes")
     if status.get("offloadNodeStatusVersion"):
         raise NodesUnavailable(
             f"workflow {workflow_name(workflow)!r} has its node status offloaded to Argo's database "
@@ -171,41 +205,148 @@ def workflow_nodes(workflow: dict) -> dict:
     return {}
 
 
-def _decompress_nodes(name: str, compressed: str) -> dict:
+def _checked_nodes(nodes: object, where: str) -> dict:
+    """The nodes, if every field this service reads has the type Argo writes; else MalformedStatus."""
+    if not isinstance(nodes, dict):
+        raise MalformedStatus(f"{where} is {_kind(nodes)}, not an object of nodes")
+    for key, node in nodes.items():
+        if not isinstance(node, dict):
+            raise MalformedStatus(f"{where}[{key[:80]!r}] is {_kind(node)}, not a node object")
+        if node.get("type") != NODE_TYPE_POD:
+            continue
+        for name in _NODE_TEXT_FIELDS:
+            _check_text(node.get(name), f"{where}[{key[:80]!r}].{name}")
+        reference = node.get("templateRef")
+        if reference is not None and not (
+            isinstance(reference, dict) and isinstance(reference.get("template", ""), str)
+        ):
+            raise MalformedStatus(f"{where}[{key[:80]!r}].templateRef is not a template reference")
+    return nodes
+
+
+def _check_text(value: object, where: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise MalformedStatus(f"{where} is {_kind(value)}, not a string")
+    if value is not None and len(value) > MAX_NODE_FIELD:
+        raise MalformedStatus(f"{where} is {len(value)} characters long (at most {MAX_NODE_FIELD})")
+
+
+def _decompress_nodes(compressed: object, max_bytes: int) -> object:
+    if not isinstance(compressed, str):
+        raise MalformedStatus(f"status.compressedNodes is {_kind(compressed)}, not a string")
     try:
         # Go's base64 decoder skips line breaks; anything else outside the alphabet is an error.
         payload = base64.b64decode(compressed.replace("\r", "").replace("\n", ""), validate=True)
     except (binascii.Error, ValueError) as error:
-        raise NodesUnavailable(
-            f"workflow {name!r}: status.compressedNodes is not base64 ({error})"
-        ) from None
+        raise MalformedStatus(f"status.compressedNodes is not base64 ({error})") from None
     try:
-        return json.loads(_decompress(name, payload)) or {}
-    except (OSError, EOFError, zlib.error, ValueError) as error:
+        return json.loads(_inflate(payload, max_bytes))
+    except ValueError as error:
+        raise MalformedStatus(f"status.compressedNodes is unreadable ({error})") from None
+
+
+def _inflate(payload: bytes, max_bytes: int) -> bytes | bytearray:
+    """The gzip payload inflated, to at most `max_bytes`: a gzip bomb is refused, never inflated whole."""
+    if not payload.startswith(_GZIP_MAGIC):
+        # Argo >= 4.1 can also write zstd or brotli (WORKFLOW_COMPRESSION_ALGORITHM); brotli has no magic.
+        algorithm = "zstd" if payload.startswith(_ZSTD_MAGIC) else "brotli (or unknown)"
         raise NodesUnavailable(
-            f"workflow {name!r}: status.compressedNodes is unreadable ({error})"
-        ) from None
+            f"status.compressedNodes is compressed with {algorithm}; this service reads only gzip, "
+            "Argo's default: set WORKFLOW_COMPRESSION_ALGORITHM=gzip on the workflow controller"
+        )
+    inflater, text, data = zlib.decompressobj(_GZIP_WBITS), bytearray(), payload
+    try:
+        # A piece at a time into one buffer: the peak is the limit, not twice the inflated size.
+        while data and not inflater.eof and len(text) <= max_bytes:
+            text += inflater.decompress(data, _INFLATE_PIECE)
+            data = inflater.unconsumed_tail
+        if len(text) <= max_bytes:
+            text += inflater.flush()
+    except zlib.error as error:
+        raise MalformedStatus(f"status.compressedNodes is not valid gzip ({error})") from None
+    if len(text) > max_bytes:
+        raise MalformedStatus(
+            f"status.compressedNodes inflates to more than {max_bytes / 2**20:g} MB "
+            "(TASKLOGS_MAX_WORKFLOW_MB)"
+        )
+    if not inflater.eof:
+        raise MalformedStatus("status.compressedNodes is cut short (the gzip stream does not end)")
+    return text
 
 
-def _decompress(name: str, payload: bytes) -> bytes:
-    if payload.startswith(_GZIP_MAGIC):
-        return gzip.decompress(payload)
-    # Argo >= 4.1 can also write zstd or brotli (WORKFLOW_COMPRESSION_ALGORITHM); brotli has no magic bytes.
-    algorithm = "zstd" if payload.startswith(_ZSTD_MAGIC) else "brotli (or unknown)"
-    raise NodesUnavailable(
-        f"workflow {name!r}: status.compressedNodes is compressed with {algorithm}; this service reads only "
-        "gzip, Argo's default: set WORKFLOW_COMPRESSION_ALGORITHM=gzip on the workflow controller"
-    )
+def pod_nodes(workflow: dict, max_bytes: int = DEFAULT_MAX_NODES_BYTES) -> list[dict]:
+    """Return the workflow's Pod nodes (the only ones with a pod), ordered by start time, then name.
+
+    Parsed once per workflow version (metadata uid and resourceVersion): polling a workflow that did
+    not change inflates nothing, and a malformed one fails again at once."""
+    metadata = workflow.get("metadata") or {}
+    key = (metadata.get("uid"), metadata.get("resourceVersion"), max_bytes)
+    if not (key[0] and key[1]):
+        return _pod_nodes(workflow, max_bytes)
+    cached = PARSED_NODES.get(key)
+    if cached is None:
+        try:
+            cached = _pod_nodes(workflow, max_bytes)
+        except NodesUnavailable as error:
+            cached = error
+        PARSED_NODES.put(key, cached)
+    if isinstance(cached, NodesUnavailable):
+        raise cached
+    return cached
 
 
-def pod_nodes(workflow: dict) -> list[dict]:
-    """Return the workflow's Pod nodes (the only ones with a pod), ordered by start time, then name."""
+def _pod_nodes(workflow: dict, max_bytes: int) -> list[dict]:
     nodes = [
-        dict(node, id=node.get("id") or key)
-        for key, node in workflow_nodes(workflow).items()
+        _pod_node_fields(node, key)
+        for key, node in workflow_nodes(workflow, max_bytes).items()
         if node.get("type") == NODE_TYPE_POD
     ]
     return sorted(nodes, key=lambda node: _start_order(node.get("startedAt"), node.get("name", "")))
+
+
+def _pod_node_fields(node: dict, key: str) -> dict:
+    kept = {name: node[name] for name in (*_NODE_TEXT_FIELDS, "templateRef") if name in node}
+    return dict(kept, id=node.get("id") or key)
+
+
+class ParsedNodes:
+    """Pod nodes by workflow version, least recently used first out, holding at most `max_nodes` nodes
+    (a result that failed counts as one)."""
+
+    def __init__(self, max_nodes: int):
+        self.max_nodes = max_nodes
+        self._entries: OrderedDict[tuple, list[dict] | NodesUnavailable] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> list[dict] | NodesUnavailable | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value: list[dict] | NodesUnavailable) -> None:
+        size = _size(value)
+        if size > self.max_nodes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            self._size += size - (0 if old is None else _size(old))
+            self._entries[key] = value
+            while self._size > self.max_nodes:
+                self._size -= _size(self._entries.popitem(last=False)[1])
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _size(value: list[dict] | NodesUnavailable) -> int:
+    return len(value) if isinstance(value, list) else 1
+
+
+# About 1 KB per node kept: the cache stays under about 100 MB however many workflows are polled.
+PARSED_NODES = ParsedNodes(max_nodes=100_000)
 
 
 def pod_target_order(target: PodTarget) -> tuple:
@@ -228,26 +369,31 @@ def _moment(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def resolve_pod_targets(workflow: dict | None, pods: list[PodSummary]) -> list[PodTarget]:
+def resolve_pod_targets(
+    workflow: dict | None, pods: list[PodSummary], max_nodes_bytes: int = DEFAULT_MAX_NODES_BYTES
+) -> list[PodTarget]:
     """Return one target per pod the workflow has or will have, in start order.
 
     pods are the workflow's listed pods as plain dicts (name, annotations, labels, phase, created).
     With workflow None (the Workflow was deleted) the targets come from the pods alone.
     Raises NodesUnavailable when the workflow's nodes cannot be read; resolve_pod_targets(None, pods)
-    then still finds the pods that exist.
+    then still finds the pods that exist. Raises MalformedStatus (a NodesUnavailable) when the status has
+    a shape Argo never writes, or its compressed nodes inflate beyond `max_nodes_bytes`.
     """
     if workflow is None:
         targets = [_target_from_pod(pod) for pod in pods if _is_node_pod(pod)]
     else:
-        targets = _targets_from_nodes(workflow, pods)
+        targets = _targets_from_nodes(workflow, pods, max_nodes_bytes)
     return sorted(targets, key=pod_target_order)
 
 
-def _targets_from_nodes(workflow: dict, pods: list[PodSummary]) -> list[PodTarget]:
+def _targets_from_nodes(
+    workflow: dict, pods: list[PodSummary], max_nodes_bytes: int
+) -> list[PodTarget]:
     pods_by_node_id = _pods_by_node_id(pods)
     pods_by_name = {pod["name"]: pod for pod in pods}
     targets = []
-    for node in pod_nodes(workflow):
+    for node in pod_nodes(workflow, max_nodes_bytes):
         names = _candidate_pod_names(workflow_name(workflow), node, pod_name_version(workflow))
         pod = pods_by_node_id.get(node["id"]) or _pod_by_name(node, names, pods_by_name)
         phase = node.get("phase") or PHASE_PENDING

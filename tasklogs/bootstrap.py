@@ -19,6 +19,7 @@ from sqlalchemy.orm import sessionmaker
 from .cluster import AccessReviews, Cluster
 from .config import Settings
 from .engine import Engine
+from .engine.oneshot import RefreshTurns
 from .errors import TasklogsError
 from .extensions import db
 from .identity import TaskRef
@@ -26,7 +27,7 @@ from .kube import Kube
 from .reviews import Reviews
 from .slots import TailSlots
 from .store.unit_of_work import UnitOfWork, UnitsOfWork
-from .tasks import ClusterTask
+from .tasks import ClusterTask, UnknownTasks
 
 if TYPE_CHECKING:
     from .collector import Collector
@@ -46,6 +47,8 @@ class Services:
     ):
         self.settings, self.units, self.sa_engine = settings, units, sa_engine
         self.slots = TailSlots(settings.tails.max_tails, settings.tails.max_tails_per_client)
+        self.unknown = UnknownTasks(settings.cluster.not_found_ttl)
+        self.refreshes = RefreshTurns()
         self._kube = kube
         self._reviews: Reviews | None = None
         self.started_engine: Engine | None = None

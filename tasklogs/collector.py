@@ -32,8 +32,11 @@ class ClusterCache:
     """Workflows and workflow pods of one watched scope (a namespace, or every namespace), as their
     lists and watches report them."""
 
-    def __init__(self, containers_: tuple[str, ...]):
+    def __init__(
+        self, containers_: tuple[str, ...], max_nodes_bytes: int = argo.DEFAULT_MAX_NODES_BYTES
+    ):
         self.containers = containers_
+        self.max_nodes_bytes = max_nodes_bytes
         self._workflows: dict[TaskRef, dict] = {}
         self._pods: dict[tuple[str, str], PodSummary] = {}  # (namespace, name) -> pod
         self._pods_of: dict[TaskRef, set[str]] = {}  # task -> names of its pods
@@ -83,14 +86,17 @@ class ClusterCache:
     def finished(self, task: TaskRef) -> bool:
         with self._lock:
             workflow = self._workflows.get(task)
-        return workflow is not None and argo.is_final_phase(argo.workflow_phase(workflow))
+        try:
+            return workflow is not None and argo.is_final_phase(argo.workflow_phase(workflow))
+        except argo.MalformedStatus:  # its driver reports it, and keeps polling
+            return False
 
     def read_task(self, task: TaskRef) -> ClusterTask:
         """The task as the cache has it (no API request); TaskNotFound without workflow or pods."""
         with self._lock:
             workflow = self._workflows.get(task)
             pods = [self._pods[task.namespace, name] for name in self._pods_of.get(task, ())]
-        return build_task(task, workflow, pods, self.containers)
+        return build_task(task, workflow, pods, self.containers, self.max_nodes_bytes)
 
 
 def _workflow_ref(workflow: dict) -> TaskRef:
@@ -116,7 +122,11 @@ class Scopes:
         self.everywhere = cluster.all_namespaces
         names = [ALL_NAMESPACES] if self.everywhere else list(cluster.namespaces)
         self.by_name = {
-            name: Scope(kube.in_namespace(name), ClusterCache(cluster.containers)) for name in names
+            name: Scope(
+                kube.in_namespace(name),
+                ClusterCache(cluster.containers, cluster.max_workflow_bytes),
+            )
+            for name in names
         }
 
     def __iter__(self) -> Iterator[Scope]:

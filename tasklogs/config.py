@@ -181,6 +181,13 @@ class ClusterSettings:
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
     stream_idle_timeout: float = 60.0
+    max_workflow_mb: float = 64.0
+    not_found_ttl: float = 5.0
+
+    @property
+    def max_workflow_bytes(self) -> int:
+        """Most bytes of JSON a Workflow's compressed nodes may inflate to."""
+        return int(self.max_workflow_mb * 2**20)
 
     @property
     def all_namespaces(self) -> bool:
@@ -353,6 +360,24 @@ SETTINGS = (
         "(user and groups from an authenticating proxy in `TASKLOGS_TRUSTED_PROXIES`, then the same "
         "RBAC check), `token` (`TASKLOGS_API_TOKEN`), `none` (open). Unset: clients on loopback only "
         "(or `token` when `TASKLOGS_API_TOKEN` is set). See Access.",
+    ),
+    Setting(
+        "TASKLOGS_MAX_WORKFLOW_MB",
+        "cluster",
+        "max_workflow_mb",
+        "64",
+        _positive_float,
+        "Most megabytes a Workflow's `status.compressedNodes` may inflate to; a larger one (a gzip bomb) "
+        "or a malformed status answers 502 `workflow_unreadable` for that task.",
+    ),
+    Setting(
+        "TASKLOGS_NOT_FOUND_TTL",
+        "cluster",
+        "not_found_ttl",
+        "5",
+        _non_negative_float,
+        "Seconds a task id the cluster does not know (and the database does not hold) is answered 404 "
+        "without asking the cluster again (0: ask every time).",
     ),
     Setting(
         "TASKLOGS_API_TOKEN",

@@ -129,6 +129,14 @@ class WatchExpired(ClusterError):
     code = "watch_expired"
 
 
+class WorkflowUnreadable(TasklogsError):
+    """The task's Workflow has a status Argo never writes (a wrong type, or compressed nodes that are
+    corrupt or inflate beyond TASKLOGS_MAX_WORKFLOW_MB): its logs cannot be resolved until it is fixed."""
+
+    status = 502
+    code = "workflow_unreadable"
+
+
 class StoreUnavailable(TasklogsError):
     """PostgreSQL could not be reached, or no connection was free in time."""
 

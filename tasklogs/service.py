@@ -34,7 +34,7 @@ from .errors import (
 from .identity import LogId, TaskRef
 from .linequery import Hit, LineQuery
 from .pages import LogEnd, from_line_start, paginate
-from .store import repository
+from .store import postgres, repository
 from .store.repository import StoredLog, StoredTask
 from .tasks import read_task
 
@@ -110,6 +110,8 @@ def get_task_logs(services: Services, ref: TaskRef) -> TaskView:
     try:
         with services.units() as uow:
             stored = repository.get_task(uow.session, ref)
+        if stored is None and ref in services.unknown:
+            raise _unknown(ref)
         if stored and stored.complete:
             return database_view(services, ref, stored.phase, "database", True)
         if stored and is_captured(services, ref):
@@ -125,16 +127,45 @@ def get_task_logs(services: Services, ref: TaskRef) -> TaskView:
 
 
 def _refreshed_view(services: Services, ref: TaskRef, stored: StoredTask | None) -> TaskView:
+    """Refresh the task from the cluster and serve the store; a request that comes while another
+    refreshes the task (in this process, or another: an advisory lock) serves what that one stored."""
+    with services.refreshes.turn(ref) as turn:
+        if turn.shared():
+            return _view_after_refresh(services, ref, stored)
+        with services.units() as uow:
+            if postgres.take_refresh_lock(uow.session, ref):
+                view = _refresh(services, ref, stored)
+            else:  # another process refreshed it meanwhile
+                view = _view_after_refresh(services, ref, stored)
+        turn.refreshed()
+        return view
+
+
+def _view_after_refresh(services: Services, ref: TaskRef, stored: StoredTask | None) -> TaskView:
+    """The store's answer right after another request refreshed the task; if that refresh stored
+    nothing (it failed), this one refreshes by itself."""
+    with services.units() as uow:
+        fresh = repository.get_task(uow.session, ref)
+    if fresh is None:
+        return _refresh(services, ref, stored)
+    return database_view(services, ref, fresh.phase, "kubernetes", fresh.complete)
+
+
+def _refresh(services: Services, ref: TaskRef, stored: StoredTask | None) -> TaskView:
+    cluster = services.settings.cluster
     try:
         task, complete = refresh_task(
             services.kube,
             services.units,
             ref,
-            services.settings.cluster.containers,
+            cluster.containers,
             _leads(services),
+            max_nodes_bytes=cluster.max_workflow_bytes,
+            orphan_pods=stored is not None,  # an id never stored, without a Workflow: unknown
         )
     except TaskNotFound:
         if stored is None:
+            services.unknown.add(ref)
             raise
         return database_view(services, ref, stored.phase, "database", stored.complete)
     except ClusterError as error:
@@ -261,7 +292,7 @@ def kubernetes_view(services: Services, ref: TaskRef, degraded: str | None = Non
     too, and when the task is unknown (the database might have had it)."""
     kube = services.kube.in_namespace(ref.namespace)
     try:
-        task = read_task(services.kube, ref, services.settings.cluster.containers)
+        task = _read_known_task(services, ref)
     except TaskNotFound:
         if degraded:  # the database, which cannot answer now, may hold it
             raise Unavailable(
@@ -278,6 +309,25 @@ def kubernetes_view(services: Services, ref: TaskRef, degraded: str | None = Non
         raise
     entries = [_cluster_entry(kube, s.log, s.phase, task.container_status(s)) for s in task.streams]
     return TaskView(ref, task.phase, "kubernetes", task.settled, entries, degraded)
+
+
+def _read_known_task(services: Services, ref: TaskRef):
+    """The task from the cluster, unless the cluster said a moment ago that it does not know it."""
+    if ref in services.unknown:
+        raise _unknown(ref)
+    cluster = services.settings.cluster
+    try:
+        return read_task(services.kube, ref, cluster.containers, cluster.max_workflow_bytes)
+    except TaskNotFound:
+        services.unknown.add(ref)
+        raise
+
+
+def _unknown(ref: TaskRef) -> TaskNotFound:
+    return TaskNotFound(
+        f"task {ref.name!r} is not known to the database or to the cluster (namespace"
+        f" {ref.namespace!r}; asked a moment ago)"
+    )
 
 
 def _cluster_entry(

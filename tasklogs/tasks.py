@@ -1,12 +1,14 @@
 """What the cluster says about a task: its workflow's phase and the pods that hold its logs."""
 
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from . import argo
 from .cluster import Cluster, ContainerStatus, PodSummary
-from .errors import TaskNotFound
+from .errors import TaskNotFound, WorkflowUnreadable
 from .identity import LogId, TaskRef
 
 log = logging.getLogger(__name__)
@@ -61,31 +63,44 @@ class ClusterTask:
         return self.final and all(self.stream_settled(stream) for stream in self.streams)
 
 
-def read_task(kube: Cluster, task: TaskRef, containers: tuple[str, ...]) -> ClusterTask:
-    """Read the Workflow and its pods; TaskNotFound when the cluster knows neither."""
+def read_task(
+    kube: Cluster,
+    task: TaskRef,
+    containers: tuple[str, ...],
+    max_nodes_bytes: int = argo.DEFAULT_MAX_NODES_BYTES,
+    *,
+    orphan_pods: bool = True,
+) -> ClusterTask:
+    """Read the Workflow and its pods; TaskNotFound when the cluster knows neither. Without
+    `orphan_pods` a missing Workflow is TaskNotFound at once (one request), its pods unasked."""
     cluster = kube.in_namespace(task.namespace)
-    return build_task(
-        task, cluster.get_workflow(task.name), cluster.list_pods(task.name), containers
-    )
+    workflow = cluster.get_workflow(task.name)
+    if workflow is None and not orphan_pods:
+        raise _not_found(task)
+    return build_task(task, workflow, cluster.list_pods(task.name), containers, max_nodes_bytes)
 
 
 def build_task(
-    task: TaskRef, workflow: dict | None, pods: list[PodSummary], containers: tuple[str, ...]
+    task: TaskRef,
+    workflow: dict | None,
+    pods: list[PodSummary],
+    containers: tuple[str, ...],
+    max_nodes_bytes: int = argo.DEFAULT_MAX_NODES_BYTES,
 ) -> ClusterTask:
-    """The task as the cluster describes it: `containers[0]` of every pod, the others where present."""
+    """The task as the cluster describes it: `containers[0]` of every pod, the others where present.
+    WorkflowUnreadable when the Workflow's status has a shape Argo never writes."""
     task_id = task.name
     if workflow is None and not pods:
-        raise TaskNotFound(
-            f"task {task_id!r} is not known to the database or to the cluster"
-            f" (namespace {task.namespace!r})"
-        )
-    try:
-        targets = argo.resolve_pod_targets(workflow, pods)
-    except argo.NodesUnavailable as error:
-        log.warning("workflow %s: %s; using the pods that still exist", task_id, error)
-        targets = argo.resolve_pod_targets(None, pods)
+        raise _not_found(task)
     by_name = {pod["name"]: pod for pod in pods}
-    phase = argo.workflow_phase(workflow) if workflow else _phase_from_pods(by_name)
+    try:
+        phase = argo.workflow_phase(workflow) if workflow else _phase_from_pods(by_name)
+        targets = _targets(task_id, workflow, pods, max_nodes_bytes)
+    except argo.MalformedStatus as error:
+        raise WorkflowUnreadable(
+            f"workflow {task_id!r} in namespace {task.namespace!r} is unreadable: {error}; its"
+            " logs can be served once the workflow is fixed or deleted"
+        ) from None
     streams = [
         Stream(LogId(target.node_id, target.pod_name, container), target.phase)
         for target in targets
@@ -93,6 +108,25 @@ def build_task(
     ]
     started, finished = argo.workflow_times(workflow) if workflow else (None, None)
     return ClusterTask(task, phase, argo.is_final_phase(phase), streams, by_name, started, finished)
+
+
+def _not_found(task: TaskRef) -> TaskNotFound:
+    return TaskNotFound(
+        f"task {task.name!r} is not known to the database or to the cluster"
+        f" (namespace {task.namespace!r})"
+    )
+
+
+def _targets(
+    task_id: str, workflow: dict | None, pods: list[PodSummary], max_nodes_bytes: int
+) -> list[argo.PodTarget]:
+    try:
+        return argo.resolve_pod_targets(workflow, pods, max_nodes_bytes)
+    except argo.MalformedStatus:
+        raise
+    except argo.NodesUnavailable as error:
+        log.warning("workflow %s: %s; using the pods that still exist", task_id, error)
+        return argo.resolve_pod_targets(None, pods)
 
 
 def _containers_of(pod: PodSummary | None, containers: tuple[str, ...]) -> list[str]:
@@ -110,3 +144,32 @@ def _phase_from_pods(pods: dict[str, PodSummary]) -> str:
     if phases <= set(FINAL_POD_PHASES):
         return "Failed"
     return "Running"
+
+
+class UnknownTasks:
+    """Task ids the cluster said it does not know, remembered for `ttl` seconds (a negative cache):
+    the same unknown id again meanwhile costs no request. At most `size` ids are kept."""
+
+    def __init__(self, ttl: float, size: int = 10_000):
+        self.ttl, self.size = ttl, size
+        self._until: dict[TaskRef, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, task: TaskRef) -> None:
+        if self.ttl <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if len(self._until) >= self.size:
+                self._until = {key: t for key, t in self._until.items() if t > now}
+                while len(self._until) >= self.size:  # all fresh: the oldest go
+                    del self._until[next(iter(self._until))]
+            self._until[task] = now + self.ttl
+
+    def __contains__(self, task: TaskRef) -> bool:
+        with self._lock:
+            until = self._until.get(task)
+            if until is not None and until <= time.monotonic():
+                del self._until[task]
+                until = None
+            return until is not None

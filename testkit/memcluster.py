@@ -16,6 +16,7 @@ the real adapter sees them:
 import copy
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -282,6 +283,13 @@ class MemoryCluster:
             gone.deleted = True
             self._record("pods", "DELETED", gone.summary())
 
+    def change_workflow(self, workflow: str, change) -> None:
+        """Apply `change(body)` to the Workflow object (a new resourceVersion, as any update)."""
+        with self.changed:
+            body = copy.deepcopy(self.workflows[workflow])
+            change(body)
+            self._record("workflows", "MODIFIED", body)
+
     def delete_workflow(self, workflow: str) -> None:
         with self.changed:
             self._record("workflows", "DELETED", self.workflows.pop(workflow))
@@ -306,6 +314,7 @@ class MemoryCluster:
         self.version += 1
         if kind == "workflows":
             obj["metadata"]["resourceVersion"] = str(self.version)
+            obj["metadata"].setdefault("uid", str(uuid.uuid4()))
             if event != "DELETED":
                 self.workflows[obj["metadata"]["name"]] = obj
         self.events.append((self.version, kind, event, copy.deepcopy(obj)))

@@ -8,7 +8,13 @@ import time
 from typing import TYPE_CHECKING
 
 from .. import argo
-from ..errors import ClusterError, StoreUnavailable, TasklogsError, TaskNotFound
+from ..errors import (
+    ClusterError,
+    StoreUnavailable,
+    TasklogsError,
+    TaskNotFound,
+    WorkflowUnreadable,
+)
 from ..identity import TaskRef
 from ..logstream import Position
 from ..store import repository
@@ -181,6 +187,10 @@ class Driver:
             try:
                 task = self.engine.read_task(self.task)
                 backoff.reset()
+                self._readable()
+            except WorkflowUnreadable as error:
+                self._unreadable(error)
+                task = None
             except TaskNotFound as error:
                 if not self.feed.streams:
                     return self._fail(error)
@@ -199,6 +209,20 @@ class Driver:
             if outcome is not None:
                 return outcome
         return Outcome.STOPPED
+
+    def _unreadable(self, error: WorkflowUnreadable) -> None:
+        """The workflow's status cannot be read: new tails get the error, live ones an error frame; the
+        driver keeps polling, since the workflow may be fixed or deleted."""
+        if self.error is None or self.error.message != error.message:
+            log.warning("task %s: %s", self.task, error.message)
+            self.feed.fail(error.status, error.code, error.message)
+        self.error = error
+        self.ready.set()
+
+    def _readable(self) -> None:
+        if isinstance(self.error, WorkflowUnreadable):
+            log.info("task %s: the workflow can be read again", self.task)
+            self.error = None
 
     def _between_polls(self) -> Outcome | None:
         """Let the first viewers in once every capture caught up, wait for the next poll, and check that

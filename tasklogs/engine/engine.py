@@ -51,7 +51,8 @@ class Engine:
     ):
         capture, containers = settings.capture, settings.cluster.containers
         self.kube, self.units, self.capture = kube, units, capture
-        self.read_task = read_task or (lambda task: tasks.read_task(kube, task, containers))
+        limit = settings.cluster.max_workflow_bytes
+        self.read_task = read_task or (lambda task: tasks.read_task(kube, task, containers, limit))
         self.coalesce = settings.tails.coalesce
         self.catch_up_timeout = settings.cluster.read_timeout
         # Drivers' writes (phases, final saves) queue for half the pool: when many workflows change or end

@@ -44,7 +44,7 @@ class StreamInfo:
 @dataclass
 class Event:
     version: int
-    kind: str  # "append", "phase", "gone", "ended", "complete"
+    kind: str  # "append", "phase", "gone", "ended", "complete", "error"
     frame: SharedFrame  # the frame for every viewer in step with the feed
     key: str | None = None
     start: int = 0
@@ -320,6 +320,12 @@ class Feed:
             self.publish_pending()
             self._publish("ended", key, 0, "", lambda cursor: "")
 
+    def fail(self, status: int, code: str, message: str) -> None:
+        """The task cannot be read now: its viewers get an error frame and close (they resume later)."""
+        with self.lock:
+            self.publish_pending()
+            self._publish("error", None, 0, "", lambda cursor: frames.error(status, code, message))
+
     def finish(self, phase: str) -> None:
         """The task ended and its final save ran: publish `complete` once."""
         with self.lock:
@@ -338,7 +344,7 @@ class Feed:
         if not self.viewers:
             return  # nobody to send it to (a collector's capture): skip building the frame
         ends = {k: s.published for k, s in self.streams.items() if s.published}
-        frame = build(encode_cursor(ends) if kind == "append" else "")
+        frame = build(encode_cursor(ends, self.log_ids()) if kind == "append" else "")
         event = Event(self.version, kind, SharedFrame(frame), key, start, data, ends)
         for viewer in list(self.viewers):
             viewer.offer(event)
@@ -436,4 +442,8 @@ class Viewer:
             text = read_range(event.key, seen, event.start) + text
         self.offsets[event.key] = event.end
         log = self.feed.streams[event.key].log
-        return [frames.append(log, event.end - len(text), text, encode_cursor(self.offsets))]
+        return [
+            frames.append(
+                log, event.end - len(text), text, encode_cursor(self.offsets, self.feed.log_ids())
+            )
+        ]

@@ -6,10 +6,13 @@ position after it; the follow capture (`follow.py`) runs the same parser over `f
 """
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
+from .. import argo
 from ..cluster import Cluster, ContainerStatus
 from ..errors import ContainerWaiting, LogsGone, ObjectNotFound
 from ..identity import LogId, TaskRef
@@ -158,11 +161,14 @@ def refresh_task(
     ref: TaskRef,
     containers: tuple[str, ...],
     leads: Callable[[TaskRef], bool],
+    *,
+    max_nodes_bytes: int = argo.DEFAULT_MAX_NODES_BYTES,
+    orphan_pods: bool = True,
 ) -> tuple[ClusterTask, bool]:
     """Append what the task's containers logged since the last save; run the final save once it ended,
     unless a live capture holds the task (`leads` here, or a lease elsewhere): that capture runs the final
     save, with everything it took. Return the task and whether it is complete now."""
-    task = read_task(kube, ref, containers)
+    task = read_task(kube, ref, containers, max_nodes_bytes, orphan_pods=orphan_pods)
     with units() as uow:
         ids = uow.record_phases(
             ref, task.phase, [(s.log, s.phase) for s in task.streams], task.times
@@ -184,3 +190,47 @@ def capture_running(uow: UnitOfWork, task: TaskRef, leads: Callable[[TaskRef], b
     """Whether a live capture (a tail's or the collector's, in any process) holds the task right now; if
     none does, the task's lease stays locked until `uow` ends, so none starts meanwhile."""
     return leads(task) or not postgres.try_task_lock(uow.session, task)
+
+
+@dataclass
+class Turn:
+    """A request's turn at refreshing a task; `shared()` tells whether another request's refresh ended
+    well while this one waited (what it stored is then fresh for this request too)."""
+
+    lock: threading.Lock
+    users: int = 0
+    refreshes: int = 0  # refreshes of the task that ended well
+    seen: int = 0
+
+    def shared(self) -> bool:
+        return self.refreshes != self.seen
+
+    def refreshed(self) -> None:
+        """This request's refresh ended well: the requests waiting behind it serve what it stored."""
+        self.refreshes += 1
+
+
+class RefreshTurns:
+    """One REST refresh of a task at a time in this process: requests that come while one runs wait for
+    it, then serve what it stored instead of reading Kubernetes again."""
+
+    def __init__(self):
+        self._turns: dict[TaskRef, Turn] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def turn(self, task: TaskRef) -> Iterator[Turn]:
+        """Wait for the task's turn and hold it for the block."""
+        with self._lock:
+            turn = self._turns.setdefault(task, Turn(threading.Lock()))
+            turn.users += 1
+            seen = turn.refreshes
+        try:
+            with turn.lock:
+                turn.seen = seen
+                yield turn
+        finally:
+            with self._lock:
+                turn.users -= 1
+                if not turn.users:
+                    del self._turns[task]

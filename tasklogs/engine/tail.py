@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..cursor import encode_cursor
+from ..cursor import Cursor, encode_cursor
 from ..errors import StoreUnavailable
 from ..identity import LogId, TaskRef
 from ..linequery import LineQuery, format_ts
@@ -54,7 +54,7 @@ class Tail:
         self,
         engine: Engine,
         task: TaskRef,
-        offsets: dict[str, int] | None,
+        offsets: Cursor | dict[str, int] | None,
         *,
         max_queue: int,
         frame_chars: int,
@@ -65,7 +65,8 @@ class Tail:
     ):
         self.engine, self.task = engine, task
         self.resuming = offsets is not None  # a cursor wins over `tail_lines`
-        self.offsets = dict(offsets or {})
+        self.cursor = Cursor(dict(offsets)) if isinstance(offsets, dict) else offsets
+        self.offsets: dict[str, int] = {}  # by log key, once the cursor is checked against the task
         self.max_queue, self.frame_chars, self.idle_timeout = max_queue, frame_chars, idle_timeout
         self.cluster_view = (
             cluster_view  # service.kubernetes_view, for a snapshot without the database
@@ -115,11 +116,30 @@ class Tail:
             return
         if self.driver.error is not None:
             raise self.driver.error
+        if self.cursor is not None:
+            self.offsets = self._resolved(self.cursor)
+            self.viewer.offsets = dict(self.offsets)
         complete = yield from self._snapshot()
         if complete:
             yield frames.complete(self._phase)
             return
         yield from self._live()
+
+    def _resolved(self, cursor: Cursor) -> dict[str, int]:
+        """The cursor's offsets by log key; InvalidRequest when it names a log the task does not have."""
+        feed = self._subscribed()[0].feed
+        with feed.lock:
+            keys = set(feed.streams)
+            ids = {s.log_id: key for key, s in feed.streams.items() if s.log_id is not None}
+        if not cursor.known(ids, keys):  # the store may know logs this feed has not met yet
+            with self.engine.units() as uow:
+                for row in repository.get_stored_logs(uow.session, self.task):
+                    ids[row.log_id] = row.log.key
+                    keys.add(row.log.key)
+        return cursor.offsets(ids, keys, self.task.name)
+
+    def _cursor(self) -> str:
+        return encode_cursor(self.offsets, self._subscribed()[0].feed.log_ids())
 
     def _live(self):
         viewer = self._subscribed()[1]
@@ -140,6 +160,13 @@ class Tail:
                 )
                 return
             for event in events:
+                if event.kind == "error":
+                    yield event.frame
+                    self.close_code, self.close_reason = (
+                        TRY_AGAIN,
+                        "the workflow cannot be read; reconnect with your last cursor later",
+                    )
+                    return
                 try:
                     for frame in self._frames_for(event):
                         last_sent = time.monotonic()
@@ -181,7 +208,7 @@ class Tail:
             reader.lines(start), key in self._ended, self.frame_chars
         ):
             self.offsets[key] = end
-            yield frames.lines(feed.streams[key].log, number, lines, encode_cursor(self.offsets))
+            yield frames.lines(feed.streams[key].log, number, lines, self._cursor())
 
     # --- the snapshot ---
 
@@ -290,14 +317,12 @@ class Tail:
                 )
             )
             rests.append((entry.log, pieces))
-        yield frames.snapshot(
-            self.task, self._phase, source, complete, logs, encode_cursor(self.offsets)
-        )
+        yield frames.snapshot(self.task, self._phase, source, complete, logs, self._cursor())
         for log_, pieces in rests:
             for piece in pieces:
                 start = self.offsets[log_.key]
                 self.offsets[log_.key] = start + len(piece)
-                yield frames.append(log_, start, piece, encode_cursor(self.offsets))
+                yield frames.append(log_, start, piece, self._cursor())
         self._subscribed()[1].offsets = dict(self.offsets)
 
     def _entry_line_frames(self, entries: list[Entry], source: str, complete: bool):
@@ -317,13 +342,11 @@ class Tail:
                 frames.snapshot_lines_entry(entry.log, entry.phase, entry.start, number, lines)
             )
             rests.append((entry.log, batches))
-        yield frames.snapshot(
-            self.task, self._phase, source, complete, logs, encode_cursor(self.offsets)
-        )
+        yield frames.snapshot(self.task, self._phase, source, complete, logs, self._cursor())
         for log_, batches in rests:
             for number, lines, end in batches:
                 self.offsets[log_.key] = end
-                yield frames.lines(log_, number, lines, encode_cursor(self.offsets))
+                yield frames.lines(log_, number, lines, self._cursor())
 
     def _read_range(self, key: str, start: int, end: int) -> str:
         """A stream's text between two offsets, from the store and the feed's unsaved text."""

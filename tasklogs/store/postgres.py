@@ -30,6 +30,16 @@ def task_lock_key(task: TaskRef) -> int:
     )
 
 
+def refresh_lock_key(task: TaskRef) -> int:
+    """A signed 64-bit advisory lock key for the task's REST refresh (not its lease: a refresh under
+    way must not keep a capture from starting)."""
+    return int.from_bytes(
+        hashlib.blake2b(f"tasklogs-refresh:{task.key}".encode(), digest_size=8).digest(),
+        "big",
+        signed=True,
+    )
+
+
 NOTIFY_CHANNEL = "tasklogs"
 WATCHING = (
     "watching:"  # payload prefix: a process has viewers of the task (the capturing one hurries)
@@ -114,6 +124,18 @@ def try_task_lock(session, task: TaskRef) -> bool:
     return bool(
         session.execute(select(func.pg_try_advisory_xact_lock(task_lock_key(task)))).scalar()
     )
+
+
+def take_refresh_lock(session, task: TaskRef) -> bool:
+    """Take the task's refresh lock for this transaction: True at once when no other process refreshes
+    the task, else False once that refresh has ended (its transaction released the lock)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    key = refresh_lock_key(task)
+    if session.execute(select(func.pg_try_advisory_xact_lock(key))).scalar():
+        return True
+    session.execute(select(func.pg_advisory_xact_lock(key)))
+    return False
 
 
 def ping(dbapi_connection) -> None:

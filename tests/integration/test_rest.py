@@ -90,12 +90,26 @@ def test_pending_pod_gives_an_empty_entry_with_its_phase(client, kube, task_id):
 
 def test_workflow_deleted_with_pods_left(client, kube, task_id):
     wf = scenarios.workflow(kube, task_id, ["a", "b"])
+    kube.write_log(wf.pod("a"), "main", "before\n")
+    get(client, task_id)  # stored once: the task is known
     kube.write_log(wf.pod("a"), "main", "orphan\n")
     kube.delete_workflow(task_id)
     _, body = get(client, task_id)
     assert sorted((e["pod"], e["logs"]) for e in body["logs"]) == sorted(
-        [(wf.pod("a"), "orphan\n"), (wf.pod("b"), "")]
+        [(wf.pod("a"), "before\norphan\n"), (wf.pod("b"), "")]
     )
+
+
+def test_a_never_stored_task_without_its_workflow_is_unknown_after_one_request(
+    client, kube, task_id
+):
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "orphan\n")
+    kube.delete_workflow(task_id)
+    kube.reset_requests()
+    response, body = get(client, task_id)
+    assert response.status_code == 404 and body["error"] == "task_not_found"
+    assert kube.count() == 1, "the Workflow's 404 ends it: its pods are not listed"
 
 
 def test_retries_give_one_entry_per_attempt(client, kube, task_id):

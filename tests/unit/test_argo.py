@@ -555,3 +555,125 @@ def test_resolve_without_workflow_skips_agent_and_artifact_gc_pods():
 
 def test_resolve_without_workflow_and_without_pods():
     assert argo.resolve_pod_targets(None, []) == []
+
+
+# --- hardening: bombs, malformed statuses, the cache of parsed nodes -------------------------------
+
+
+def bomb(megabytes: int) -> str:
+    """compressedNodes of about `megabytes` MB of JSON: a Pod node with one long field."""
+    body = b'{"n":{"type":"Pod","name":"wf.a","x":"' + b"a" * (megabytes << 20) + b'"}}'
+    return base64.b64encode(gzip.compress(body, 9)).decode()
+
+
+def versioned(status: dict, uid: str = "uid-1", version: str = "7") -> dict:
+    return {"metadata": {"name": "wf", "uid": uid, "resourceVersion": version}, "status": status}
+
+
+def test_a_gzip_bomb_is_refused_with_memory_bounded_by_the_limit():
+    import tracemalloc
+
+    compressed = bomb(64)  # 64 MB of JSON in about 90 KB of base64
+    wf = {"metadata": {"name": "wf"}, "status": {"compressedNodes": compressed}}
+    tracemalloc.start()
+    with pytest.raises(argo.MalformedStatus, match=r"inflates to more than 4 MB") as raised:
+        argo.workflow_nodes(wf, max_bytes=4 << 20)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "TASKLOGS_MAX_WORKFLOW_MB" in str(raised.value)
+    assert peak < 8 << 20, f"inflating a bomb took {peak / 2**20:.0f} MB for a 4 MB limit"
+
+
+def test_compressed_nodes_under_the_limit_are_read():
+    node = pod_node("wf", "wf.a", "t")
+    wf = {"metadata": {"name": "wf"}, "status": {"compressedNodes": compressed({"k": node})}}
+    assert argo.workflow_nodes(wf, max_bytes=len(json.dumps({"k": node})) + 10) == {"k": node}
+
+
+def test_cut_short_compressed_nodes_are_malformed():
+    whole = gzip.compress(json.dumps({"k": pod_node("wf", "wf.a", "t")}).encode())
+    wf = {"metadata": {"name": "wf"}, "status": {"compressedNodes": base64.b64encode(whole[:-12])}}
+    wf["status"]["compressedNodes"] = wf["status"]["compressedNodes"].decode()
+    with pytest.raises(argo.MalformedStatus, match="cut short"):
+        argo.workflow_nodes(wf)
+
+
+@pytest.mark.parametrize(
+    "status, words",
+    [
+        ({"nodes": "abc"}, ["status.nodes is a string, not an object of nodes"]),
+        ({"nodes": ["a"]}, ["status.nodes is a list"]),
+        ({"nodes": {"k": "x"}}, ["status.nodes['k'] is a string, not a node object"]),
+        ({"nodes": {"k": {"type": "Pod", "name": ["a"]}}}, ["status.nodes['k'].name is a list"]),
+        ({"nodes": {"k": {"type": "Pod", "name": "a", "phase": {}}}}, [".phase is an object"]),
+        (
+            {"nodes": {"k": {"type": "Pod", "name": "a", "startedAt": 5}}},
+            [".startedAt is a number"],
+        ),
+        ({"nodes": {"k": {"type": "Pod", "name": "a", "templateRef": "t"}}}, [".templateRef"]),
+        ({"nodes": {"k": {"type": "Pod", "name": "a" * 70000}}}, ["70000 characters long"]),
+        ({"compressedNodes": 12}, ["status.compressedNodes is a number"]),
+        ({"compressedNodes": compressed(["a"])}, ["status.compressedNodes is a list"]),
+    ],
+)
+def test_malformed_nodes_say_what_is_wrong(status, words):
+    with pytest.raises(argo.MalformedStatus) as raised:
+        argo.pod_nodes({"metadata": {"name": "wf"}, "status": status})
+    for word in words:
+        assert word in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "wf, words",
+    [
+        ({"status": "Running"}, "status is a string, not an object"),
+        ({"status": {"phase": ["Running"]}}, "status.phase is a list, not a string"),
+    ],
+)
+def test_a_malformed_phase_says_what_is_wrong(wf, words):
+    with pytest.raises(argo.MalformedStatus, match=words):
+        argo.workflow_phase(wf)
+
+
+def test_non_pod_nodes_are_not_checked_beyond_their_type():
+    nodes = {"s": {"type": "Steps", "name": ["anything"]}, "p": pod_node("wf", "wf.a", "t")}
+    assert [
+        node["name"] for node in argo.pod_nodes(workflow("wf", []) | {"status": {"nodes": nodes}})
+    ] == ["wf.a"]
+
+
+def test_parsed_nodes_are_cached_per_workflow_version():
+    status = {"compressedNodes": compressed({"k": pod_node("wf", "wf.a", "t")})}
+    first = argo.pod_nodes(versioned(status, version="100"))
+    assert argo.pod_nodes(versioned(status, version="100")) is first, (
+        "same version: not parsed again"
+    )
+    assert argo.pod_nodes(versioned(status, version="101")) is not first
+    assert argo.pod_nodes(versioned(status, uid="other", version="100")) is not first
+    assert [node["name"] for node in first] == ["wf.a"]
+
+
+def test_a_bomb_is_refused_once_per_workflow_version():
+    wf = versioned({"compressedNodes": bomb(8)}, uid="bomb-uid")
+    with pytest.raises(argo.MalformedStatus) as first:
+        argo.pod_nodes(wf, max_bytes=1 << 20)
+    with pytest.raises(argo.MalformedStatus) as again:
+        argo.pod_nodes(wf, max_bytes=1 << 20)
+    assert again.value is first.value, "the cached refusal, not a second inflation"
+
+
+def test_the_cache_keeps_only_what_pod_nodes_read():
+    node = pod_node("wf", "wf.a", "t", outputs={"artifacts": [{"name": "big"}]}, children=["x"])
+    (kept,) = argo.pod_nodes(versioned({"nodes": {node["id"]: node}}, uid="trim"))
+    assert "outputs" not in kept and "children" not in kept and kept["name"] == "wf.a"
+
+
+def test_the_cache_holds_a_bounded_number_of_nodes():
+    cache = argo.ParsedNodes(max_nodes=5)
+    cache.put(("a",), [{}] * 3)
+    cache.put(("b",), [{}] * 2)
+    assert cache.get(("a",)) is not None  # a is now the most recently used
+    cache.put(("c",), [{}] * 2)
+    assert cache.get(("b",)) is None and cache.get(("a",)) is not None and len(cache) == 2
+    cache.put(("huge",), [{}] * 6)
+    assert cache.get(("huge",)) is None, "larger than the whole budget: not kept"

@@ -93,3 +93,18 @@ def test_the_collector_captures_a_workflow_nobody_watches(services, cluster, mem
         cluster.close()
         thread.join(3)
     assert not thread.is_alive()
+
+
+def test_a_malformed_workflow_is_not_finished_and_reads_as_unreadable(cluster):
+    from tasklogs.errors import WorkflowUnreadable
+
+    cluster.add_workflow("wf-bad")
+    cluster.add_workflow("wf-good")
+    cluster.change_workflow("wf-bad", lambda body: body.update(status={"phase": ["Failed"]}))
+    cache = filled(cluster)
+    assert not cache.finished(ref("wf-bad"))
+    with pytest.raises(
+        WorkflowUnreadable, match=r"'wf-bad' .* is unreadable: status.phase is a list"
+    ):
+        cache.read_task(ref("wf-bad"))
+    assert [s.phase for s in cache.read_task(ref("wf-good")).streams] == ["Running"]

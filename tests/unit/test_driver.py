@@ -140,3 +140,47 @@ def test_watching_elsewhere_marks_a_leading_feed(services, cluster, wf):
     assert not driver.feed.watched()
     services.engine.journal_changed("watching:" + ref(wf).key)
     assert driver.feed.watched_elsewhere()
+
+
+def _break_nodes(body):
+    body["status"]["nodes"], body["status"]["_kept"] = "garbage", body["status"]["nodes"]
+
+
+def _mend_nodes(body):
+    body["status"]["nodes"] = body["status"].pop("_kept")
+
+
+def test_an_unreadable_workflow_fails_new_tails_and_its_driver_keeps_polling(services, cluster, wf):
+    from tasklogs.errors import WorkflowUnreadable
+
+    pod = cluster.add_workflow(wf)["a"]
+    cluster.change_workflow(wf, _break_nodes)
+    driver = services.engine.driver(ref(wf), pinned=True)
+    reader = TailReader(service.open_tail(services, ref(wf), None))
+    assert reader.done.wait(3)
+    assert isinstance(reader.error, WorkflowUnreadable)
+    assert reader.error.status == 502 and reader.error.code == "workflow_unreadable"
+    assert wf in reader.error.message and "status.nodes is a string" in reader.error.message
+    polls = cluster.requests["get workflows"]
+    assert wait_for(lambda: cluster.requests["get workflows"] > polls + 2, 3), "still polling"
+    assert services.engine.drivers() == [driver]
+    cluster.write(pod, "after the fix\n")
+    cluster.change_workflow(wf, _mend_nodes)
+    assert wait_for(lambda: stored(services, wf)[1].get(pod) == "after the fix\n", 3)
+    assert driver.error is None
+
+
+def test_a_live_tail_gets_an_error_frame_when_its_workflow_turns_unreadable(services, cluster, wf):
+    from tasklogs.engine.frames import TRY_AGAIN
+
+    pod = cluster.add_workflow(wf)["a"]
+    cluster.write(pod, "before\n")
+    reader = TailReader(service.open_tail(services, ref(wf), None))
+    assert wait_for(lambda: reader.text(pod) == "before\n", 3)
+    cluster.change_workflow(wf, _break_nodes)
+    assert reader.done.wait(3), "the tail ends with the error"
+    (error,) = reader.of_type("error")
+    assert (error["status"], error["error"]) == (502, "workflow_unreadable")
+    assert wf in error["message"] and "status.nodes" in error["message"]
+    assert reader.tail.close_code == TRY_AGAIN and reader.error is None
+    assert [d.task for d in services.engine.drivers()] == [ref(wf)], "the driver lives on"

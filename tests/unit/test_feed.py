@@ -88,7 +88,7 @@ def test_events_are_published_to_viewers_and_in_step_viewers_get_the_shared_fram
     assert shared == [second.frame] and isinstance(shared[0], SharedFrame)
     frame = decoded(shared)[0]
     assert (frame["offset"], frame["data"]) == (2, "cd")
-    assert decode_cursor(frame["cursor"]) == {KEY: 4}
+    assert decode_cursor(frame["cursor"]).by_key == {KEY: 4}
     assert viewer.offsets == {KEY: 4}
 
 

@@ -167,3 +167,31 @@ def test_a_viewer_behind_the_feed_reads_the_gap_from_the_journal(services, memst
     assert list(frames) == []
     assert the_tail.close_code == TRY_AGAIN and "reconnect" in the_tail.close_reason
     the_tail.__exit__(None, None, None)
+
+
+def test_a_cursor_naming_logs_the_task_does_not_have_is_refused(services, cluster, wf):
+    from tasklogs.cursor import encode_cursor
+    from tasklogs.errors import InvalidRequest
+
+    pod = cluster.add_workflow(wf)["a"]
+    cursor = encode_cursor({f"{pod}/main": 1, **{f"invented-{i}/main": 5 for i in range(200)}})
+    reader = TailReader(service.open_tail(services, ref(wf), cursor))
+    assert reader.done.wait(3)
+    assert isinstance(reader.error, InvalidRequest) and reader.frames == []
+    assert "'invented-0/main'" in reader.error.message and repr(wf) in reader.error.message
+
+
+def test_a_version_1_cursor_resumes(services, cluster, wf):
+    import base64
+    import json
+    import zlib
+
+    pod = cluster.add_workflow(wf)["a"]
+    cluster.write(pod, "seen\nnew\n")
+    payload = json.dumps({"v": 1, "o": {f"{pod}/main": 5}}).encode()
+    token = base64.urlsafe_b64encode(zlib.compress(payload)).decode().rstrip("=")
+    reader = TailReader(service.open_tail(services, ref(wf), token))
+    assert wait_for(lambda: reader.of_type("snapshot"), 3), reader.error
+    (entry,) = reader.of_type("snapshot")[0]["logs"]
+    assert (entry["offset"], entry["logs"]) == (5, "new\n")
+    reader.stop()
