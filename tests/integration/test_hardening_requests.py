@@ -82,7 +82,7 @@ def test_an_unknown_task_costs_one_request_then_none(serve, kube):
     for task_id in ids:
         assert get(app, task_id)[0] == 404
     assert kube.count() == 0, "the same unknown ids again within the TTL: no request"
-    assert get(app, ids[0])[1]["message"].endswith("(asked a moment ago)")
+    assert get(app, ids[0])[1]["message"].endswith("; asked a moment ago)")
 
 
 def test_a_task_created_after_its_negative_entry_is_found_once_it_expires(serve, kube, task_id):

@@ -96,7 +96,7 @@ def test_the_collector_carries_on_beside_an_unreadable_workflow(collectors, kube
     scenarios.finish(kube, good_wf)
     assert wait_for(lambda: rest(running.app, good).get("complete"), 10)
     engine = running.app.extensions["tasklogs"].engine
-    (driver,) = [d for d in engine.drivers() if d.task_id == bad]
+    (driver,) = [d for d in engine.drivers() if d.task == ref(bad)]
     assert driver.error is not None and driver.error.code == "workflow_unreadable"
     kube.update_workflow(bad, lambda body: body["status"].update(nodes=kept["nodes"]))
     scenarios.finish(kube, bad_wf)
