@@ -11,6 +11,7 @@ from .bootstrap import services
 from .errors import InvalidRequest, TasklogsError
 from .extensions import sock
 from .linequery import LINE_PARAMETERS, parse_line_query
+from .search import SEARCH_PARAMETERS, parse_search_query
 
 bp = Blueprint("logs", __name__)
 log = logging.getLogger(__name__)
@@ -66,6 +67,13 @@ def task_logs(task_id: str):
     return response
 
 
+@bp.get("/api/v1/search")
+def search_lines():
+    _check_parameters(SEARCH_PARAMETERS)
+    found = service.search_lines(services(), parse_search_query(request.args))
+    return Response(render.search_body(found), mimetype="application/x-ndjson")
+
+
 @sock.route("/ws/tasks/<task_id>/logs", bp=bp)
 def tail_task_logs(ws, task_id: str):
     try:
@@ -96,7 +104,7 @@ def tail_task_logs(ws, task_id: str):
         websocket.send_error(ws, TasklogsError("internal error"))
 
 
-def _check_parameters(allowed: set[str]) -> None:
+def _check_parameters(allowed: set[str] | frozenset[str]) -> None:
     unknown = sorted(set(request.args) - allowed)
     if unknown:
         raise InvalidRequest(

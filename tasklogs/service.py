@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from . import linequery
+from . import linequery, search
 from .bootstrap import Services
 from .cluster import Cluster, ContainerStatus
 from .cursor import decode_cursor
@@ -21,9 +21,10 @@ from .engine.oneshot import Read, capture_running, read_container, read_recent, 
 from .errors import ClusterError, InvalidTaskId, StoreUnavailable, TaskNotFound, Unavailable
 from .identity import LogId
 from .linequery import Hit, LineQuery
-from .pages import LogEnd, from_line_start, paginate
+from .pages import LogEnd, from_line_start, lines_of, paginate
+from .search import Match, Ranking, SearchQuery
 from .store import repository
-from .store.repository import StoredLog, StoredTask
+from .store.repository import PageRef, StoredLog, StoredTask
 from .tasks import read_task
 
 log = logging.getLogger(__name__)
@@ -342,3 +343,113 @@ def open_tail(
         tail_lines=tail_lines,
         lines_format=lines_format,
     )
+
+
+# --- search across tasks ---
+
+SEARCH_PAGES = 64  # candidate pages (ids only) found per unit of work
+SEARCH_READ = 8  # candidate pages read (text) per unit of work: about 1 MB
+
+
+@dataclass(frozen=True)
+class FoundLine:
+    """A stored line a search found: where it is (namespace, task, log, line number), its timestamp
+    and its text without the newline."""
+
+    namespace: str
+    task_id: str
+    log: LogId
+    number: int
+    ts: int
+    text: str
+
+
+def searchable_namespaces(services: Services, wanted: str | None) -> list[str]:
+    """The namespaces a search may read: those this service serves (one place to narrow it to what
+    the caller may read), and of them only `wanted` when given."""
+    served = [services.settings.cluster.namespace]
+    return [namespace for namespace in served if wanted is None or namespace == wanted]
+
+
+def search_lines(services: Services, query: SearchQuery) -> list[FoundLine]:
+    """The newest `query.limit` stored lines (by timestamp) holding `query.text`, across every task of
+    the namespaces the search may read. Pages are read newest first, a few per unit of work, and the
+    reading stops once no page left can hold a newer match."""
+    namespaces = searchable_namespaces(services, query.namespace)
+    if not namespaces:
+        return []
+    matches = _ranked(services, query, namespaces).matches()
+    with services.units() as uow:
+        logs = repository.searched_logs(uow.session, {match.log_id for match in matches})
+    return [
+        FoundLine(
+            logs[m.log_id].namespace,
+            logs[m.log_id].task_id,
+            logs[m.log_id].log,
+            m.number,
+            m.ts,
+            _whole_line(services, m) if m.cut else m.text,
+        )
+        for m in matches
+        if m.log_id in logs  # a task pruned meanwhile
+    ]
+
+
+def _ranked(services: Services, query: SearchQuery, namespaces: list[str]) -> Ranking:
+    ranking = Ranking(query.limit)
+    pending: list[PageRef] = []
+    for ref in _candidate_pages(services, query, namespaces):
+        if not pending and ranking.settled(ref.last_ts):
+            break
+        pending.append(ref)
+        if len(pending) == SEARCH_READ:
+            _rank_pages(services, pending, query, ranking)
+            pending = []
+    _rank_pages(services, pending, query, ranking)
+    return ranking
+
+
+def _candidate_pages(
+    services: Services, query: SearchQuery, namespaces: list[str]
+) -> Iterator[PageRef]:
+    """Every page that may hold a match, newest first, found SEARCH_PAGES per unit of work."""
+    before = None
+    while True:
+        with services.units() as uow:
+            refs = repository.search_pages(
+                uow.session,
+                query.text,
+                query.ignore_case,
+                namespaces,
+                query.since,
+                query.until,
+                before,
+                SEARCH_PAGES,
+            )
+        yield from refs
+        if len(refs) < SEARCH_PAGES:
+            return
+        before = refs[-1]
+
+
+def _rank_pages(
+    services: Services, refs: list[PageRef], query: SearchQuery, ranking: Ranking
+) -> None:
+    if not refs:
+        return
+    with services.units() as uow:
+        pages = repository.read_pages_by_id(uow.session, [ref.page_id for ref in refs])
+    for ref in refs:
+        if ref.page_id in pages:  # else merged into an earlier page by a final save meanwhile
+            for match in search.page_matches(ref.log_id, pages[ref.page_id], query):
+                ranking.offer(match)
+
+
+def _whole_line(services: Services, match: Match) -> str:
+    """The text of a line cut by a page boundary, read from the page where it starts on."""
+    with services.units() as uow:
+        start = repository.page_offset_of_line(uow.session, match.log_id, match.number)
+    if start is not None:
+        for line in lines_of(stored_pages(services.units, match.log_id, start), match.number):
+            return line.content
+    return match.text

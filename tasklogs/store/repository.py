@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, func, literal, select, text, update
+from sqlalchemy import and_, delete, func, literal, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..identity import LogId
@@ -582,6 +582,120 @@ WITH r AS (
 )
 SELECT DISTINCT ok.log_id, ok.start_offset FROM ok JOIN inserted ON inserted.log_id = ok.log_id
 """)
+
+
+@dataclass(frozen=True)
+class PageRef:
+    """A page a search found: its row id, its log's row id and the timestamp of its last line."""
+
+    page_id: int
+    log_id: int
+    last_ts: int
+
+
+@dataclass(frozen=True)
+class SearchedLog:
+    """Where a log a search found lives: its task's namespace and id, and its node, pod, container."""
+
+    namespace: str
+    task_id: str
+    log: LogId
+
+
+def search_pages(
+    session,
+    text_: str,
+    ignore_case: bool,
+    namespaces: list[str],
+    since: int | None = None,
+    until: int | None = None,
+    before: PageRef | None = None,
+    limit: int = 64,
+) -> list[PageRef]:
+    """Up to `limit` pages of logs in `namespaces` whose text may hold `text_` and whose lines may be
+    stamped in [since, until), newest first (`last_ts`, then id, descending), all after `before` in
+    that order. On PostgreSQL the trigram index finds them (`LIKE`/`ILIKE`); SQLite scans."""
+    statement = search_statement(
+        session, text_, ignore_case, namespaces, since, until, before, limit
+    )
+    return [PageRef(row.id, row.log_id, row.last_ts) for row in session.execute(statement)]
+
+
+def search_statement(
+    session,
+    text_: str,
+    ignore_case: bool,
+    namespaces: list[str],
+    since: int | None,
+    until: int | None,
+    before: PageRef | None,
+    limit: int,
+):
+    """The SELECT `search_pages` runs (for EXPLAIN)."""
+    conditions = [
+        log_pages.c.log_id.in_(select(task_logs.c.id).where(task_logs.c.namespace.in_(namespaces)))
+    ]
+    holds = _text_holds(session, text_, ignore_case)
+    if holds is not None:
+        conditions.append(holds)
+    if since is not None:
+        conditions.append(log_pages.c.last_ts >= since)
+    if until is not None:
+        conditions.append(log_pages.c.first_ts < until)
+    if before is not None:
+        conditions.append(
+            tuple_(log_pages.c.last_ts, log_pages.c.id) < tuple_(before.last_ts, before.page_id)
+        )
+    return (
+        select(log_pages.c.id, log_pages.c.log_id, log_pages.c.last_ts)
+        .where(*conditions)
+        .order_by(log_pages.c.last_ts.desc(), log_pages.c.id.desc())
+        .limit(limit)
+    )
+
+
+def _text_holds(session, text_: str, ignore_case: bool):
+    """The condition a page holding `text_` meets (a superset: the caller checks each line), or None
+    when SQLite cannot tell (its LIKE folds the case of ASCII letters only)."""
+    pattern = "%" + _like_escaped(text_) + "%"
+    if session.get_bind().dialect.name == "postgresql":  # whose LIKE escapes with a backslash
+        return log_pages.c.text.ilike(pattern) if ignore_case else log_pages.c.text.like(pattern)
+    if not ignore_case:
+        return func.instr(log_pages.c.text, text_) > 0
+    return log_pages.c.text.like(pattern, escape="\\") if text_.isascii() else None
+
+
+def _like_escaped(text_: str) -> str:
+    """`text_` as a literal inside a LIKE pattern whose escape character is a backslash."""
+    return text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def read_pages_by_id(session, page_ids: list[int]) -> dict[int, Page]:
+    """The pages of these row ids, by id."""
+    rows = session.execute(
+        select(log_pages.c.id, *_PAGE_COLUMNS).where(log_pages.c.id.in_(page_ids))
+    )
+    return {row.id: _page(row) for row in rows}
+
+
+def searched_logs(session, log_ids) -> dict[int, SearchedLog]:
+    """The namespace, task and identity of each of these logs, by row id."""
+    rows = session.execute(
+        select(
+            task_logs.c.id,
+            task_logs.c.namespace,
+            task_logs.c.task_id,
+            task_logs.c.node_id,
+            task_logs.c.pod_name,
+            task_logs.c.container,
+        ).where(task_logs.c.id.in_(sorted(set(log_ids))))
+    )
+    return {
+        row.id: SearchedLog(
+            row.namespace, row.task_id, LogId(row.node_id, row.pod_name, row.container)
+        )
+        for row in rows
+    }
 
 
 def check_database(session) -> None:
