@@ -347,7 +347,8 @@ def open_tail(
 
 # --- search across tasks ---
 
-SEARCH_PAGES = 64  # candidate pages (ids only) found per unit of work
+SEARCH_WALK = 16  # newest pages tested per unit of work while most of them hold the text
+SEARCH_PAGES = 256  # candidate pages (ids only) the index finds per unit of work
 SEARCH_READ = 8  # candidate pages read (text) per unit of work: about 1 MB
 
 
@@ -412,20 +413,25 @@ def _ranked(services: Services, query: SearchQuery, namespaces: list[str]) -> Ra
 def _candidate_pages(
     services: Services, query: SearchQuery, namespaces: list[str]
 ) -> Iterator[PageRef]:
-    """Every page that may hold a match, newest first, found SEARCH_PAGES per unit of work."""
+    """Every page that may hold a match, newest first. The newest pages are walked SEARCH_WALK at a
+    time while at least half of them hold the text (a common text: the index would find nearly every
+    page); then the index finds the rest, SEARCH_PAGES per unit of work."""
+    search = repository.TextSearch(
+        query.text, query.ignore_case, namespaces, query.since, query.until
+    )
     before = None
     while True:
         with services.units() as uow:
-            refs = repository.search_pages(
-                uow.session,
-                query.text,
-                query.ignore_case,
-                namespaces,
-                query.since,
-                query.until,
-                before,
-                SEARCH_PAGES,
-            )
+            walked = repository.walk_pages(uow.session, search, before, SEARCH_WALK)
+        yield from (ref for ref, holds in walked if holds)
+        if len(walked) < SEARCH_WALK:
+            return
+        before = walked[-1][0]
+        if 2 * sum(holds for _, holds in walked) < SEARCH_WALK:
+            break
+    while True:
+        with services.units() as uow:
+            refs = repository.search_pages(uow.session, search, before, SEARCH_PAGES)
         yield from refs
         if len(refs) < SEARCH_PAGES:
             return

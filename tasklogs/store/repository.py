@@ -602,67 +602,115 @@ class SearchedLog:
     log: LogId
 
 
-def search_pages(
-    session,
-    text_: str,
-    ignore_case: bool,
-    namespaces: list[str],
-    since: int | None = None,
-    until: int | None = None,
-    before: PageRef | None = None,
-    limit: int = 64,
-) -> list[PageRef]:
-    """Up to `limit` pages of logs in `namespaces` whose text may hold `text_` and whose lines may be
-    stamped in [since, until), newest first (`last_ts`, then id, descending), all after `before` in
-    that order. On PostgreSQL the trigram index finds them (`LIKE`/`ILIKE`); SQLite scans."""
-    statement = search_statement(
-        session, text_, ignore_case, namespaces, since, until, before, limit
+@dataclass(frozen=True)
+class TextSearch:
+    """What a search looks for: a literal text (case folded with `ignore_case`) in the pages of logs
+    of `namespaces` that may hold lines stamped in [since, until)."""
+
+    text: str
+    ignore_case: bool
+    namespaces: list[str]
+    since: int | None = None
+    until: int | None = None
+
+
+def walk_pages(
+    session, search: TextSearch, before: PageRef | None, count: int
+) -> list[tuple[PageRef, bool]]:
+    """The next `count` pages in the search's namespaces and time range, newest first (`last_ts`,
+    then id, descending) after `before`, each with whether it may hold the text: for a text many
+    pages hold, where walking the newest pages beats the index."""
+    newest = (
+        select(log_pages.c.id, log_pages.c.log_id, log_pages.c.last_ts, log_pages.c.text)
+        .where(*_in_range(search, before))
+        .order_by(log_pages.c.last_ts.desc(), log_pages.c.id.desc())
+        .limit(count)
+        .subquery()
+    )  # the text is only read (detoasted) for these pages
+    holds = _text_holds(session, newest.c.text, search)
+    rows = session.execute(
+        select(
+            newest.c.id,
+            newest.c.log_id,
+            newest.c.last_ts,
+            (holds if holds is not None else literal(True)).label("holds"),
+        ).order_by(newest.c.last_ts.desc(), newest.c.id.desc())
     )
+    return [(PageRef(row.id, row.log_id, row.last_ts), bool(row.holds)) for row in rows]
+
+
+def search_pages(
+    session, search: TextSearch, before: PageRef | None = None, limit: int = 256
+) -> list[PageRef]:
+    """Up to `limit` pages that may hold the text, in the search's namespaces and time range, newest
+    first after `before`. On PostgreSQL the trigram index finds them; SQLite scans."""
+    _prefer_the_index(session)
+    statement = search_statement(session, search, before, limit)
     return [PageRef(row.id, row.log_id, row.last_ts) for row in session.execute(statement)]
 
 
-def search_statement(
-    session,
-    text_: str,
-    ignore_case: bool,
-    namespaces: list[str],
-    since: int | None,
-    until: int | None,
-    before: PageRef | None,
-    limit: int,
-):
-    """The SELECT `search_pages` runs (for EXPLAIN)."""
-    conditions = [
-        log_pages.c.log_id.in_(select(task_logs.c.id).where(task_logs.c.namespace.in_(namespaces)))
-    ]
-    holds = _text_holds(session, text_, ignore_case)
-    if holds is not None:
-        conditions.append(holds)
-    if since is not None:
-        conditions.append(log_pages.c.last_ts >= since)
-    if until is not None:
-        conditions.append(log_pages.c.first_ts < until)
-    if before is not None:
-        conditions.append(
-            tuple_(log_pages.c.last_ts, log_pages.c.id) < tuple_(before.last_ts, before.page_id)
-        )
+def search_statement(session, search: TextSearch, before: PageRef | None, limit: int):
+    """The SELECT `search_pages` runs: the pages holding the text (through the trigram index), then
+    the other conditions on those alone."""
+    holds = _text_holds(session, log_pages.c.text, search)
+    candidates = select(
+        log_pages.c.id, log_pages.c.log_id, log_pages.c.first_ts, log_pages.c.last_ts
+    ).where(holds if holds is not None else literal(True))
+    if session.get_bind().dialect.name == "postgresql":
+        # The planner prices a condition on TOASTed text as if it were free, and would rather walk
+        # another index and test the text of every page: this CTE (with sequential scans off) leaves
+        # it the trigram index alone.
+        found = candidates.cte("candidates").prefix_with("MATERIALIZED")
+    else:
+        found = candidates.cte("candidates")
     return (
-        select(log_pages.c.id, log_pages.c.log_id, log_pages.c.last_ts)
-        .where(*conditions)
-        .order_by(log_pages.c.last_ts.desc(), log_pages.c.id.desc())
+        select(found.c.id, found.c.log_id, found.c.last_ts)
+        .where(*_in_range(search, before, found.c))
+        .order_by(found.c.last_ts.desc(), found.c.id.desc())
         .limit(limit)
     )
 
 
-def _text_holds(session, text_: str, ignore_case: bool):
-    """The condition a page holding `text_` meets (a superset: the caller checks each line), or None
-    when SQLite cannot tell (its LIKE folds the case of ASCII letters only)."""
-    pattern = "%" + _like_escaped(text_) + "%"
+def explain_search(session, search: TextSearch, analyze: bool = False) -> str:
+    """PostgreSQL's plan of the first `search_pages` statement of a search (ANALYZE: run, timed)."""
+    _prefer_the_index(session)
+    statement = search_statement(session, search, None, 256)
+    compiled = statement.compile(session.get_bind(), compile_kwargs={"render_postcompile": True})
+    verb = "EXPLAIN (ANALYZE, BUFFERS)" if analyze else "EXPLAIN"
+    rows = session.connection().exec_driver_sql(f"{verb} {compiled}", compiled.params)
+    return "\n".join(row[0] for row in rows)
+
+
+def _prefer_the_index(session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL enable_seqscan = off"))  # this transaction only
+
+
+def _in_range(search: TextSearch, before: PageRef | None, columns=log_pages.c) -> list:
+    """The conditions on a page but its text: namespaces, time range, after `before`."""
+    in_namespaces = select(task_logs.c.id).where(task_logs.c.namespace.in_(search.namespaces))
+    conditions = [columns.log_id.in_(in_namespaces)]
+    if search.since is not None:
+        conditions.append(columns.last_ts >= search.since)
+    if search.until is not None:
+        conditions.append(columns.first_ts < search.until)
+    if before is not None:
+        conditions.append(
+            tuple_(columns.last_ts, columns.id) < tuple_(before.last_ts, before.page_id)
+        )
+    return conditions
+
+
+def _text_holds(session, column, search: TextSearch):
+    """The condition a page whose text `column` holds the search's text meets (a superset: the
+    caller checks each line), or None when SQLite cannot tell (its LIKE folds the case of ASCII
+    letters only)."""
+    pattern = "%" + _like_escaped(search.text) + "%"
     if session.get_bind().dialect.name == "postgresql":  # whose LIKE escapes with a backslash
-        return log_pages.c.text.ilike(pattern) if ignore_case else log_pages.c.text.like(pattern)
-    if not ignore_case:
-        return func.instr(log_pages.c.text, text_) > 0
-    return log_pages.c.text.like(pattern, escape="\\") if text_.isascii() else None
+        return column.ilike(pattern) if search.ignore_case else column.like(pattern)
+    if not search.ignore_case:
+        return func.instr(column, search.text) > 0
+    return column.like(pattern, escape="\\") if search.text.isascii() else None
 
 
 def _like_escaped(text_: str) -> str:
