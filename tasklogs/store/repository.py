@@ -688,8 +688,12 @@ def _prefer_the_index(session) -> None:
 
 def _in_range(search: TextSearch, before: PageRef | None, columns=log_pages.c) -> list:
     """The conditions on a page but its text: namespaces, time range, after `before`."""
-    in_namespaces = select(task_logs.c.id).where(task_logs.c.namespace.in_(search.namespaces))
-    conditions = [columns.log_id.in_(in_namespaces)]
+    # A primary-key lookup per page: a join would let the planner scan every log of the namespaces
+    # once per candidate page.
+    namespace = (
+        select(task_logs.c.namespace).where(task_logs.c.id == columns.log_id).scalar_subquery()
+    )
+    conditions: list = [namespace.in_(search.namespaces)]
     if search.since is not None:
         conditions.append(columns.last_ts >= search.since)
     if search.until is not None:
