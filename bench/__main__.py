@@ -19,6 +19,7 @@ from .cluster import BenchCluster
 from .collector import collector_run, followed_tail_run
 from .largelog import largelog_run
 from .pages import pages_run
+from .search import search_run
 from .servers import ROOT, recreate_database
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -53,6 +54,7 @@ class Plan:
     pages_download_bytes: int = 100 * MB  # the stored log downloaded and grepped (pages run)
     pages_line_bytes: tuple = (10 * MB, 500 * MB)  # the two stored logs of the line-access queries
     pages_random_bytes: int = 20 * MB  # the incompressible log whose disk use is measured
+    search_bytes: int = 1000 * MB  # log text stored (and written as files) for the search run
 
 
 QUICK = Plan(
@@ -69,8 +71,9 @@ QUICK = Plan(
     pages_download_bytes=10 * MB,
     pages_line_bytes=(5 * MB, 50 * MB),
     pages_random_bytes=5 * MB,
+    search_bytes=40 * MB,
 )
-MEASUREMENTS = ("latency", "wal", "resources", "collector", "rest", "followed", "pages")
+MEASUREMENTS = ("latency", "wal", "resources", "collector", "rest", "followed", "pages", "search")
 
 
 def parse_args() -> argparse.Namespace:
@@ -82,7 +85,7 @@ def parse_args() -> argparse.Namespace:
         default=",".join(MEASUREMENTS),
         help="comma-separated subset of: latency (with upstream requests), wal, resources, collector, rest, "
         "followed (a tail of a task the collector captures), pages (stored logs: downloads, line "
-        "access, grep, disk)",
+        "access, grep, disk), search (across tasks: the trigram index beside a sequential scan and grep)",
     )
     add("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
     add("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
@@ -201,6 +204,8 @@ def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
                 plan.pages_random_bytes,
             )
         )
+    if "search" in only:
+        steps.append((search_run, plan.search_bytes))
     runs = []
     for step, *arguments in steps:
         began = time.monotonic()
@@ -265,6 +270,10 @@ def write_results(path: str, context: dict, plan: Plan, runs: list[dict]) -> Non
                 "table_pages": [
                     dict(zip(report.PAGES_HEADER, row, strict=True))
                     for row in report.pages_rows(runs)
+                ],
+                "table_search": [
+                    dict(zip(report.SEARCH_HEADER, row, strict=True))
+                    for row in report.search_rows(runs)
                 ],
             },
             file,

@@ -11,6 +11,7 @@ from .bootstrap import services
 from .errors import InvalidRequest, TasklogsError
 from .extensions import sock
 from .linequery import LINE_PARAMETERS, parse_line_query
+from .search import SEARCH_PARAMETERS, parse_search_query
 
 bp = Blueprint("logs", __name__)
 log = logging.getLogger(__name__)
@@ -91,6 +92,15 @@ def list_tasks(namespace: str | None):
     return jsonify(page)
 
 
+@bp.get("/api/v1/search")
+def search_lines():
+    _check_parameters(SEARCH_PARAMETERS)
+    found = service.search_lines(
+        services(), parse_search_query(request.args), readable=access.readable
+    )
+    return Response(render.search_body(found), mimetype="application/x-ndjson")
+
+
 def tail_task_logs(ws, task_id: str, namespace: str | None):
     try:
         _check_parameters(WS_PARAMETERS)
@@ -139,7 +149,7 @@ def _bounded_int(name: str, low: int, high: int, default: int) -> int:
     return int(raw)
 
 
-def _check_parameters(allowed: set[str]) -> None:
+def _check_parameters(allowed: set[str] | frozenset[str]) -> None:
     unknown = sorted(set(request.args) - allowed)
     if unknown:
         raise InvalidRequest(

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 import orjson
 
 from .linequery import Hit, LineQuery, format_ts
-from .service import LogEntry, TaskView
+from .service import FoundLine, LogEntry, TaskView
 
 PIECE = 1 << 16
 
@@ -66,6 +66,27 @@ def ndjson_body(view: TaskView, query: LineQuery, merge: bool) -> Iterator[bytes
     else:
         objects = (pair for stream in streams for pair in stream)
     for piece in _gathered(text for _, text in objects):
+        yield piece.encode("utf-8", "surrogatepass")
+
+
+def search_body(found: list[FoundLine]) -> Iterator[bytes]:
+    """The search's answer: one JSON object per line found, in the order given (newest first)."""
+    records = (
+        json.dumps(
+            {
+                "namespace": line.namespace,
+                "task_id": line.task_id,
+                **line.log.fields(),
+                "line": line.number,
+                "ts": format_ts(line.ts),
+                "text": line.text,
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+        for line in found
+    )
+    for piece in _gathered(records):
         yield piece.encode("utf-8", "surrogatepass")
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from . import linequery
+from . import linequery, search
 from .bootstrap import Services
 from .cluster import Cluster, ContainerStatus
 from .cursor import decode_cursor
@@ -33,9 +33,10 @@ from .errors import (
 )
 from .identity import LogId, TaskRef
 from .linequery import Hit, LineQuery
-from .pages import LogEnd, from_line_start, paginate
+from .pages import LogEnd, from_line_start, lines_of, paginate
+from .search import Match, Ranking, SearchQuery
 from .store import postgres, repository
-from .store.repository import StoredLog, StoredTask
+from .store.repository import PageRef, StoredLog, StoredTask
 from .tasks import read_task
 
 log = logging.getLogger(__name__)
@@ -511,3 +512,134 @@ def _decode_list_cursor(cursor: str | None) -> tuple[datetime, str, str] | None:
     except (ValueError, TypeError, binascii.Error):
         raise InvalidRequest("cursor is not one this listing issued") from None
     return moment, namespace, name
+
+
+# --- search across tasks ---
+
+SEARCH_WALK = 16  # newest pages tested per unit of work while most of them hold the text
+SEARCH_PAGES = 256  # candidate pages (ids only) the index finds per unit of work
+SEARCH_READ = 8  # candidate pages read (text) per unit of work: about 1 MB
+
+
+@dataclass(frozen=True)
+class FoundLine:
+    """A stored line a search found: where it is (namespace, task, log, line number), its timestamp
+    and its text without the newline."""
+
+    namespace: str
+    task_id: str
+    log: LogId
+    number: int
+    ts: int
+    text: str
+
+
+def searchable_namespaces(
+    services: Services,
+    wanted: str | None,
+    readable: Callable[[list[str]], list[str]] | None = None,
+) -> list[str]:
+    """The namespaces a search may read: those this service serves (with `*`, those with stored
+    tasks), narrowed by `readable` to what the caller may read, and of them only `wanted` when given."""
+    cluster = services.settings.cluster
+    if wanted is not None:
+        names = [wanted] if cluster.serves(wanted) else []
+    elif cluster.all_namespaces:
+        with services.units() as uow:
+            names = repository.stored_namespaces(uow.session)
+    else:
+        names = list(cluster.namespaces)
+    return readable(names) if readable is not None and names else names
+
+
+def search_lines(
+    services: Services,
+    query: SearchQuery,
+    readable: Callable[[list[str]], list[str]] | None = None,
+) -> list[FoundLine]:
+    """The newest `query.limit` stored lines (by timestamp) holding `query.text`, across every task of
+    the namespaces the search may read. Pages are read newest first, a few per unit of work, and the
+    reading stops once no page left can hold a newer match."""
+    namespaces = searchable_namespaces(services, query.namespace, readable)
+    if not namespaces:
+        return []
+    matches = _ranked(services, query, namespaces).matches()
+    with services.units() as uow:
+        logs = repository.searched_logs(uow.session, {match.log_id for match in matches})
+    return [
+        FoundLine(
+            logs[m.log_id].namespace,
+            logs[m.log_id].task_id,
+            logs[m.log_id].log,
+            m.number,
+            m.ts,
+            _whole_line(services, m) if m.cut else m.text,
+        )
+        for m in matches
+        if m.log_id in logs  # a task pruned meanwhile
+    ]
+
+
+def _ranked(services: Services, query: SearchQuery, namespaces: list[str]) -> Ranking:
+    ranking = Ranking(query.limit)
+    pending: list[PageRef] = []
+    for ref in _candidate_pages(services, query, namespaces):
+        if not pending and ranking.settled(ref.last_ts):
+            break
+        pending.append(ref)
+        if len(pending) == SEARCH_READ:
+            _rank_pages(services, pending, query, ranking)
+            pending = []
+    _rank_pages(services, pending, query, ranking)
+    return ranking
+
+
+def _candidate_pages(
+    services: Services, query: SearchQuery, namespaces: list[str]
+) -> Iterator[PageRef]:
+    """Every page that may hold a match, newest first. The newest pages are walked SEARCH_WALK at a
+    time while at least half of them hold the text (a common text: the index would find nearly every
+    page); then the index finds the rest, SEARCH_PAGES per unit of work."""
+    search = repository.TextSearch(
+        query.text, query.ignore_case, namespaces, query.since, query.until
+    )
+    before = None
+    while True:
+        with services.units() as uow:
+            walked = repository.walk_pages(uow.session, search, before, SEARCH_WALK)
+        yield from (ref for ref, holds in walked if holds)
+        if len(walked) < SEARCH_WALK:
+            return
+        before = walked[-1][0]
+        if 2 * sum(holds for _, holds in walked) < SEARCH_WALK:
+            break
+    while True:
+        with services.units() as uow:
+            refs = repository.search_pages(uow.session, search, before, SEARCH_PAGES)
+        yield from refs
+        if len(refs) < SEARCH_PAGES:
+            return
+        before = refs[-1]
+
+
+def _rank_pages(
+    services: Services, refs: list[PageRef], query: SearchQuery, ranking: Ranking
+) -> None:
+    if not refs:
+        return
+    with services.units() as uow:
+        pages = repository.read_pages_by_id(uow.session, [ref.page_id for ref in refs])
+    for ref in refs:
+        if ref.page_id in pages:  # else merged into an earlier page by a final save meanwhile
+            for match in search.page_matches(ref.log_id, pages[ref.page_id], query):
+                ranking.offer(match)
+
+
+def _whole_line(services: Services, match: Match) -> str:
+    """The text of a line cut by a page boundary, read from the page where it starts on."""
+    with services.units() as uow:
+        start = repository.page_offset_of_line(uow.session, match.log_id, match.number)
+    if start is not None:
+        for line in lines_of(stored_pages(services.units, match.log_id, start), match.number):
+            return line.content
+    return match.text

@@ -76,13 +76,16 @@ class LogPage(db.Model):  # type: ignore[name-defined]
     stood after it (`since`, `seen`, `partial`, `restarts`) so that any process can resume exactly there.
 
     Pages are only ever appended while a pod runs; the final save merges small ones into pages of about
-    PAGE_CHARS characters (text and stamps compressed with lz4 on PostgreSQL)."""
+    PAGE_CHARS characters (text and stamps compressed with lz4 on PostgreSQL). On PostgreSQL a GIN
+    trigram index (`ix_log_pages_text_trgm`, migration 0006, not declared here: SQLite has no such
+    index) serves the search's `LIKE '%q%'`."""
 
     __tablename__ = "log_pages"
     __table_args__ = (
         UniqueConstraint("log_id", "start_offset", name="uq_log_pages_log_start"),
         Index("ix_log_pages_log_last_line", "log_id", "last_line", "start_offset"),
         Index("ix_log_pages_log_last_ts", "log_id", "last_ts", "start_offset"),
+        Index("ix_log_pages_last_ts", "last_ts", "id"),  # the search walks pages newest first
     )
 
     id = db.Column(

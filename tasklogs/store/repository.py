@@ -614,6 +614,172 @@ SELECT DISTINCT ok.log_id, ok.start_offset FROM ok JOIN inserted ON inserted.log
 """)
 
 
+@dataclass(frozen=True)
+class PageRef:
+    """A page a search found: its row id, its log's row id and the timestamp of its last line."""
+
+    page_id: int
+    log_id: int
+    last_ts: int
+
+
+@dataclass(frozen=True)
+class SearchedLog:
+    """Where a log a search found lives: its task's namespace and id, and its node, pod, container."""
+
+    namespace: str
+    task_id: str
+    log: LogId
+
+
+@dataclass(frozen=True)
+class TextSearch:
+    """What a search looks for: a literal text (case folded with `ignore_case`) in the pages of logs
+    of `namespaces` that may hold lines stamped in [since, until)."""
+
+    text: str
+    ignore_case: bool
+    namespaces: list[str]
+    since: int | None = None
+    until: int | None = None
+
+
+def walk_pages(
+    session, search: TextSearch, before: PageRef | None, count: int
+) -> list[tuple[PageRef, bool]]:
+    """The next `count` pages in the search's namespaces and time range, newest first (`last_ts`,
+    then id, descending) after `before`, each with whether it may hold the text: for a text many
+    pages hold, where walking the newest pages beats the index."""
+    newest = (
+        select(log_pages.c.id, log_pages.c.log_id, log_pages.c.last_ts, log_pages.c.text)
+        .where(*_in_range(search, before))
+        .order_by(log_pages.c.last_ts.desc(), log_pages.c.id.desc())
+        .limit(count)
+        .subquery()
+    )  # the text is only read (detoasted) for these pages
+    holds = _text_holds(session, newest.c.text, search)
+    rows = session.execute(
+        select(
+            newest.c.id,
+            newest.c.log_id,
+            newest.c.last_ts,
+            (holds if holds is not None else literal(True)).label("holds"),
+        ).order_by(newest.c.last_ts.desc(), newest.c.id.desc())
+    )
+    return [(PageRef(row.id, row.log_id, row.last_ts), bool(row.holds)) for row in rows]
+
+
+def search_pages(
+    session, search: TextSearch, before: PageRef | None = None, limit: int = 256
+) -> list[PageRef]:
+    """Up to `limit` pages that may hold the text, in the search's namespaces and time range, newest
+    first after `before`. On PostgreSQL the trigram index finds them; SQLite scans."""
+    _prefer_the_index(session)
+    statement = search_statement(session, search, before, limit)
+    return [PageRef(row.id, row.log_id, row.last_ts) for row in session.execute(statement)]
+
+
+def search_statement(session, search: TextSearch, before: PageRef | None, limit: int):
+    """The SELECT `search_pages` runs: the pages holding the text (through the trigram index), then
+    the other conditions on those alone."""
+    holds = _text_holds(session, log_pages.c.text, search)
+    candidates = select(
+        log_pages.c.id, log_pages.c.log_id, log_pages.c.first_ts, log_pages.c.last_ts
+    ).where(holds if holds is not None else literal(True))
+    if session.get_bind().dialect.name == "postgresql":
+        # The planner prices a condition on TOASTed text as if it were free, and would rather walk
+        # another index and test the text of every page: this CTE (with sequential scans off) leaves
+        # it the trigram index alone.
+        found = candidates.cte("candidates").prefix_with("MATERIALIZED")
+    else:
+        found = candidates.cte("candidates")
+    return (
+        select(found.c.id, found.c.log_id, found.c.last_ts)
+        .where(*_in_range(search, before, found.c))
+        .order_by(found.c.last_ts.desc(), found.c.id.desc())
+        .limit(limit)
+    )
+
+
+def explain_search(session, search: TextSearch, analyze: bool = False) -> str:
+    """PostgreSQL's plan of the first `search_pages` statement of a search (ANALYZE: run, timed)."""
+    _prefer_the_index(session)
+    statement = search_statement(session, search, None, 256)
+    compiled = statement.compile(session.get_bind(), compile_kwargs={"render_postcompile": True})
+    verb = "EXPLAIN (ANALYZE, BUFFERS)" if analyze else "EXPLAIN"
+    rows = session.connection().exec_driver_sql(f"{verb} {compiled}", compiled.params)
+    return "\n".join(row[0] for row in rows)
+
+
+def _prefer_the_index(session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL enable_seqscan = off"))  # this transaction only
+
+
+def _in_range(search: TextSearch, before: PageRef | None, columns=log_pages.c) -> list:
+    """The conditions on a page but its text: namespaces, time range, after `before`."""
+    # A primary-key lookup per page: a join would let the planner scan every log of the namespaces
+    # once per candidate page.
+    namespace = (
+        select(task_logs.c.namespace).where(task_logs.c.id == columns.log_id).scalar_subquery()
+    )
+    conditions: list = [namespace.in_(search.namespaces)]
+    if search.since is not None:
+        conditions.append(columns.last_ts >= search.since)
+    if search.until is not None:
+        conditions.append(columns.first_ts < search.until)
+    if before is not None:
+        conditions.append(
+            tuple_(columns.last_ts, columns.id) < tuple_(before.last_ts, before.page_id)
+        )
+    return conditions
+
+
+def _text_holds(session, column, search: TextSearch):
+    """The condition a page whose text `column` holds the search's text meets (a superset: the
+    caller checks each line), or None when SQLite cannot tell (its LIKE folds the case of ASCII
+    letters only)."""
+    pattern = "%" + _like_escaped(search.text) + "%"
+    if session.get_bind().dialect.name == "postgresql":  # whose LIKE escapes with a backslash
+        return column.ilike(pattern) if search.ignore_case else column.like(pattern)
+    if not search.ignore_case:
+        return func.instr(column, search.text) > 0
+    return column.like(pattern, escape="\\") if search.text.isascii() else None
+
+
+def _like_escaped(text_: str) -> str:
+    """`text_` as a literal inside a LIKE pattern whose escape character is a backslash."""
+    return text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def read_pages_by_id(session, page_ids: list[int]) -> dict[int, Page]:
+    """The pages of these row ids, by id."""
+    rows = session.execute(
+        select(log_pages.c.id, *_PAGE_COLUMNS).where(log_pages.c.id.in_(page_ids))
+    )
+    return {row.id: _page(row) for row in rows}
+
+
+def searched_logs(session, log_ids) -> dict[int, SearchedLog]:
+    """The namespace, task and identity of each of these logs, by row id."""
+    rows = session.execute(
+        select(
+            task_logs.c.id,
+            task_logs.c.namespace,
+            task_logs.c.task_id,
+            task_logs.c.node_id,
+            task_logs.c.pod_name,
+            task_logs.c.container,
+        ).where(task_logs.c.id.in_(sorted(set(log_ids))))
+    )
+    return {
+        row.id: SearchedLog(
+            row.namespace, row.task_id, LogId(row.node_id, row.pod_name, row.container)
+        )
+        for row in rows
+    }
+
+
 def check_database(session) -> None:
     """Raise unless the database answers."""
     session.execute(select(literal(1)))

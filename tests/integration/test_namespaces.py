@@ -1,6 +1,7 @@
 """Many namespaces: tasks keyed by (namespace, name), the namespaced routes, TASKLOGS_NAMESPACES, the
 collector over several namespaces or cluster-wide, and task listing."""
 
+import json
 import os
 import threading
 
@@ -310,5 +311,52 @@ def test_listing_shows_only_the_namespaces_the_caller_may_read(database_url, kub
         denied = client.get("/api/v1/namespaces/argo/tasks", headers=headers)
         assert denied.status_code == 403 and denied.get_json()["error"] == "forbidden"
         assert "'argo'" in denied.get_json()["message"]
+    finally:
+        dispose(app)
+
+
+# --- search across the served namespaces ---
+
+
+def search(client, query, headers=None):
+    response = client.get(f"/api/v1/search?{query}", headers=headers or {})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+
+
+def test_search_covers_every_served_namespace_and_only_those(served_app, kube, task_id):
+    client = served_app.test_client()
+    needle = f"needle-{task_id}"
+    for namespace in ("argo", OTHER):
+        finished_workflow(kube.in_namespace(namespace), task_id, f"a\n{needle} in {namespace}\nb\n")
+        assert client.get(f"/api/v1/namespaces/{namespace}/tasks/{task_id}/logs").status_code == 200
+    found = search(client, f"q={needle}")
+    assert sorted((f["namespace"], f["task_id"], f["line"], f["text"]) for f in found) == [
+        ("argo", task_id, 2, f"{needle} in argo"),
+        (OTHER, task_id, 2, f"{needle} in {OTHER}"),
+    ]
+    assert [f["namespace"] for f in search(client, f"q={needle}&namespace={OTHER}")] == [OTHER]
+    assert search(client, f"q={needle}&namespace=elsewhere") == []
+
+
+def test_search_shows_only_what_the_caller_may_read(database_url, kube_adapter, kube, task_id):
+    needle = f"secret-{task_id}"
+    open_app = make_app(database_url, kube_adapter, **SERVED)
+    try:
+        for namespace in ("argo", OTHER):
+            finished_workflow(kube.in_namespace(namespace), task_id, f"{needle} {namespace}\n")
+            url = f"/api/v1/namespaces/{namespace}/tasks/{task_id}/logs"
+            assert open_app.test_client().get(url).status_code == 200
+    finally:
+        dispose(open_app)
+    kube.add_token("bob-token", "bob", groups=["team-ci"])
+    kube.grant_log_reading("Group", "team-ci", OTHER)
+    app = make_app(database_url, kube_adapter, TASKLOGS_AUTH="kubernetes", **SERVED)
+    try:
+        client = app.test_client()
+        headers = {"Authorization": "Bearer bob-token"}
+        assert [f["namespace"] for f in search(client, f"q={needle}", headers)] == [OTHER]
+        assert search(client, f"q={needle}&namespace=argo", headers) == []
+        assert client.get(f"/api/v1/search?q={needle}").status_code == 401
     finally:
         dispose(app)
