@@ -221,6 +221,23 @@ def test_compose_waits_for_a_healthy_postgres_and_uses_the_seed_url():
     assert backend["build"] == "."
 
 
+def test_compose_runs_one_image_with_restart_policies():
+    """One image for both services; the web service restarts, the collector gives up after a few
+    failures (it stops with one line when a store is unusable) instead of looping."""
+    compose = yaml.safe_load(read("docker-compose.yml"))
+    backend, collector = compose["services"]["backend"], compose["services"]["collector"]
+    assert backend["image"] == collector["image"] == "${TASKLOGS_IMAGE:-tasklogs:0.1.0}"
+    assert "build" not in collector, "built once, by the backend service"
+    assert backend["restart"] == "unless-stopped"
+    assert re.fullmatch(r"on-failure:\d", collector["restart"])
+    for service in (backend, collector):
+        assert service["user"] == "${TASKLOGS_UID:-10001}:${TASKLOGS_GID:-10001}"
+        assert service["volumes"] == ["${KUBECONFIG_DIR:-~/.kube}:/kube:ro"]
+    kind = yaml.safe_load(read("docker-compose.kind.yml"))
+    assert all("cluster" in kind["services"][name]["networks"] for name in ("backend", "collector"))
+    assert kind["networks"]["cluster"]["external"] is True
+
+
 def test_dockerfile_is_slim_non_root_and_runs_gunicorn():
     dockerfile = read("Dockerfile")
     assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.M)
