@@ -27,7 +27,8 @@ Environment:
   TASKLOGS_NAMESPACES   every namespace to capture, comma-separated, or * (one cluster-wide watch)
   TASKLOGS_CONTAINERS   more containers than TASKLOGS_CONTAINER (main) to capture, e.g. init,wait
 Every setting: python -m tasklogs.config. The collector needs list and watch on workflows and pods and
-get on pods/log in those namespaces (deploy/rbac.yaml, or deploy/rbac-cluster.yaml for *). It stops
+get on pods/log in those namespaces (deploy/overlays/namespaces, or deploy/overlays/all-namespaces
+for *). It stops
 at once, with one line and status 1, when the database or the cluster cannot be used at start-up."""
 
 

@@ -36,7 +36,7 @@ def database_url():
     drop_database(TEST_DATABASE)
 
 
-RBAC = os.path.join(ROOT, "deploy", "rbac.yaml")
+RBAC = os.path.join(ROOT, "deploy", "overlays", "namespaces", "rbac.yaml")
 WEB_ACCOUNT, COLLECTOR_ACCOUNT = "tasklogs-web", "tasklogs-collector"
 
 

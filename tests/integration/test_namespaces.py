@@ -13,9 +13,9 @@ from testkit.apps import LiveServer, dispose, make_app
 from testkit.waiting import wait_for
 from testkit.wsclient import TailClient, log_text
 
-OTHER = "argo-ci"  # the second namespace of deploy/rbac.yaml
+OTHER = "argo-ci"  # the second namespace of deploy/overlays/namespaces/rbac.yaml
 SERVED = {"TASKLOGS_NAMESPACES": f"argo,{OTHER}"}
-CLUSTER_RBAC = os.path.join(ROOT, "deploy", "rbac-cluster.yaml")
+CLUSTER_RBAC = os.path.join(ROOT, "deploy", "overlays", "all-namespaces", "rbac-cluster.yaml")
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import shutil
+import subprocess
 from importlib import metadata
 
 import psycopg2.extensions
@@ -23,7 +25,10 @@ def read(path):
         return file.read()
 
 
-RBAC_VARIANTS = {"namespaces": "deploy/rbac.yaml", "cluster": "deploy/rbac-cluster.yaml"}
+RBAC_VARIANTS = {
+    "namespaces": "deploy/overlays/namespaces/rbac.yaml",
+    "cluster": "deploy/overlays/all-namespaces/rbac-cluster.yaml",
+}
 WEB = "system:serviceaccount:argo:tasklogs-web"
 COLLECTOR = "system:serviceaccount:argo:tasklogs-collector"
 PRUNE = "system:serviceaccount:argo:tasklogs-prune"
@@ -78,7 +83,7 @@ def namespaces_in_manifests() -> set[str]:
     """TASKLOGS_NAMESPACES of the web and collector Deployments (they must agree)."""
     found = {
         env["value"]
-        for doc in yaml.safe_load_all(read("deploy/tasklogs.yaml"))
+        for doc in yaml.safe_load_all(read("deploy/base/tasklogs.yaml"))
         if doc["kind"] == "Deployment"
         for container in doc["spec"]["template"]["spec"]["containers"]
         for env in container.get("env", [])
@@ -125,7 +130,7 @@ def test_no_account_may_write_or_read_secrets(variant):
 
 def without(resource: str, path) -> str:
     """The shipped rbac.yaml with `resource` taken out of its Roles' rules, written to `path`."""
-    documents = list(yaml.safe_load_all(read("deploy/rbac.yaml")))
+    documents = list(yaml.safe_load_all(read("deploy/overlays/namespaces/rbac.yaml")))
     for doc in documents:
         for rule in doc.get("rules", []) if doc["kind"] == "Role" else []:
             rule["resources"] = [name for name in rule["resources"] if name != resource]
@@ -158,12 +163,12 @@ def log_read_status(rbac_path, kubeconfig_path, account="tasklogs-web") -> int:
 def test_the_fake_enforces_the_rbac_it_loads(tmp_path):
     """The shipped Roles read pod logs; the same Roles without `pods/log` get 403 from the same fake,
     and an account the files bind to nothing gets 403 too."""
-    shipped = os.path.join(ROOT, "deploy", "rbac.yaml")
+    shipped = os.path.join(ROOT, "deploy", "overlays", "namespaces", "rbac.yaml")
     assert log_read_status(shipped, tmp_path / "shipped") == 200
     assert log_read_status(shipped, tmp_path / "collector", "tasklogs-collector") == 200
     assert log_read_status(shipped, tmp_path / "prune", "tasklogs-prune") == 403
     assert log_read_status(without("pods/log", tmp_path / "rbac.yaml"), tmp_path / "trimmed") == 403
-    cluster = os.path.join(ROOT, "deploy", "rbac-cluster.yaml")
+    cluster = os.path.join(ROOT, "deploy", "overlays", "all-namespaces", "rbac-cluster.yaml")
     assert log_read_status(cluster, tmp_path / "cluster") == 200
 
 
@@ -200,7 +205,7 @@ def test_the_web_account_cannot_watch_and_the_collector_cannot_get_workflows(
 
 def test_the_suites_cluster_runs_under_the_web_accounts_bindings(kube):
     """tests/conftest.py's `kube`, which every service test uses, holds exactly the web account's rules."""
-    grants = load_grants(os.path.join(ROOT, "deploy", "rbac.yaml"), WEB)
+    grants = load_grants(os.path.join(ROOT, "deploy", "overlays", "namespaces", "rbac.yaml"), WEB)
     assert kube.user == WEB
     assert kube.rbac_grants == grants
     assert granted(kube.rbac_rules) == WEB_CALLS | REVIEWS
@@ -320,9 +325,14 @@ def test_compose_runs_the_collector_with_the_same_database():
 
 
 def manifests() -> dict[str, list[dict]]:
-    """Every YAML file of deploy/, parsed: file name -> its objects."""
+    """Every manifest of deploy/ (Kustomize files aside), parsed: path under deploy/ -> its objects."""
     directory = os.path.join(ROOT, "deploy")
-    names = sorted(name for name in os.listdir(directory) if name.endswith((".yaml", ".yml")))
+    names = sorted(
+        os.path.relpath(os.path.join(folder, name), directory)
+        for folder, _, files in os.walk(directory)
+        for name in files
+        if name.endswith((".yaml", ".yml")) and name != "kustomization.yaml"
+    )
     assert names, "deploy/ ships manifests"
     return {
         name: [doc for doc in yaml.safe_load_all(read(f"deploy/{name}")) if doc] for name in names
@@ -478,3 +488,63 @@ def test_the_readme_deploys_the_pinned_image_with_the_database_secret():
     assert "create secret generic tasklogs-db --from-literal=url=" in readme
     for name in manifests():
         assert f"deploy/{name}" in readme, f"the README says when to apply deploy/{name}"
+
+
+def kustomize(overlay: str) -> list[dict]:
+    """`kubectl kustomize` of an overlay, rendered offline."""
+    done = subprocess.run(
+        ["kubectl", "kustomize", os.path.join(ROOT, "deploy", "overlays", overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def kinds(objects) -> set[str]:
+    return {f"{o['kind']}/{o['metadata']['name']}" for o in objects}
+
+
+def namespaces_env(objects) -> dict[str, str]:
+    return {
+        o["metadata"]["name"]: env["value"]
+        for o in objects
+        if o["kind"] == "Deployment"
+        for container in o["spec"]["template"]["spec"]["containers"]
+        for env in container["env"]
+        if env["name"] == "TASKLOGS_NAMESPACES"
+    }
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl renders the overlays")
+def test_both_kustomize_overlays_render_the_base_with_their_rbac():
+    base = {o["kind"] for o in manifests()["base/tasklogs.yaml"]} | {"NetworkPolicy"}
+    rendered = {name: kustomize(name) for name in ("namespaces", "all-namespaces")}
+    for objects in rendered.values():
+        assert base <= {o["kind"] for o in objects}
+        images = {
+            c["image"]
+            for o in objects
+            if o["kind"] in ("Deployment", "CronJob")
+            for c in (
+                o["spec"]["template"]["spec"]["containers"]
+                if o["kind"] == "Deployment"
+                else o["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+            )
+        }
+        assert images == {"tasklogs:0.1.0"}, (
+            "one image, pinned; `kustomize edit set image` changes it"
+        )
+    namespaced, everywhere = rendered["namespaces"], rendered["all-namespaces"]
+    assert {o["kind"] for o in namespaced} >= {"Role", "RoleBinding"}
+    assert not {"Role", "RoleBinding"} & {o["kind"] for o in everywhere}
+    assert {o["kind"] for o in everywhere} >= {"ClusterRole", "ClusterRoleBinding"}
+    assert namespaces_env(namespaced) == {
+        "tasklogs": "argo,argo-ci",
+        "tasklogs-collector": "argo,argo-ci",
+    }
+    assert namespaces_env(everywhere) == {"tasklogs": "*", "tasklogs-collector": "*"}
+    # what the overlays render is what the tests enforce on the fake API server
+    assert kinds(namespaced) >= kinds(manifests()["overlays/namespaces/rbac.yaml"])
+    assert kinds(everywhere) >= kinds(manifests()["overlays/all-namespaces/rbac-cluster.yaml"])

@@ -14,7 +14,10 @@ from testkit.fakekube import FakeKube
 @pytest.fixture
 def fake(tmp_path):
     kube = FakeKube(namespace="argo")
-    kube.load_rbac(os.path.join(ROOT, "deploy", "rbac.yaml"), service_account="tasklogs-web")
+    kube.load_rbac(
+        os.path.join(ROOT, "deploy", "overlays", "namespaces", "rbac.yaml"),
+        service_account="tasklogs-web",
+    )
     api = config.new_client_from_config(config_file=kube.write_kubeconfig(str(tmp_path / "k")))
     kube.api = api
     yield kube
