@@ -1,9 +1,10 @@
-# Two commands on a fresh machine: `make run` (install and serve) and `make test` (install and test).
+# Two commands on a fresh machine: `make run` (install and serve) and `make test` (install and test);
+# `make demo` shows it working without a cluster.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench demo clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,10 @@ test: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/python -m mypy
+
+# tasklogs, the collector and a simulated cluster with Argo workflows that keep logging; Ctrl-C stops all.
+demo: $(BIN)/.installed
+	$(BIN)/python -m demo
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
