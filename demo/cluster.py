@@ -1,9 +1,10 @@
 """The demo's simulated cluster, as a process: `python -m demo.cluster --dir DIR`.
 
-The wire-level fake Kubernetes API server of testkit/fakekube, enforcing the shipped deploy/overlays/namespaces/rbac.yaml,
-with Argo workflows that keep producing logs in two namespaces and new ones starting every so often. Once
-it listens it writes DIR/web.kubeconfig and DIR/collector.kubeconfig (each with its service account's
-token) and DIR/cluster.json (the server and the first workflows); it runs until SIGTERM or SIGINT.
+The wire-level fake Kubernetes API server of testkit/fakekube, enforcing the shipped
+deploy/overlays/namespaces/rbac.yaml, with Argo workflows that keep producing logs in two namespaces
+and new ones starting every so often. Once it listens it writes DIR/web.kubeconfig and
+DIR/collector.kubeconfig (each with its service account's token) and DIR/cluster.json (the server and
+the first workflows); it runs until SIGTERM or SIGINT.
 """
 
 import argparse
