@@ -27,6 +27,7 @@ from tasklogs import apidoc
 from testkit import ROOT, scenarios
 from testkit.apps import LiveServer, dispose, make_app
 from testkit.fakekube import FakeKube
+from tests.conftest import RBAC, WEB_ACCOUNT, adapter_for
 
 DOCUMENT = os.path.join(ROOT, "tasklogs", apidoc.OPENAPI)
 # Examples per operation and phase: about 30 s for the whole run on this machine (CI stays fast).
@@ -106,21 +107,13 @@ def line_validator(path: str, status: str) -> Draft202012Validator:
 class LiveApi:
     """The app on a live server, over the session's database and a fake cluster of its own."""
 
-    def __init__(self, database_url: str):
-        from tests.conftest import RBAC, WEB_ACCOUNT, adapter_for
-
+    def __init__(self, database_url: str, kubeconfig: str):
         self.kube = FakeKube(namespace="argo")
         self.kube.load_rbac(RBAC, service_account=WEB_ACCOUNT)
-        self.adapter = adapter_for(self.kube, self.kube.write_kubeconfig(self._kubeconfig()))
+        self.adapter = adapter_for(self.kube, self.kube.write_kubeconfig(kubeconfig))
         self.app = make_app(database_url, self.adapter)
         self.server = LiveServer(self.app)
         self.base_url = self.server.http_url("")
-
-    def _kubeconfig(self) -> str:
-        import tempfile
-
-        self._dir = tempfile.TemporaryDirectory()
-        return os.path.join(self._dir.name, "kubeconfig")
 
     def routes(self, path: str) -> bool:
         """Whether the app routes the document's `path` (`{name}` is Flask's `<name>`)."""
@@ -150,12 +143,11 @@ class LiveApi:
         dispose(self.app)
         self.adapter.close()
         self.kube.close()
-        self._dir.cleanup()
 
 
 @pytest.fixture(scope="module")
-def live_api(database_url):
-    api = LiveApi(database_url)
+def live_api(database_url, tmp_path_factory):
+    api = LiveApi(database_url, str(tmp_path_factory.mktemp("openapi") / "kubeconfig"))
     try:
         api.seed()
         yield api
