@@ -47,10 +47,11 @@ def create_app(
     migrate.init_app(app, db, directory=MIGRATIONS)
     sock.init_app(app)
 
-    from . import bootstrap, cli, errors, health, logs
+    from . import apidoc, bootstrap, cli, errors, health, logs
 
     errors.register_error_handlers(app)
     app.register_blueprint(logs.bp)
+    app.register_blueprint(apidoc.bp)
     health.register(app)
     cli.register(app)
     current = bootstrap.wire(app, settings, kube)

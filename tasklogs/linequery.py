@@ -6,6 +6,7 @@ or `tail`. Lines come from `pages.lines_of`; a grep without context or inversion
 once (the pattern runs over many lines per call), which is what makes it fast.
 """
 
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from .pages import Line, Page, lines_of
 MAX_TAIL = 100_000
 MAX_LIMIT = 10_000
 MAX_CONTEXT = 100
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 
@@ -109,10 +111,8 @@ def _integer(args: Mapping[str, str], name: str, low: int, high: int | None) -> 
     raw = args.get(name)
     if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
+    # ASCII digits only: int() would also take "1_0", " 5" and other scripts' digits
+    value = int(raw) if _WHOLE_NUMBER.fullmatch(raw) else low - 1
     if value < low or (high is not None and value > high):
         bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
         raise InvalidRequest(f"{name} must be a whole number {bounds}, got {raw[:40]!r}")

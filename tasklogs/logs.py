@@ -142,7 +142,7 @@ def _bounded_int(name: str, low: int, high: int, default: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:  # "²".isdigit()
         raise InvalidRequest(
             f"{name} must be a whole number from {low} to {high}, got {raw[:40]!r}"
         )

@@ -447,6 +447,8 @@ def list_tasks(
         raise InvalidRequest(f"phase must be one of {', '.join(LIST_PHASES)}, got {phase[:40]!r}")
     if prefix is not None and len(prefix) > 253:
         raise InvalidRequest("prefix is longer than a task id can be (253 characters)")
+    if prefix is not None and "\x00" in prefix:  # PostgreSQL text cannot hold it: no name has one
+        raise InvalidRequest("prefix cannot contain a NUL character")
     after = _decode_list_cursor(cursor)
     with services.units() as uow:
         if namespace is not None:
@@ -509,6 +511,8 @@ def _decode_list_cursor(cursor: str | None) -> tuple[datetime, str, str] | None:
         moment = datetime.fromisoformat(started)
         if not (isinstance(namespace, str) and isinstance(name, str) and moment.tzinfo):
             raise ValueError("wrong types")
+        if "\x00" in namespace + name:  # never issued: PostgreSQL text cannot hold it
+            raise ValueError("NUL")
     except (ValueError, TypeError, binascii.Error):
         raise InvalidRequest("cursor is not one this listing issued") from None
     return moment, namespace, name
