@@ -78,7 +78,9 @@ UNSAVED_BYTES = Gauge(
     multiprocess_mode="livesum",
 )
 STORED_BYTES = Counter(
-    "tasklogs_stored_bytes_total", "Bytes of log text (UTF-8) committed to the journal."
+    "tasklogs_stored_bytes_total",
+    "Bytes of log text (UTF-8) the captures committed to the journal (a REST read's own "
+    "refresh of a task nobody captures is not counted).",
 )
 PRUNED_TASKS = Counter("tasklogs_pruned_tasks_total", "Tasks whose logs `prune` removed.")
 
