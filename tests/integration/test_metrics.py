@@ -64,12 +64,15 @@ def test_a_read_and_a_tail_move_the_request_tail_capture_kube_and_journal_metric
     tail.rest()
     assert tail.close_code == 1000
     tail.close()
-    upgraded = {"route": WS_RULE, "method": "GET", "status": 101}
-    assert wait_for(  # the tail's request ends once its handler returned, after the close
-        lambda: grew(scrape(live), before, "tasklogs_http_requests_total", **upgraded) == 1
+    # werkzeug's server ends a WebSocket's request only some time after the close (its request count
+    # is checked under gunicorn, tests/e2e/test_metrics_gunicorn.py); the tail's own end is at once
+    assert wait_for(
+        lambda: (
+            grew(scrape(live), before, "tasklogs_tail_closes_total", code=1000) == 1
+            and scrape(live).value("tasklogs_tails_open") == before.value("tasklogs_tails_open")
+        )
     )
     after = scrape(live)
-    assert after.value("tasklogs_tails_open") == before.value("tasklogs_tails_open")
 
     ok = {"route": REST_RULE, "method": "GET", "status": 200}
     assert grew(after, before, "tasklogs_http_requests_total", **ok) == 1
@@ -79,7 +82,6 @@ def test_a_read_and_a_tail_move_the_request_tail_capture_kube_and_journal_metric
     unmatched = {"route": "unmatched", "method": "GET", "status": 404}
     assert grew(after, before, "tasklogs_http_requests_total", **unmatched) == 1
     assert grew(after, before, "tasklogs_http_request_duration_seconds_count", route=WS_RULE) == 0
-    assert grew(after, before, "tasklogs_tail_closes_total", code=1000) == 1
     assert grew(after, before, "tasklogs_capture_streams_open") == 0
     logs = {"verb": "get", "resource": "pods/log", "code": 200}
     assert grew(after, before, "tasklogs_kube_requests_total", **logs) >= 2
