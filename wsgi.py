@@ -3,8 +3,6 @@
 `flask --app wsgi collect` runs cooperatively under gevent, as the web workers do: its hundreds of
 follow streams are greenlets on one thread instead of OS threads taking turns at the interpreter lock."""
 
-import logging
-import os
 import sys
 
 if "collect" in sys.argv[1:]:
@@ -15,14 +13,11 @@ if "collect" in sys.argv[1:]:
 
     patch_psycopg()
 
-from tasklogs import create_app  # noqa: E402 - after the patching above
-from tasklogs.redaction import install as redact_logs  # noqa: E402
+from tasklogs import create_app, logformat  # noqa: E402 - after the patching above
+from tasklogs.config import setting_value  # noqa: E402
 
-logging.basicConfig(
-    level=os.environ.get("TASKLOGS_LOG_LEVEL", "INFO"),
-    format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
-)
-redact_logs()  # no password or token in any log line, tracebacks included
+# TASKLOGS_LOG_FORMAT text or json; no password or token in any log line, tracebacks included
+logformat.configure(setting_value("TASKLOGS_LOG_LEVEL"), setting_value("TASKLOGS_LOG_FORMAT"))
 
 # `flask --app wsgi [command] --help` only lists: no database touched, no file created
 app = create_app(for_help=bool({"--help", "-h"} & set(sys.argv[1:])))

@@ -12,6 +12,7 @@ from .cluster import Cluster
 from .config import REMOVED, SETTING_NAMES, Settings, load_config
 from .extensions import db, migrate, sock
 from .proxies import TrustedProxies
+from .requestid import RequestId
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 log = logging.getLogger(__name__)
@@ -40,16 +41,19 @@ def create_app(
             "max_message_size": settings.tails.max_message,
         },
     )
-    # outermost first: the client address is settled before the access log reads it
-    app.wsgi_app = TrustedProxies(AccessLog(app.wsgi_app), settings.access.trusted_proxies)  # type: ignore[method-assign]
+    # outermost first: the request's id before anything logs, the client address before the access log
+    app.wsgi_app = RequestId(  # type: ignore[method-assign]
+        TrustedProxies(AccessLog(app.wsgi_app), settings.access.trusted_proxies)
+    )
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS)
     sock.init_app(app)
 
-    from . import apidoc, bootstrap, cli, errors, health, logs
+    from . import apidoc, bootstrap, cli, errors, health, logs, metrics
 
     errors.register_error_handlers(app)
+    metrics.register(app)
     app.register_blueprint(logs.bp)
     app.register_blueprint(apidoc.bp)
     health.register(app)

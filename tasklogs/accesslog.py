@@ -1,16 +1,21 @@
-"""One access line per REST read and per tail, on the logger `tasklogs.access`.
+"""One access line per REST read and per tail, on the logger `tasklogs.access`; every request counted.
 
 The logs blueprint marks its requests (`note`) with what it learns: the caller's identity, the
 namespace and task, a tail's close code. `AccessLog`, a WSGI middleware, writes the line when the
 response is over: when a streamed REST body has been sent (or the client went away) and when a
 WebSocket's handler returns. Paths are written without their query string, so a WebSocket's
-`?access_token=` never lands in a log, and nothing else here ever sees a token.
+`?access_token=` never lands in a log, and nothing else here ever sees a token. The line holds the
+request's `X-Request-Id` (`requestid`). Every request, noted or not, is counted in the metrics by its
+URL rule, method and status when it ends (`metrics.request_done`).
 """
 
 import json
 import logging
 import re
 import time
+
+from . import metrics
+from .requestid import ENVIRON as REQUEST_ID
 
 log = logging.getLogger("tasklogs.access")
 
@@ -24,7 +29,8 @@ def note(environ: dict, **fields) -> None:
 
 
 class AccessLog:
-    """WSGI middleware writing the access line of each noted request once its response is over."""
+    """WSGI middleware writing the access line of each noted request once its response is over, and
+    counting every request."""
 
     def __init__(self, app):
         self.app = app
@@ -39,12 +45,10 @@ class AccessLog:
         try:
             body = self.app(environ, start)
         except BaseException:  # flask-sock ends a WebSocket under gunicorn by raising StopIteration
-            write_line(environ, seen.get("status", 500), None, started)
+            request_over(environ, seen.get("status", 500), None, started)
             raise
-        if ENTRY not in environ:
-            return body
         return CountedBody(
-            body, lambda sent: write_line(environ, seen.get("status"), sent, started)
+            body, lambda sent: request_over(environ, seen.get("status"), sent, started)
         )
 
 
@@ -68,13 +72,21 @@ class CountedBody:
             self._done(self.sent)
 
 
-def write_line(environ: dict, status: int | None, sent: int | None, started: float) -> None:
+def request_over(environ: dict, status: int | None, sent: int | None, started: float) -> None:
+    """The response is over: count it, and write its access line if the blueprint noted it."""
     entry = environ.get(ENTRY)
-    if entry is None:
-        return
     websocket = _websocket_socket(environ)
-    if websocket is not None and "close" in entry:
+    if websocket is not None and entry is not None and "close" in entry:
         status, sent = 101, getattr(websocket, "sent", sent)
+    upgrade = environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+    metrics.request_done(environ, status, time.monotonic() - started, upgrade)
+    if entry is not None:
+        write_line(environ, entry, status, sent, started)
+
+
+def write_line(
+    environ: dict, entry: dict, status: int | None, sent: int | None, started: float
+) -> None:
     fields = {
         "user": entry.get("user", "-"),
         "client": environ.get("REMOTE_ADDR", "-"),
@@ -85,11 +97,12 @@ def write_line(environ: dict, status: int | None, sent: int | None, started: flo
         "status": status if status is not None else "-",
         "bytes": sent if sent is not None else "-",
         "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        "request_id": environ.get(REQUEST_ID, "-"),
     }
     if "close" in entry:
         fields["close"] = entry["close"]
     line = " ".join(f"{key}={_value(value)}" for key, value in fields.items())
-    log.info(line, extra={"access": fields})
+    log.info(line, extra={"access": fields, "request_id": fields["request_id"]})
 
 
 def _value(value) -> str:

@@ -1,13 +1,16 @@
 """Commands: `flask --app wsgi collect` (the collector) and `flask --app wsgi prune --older-than 30d`."""
 
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 
 import click
 
+from . import metrics
 from .bootstrap import services
 from .errors import TasklogsError
 
+log = logging.getLogger(__name__)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -39,6 +42,7 @@ def register(app) -> None:
         from .bootstrap import build_collector, check_stores
         from .collector import run_collector
 
+        serve_metrics(services().settings.observability.metrics_port)
         try:
             check_stores(services(), collector=True)
             run_collector(build_collector(services()))
@@ -72,6 +76,19 @@ def register(app) -> None:
             )
 
 
+def serve_metrics(port: int) -> None:
+    """The collector's `/metrics` on `port` (0: none); a port that cannot be bound stops it."""
+    if not port:
+        return
+    try:
+        metrics.serve(port)
+    except OSError as error:
+        raise click.ClickException(
+            f"TASKLOGS_METRICS_PORT={port}: cannot serve metrics there: {error.strerror or error}"
+        ) from None
+    log.info("collector metrics on :%d/metrics", port)
+
+
 def prune_tasks(cutoff: datetime, batch_size: int, dry_run: bool) -> int:
     """Remove (with `dry_run`: count) the tasks last updated before `cutoff`, a batch per unit of work."""
     from .store import repository
@@ -89,3 +106,4 @@ def prune_tasks(cutoff: datetime, batch_size: int, dry_run: bool) -> int:
         if not batch:
             return removed
         removed += len(batch)
+        metrics.PRUNED_TASKS.inc(len(batch))

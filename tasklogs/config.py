@@ -19,6 +19,8 @@ from sqlalchemy.exc import ArgumentError
 from .redaction import HIDDEN, redact, redact_url
 
 AUTH_MODES = ("kubernetes", "proxy", "token", "none")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Variables that were replaced: setting one stops start-up with the way forward.
 REMOVED = {
     "TASKLOGS_PROXY_FIX": "replaced by TASKLOGS_TRUSTED_PROXIES (the addresses or CIDRs of the proxies "
@@ -111,6 +113,27 @@ def _auth_mode(value: str) -> str:
             f"must be one of {', '.join(AUTH_MODES)} (or unset: loopback clients only)"
         )
     return mode
+
+
+def _log_format(value: str) -> str:
+    name = value.strip().lower()
+    if name not in LOG_FORMATS:
+        raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+    return name
+
+
+def _log_level(value: str) -> str:
+    name = value.strip().upper()
+    if name not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return name
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number < 65536:
+        raise ValueError("must be a port from 1 to 65535, or 0 for none")
+    return number
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -257,6 +280,13 @@ class CaptureSettings:
 
 
 @dataclass(frozen=True)
+class ObservabilitySettings:
+    log_level: str = "INFO"
+    log_format: str = "text"  # one of LOG_FORMATS
+    metrics_port: int = 8001  # the collector's /metrics; 0: none
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the service is configured with, in groups."""
 
@@ -265,6 +295,7 @@ class Settings:
     access: AccessSettings = AccessSettings()
     tails: TailSettings = TailSettings()
     capture: CaptureSettings = CaptureSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
 
 @dataclass(frozen=True)
@@ -491,6 +522,32 @@ SETTINGS = (
         _positive_float,
         "Seconds to wait for a free database connection before answering 503.",
     ),
+    Setting(
+        "TASKLOGS_LOG_LEVEL",
+        "observability",
+        "log_level",
+        "INFO",
+        _log_level,
+        "Least severe log lines written: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+    ),
+    Setting(
+        "TASKLOGS_LOG_FORMAT",
+        "observability",
+        "log_format",
+        "text",
+        _log_format,
+        "`text`, or `json`: one JSON object per line (the app, gunicorn's access log, the collector), "
+        "each with its `request_id` where a request is under way.",
+    ),
+    Setting(
+        "TASKLOGS_METRICS_PORT",
+        "observability",
+        "metrics_port",
+        "8001",
+        _port,
+        "The port of the collector's Prometheus `/metrics` (0: none). The web service serves "
+        "`/metrics` on its own port.",
+    ),
     # Timing internals: the defaults are what the benchmarks were measured with.
     Setting(
         "TASKLOGS_STREAM_IDLE_TIMEOUT",
@@ -635,7 +692,20 @@ def load_config(
         access=_checked_access(AccessSettings(**groups["access"])),
         tails=TailSettings(**groups["tails"]),
         capture=CaptureSettings(**groups["capture"]),
+        observability=ObservabilitySettings(**groups["observability"]),
     )
+
+
+def setting_value(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One setting read and checked on its own, for what must know it before the app is built (the log
+    format, in wsgi.py and gunicorn.conf.py); ConfigError names the variable as `load_config` does."""
+    environ = os.environ if environ is None else environ
+    [setting] = [row for row in SETTINGS if row.env == name]
+    raw = environ.get(name, setting.default)
+    try:
+        return setting.parse(raw)
+    except ValueError as error:
+        raise ConfigError(redact(f"{name}={setting.shown(raw)}: {error}")) from None
 
 
 def _checked_access(access: AccessSettings) -> AccessSettings:

@@ -19,7 +19,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from . import argo
+from . import argo, metrics
 from .cluster import ALL_NAMESPACES, AccessDecision, ContainerStatus, PodSummary, ReviewedToken
 from .config import ClusterSettings
 from .errors import (
@@ -312,7 +312,7 @@ class Kube:
 
     def get_workflow(self, name: str) -> dict | None:
         """The Workflow object as a dict, or None when it does not exist."""
-        with self._translated("get", "workflows.argoproj.io", name):
+        with self._translated("get", "workflows.argoproj.io", name) as call:
             try:
                 return cast(
                     dict,
@@ -327,6 +327,7 @@ class Kube:
                 )
             except ApiException as error:
                 if error.status == 404:
+                    call.code = 404
                     return None
                 raise
 
@@ -436,7 +437,7 @@ class Kube:
 
     def get_pod(self, name: str) -> PodSummary | None:
         """One pod as a plain dict, or None when it does not exist."""
-        with self._translated("get", "pods", name):
+        with self._translated("get", "pods", name) as call:
             try:
                 pod = _json(
                     self._core.read_namespaced_pod(
@@ -445,6 +446,7 @@ class Kube:
                 )
             except ApiException as error:
                 if error.status == 404:
+                    call.code = 404
                     return None
                 raise
         return pod_summary(pod)
@@ -565,16 +567,28 @@ class Kube:
 
     @contextmanager
     def _translated(self, verb: str, resource: str, name: str | None = None):
+        """Count the request made inside (by its answer's status, `error` when none came) and turn
+        its failure into the project's exception."""
+        call = _Call()
         try:
-            yield
+            yield call
         except ApiException as error:
+            metrics.kube_request(verb, resource, error.status or "error")
             raise _translate(error, verb, resource, name, self.namespace) from None
         except _NETWORK_ERRORS as error:
+            metrics.kube_request(verb, resource, "error")
             cause, permanent = network_cause(error)
             raise (ClusterMisconfigured if permanent else ClusterUnavailable)(
                 f"Kubernetes API at {self.api_client.configuration.host} unreachable"
                 f" ({verb} {resource}): {cause}"
             ) from None
+        metrics.kube_request(verb, resource, call.code)
+
+
+class _Call:
+    """The status a request inside `Kube._translated` ended with, when it was not an error raised."""
+
+    code = 200
 
 
 def _json(response: Any) -> dict:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from . import linequery, search
+from . import linequery, metrics, search
 from .bootstrap import Services
 from .cluster import Cluster, ContainerStatus
 from .cursor import decode_cursor
@@ -175,6 +175,7 @@ def _refresh(services: Services, ref: TaskRef, stored: StoredTask | None) -> Tas
         log.warning("Kubernetes unavailable, serving stored logs of %s: %s", ref, error.message)
         view = database_view(services, ref, stored.phase, "database", False)
         view.degraded = "kubernetes"
+        metrics.degraded("kubernetes")
         return view
     return database_view(services, ref, task.phase, "kubernetes", complete)
 
@@ -309,6 +310,8 @@ def kubernetes_view(services: Services, ref: TaskRef, degraded: str | None = Non
             ) from None
         raise
     entries = [_cluster_entry(kube, s.log, s.phase, task.container_status(s)) for s in task.streams]
+    if degraded:
+        metrics.degraded(degraded)
     return TaskView(ref, task.phase, "kubernetes", task.settled, entries, degraded)
 
 

@@ -12,20 +12,28 @@ import weakref
 
 from simple_websocket import ConnectionClosed
 
-from . import accesslog
+from . import accesslog, metrics
 from .engine import frames
 from .engine.frames import NORMAL, POLICY, TRY_AGAIN, SharedFrame
 from .errors import TasklogsError
+from .requestid import ENVIRON as REQUEST_ID
 
 log = logging.getLogger(__name__)
 
 
+UPGRADE = b"HTTP/1.1 101 "
+
+
 class SerializedSocket:
     """Proxy of the client socket whose `send` writes everything, one frame at a time; a write blocked
-    longer than `send_timeout` (a client that stopped reading) gets the connection cut by the watchdog."""
+    longer than `send_timeout` (a client that stopped reading) gets the connection cut by the watchdog.
+    The first write, simple-websocket's upgrade response, gets the request's `X-Request-Id` header."""
 
-    def __init__(self, sock, send_timeout: float):
+    def __init__(self, sock, send_timeout: float, request_id: str | None = None):
         self._sock = sock
+        self._upgrade_header = (
+            f"\r\nX-Request-Id: {request_id}\r\n\r\n".encode("ascii") if request_id else None
+        )
         self._lock = threading.Lock()
         self.send_timeout = send_timeout
         self.sent = 0  # bytes written, for the access log
@@ -38,11 +46,17 @@ class SerializedSocket:
         with self._lock:
             self.sending_since = time.monotonic()
             try:
-                self._sock.sendall(data)
+                self._sock.sendall(self._with_request_id(data))
                 self.sent += len(data)
             finally:
                 self.sending_since = None
         return len(data)
+
+    def _with_request_id(self, data):
+        header, self._upgrade_header = self._upgrade_header, None
+        if header is None or not bytes(data[: len(UPGRADE)]) == UPGRADE:
+            return data
+        return bytes(data).replace(b"\r\n\r\n", header, 1)
 
     def abort(self) -> None:
         """Cut the connection now (a client that stopped reading): pending writes fail at once."""
@@ -98,7 +112,7 @@ def serialize_writes(environ: dict, send_timeout: float) -> SerializedSocket | N
         sock = environ.get(key)
         if sock is not None:
             if not isinstance(sock, SerializedSocket):
-                environ[key] = SerializedSocket(sock, send_timeout)
+                environ[key] = SerializedSocket(sock, send_timeout, environ.get(REQUEST_ID))
             return environ[key]
     return None
 
@@ -120,6 +134,7 @@ def close(ws, code: int = NORMAL, reason: str = "") -> None:
         note_close(ws)
         return
     accesslog.note(ws.environ, close=code)
+    metrics.tail_closed(code)
     try:
         ws.close(reason=code, message=reason[:120])
     except Exception:  # noqa: BLE001 - the peer may be gone already
@@ -128,7 +143,9 @@ def close(ws, code: int = NORMAL, reason: str = "") -> None:
 
 def note_close(ws) -> None:
     """Give the access log the close code the client sent (1005 when it sent none)."""
-    accesslog.note(ws.environ, close=int(ws.close_reason))
+    code = int(ws.close_reason)
+    accesslog.note(ws.environ, close=code)
+    metrics.tail_closed(code)
 
 
 def on_disconnect(ws, callback) -> threading.Thread:

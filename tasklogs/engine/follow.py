@@ -5,6 +5,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 
+from .. import metrics
 from ..cluster import Cluster, ContainerStatus, LogStream
 from ..errors import ClusterUnavailable, ContainerWaiting, LogsGone, ObjectNotFound
 from ..logstream import LogParser, Position
@@ -139,7 +140,7 @@ class ContainerCapture:
             raise
         self._open = stream
         stream.pause = lambda: 0.0 if self.feed.watched() else self.pause
-        with stream:
+        with stream, metrics.CAPTURE_STREAMS_OPEN.track_inprogress():
             for raw in stream:
                 self._take(parser.feed(raw), parser)
                 if self._stopped.is_set() or not self.room():

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine as SqlEngine
 
+from .. import metrics
 from ..errors import StoreUnavailable
 from ..logstream import START
 from ..pages import LogEnd, drop_head, paginate
@@ -56,6 +57,7 @@ class JournalWriter:
         self._dirty.add(feed)
         with self._held_lock:
             self.held += size
+        metrics.UNSAVED_BYTES.inc(size)
         if feed.watched_elsewhere():
             self._hurry.set()
 
@@ -94,15 +96,18 @@ class JournalWriter:
             feeds = list(self._dirty) if feeds is None else list(feeds)
             if not feeds:
                 return True
+            started = time.monotonic()
             try:
                 written = self._write(feeds)
             except StoreUnavailable as error:  # the text stays unsaved and is retried
                 self._failed(error)
                 return False
+            metrics.JOURNAL_COMMIT.observe(time.monotonic() - started)
             self._failures, self.healthy = 0, True
             freed = sum(feed.saved(key, end) for feed, key, end in written)
             with self._held_lock:
                 self.held -= freed
+            metrics.UNSAVED_BYTES.dec(freed)
             for feed in feeds:
                 if not feed.has_unsaved():
                     self._dirty.discard(feed)
@@ -138,6 +143,12 @@ class JournalWriter:
                 else:  # someone else wrote there: re-read next time
                     self._known_end.pop(page_run.log_id, None)
             uow.commit()
+        now = time.time()
+        for _, _, page_run in runs:
+            if (page_run.log_id, page_run.start) in inserted:
+                pages = page_run.pages
+                stamps = [stamp for page in pages for stamp in page.stamps]
+                metrics.committed(stamps, sum(_utf8_size(page.text) for page in pages), now)
         return written
 
     def _ensure_rows(self, uow: UnitOfWork, feed: Feed) -> dict[str, int]:
@@ -168,6 +179,10 @@ class JournalWriter:
         if not self._failures:
             return self.interval
         return min(5.0, self.interval * 2 ** min(self._failures, 6)) * random.uniform(0.5, 1.0)
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 class JournalListener:

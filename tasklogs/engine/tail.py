@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .. import metrics
 from ..cursor import Cursor, encode_cursor
 from ..errors import StoreUnavailable
 from ..identity import LogId, TaskRef
@@ -79,9 +80,11 @@ class Tail:
         self._stopped = False
 
     def __enter__(self):
+        metrics.TAILS_OPEN.inc()
         return self
 
     def __exit__(self, *exc):
+        metrics.TAILS_OPEN.dec()
         self.stop()
         if self.viewer is not None:
             self.viewer.feed.unsubscribe(self.viewer)

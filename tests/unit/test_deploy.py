@@ -15,6 +15,7 @@ from kubernetes import client, config
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tasklogs.config import load_config
 from testkit import ROOT
 from testkit.fakekube import FakeKube
 from testkit.fakekube.rbac import grants_of, load_documents, load_grants
@@ -464,7 +465,26 @@ def test_network_policies_let_in_only_http_and_out_only_the_database_api_server_
     assert policies["tasklogs"]["ingress"] == [
         {"ports": [{"protocol": "TCP", "port": web_port["containerPort"]}]}
     ]
-    assert policies["tasklogs-collector"]["ingress"] == policies["tasklogs-prune"]["ingress"] == []
+    [metrics_port] = pods["tasklogs-collector"]["containers"][0]["ports"]
+    assert metrics_port["containerPort"] == load_config({}).observability.metrics_port
+    assert policies["tasklogs-collector"]["ingress"] == [
+        {"ports": [{"protocol": "TCP", "port": metrics_port["containerPort"]}]}
+    ]
+    assert policies["tasklogs-prune"]["ingress"] == []
+
+
+def test_web_and_collector_pods_are_scraped_on_their_metrics_ports():
+    pods = {t["metadata"]["labels"]["app"]: t for t in workloads().values()}
+    for app, port in (("tasklogs", 8000), ("tasklogs-collector", 8001)):
+        annotations = pods[app]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true", app
+        assert annotations["prometheus.io/path"] == "/metrics", app
+        assert int(annotations["prometheus.io/port"]) == port, app
+        declared = {p["containerPort"] for p in pods[app]["spec"]["containers"][0]["ports"]}
+        assert port in declared, app
+    assert "prometheus.io/scrape" not in (
+        pods["tasklogs-prune"]["metadata"].get("annotations") or {}
+    )
 
 
 def test_gunicorn_has_no_control_socket():
