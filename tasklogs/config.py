@@ -763,12 +763,12 @@ def rewrite_tables(readme: str) -> str:
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:2] == ["--write"]:  # python -m tasklogs.config --write README.md
-        path = sys.argv[2]
-        with open(path, encoding="utf-8") as file:
-            text = rewrite_tables(file.read())
-        with open(path, "w", encoding="utf-8") as file:
-            file.write(text)
+    if sys.argv[1:2] == ["--write"]:  # python -m tasklogs.config --write README.md docs/...
+        for path in sys.argv[2:]:
+            with open(path, encoding="utf-8") as file:
+                text = rewrite_tables(file.read())
+            with open(path, "w", encoding="utf-8") as file:
+                file.write(text)
         raise SystemExit(0)
     print(markdown_table())
     print("\nAdvanced (timing internals):\n")
