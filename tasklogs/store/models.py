@@ -109,4 +109,6 @@ class LogPage(db.Model):  # type: ignore[name-defined]
     seen = db.Column(Integer, nullable=False, default=0)
     partial = db.Column(BigInteger, nullable=False, default=0)
     restarts = db.Column(Integer, nullable=False, default=0)
+    # the final save ran: the page will not change again, and the search's trigram index holds it
+    sealed = db.Column(Boolean, nullable=False, default=False)
     created_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, func, literal, select, text, tuple_, update
+from sqlalchemy import and_, delete, func, literal, select, text, tuple_, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..identity import LogId, TaskRef
@@ -420,7 +420,20 @@ def merge_pages(session, task: TaskRef) -> None:
     else:
         for log_id in ids:
             _merge_in_python(session, log_id)
+    _seal(session, ids)
     _record_sizes(session, ids)
+
+
+def _seal(session, ids: list[int]) -> None:
+    """The logs' pages will not change again: the search's trigram index takes them now (it leaves
+    the live capture's many small pages out: indexing each as it is appended cost four times the WAL
+    of the text). Merged pages were sealed as they were written; large ones keep their TOASTed text,
+    so sealing them writes a new heap tuple without copying the text."""
+    session.execute(
+        update(log_pages)
+        .where(log_pages.c.log_id.in_(ids), log_pages.c.sealed.is_(False))
+        .values(sealed=True)
+    )
 
 
 def _record_sizes(session, ids: list[int]) -> None:
@@ -503,7 +516,8 @@ WITH pages AS (
 )
 UPDATE log_pages t SET end_offset = m.end_offset, byte_count = m.byte_count,
     last_line = m.last_line, ends_line = m.ends_line, last_ts = m.last_ts, text = m.text,
-    stamps = m.stamps, since = m.since, seen = m.seen, partial = m.partial, restarts = m.restarts
+    stamps = m.stamps, since = m.since, seen = m.seen, partial = m.partial, restarts = m.restarts,
+    sealed = true
 FROM merged m WHERE t.log_id = m.log_id AND t.start_offset = m.first_start
 """)
 _DELETE_MERGED = text("""
@@ -683,9 +697,14 @@ def search_statement(session, search: TextSearch, before: PageRef | None, limit:
     """The SELECT `search_pages` runs: the pages holding the text (through the trigram index), then
     the other conditions on those alone."""
     holds = _text_holds(session, log_pages.c.text, search)
-    candidates = select(
-        log_pages.c.id, log_pages.c.log_id, log_pages.c.first_ts, log_pages.c.last_ts
-    ).where(holds if holds is not None else literal(True))
+    holds = holds if holds is not None else literal(True)
+    columns = (log_pages.c.id, log_pages.c.log_id, log_pages.c.first_ts, log_pages.c.last_ts)
+    # sealed pages through the trigram index (it holds only those), running tasks' pages through
+    # their own partial index, each tested for the text
+    candidates = union_all(
+        select(*columns).where(holds, log_pages.c.sealed),
+        select(*columns).where(holds, ~log_pages.c.sealed),
+    )
     if session.get_bind().dialect.name == "postgresql":
         # The planner prices a condition on TOASTed text as if it were free, and would rather walk
         # another index and test the text of every page: this CTE (with sequential scans off) leaves

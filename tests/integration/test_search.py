@@ -400,3 +400,50 @@ def test_database_down_is_503(database_url, db_proxy, kube_adapter):
         assert "postgresql" not in response.get_data(as_text=True)
     finally:
         dispose(app)
+
+
+def test_the_final_save_seals_pages_for_the_index_and_running_ones_are_found_too(pg_app, namespace):
+    """The trigram index holds sealed pages only (the live capture's small pages stay out of it, or
+    every append would cost five times the WAL): the final save seals a log's pages, and a search
+    still finds text of a running task through the partial index of unsealed pages."""
+    from tasklogs.identity import TaskRef
+
+    services = pg_app.extensions["tasklogs"]
+    finished, running = TaskRef(namespace, "done"), TaskRef(namespace, "live")
+    with services.units() as uow:
+        ids = {
+            task: uow.record_phases(
+                task, "Running", [(LogId("n", f"{task.name}-pod", "main"), "Running")]
+            )
+            for task in (finished, running)
+        }
+        for task, by_log in ids.items():
+            (log_id,) = by_log.values()
+            text_ = "".join(f"line {i} of {task.name} needle-{namespace}\n" for i in range(50))
+            pages = paginate(LogEnd(), text_, [T0 + i for i in range(50)], repository.Position())
+            uow.append_runs([PageRun(log_id, pages)], [task])
+        uow.commit()
+    with services.units() as uow:
+        uow.final_save(finished, "Succeeded", {})
+        uow.commit()
+
+    def sealed(task):
+        with services.units() as uow:
+            return set(
+                uow.session.execute(
+                    text(
+                        "SELECT sealed FROM log_pages p JOIN task_logs l ON l.id = p.log_id"
+                        " WHERE l.namespace = :ns AND l.task_id = :t"
+                    ),
+                    {"ns": task.namespace, "t": task.name},
+                ).scalars()
+            )
+
+    assert sealed(finished) == {True} and sealed(running) == {False}
+    found = service.search_lines(services, SearchQuery(f"needle-{namespace}", limit=1000))
+    assert {line.task_id for line in found} == {"done", "live"} and len(found) == 100
+    with services.units() as uow:
+        plan = repository.explain_search(
+            uow.session, repository.TextSearch("needle", False, [namespace])
+        )
+    assert "ix_log_pages_text_trgm" in plan and "ix_log_pages_unsealed" in plan, plan

@@ -23,6 +23,15 @@ def logger_writing(formatter) -> tuple[logging.Logger, io.StringIO]:
     return logger, stream
 
 
+@pytest.fixture(autouse=True)
+def outside_any_request():
+    """Each test starts outside a request: a test client elsewhere in this thread may have left a
+    request's id in the context (its response body never closed, as a real server always does)."""
+    token = requestid.current.set(None)
+    yield
+    requestid.current.reset(token)
+
+
 def in_request(rid: str):
     token = requestid.current.set(rid)
     return lambda: requestid.current.reset(token)
