@@ -155,8 +155,14 @@ def services() -> Services:
 
 
 def build_collector(current: Services) -> "Collector":
-    """The collector: its watch cache, and the process's engine reading tasks from that cache."""
+    """The collector: its watch cache, the process's engine reading tasks from that cache, and its
+    membership among the collectors of the same namespaces."""
     from .collector import Collector, Scopes
+    from .shards import Membership
 
-    scopes = Scopes(current.kube, current.settings.cluster)
-    return Collector(current.start_engine(scopes.read_task), scopes)
+    settings = current.settings
+    scopes = Scopes(current.kube, settings.cluster)
+    membership = Membership(
+        current.units, settings.cluster.namespaces_text, settings.capture.collector_ttl
+    )
+    return Collector(current.start_engine(scopes.read_task), scopes, membership)

@@ -254,6 +254,7 @@ class CaptureSettings:
     journal_interval: float = 0.1
     hurry_gap: float = 0.02
     max_unsaved_mb: float = 256.0
+    collector_ttl: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -560,6 +561,17 @@ SETTINGS = (
         True,
     ),
     Setting(
+        "TASKLOGS_COLLECTOR_TTL",
+        "capture",
+        "collector_ttl",
+        "4",
+        _positive_float,
+        "Seconds after its last heartbeat (one per poll interval) that a collector still counts as live: "
+        "the tasks of a collector killed outright are taken over by the others after this long. More than "
+        "TASKLOGS_POLL_INTERVAL.",
+        True,
+    ),
+    Setting(
         "TASKLOGS_CAPTURE_LINGER",
         "capture",
         "linger",
@@ -634,8 +646,17 @@ def load_config(
         cluster=ClusterSettings(**groups["cluster"]),
         access=_checked_access(AccessSettings(**groups["access"])),
         tails=TailSettings(**groups["tails"]),
-        capture=CaptureSettings(**groups["capture"]),
+        capture=_checked_capture(CaptureSettings(**groups["capture"])),
     )
+
+
+def _checked_capture(capture: CaptureSettings) -> CaptureSettings:
+    if capture.collector_ttl <= capture.poll_interval:
+        raise ConfigError(
+            f"TASKLOGS_COLLECTOR_TTL={capture.collector_ttl:g} must be more than "
+            f"TASKLOGS_POLL_INTERVAL={capture.poll_interval:g} (collectors beat once per poll interval)"
+        )
+    return capture
 
 
 def _checked_access(access: AccessSettings) -> AccessSettings:

@@ -76,6 +76,10 @@ class Driver:
         self._stopped.set()
         self._wake.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopped.is_set()
+
     def touch(self) -> None:
         self._last_needed = time.monotonic()
 
@@ -107,9 +111,16 @@ class Driver:
         finally:
             self._stop_captures()
             if self.leading:
-                self.engine.leases.release(self.task)
+                self._release()
             self.engine.retire(self, force=True)
             self.ready.set()
+
+    def _release(self) -> None:
+        """Commit what this capture read, then give the lease up: whoever takes it next reads on from
+        the stored position (if the commit fails, both write the same text at the same offsets, and
+        the journal's compare-and-append keeps one)."""
+        self.engine.writer.flush([self.feed])
+        self.engine.leases.release(self.task)
 
     def _fail(self, error: TasklogsError) -> Outcome:
         self.error = error

@@ -85,12 +85,25 @@ class Engine:
             if self._stopped.is_set():
                 raise EngineClosed("the engine is shutting down")
             driver = self._drivers.get(task)
-            if driver is None:
+            if (
+                driver is None or driver.stopping
+            ):  # one handed over: a new one takes the lease after it
                 driver = self._drivers[task] = Driver(self, task)
                 driver.start()
             driver.pinned = driver.pinned or pinned
             driver.touch()
             return driver
+
+    def hand_over(self, task: TaskRef) -> None:
+        """The task is another collector's now: unpin its driver here, and stop it unless viewers here
+        need it (stopping flushes what it captured, then releases the lease for the new owner)."""
+        with self._lock:
+            driver = self._drivers.get(task)
+            if driver is None:
+                return
+            driver.pinned = False
+            if not driver.feed.viewers:
+                driver.stop()
 
     def drivers(self) -> list[Driver]:
         with self._lock:

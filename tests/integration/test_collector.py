@@ -11,6 +11,7 @@ import pytest
 from tasklogs.bootstrap import build_collector
 from testkit import scenarios
 from testkit.apps import LiveServer, dispose, make_app
+from testkit.collectors import forget_collectors
 from testkit.names import ref
 from testkit.waiting import wait_for
 from testkit.wsclient import TailClient, log_text
@@ -31,7 +32,9 @@ class RunningCollector:
 
 @pytest.fixture
 def collectors(database_url, collector_kube_adapter):
-    """Collectors under the collector's service account (the REST `client` is the web one)."""
+    """Collectors under the collector's service account (the REST `client` is the web one), alone in
+    the membership."""
+    forget_collectors(database_url)
     running = []
 
     def start(**settings):
