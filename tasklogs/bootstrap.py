@@ -25,6 +25,7 @@ from .extensions import db
 from .identity import TaskRef
 from .kube import Kube
 from .reviews import Reviews
+from .shards import CollectorPresence
 from .slots import TailSlots
 from .store.unit_of_work import UnitOfWork, UnitsOfWork
 from .tasks import ClusterTask, UnknownTasks
@@ -84,8 +85,14 @@ class Services:
         reads its watch cache)."""
         with self._lock:
             if self.started_engine is None:
+                capture = self.settings.capture
+                presence = (
+                    None  # the collector's own engine
+                    if read_task
+                    else CollectorPresence(self.units, capture.collector_ttl, capture.poll_interval)
+                )
                 self.started_engine = Engine(
-                    self.kube, self.units, self.sa_engine, self.settings, read_task
+                    self.kube, self.units, self.sa_engine, self.settings, read_task, presence
                 )
             return self.started_engine
 

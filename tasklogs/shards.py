@@ -20,6 +20,8 @@ import logging
 import math
 import os
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 
@@ -102,3 +104,31 @@ class Membership:
                 uow.commit()
         except StoreUnavailable as error:  # its heartbeat expires instead
             log.info("could not leave the collectors (%s)", error.message)
+
+
+class CollectorPresence:
+    """Seen from a web worker: which namespaces live collectors capture. A web worker's tail of such a
+    namespace follows the journal and never takes the lease, not even while it changes hands between
+    collectors (it captures only where no collector does, as a fallback)."""
+
+    def __init__(self, units: UnitsOfWork, ttl: float, interval: float):
+        self.units, self.ttl, self.interval = units, ttl, interval
+        self._scopes: set[str] = set()
+        self._read = -math.inf
+        self._lock = threading.Lock()
+
+    def covers(self, namespace: str) -> bool:
+        """Whether a live collector captures the namespace (as last read, at most `interval` ago)."""
+        with self._lock:
+            if time.monotonic() - self._read >= self.interval:
+                self._refresh()
+            scopes = self._scopes
+        return any(scope == "*" or namespace in scope.split(",") for scope in scopes)
+
+    def _refresh(self) -> None:
+        self._read = time.monotonic()
+        try:
+            with self.units() as uow:
+                self._scopes = repository.live_collector_scopes(uow.session, self.ttl)
+        except StoreUnavailable:  # the lease says "nobody can tell" meanwhile: the last read stands
+            pass

@@ -94,11 +94,7 @@ class Driver:
     def _run(self) -> None:
         try:
             while not self._stopped.is_set():
-                outcome = (
-                    self._lead()
-                    if self.engine.leases.acquire(self.task) is not False
-                    else self._follow()
-                )
+                outcome = self._lead() if self._may_lead() else self._follow()
                 if outcome is Outcome.COMPLETE:
                     self.engine.completed.add(self.task)
                 if outcome in (Outcome.COMPLETE, Outcome.FAILED) or (
@@ -114,6 +110,12 @@ class Driver:
                 self._release()
             self.engine.retire(self, force=True)
             self.ready.set()
+
+    def _may_lead(self) -> bool:
+        """Take (or keep) the lease: a web worker leaves it to the collectors where they capture."""
+        if not self.leading and not self.engine.may_lead(self.task):
+            return False
+        return self.engine.leases.acquire(self.task) is not False
 
     def _release(self) -> None:
         """Commit what this capture read, then give the lease up: whoever takes it next reads on from

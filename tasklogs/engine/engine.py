@@ -20,6 +20,7 @@ from ..cluster import Cluster
 from ..config import Settings
 from ..errors import StoreUnavailable
 from ..identity import TaskRef
+from ..shards import CollectorPresence
 from ..store import postgres
 from ..store.unit_of_work import UnitsOfWork
 from ..tasks import ClusterTask
@@ -48,10 +49,12 @@ class Engine:
         sa_engine: SqlEngine,
         settings: Settings,
         read_task: Callable[[TaskRef], ClusterTask] | None = None,
+        collectors: CollectorPresence | None = None,
     ):
         capture, containers = settings.capture, settings.cluster.containers
         self.kube, self.units, self.capture = kube, units, capture
         limit = settings.cluster.max_workflow_bytes
+        self.collectors = collectors  # a web worker's: defer to the collectors where they capture
         self.read_task = read_task or (lambda task: tasks.read_task(kube, task, containers, limit))
         self.coalesce = settings.tails.coalesce
         self.catch_up_timeout = settings.cluster.read_timeout
@@ -104,6 +107,11 @@ class Engine:
             driver.pinned = False
             if not driver.feed.viewers:
                 driver.stop()
+
+    def may_lead(self, task: TaskRef) -> bool:
+        """Whether this process may take the task's lease: a collector always; a web worker only where
+        no live collector captures (else it follows their journal, even during a hand-over)."""
+        return self.collectors is None or not self.collectors.covers(task.namespace)
 
     def drivers(self) -> list[Driver]:
         with self._lock:

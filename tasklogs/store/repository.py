@@ -962,3 +962,13 @@ def beat_collector(session, name: str, scope: str, ttl: float) -> list[str]:
 def leave_collectors(session, name: str) -> None:
     """Remove the collector's row (it stops): the others take its share at their next heartbeat."""
     session.execute(delete(collectors).where(collectors.c.name == name))
+
+
+def live_collector_scopes(session, ttl: float) -> set[str]:
+    """The scopes (namespace lists, or `*`) of the collectors whose heartbeat is within `ttl` seconds."""
+    rows = session.execute(
+        select(collectors.c.scope)
+        .where(collectors.c.heartbeat_at > _database_now(session, ttl))
+        .distinct()
+    )
+    return set(rows.scalars())
