@@ -339,9 +339,9 @@ def main() -> None:
         "source": source_version(bench.tasklogs_root),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
-    print(report.render(runs, context))
     out = args.out or os.path.join(RESULTS, "quick.json" if args.quick else "latest.json")
-    write_results(out, context, plan, runs)
+    write_results(out, context, plan, runs)  # before the report: a report that fails loses nothing
+    print(report.render(runs, context))
     print(f"\nresults: {out}")
     if args.keep_logs:
         print(f"service logs: {directory}")
