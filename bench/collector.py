@@ -67,6 +67,7 @@ class JournalSampler(threading.Thread):
         every read looks back that many ids and skips the rows it has seen."""
         super().__init__(name="journal-sampler", daemon=True)
         self.reorder = reorder
+        self._after = after_id  # rows up to here were there before the window: never read
         self._seen: set[int] = set()
         self.by_log: dict[int, list[int]] = collections.defaultdict(list)  # log_id -> its lags
         self.database_url, self.interval = database_url, interval
@@ -103,7 +104,7 @@ class JournalSampler(threading.Thread):
 
     def _poll(self, connection) -> None:
         seen_us = time.time_ns() // 1000
-        floor = max(0, self._last_id - self.reorder)
+        floor = max(self._after, self._last_id - self.reorder)
         with connection.cursor() as cursor:
             if self.reorder:
                 self._seen = {row_id for row_id in self._seen if row_id > floor}
