@@ -21,6 +21,7 @@ from .largelog import largelog_run
 from .pages import pages_run
 from .search import search_run
 from .servers import ROOT, recreate_database
+from .shards import shards_run
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 MB = 1 << 20
@@ -73,7 +74,17 @@ QUICK = Plan(
     pages_random_bytes=5 * MB,
     search_bytes=40 * MB,
 )
-MEASUREMENTS = ("latency", "wal", "resources", "collector", "rest", "followed", "pages", "search")
+MEASUREMENTS = (
+    "latency",
+    "wal",
+    "resources",
+    "collector",
+    "rest",
+    "followed",
+    "pages",
+    "search",
+    "shards",
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -85,7 +96,8 @@ def parse_args() -> argparse.Namespace:
         default=",".join(MEASUREMENTS),
         help="comma-separated subset of: latency (with upstream requests), wal, resources, collector, rest, "
         "followed (a tail of a task the collector captures), pages (stored logs: downloads, line "
-        "access, grep, disk), search (across tasks: the trigram index beside a sequential scan and grep)",
+        "access, grep, disk), search (across tasks: the trigram index beside a sequential scan and grep), "
+        "shards (1, 2 and 3 collectors under the collector load, and a kill/rejoin run)",
     )
     add("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
     add("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
@@ -188,6 +200,16 @@ def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
                 plan.collector_line_chars,
             )
         )
+    if "shards" in only:
+        load = (
+            plan.collector_workflows,
+            plan.collector_pods,
+            plan.collector_rate,
+            plan.collector_seconds,
+            plan.collector_line_chars,
+        )
+        steps += [(shards_run, count, *load) for count in (1, 2, 3)]
+        steps.append((shards_run, 3, *load, True))
     if "rest" in only:
         steps += [(largelog_run, plan.rest_log_bytes, output) for output in plan.rest_formats]
     if "followed" in only:
@@ -317,9 +339,9 @@ def main() -> None:
         "source": source_version(bench.tasklogs_root),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
-    print(report.render(runs, context))
     out = args.out or os.path.join(RESULTS, "quick.json" if args.quick else "latest.json")
-    write_results(out, context, plan, runs)
+    write_results(out, context, plan, runs)  # before the report: a report that fails loses nothing
+    print(report.render(runs, context))
     print(f"\nresults: {out}")
     if args.keep_logs:
         print(f"service logs: {directory}")

@@ -37,6 +37,10 @@ NEW_ROWS = (
     "SELECT id, log_id, text, (extract(epoch FROM created_at) * 1e6)::bigint FROM log_pages "
     "WHERE id > %s ORDER BY id"
 )
+LATE_ROWS = (
+    "SELECT id, log_id, text, (extract(epoch FROM created_at) * 1e6)::bigint FROM log_pages "
+    "WHERE id > %s AND id <> ALL(%s::bigint[]) ORDER BY id"
+)
 
 
 class JournalSampler(threading.Thread):
@@ -52,8 +56,20 @@ class JournalSampler(threading.Thread):
     Rows are read in id order after the last id seen (`after_id` at first): the collector has one journal
     writer, whose flushes commit one after the other, so ids grow in commit order."""
 
-    def __init__(self, database_url: str, after_id: int = 0, interval: float = SAMPLE_INTERVAL):
+    def __init__(
+        self,
+        database_url: str,
+        after_id: int = 0,
+        interval: float = SAMPLE_INTERVAL,
+        reorder: int = 0,
+    ):
+        """`reorder` > 0: several writers (collectors) commit, so ids need not grow in commit order;
+        every read looks back that many ids and skips the rows it has seen."""
         super().__init__(name="journal-sampler", daemon=True)
+        self.reorder = reorder
+        self._after = after_id  # rows up to here were there before the window: never read
+        self._seen: set[int] = set()
+        self.by_log: dict[int, list[int]] = collections.defaultdict(list)  # log_id -> its lags
         self.database_url, self.interval = database_url, interval
         self.written_us: list[int] = []  # per line: its write time
         self.visible_us: list[int] = []  # per line: its capture lag
@@ -88,12 +104,19 @@ class JournalSampler(threading.Thread):
 
     def _poll(self, connection) -> None:
         seen_us = time.time_ns() // 1000
+        floor = max(self._after, self._last_id - self.reorder)
         with connection.cursor() as cursor:
-            cursor.execute(NEW_ROWS, (self._last_id,))
+            if self.reorder:
+                self._seen = {row_id for row_id in self._seen if row_id > floor}
+                cursor.execute(LATE_ROWS, (floor, list(self._seen)))
+            else:
+                cursor.execute(NEW_ROWS, (self._last_id,))
             rows = cursor.fetchall()
         for row_id, log_id, data, created_us in rows:
             self._take(log_id, data, seen_us, created_us)
-            self._last_id = row_id
+            self._last_id = max(self._last_id, row_id)
+            if self.reorder:
+                self._seen.add(row_id)
         self.polls, self.rows = self.polls + 1, self.rows + len(rows)
 
     def _take(self, log_id: int, data: str, seen_us: int, created_us: int) -> None:
@@ -105,6 +128,7 @@ class JournalSampler(threading.Thread):
             self.written_us.append(written_us)
             self.visible_us.append(seen_us - written_us)
             self.created_us.append(created_us - written_us)
+            self.by_log[log_id].append(seen_us - written_us)
         self.lines[log_id] += len(lines)
 
     def lag_p99_over_time(self, parts: int = LAG_PARTS) -> tuple[float, list[float]]:

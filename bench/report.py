@@ -671,9 +671,48 @@ def _gc_cell(run: dict) -> str:
     return f"{gc['full_collections']} full, max {gc['longest_ms']:.0f} ms" if gc else "-"
 
 
+SHARDS_HEADER = (
+    "run",
+    "containers per process",
+    "CPU per process (% of a core)",
+    "lag p99 per process (ms)",
+    "lag p50 / p99 / max all (ms)",
+    "follow streams open / containers",
+    "takeover / join (s)",
+    "logs exact",
+)
+
+
+def shards_rows(runs: list[dict]) -> list[tuple]:
+    """One row per shards run: the share, CPU and lag of each collector process."""
+    rows = []
+    for run in runs:
+        if run["kind"] != "shards":
+            continue
+        per = run["per_process"]
+        lag = run["lag_ms"]
+        rows.append(
+            (
+                f"{run['collectors']} collector(s)" + (", kill + rejoin" if run["kill"] else ""),
+                " / ".join(str(p["containers"]) for pid, p in per.items() if pid != "0"),
+                " / ".join(f"{c['cpu_percent']:.0f}" for c in run["cpu_per_process"].values()),
+                " / ".join(
+                    f"{p['lag_ms'].get('p99', 0):.0f}" for pid, p in per.items() if pid != "0"
+                ),
+                f"{lag.get('p50', 0):.0f} / {lag.get('p99', 0):.0f} / {lag.get('max', 0):.0f}",
+                f"{run['follow_streams_open']} / {run['pods']}",
+                f"{run.get('takeover_s', '-')} / {run.get('join_s', '-')}" if run["kill"] else "-",
+                f"{run['verify']['pods_exact']} / {run['verify']['pods']}",
+            )
+        )
+    return rows
+
+
 def detail_rows(runs: list[dict]) -> list[tuple]:
     rows = []
     for run in runs:
+        if run["kind"] == "shards":  # its own table (shards_rows): CPU per collector process
+            continue
         health, connected = run["health"], run.get("connected")
         warnings = str(health["warnings"]) + (
             "" if health["worker_survived"] else "  WORKER REPLACED"
@@ -795,6 +834,14 @@ def render(runs: list[dict], context: dict) -> str:
         ]
         if not has_main(runs) and not alone:
             lines += [line for line in notes(runs, context) if "CAUTION" in line] + [""]
+    shards = shards_rows(runs)
+    if shards:
+        lines += [
+            "collectors that share (the collector load; lag and CPU per process, by lease holder)",
+            "",
+            table(SHARDS_HEADER, shards),
+            "",
+        ]
     searches = search_rows(runs)
     if searches:
         lines += [

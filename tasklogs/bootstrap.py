@@ -25,6 +25,7 @@ from .extensions import db
 from .identity import TaskRef
 from .kube import Kube
 from .reviews import Reviews
+from .shards import CollectorPresence
 from .slots import TailSlots
 from .store.unit_of_work import UnitOfWork, UnitsOfWork
 from .tasks import ClusterTask, UnknownTasks
@@ -84,8 +85,14 @@ class Services:
         reads its watch cache)."""
         with self._lock:
             if self.started_engine is None:
+                capture = self.settings.capture
+                presence = (
+                    None  # the collector's own engine
+                    if read_task
+                    else CollectorPresence(self.units, capture.collector_ttl, capture.poll_interval)
+                )
                 self.started_engine = Engine(
-                    self.kube, self.units, self.sa_engine, self.settings, read_task
+                    self.kube, self.units, self.sa_engine, self.settings, read_task, presence
                 )
             return self.started_engine
 
@@ -155,8 +162,14 @@ def services() -> Services:
 
 
 def build_collector(current: Services) -> "Collector":
-    """The collector: its watch cache, and the process's engine reading tasks from that cache."""
+    """The collector: its watch cache, the process's engine reading tasks from that cache, and its
+    membership among the collectors of the same namespaces."""
     from .collector import Collector, Scopes
+    from .shards import Membership
 
-    scopes = Scopes(current.kube, current.settings.cluster)
-    return Collector(current.start_engine(scopes.read_task), scopes)
+    settings = current.settings
+    scopes = Scopes(current.kube, settings.cluster)
+    membership = Membership(
+        current.units, settings.cluster.namespaces_text, settings.capture.collector_ttl
+    )
+    return Collector(current.start_engine(scopes.read_task), scopes, membership)

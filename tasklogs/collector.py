@@ -10,6 +10,7 @@ the work: one capture per task, and a web worker's viewers follow the collector'
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -20,12 +21,15 @@ from .engine import Engine, EngineClosed
 from .engine.backoff import Backoff
 from .errors import ClusterError, StoreUnavailable, TaskNotFound, WatchExpired
 from .identity import TaskRef
+from .shards import Membership, assign
 from .store import repository
 from .tasks import ClusterTask, build_task
 
 log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 300
+FINAL_PHASES = ("Succeeded", "Failed")  # a pod in these has no container left to follow
+SETTLE = 0.05  # seconds a burst of watch events gathers before the tasks are shared out again
 
 
 class ClusterCache:
@@ -91,6 +95,20 @@ class ClusterCache:
         except argo.MalformedStatus:  # its driver reports it, and keeps polling
             return False
 
+    def weights(self) -> dict[TaskRef, int]:
+        """Every task's containers to capture: those of its pods still running (what sharing weighs)."""
+        with self._lock:
+            tasks = set(self._workflows) | {task for task in self._pods_of if task.name}
+            return {task: self._running_containers(task) for task in tasks}
+
+    def _running_containers(self, task: TaskRef) -> int:
+        pods = (self._pods[task.namespace, name] for name in self._pods_of.get(task, ()))
+        return sum(
+            1 + sum(name in self.containers[1:] for name in pod.get("container_names") or ())
+            for pod in pods
+            if pod["phase"] not in FINAL_PHASES
+        )
+
     def read_task(self, task: TaskRef) -> ClusterTask:
         """The task as the cache has it (no API request); TaskNotFound without workflow or pods."""
         with self._lock:
@@ -142,6 +160,12 @@ class Scopes:
     def tasks(self) -> set[TaskRef]:
         return set().union(*(scope.cache.tasks() for scope in self))
 
+    def weights(self) -> dict[TaskRef, int]:
+        weights: dict[TaskRef, int] = {}
+        for scope in self:
+            weights.update(scope.cache.weights())
+        return weights
+
     def finished(self, task: TaskRef) -> bool:
         return any(scope.cache.finished(task) for scope in self)
 
@@ -151,12 +175,14 @@ class Scopes:
 
 
 class Collector:
-    """Keeps the caches current and a pinned driver on every task not yet saved; the engine it is given
-    reads its tasks from the caches (see `bootstrap.build_collector`)."""
+    """Keeps the caches current and a pinned driver on every task of its share not yet saved; the engine
+    it is given reads its tasks from the caches (see `bootstrap.build_collector`)."""
 
-    def __init__(self, engine: Engine, scopes: Scopes):
-        self.engine, self.scopes = engine, scopes
+    def __init__(self, engine: Engine, scopes: Scopes, membership: Membership):
+        self.engine, self.scopes, self.membership = engine, scopes, membership
         self.stopped = threading.Event()
+        self.mine: set[TaskRef] = set()  # this collector's share, as last shared out
+        self._changed_event = threading.Event()
         self._synced = {
             (name, kind): threading.Event()
             for name in scopes.by_name
@@ -164,7 +190,7 @@ class Collector:
         }
 
     def run(self) -> None:
-        """Watch and capture until `stopped` is set."""
+        """Watch and capture until `stopped` is set; then leave the membership."""
         watchers = [
             threading.Thread(
                 target=self._watch, args=(name, kind), name=f"watch-{kind}-{name}", daemon=True
@@ -173,11 +199,31 @@ class Collector:
         ]
         for watcher in watchers:
             watcher.start()
-        while not self.stopped.wait(self.engine.capture.poll_interval * 5):
-            self._claim_all()
+        try:
+            self._share_loop()
+        finally:
+            self.membership.leave()
+
+    def _share_loop(self) -> None:
+        """Every poll interval a heartbeat; the tasks shared out again after it and after every burst of
+        watch events; which of its tasks are saved already checked every five intervals."""
+        poll = self.engine.capture.poll_interval
+        beat_due = check_due = 0.0
+        while not self.stopped.is_set():
+            if self._changed_event.wait(max(0.0, beat_due - time.monotonic())):
+                self.stopped.wait(SETTLE)
+            self._changed_event.clear()
+            now = time.monotonic()
+            if now >= beat_due:
+                self.membership.beat()
+                beat_due = now + poll
+            if self._synced_all():
+                self._share(check_saved=now >= check_due)
+                check_due = now + 5 * poll if now >= check_due else check_due
 
     def stop(self) -> None:
         self.stopped.set()
+        self._changed_event.set()
 
     def _watch(self, name: str, kind: str) -> None:
         """List, then watch from the list's resourceVersion; re-list on 410 Gone, re-watch when one ends."""
@@ -193,7 +239,7 @@ class Collector:
                 items, version = listing()
                 cache.reset(kind, items)
                 self._synced[name, kind].set()
-                self._claim_all()
+                self._changed_event.set()
                 while not self.stopped.is_set():
                     for event, obj, version_ in watching(version, timeout_seconds=WATCH_SECONDS):
                         version = version_ or version
@@ -208,29 +254,36 @@ class Collector:
 
     def _changed(self, task: TaskRef | None) -> None:
         if task is not None:
-            self._claim(task)
             self.engine.wake(task)
+            self._changed_event.set()
 
     def _synced_all(self) -> bool:
         return all(event.is_set() for event in self._synced.values())
 
-    def _claim_all(self) -> None:
-        if not self._synced_all():
-            return
-        tasks = self.scopes.tasks() - self.engine.completed
-        self._forget_saved(tasks)
-        for task in sorted(tasks - self.engine.completed):
+    def _share(self, check_saved: bool) -> None:
+        """Share the tasks out among the live collectors: drivers on this one's share, hand the others
+        over (a driver that a viewer here needs stays, under the lease)."""
+        owners = assign(self.scopes.weights(), self.membership.members)
+        mine = {task for task, owner in owners.items() if owner == self.membership.name}
+        if mine != self.mine:
+            log.debug("this collector's share: %d of %d task(s)", len(mine), len(owners))
+        self.mine = mine
+        for driver in self.engine.drivers():
+            if driver.pinned and driver.task not in mine:
+                self.engine.hand_over(driver.task)
+        if check_saved:
+            self._forget_saved(mine - self.engine.completed)
+        for task in sorted(mine - self.engine.completed):
             self._claim(task)
 
     def _claim(self, task: TaskRef) -> None:
         """Make sure the task has a pinned driver here, unless its final save has run."""
         if self.stopped.is_set() or task in self.engine.completed:
             return
-        if self._synced_all():
-            try:
-                self.engine.driver(task, pinned=True)
-            except EngineClosed:
-                pass
+        try:
+            self.engine.driver(task, pinned=True)
+        except EngineClosed:
+            pass
 
     def _forget_saved(self, tasks: set[TaskRef]) -> None:
         """Tasks already complete in the database (saved before a restart, or by another collector)."""
@@ -250,7 +303,9 @@ def run_collector(collector: Collector) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: collector.stop())
-    log.info("collector watching namespace(s) %s", collector.scopes.names)
+    log.info(
+        "collector %s watching namespace(s) %s", collector.membership.name, collector.scopes.names
+    )
     try:
         collector.run()
     finally:

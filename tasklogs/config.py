@@ -277,6 +277,7 @@ class CaptureSettings:
     journal_interval: float = 0.1
     hurry_gap: float = 0.02
     max_unsaved_mb: float = 256.0
+    collector_ttl: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -617,6 +618,17 @@ SETTINGS = (
         True,
     ),
     Setting(
+        "TASKLOGS_COLLECTOR_TTL",
+        "capture",
+        "collector_ttl",
+        "4",
+        _positive_float,
+        "Seconds after its last heartbeat (one per poll interval) that a collector still counts as live: "
+        "the tasks of a collector killed outright are taken over by the others after this long. More than "
+        "TASKLOGS_POLL_INTERVAL.",
+        True,
+    ),
+    Setting(
         "TASKLOGS_CAPTURE_LINGER",
         "capture",
         "linger",
@@ -691,7 +703,7 @@ def load_config(
         cluster=ClusterSettings(**groups["cluster"]),
         access=_checked_access(AccessSettings(**groups["access"])),
         tails=TailSettings(**groups["tails"]),
-        capture=CaptureSettings(**groups["capture"]),
+        capture=_checked_capture(CaptureSettings(**groups["capture"])),
         observability=ObservabilitySettings(**groups["observability"]),
     )
 
@@ -706,6 +718,15 @@ def setting_value(name: str, environ: Mapping[str, str] | None = None) -> Any:
         return setting.parse(raw)
     except ValueError as error:
         raise ConfigError(redact(f"{name}={setting.shown(raw)}: {error}")) from None
+
+
+def _checked_capture(capture: CaptureSettings) -> CaptureSettings:
+    if capture.collector_ttl <= capture.poll_interval:
+        raise ConfigError(
+            f"TASKLOGS_COLLECTOR_TTL={capture.collector_ttl:g} must be more than "
+            f"TASKLOGS_POLL_INTERVAL={capture.poll_interval:g} (collectors beat once per poll interval)"
+        )
+    return capture
 
 
 def _checked_access(access: AccessSettings) -> AccessSettings:

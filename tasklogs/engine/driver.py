@@ -76,6 +76,10 @@ class Driver:
         self._stopped.set()
         self._wake.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopped.is_set()
+
     def touch(self) -> None:
         self._last_needed = time.monotonic()
 
@@ -90,11 +94,7 @@ class Driver:
     def _run(self) -> None:
         try:
             while not self._stopped.is_set():
-                outcome = (
-                    self._lead()
-                    if self.engine.leases.acquire(self.task) is not False
-                    else self._follow()
-                )
+                outcome = self._lead() if self._may_lead() else self._follow()
                 if outcome is Outcome.COMPLETE:
                     self.engine.completed.add(self.task)
                 if outcome in (Outcome.COMPLETE, Outcome.FAILED) or (
@@ -107,9 +107,22 @@ class Driver:
         finally:
             self._stop_captures()
             if self.leading:
-                self.engine.leases.release(self.task)
+                self._release()
             self.engine.retire(self, force=True)
             self.ready.set()
+
+    def _may_lead(self) -> bool:
+        """Take (or keep) the lease: a web worker leaves it to the collectors where they capture."""
+        if not self.leading and not self.engine.may_lead(self.task):
+            return False
+        return self.engine.leases.acquire(self.task) is not False
+
+    def _release(self) -> None:
+        """Commit what this capture read, then give the lease up: whoever takes it next reads on from
+        the stored position (if the commit fails, both write the same text at the same offsets, and
+        the journal's compare-and-append keeps one)."""
+        self.engine.writer.flush([self.feed])
+        self.engine.leases.release(self.task)
 
     def _fail(self, error: TasklogsError) -> Outcome:
         self.error = error

@@ -20,6 +20,7 @@ from ..cluster import Cluster
 from ..config import Settings
 from ..errors import StoreUnavailable
 from ..identity import TaskRef
+from ..shards import CollectorPresence
 from ..store import postgres
 from ..store.unit_of_work import UnitsOfWork
 from ..tasks import ClusterTask
@@ -48,10 +49,12 @@ class Engine:
         sa_engine: SqlEngine,
         settings: Settings,
         read_task: Callable[[TaskRef], ClusterTask] | None = None,
+        collectors: CollectorPresence | None = None,
     ):
         capture, containers = settings.capture, settings.cluster.containers
         self.kube, self.units, self.capture = kube, units, capture
         limit = settings.cluster.max_workflow_bytes
+        self.collectors = collectors  # a web worker's: defer to the collectors where they capture
         self.read_task = read_task or (lambda task: tasks.read_task(kube, task, containers, limit))
         self.coalesce = settings.tails.coalesce
         self.catch_up_timeout = settings.cluster.read_timeout
@@ -85,12 +88,30 @@ class Engine:
             if self._stopped.is_set():
                 raise EngineClosed("the engine is shutting down")
             driver = self._drivers.get(task)
-            if driver is None:
+            if (
+                driver is None or driver.stopping
+            ):  # one handed over: a new one takes the lease after it
                 driver = self._drivers[task] = Driver(self, task)
                 driver.start()
             driver.pinned = driver.pinned or pinned
             driver.touch()
             return driver
+
+    def hand_over(self, task: TaskRef) -> None:
+        """The task is another collector's now: unpin its driver here, and stop it unless viewers here
+        need it (stopping flushes what it captured, then releases the lease for the new owner)."""
+        with self._lock:
+            driver = self._drivers.get(task)
+            if driver is None:
+                return
+            driver.pinned = False
+            if not driver.feed.viewers:
+                driver.stop()
+
+    def may_lead(self, task: TaskRef) -> bool:
+        """Whether this process may take the task's lease: a collector always; a web worker only where
+        no live collector captures (else it follows their journal, even during a hand-over)."""
+        return self.collectors is None or not self.collectors.covers(task.namespace)
 
     def drivers(self) -> list[Driver]:
         with self._lock:

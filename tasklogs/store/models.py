@@ -112,3 +112,16 @@ class LogPage(db.Model):  # type: ignore[name-defined]
     # the final save ran: the page will not change again, and the search's trigram index holds it
     sealed = db.Column(Boolean, nullable=False, default=False)
     created_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class CollectorMember(db.Model):  # type: ignore[name-defined]
+    """One running collector (`flask --app wsgi collect`): the collectors of one `scope` (the served
+    namespaces) share its running tasks among those whose `heartbeat_at` (the database's clock) is
+    recent (`tasklogs.shards`)."""
+
+    __tablename__ = "collectors"
+
+    name = db.Column(String(120), primary_key=True)
+    scope = db.Column(Text, nullable=False)
+    started_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    heartbeat_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow)

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, delete, func, literal, select, text, tuple_, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,9 +18,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..identity import LogId, TaskRef
 from ..logstream import Position
 from ..pages import PAGE_CHARS, LogEnd, Page, decode_stamps, drop_head, encode_stamps, paginate
-from .models import LogPage, Task, TaskLog, utcnow
+from .models import CollectorMember, LogPage, Task, TaskLog, utcnow
 
 tasks, task_logs, log_pages = Task.__table__, TaskLog.__table__, LogPage.__table__
+collectors = CollectorMember.__table__
 log = logging.getLogger(__name__)
 
 
@@ -936,3 +937,57 @@ def _sizes(session, refs: list[TaskRef]) -> dict[TaskRef, tuple[int, int, int]]:
 def _aware(moment: datetime) -> datetime:
     """SQLite hands timestamps back without their zone: they were stored in UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- the collectors' membership ---
+
+
+def _database_now(session, seconds_ago: float = 0.0):
+    """The database's clock (PostgreSQL's `now()`), minus `seconds_ago`: every collector's heartbeat
+    is written and judged by one clock. SQLite (one process) uses this process's."""
+    ago = timedelta(seconds=seconds_ago)
+    if session.get_bind().dialect.name == "postgresql":
+        return func.now() - ago if seconds_ago else func.now()
+    return utcnow() - ago
+
+
+def beat_collector(session, name: str, scope: str, ttl: float) -> list[str]:
+    """Record the collector's heartbeat, forget collectors silent for 10 TTLs, and return the names of
+    the live collectors of `scope` (heartbeat within `ttl` seconds), sorted."""
+    now = _database_now(session)
+    insert = _insert(session, collectors).values(
+        name=name, scope=scope, started_at=now, heartbeat_at=now
+    )
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[collectors.c.name],
+            set_={"heartbeat_at": now, "scope": scope},
+        )
+    )
+    session.execute(
+        delete(collectors).where(collectors.c.heartbeat_at < _database_now(session, 10 * ttl))
+    )
+    rows = session.execute(
+        select(collectors.c.name)
+        .where(
+            collectors.c.scope == scope,
+            collectors.c.heartbeat_at > _database_now(session, ttl),
+        )
+        .order_by(collectors.c.name)
+    )
+    return list(rows.scalars())
+
+
+def leave_collectors(session, name: str) -> None:
+    """Remove the collector's row (it stops): the others take its share at their next heartbeat."""
+    session.execute(delete(collectors).where(collectors.c.name == name))
+
+
+def live_collector_scopes(session, ttl: float) -> set[str]:
+    """The scopes (namespace lists, or `*`) of the collectors whose heartbeat is within `ttl` seconds."""
+    rows = session.execute(
+        select(collectors.c.scope)
+        .where(collectors.c.heartbeat_at > _database_now(session, ttl))
+        .distinct()
+    )
+    return set(rows.scalars())

@@ -11,6 +11,7 @@ import pytest
 from tasklogs.bootstrap import build_collector
 from testkit import scenarios
 from testkit.apps import LiveServer, dispose, make_app
+from testkit.collectors import forget_collectors
 from testkit.names import ref
 from testkit.waiting import wait_for
 from testkit.wsclient import TailClient, log_text
@@ -31,7 +32,9 @@ class RunningCollector:
 
 @pytest.fixture
 def collectors(database_url, collector_kube_adapter):
-    """Collectors under the collector's service account (the REST `client` is the web one)."""
+    """Collectors under the collector's service account (the REST `client` is the web one), alone in
+    the membership."""
+    forget_collectors(database_url)
     running = []
 
     def start(**settings):
@@ -393,3 +396,65 @@ def test_the_collector_and_the_web_app_stay_within_their_accounts(
     }
     assert ("get", "pods/log") in {(verb, resource) for verb, resource, _ in collector}
     assert not {verb for verb, _, _ in web} & {"watch"}
+
+
+def test_a_collector_joining_takes_its_share_while_web_tails_miss_nothing(
+    collectors, app, kube, task_id
+):
+    """The tasks that move to a newcomer are handed over under their leases; the web worker's viewers
+    follow the journal throughout (the web worker captures nothing) and see every line once."""
+    first = collectors()
+    workflows = [scenarios.workflow(kube, f"{task_id}-{n}") for n in range(8)]
+    assert wait_for(lambda: kube.open_streams() == 8)
+    live = LiveServer(app)
+    try:
+        viewers = {
+            wf.task_id: TailClient(live.ws_url(f"/ws/tasks/{wf.task_id}/logs")) for wf in workflows
+        }
+        frames = {task: [viewer.frame()] for task, viewer in viewers.items()}
+        for index in range(10):
+            for wf in workflows:
+                kube.write_log(wf.pod(), "main", f"line {index}\n")
+        second = collectors()
+        engines = (first.collector.engine, second.collector.engine)
+
+        def shared() -> bool:
+            leading = [[e.leads(ref(wf.task_id)) for e in engines] for wf in workflows]
+            return kube.open_streams() == 8 and all(sum(pair) == 1 for pair in leading)
+
+        def moved() -> list:
+            return [wf for wf in workflows if second.collector.engine.leads(ref(wf.task_id))]
+
+        assert wait_for(lambda: shared() and len(moved()) == len(second.collector.mine) > 0, 10)
+        assert 0 < len(moved()) < 8, "the newcomer took a share, not everything"
+        for index in range(10, 20):
+            for wf in workflows:
+                kube.write_log(wf.pod(), "main", f"line {index}\n")
+        for wf in workflows:
+            scenarios.finish(kube, wf)
+        for wf in workflows:
+            frames[wf.task_id] += viewers[wf.task_id].rest()
+            assert log_text(frames[wf.task_id], wf.pod()) == "".join(
+                f"line {i}\n" for i in range(20)
+            ), wf.task_id
+        assert app.extensions["tasklogs"].engine.stats()["leading"] == 0
+    finally:
+        live.close()
+
+
+def test_collectors_of_other_namespace_lists_do_not_share_and_leases_keep_one_capture(
+    collectors, kube, task_id
+):
+    """Only collectors serving the same namespaces share out; two whose lists differ (a
+    misconfiguration; here the second may not even read team-b) each count only themselves, and the
+    lease still keeps one capture per task."""
+    first = collectors()
+    other = collectors(TASKLOGS_NAMESPACES="argo,team-b")
+    scenarios.workflow(kube, task_id)
+    assert wait_for(lambda: kube.open_streams() == 1)
+    time.sleep(0.5)  # five heartbeats each
+    for running in (first, other):
+        membership = running.collector.membership
+        assert membership.members == (membership.name,)
+    assert first.collector.mine == {ref(task_id)}
+    assert kube.open_streams() == 1

@@ -72,6 +72,8 @@ def test_seed_database_url_uses_psycopg2():
         ("TASKLOGS_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local"),
         ("TASKLOGS_AUTH_CACHE_SECONDS", "-1"),
         ("TASKLOGS_AUTH_GROUPS_HEADER", "X Groups"),
+        ("TASKLOGS_COLLECTOR_TTL", "0"),
+        ("TASKLOGS_COLLECTOR_TTL", "never"),
     ],
 )
 def test_bad_values_stop_start_up_naming_the_variable(name, value):
@@ -100,6 +102,10 @@ def test_trusted_proxies_take_addresses_and_networks():
         ({"TASKLOGS_AUTH": "proxy"}, "TASKLOGS_TRUSTED_PROXIES"),
         ({"TASKLOGS_AUTH": "kubernetes", "TASKLOGS_API_TOKEN": "t"}, "TASKLOGS_API_TOKEN"),
         ({"TASKLOGS_AUTH": "none", "TASKLOGS_API_TOKEN": "t"}, "TASKLOGS_API_TOKEN"),
+        (
+            {"TASKLOGS_COLLECTOR_TTL": "1", "TASKLOGS_POLL_INTERVAL": "1"},
+            "TASKLOGS_COLLECTOR_TTL=1 must be more than TASKLOGS_POLL_INTERVAL=1",
+        ),
     ],
 )
 def test_combinations_a_mode_cannot_run_with_stop_start_up(environ, named):
