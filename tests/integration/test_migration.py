@@ -305,7 +305,7 @@ def test_the_old_tables_and_columns_are_gone(migrated):
         columns = {column["name"] for column in schema.get_columns("task_logs")}
         assert {"lines", "bytes"} <= columns and not {"logs", "resume"} & columns
         assert (
-            db.session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+            db.session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
         )
 
 
