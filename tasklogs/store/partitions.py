@@ -91,8 +91,8 @@ def create_partitions(session, days: list[date]) -> list[Partition]:
     have = set(attached(session))
     created = []
     for partition in sorted({Partition(day) for day in days} - have):
-        _create(session, partition)
-        created.append(partition)
+        if _create(session, partition):
+            created.append(partition)
     return created
 
 
@@ -101,8 +101,10 @@ def create_ahead(session, today: date, days_ahead: int) -> list[Partition]:
     return create_partitions(session, [today + DAY * n for n in range(days_ahead + 1)])
 
 
-def _create(session, partition: Partition) -> None:
+def _create(session, partition: Partition) -> bool:
     _lock_parent(session)
+    if _exists(session, partition):  # made by another process since `attached` was read
+        return False
     in_range = "log_created_at >= :start AND log_created_at < :end"
     bounds = {"start": partition.start, "end": partition.end}
     strays = session.execute(
@@ -123,6 +125,7 @@ def _create(session, partition: Partition) -> None:
     if strays:
         session.execute(text(f"INSERT INTO {PARENT} SELECT * FROM tasklogs_strays"))
         session.execute(text("DROP TABLE tasklogs_strays"))
+    return True
 
 
 # A task is live at `cutoff` when its row or any of its logs' rows was updated since: the meaning of
@@ -155,8 +158,9 @@ def _holds_live_task(session, partition: Partition, cutoff: datetime) -> bool:
 def drop_partition(session, partition: Partition, cutoff: datetime) -> bool:
     """Drop the partition if all its tasks are still older than `cutoff` once no page can be written
     to it (checked again under its lock: a task refreshed meanwhile keeps it). True if dropped."""
+    set_lock_timeout(session)
     _lock_parent(session)
-    if _holds_live_task(session, partition, cutoff):
+    if not _exists(session, partition) or _holds_live_task(session, partition, cutoff):
         return False
     session.execute(text(f"DROP TABLE {partition.name}"))
     return True
@@ -165,6 +169,11 @@ def drop_partition(session, partition: Partition, cutoff: datetime) -> bool:
 def set_lock_timeout(session) -> None:
     """Upkeep's DDL gives up after LOCK_TIMEOUT rather than queue the table's users behind it."""
     session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+
+
+def _exists(session, partition: Partition) -> bool:
+    found = session.execute(text("SELECT to_regclass(:name)"), {"name": partition.name}).scalar()
+    return found is not None
 
 
 def _lock_parent(session) -> None:
