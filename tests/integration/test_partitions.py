@@ -187,7 +187,9 @@ def test_search_finds_what_is_kept_and_nothing_dropped(pg_app, days_back, task_i
     assert found == {f"{task_id}-{kept} line {n}" for kept in ("b-live", "new") for n in range(3)}
 
 
-def test_the_service_applies_retention_itself(database_url, kube_adapter, days_back, task_id):
+def test_the_service_applies_retention_itself(
+    database_url, kube_adapter, days_back, task_id, caplog
+):
     app = make_app(
         database_url, kube_adapter, TASKLOGS_RETENTION="30d", TASKLOGS_UPKEEP_INTERVAL=0.2
     )
@@ -201,7 +203,7 @@ def test_the_service_applies_retention_itself(database_url, kube_adapter, days_b
                 db.session.rollback()
                 time.sleep(0.1)
             db.session.rollback()
-            assert old_partition not in names_of(db.session)
+            assert old_partition not in names_of(db.session), caplog.text
             assert rows_of(db.session, f"{task_id}-a1") == (0, 0)
             assert rows_of(db.session, f"{task_id}-new") == (1, 1)
             assert len(logs) == 5
