@@ -66,10 +66,22 @@ def create_app(
         from .schema import upgrade_schema
 
         upgrade_schema(app)
+        _create_partitions_ahead(current)
     _say_how_callers_get_in(settings)
     for level, line in bootstrap.describe_stores(current, app.config["SQLALCHEMY_DATABASE_URI"]):
         log.log(level, "%s", line)
     return app
+
+
+def _create_partitions_ahead(current) -> None:
+    """The coming days' page partitions, at once (the upkeep of an engine keeps them coming)."""
+    from .errors import StoreUnavailable
+    from .retention import create_partitions_ahead
+
+    try:
+        create_partitions_ahead(current.units, current.settings.database.partitions_ahead)
+    except StoreUnavailable as error:
+        log.warning("page partitions not checked at start-up: %s", error.message)
 
 
 def _say_how_callers_get_in(settings: Settings) -> None:

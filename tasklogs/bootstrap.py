@@ -1,7 +1,8 @@
 """Explicit wiring: what one process runs on, built in one place for the app and for the collector.
 
 `Services` holds the settings, the store's units of work, the tail slots, the Kubernetes adapter (and
-the access reviews made through it) and the engine. The adapter is built on first use (the app
+the access reviews made through it) and the engine (with the store's upkeep beside it: partitions
+ahead, retention). The adapter is built on first use (the app
 starts, and says why, without a cluster configuration), and so is the engine: its threads must
 start after gunicorn forked the worker, and a command such as `prune` never needs one.
 """
@@ -24,6 +25,7 @@ from .errors import TasklogsError
 from .extensions import db
 from .identity import TaskRef
 from .kube import Kube
+from .retention import Upkeep
 from .reviews import Reviews
 from .shards import CollectorPresence
 from .slots import TailSlots
@@ -53,6 +55,7 @@ class Services:
         self._kube = kube
         self._reviews: Reviews | None = None
         self.started_engine: Engine | None = None
+        self.upkeep: Upkeep | None = None
         self._lock = threading.RLock()  # two first requests at once must not build two of anything
 
     @property
@@ -94,12 +97,16 @@ class Services:
                 self.started_engine = Engine(
                     self.kube, self.units, self.sa_engine, self.settings, read_task, presence
                 )
+                self.upkeep = Upkeep(self.units, self.settings.database).start()
             return self.started_engine
 
     def close(self) -> None:
         """Stop the engine (flushing what it captured) if one was started."""
         with self._lock:
             engine, self.started_engine = self.started_engine, None
+            upkeep, self.upkeep = self.upkeep, None
+        if upkeep is not None:
+            upkeep.stop()
         if engine is not None:
             engine.close()
 

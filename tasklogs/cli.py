@@ -1,25 +1,29 @@
-"""Commands: `flask --app wsgi collect` (the collector) and `flask --app wsgi prune --older-than 30d`."""
+"""Commands: `flask --app wsgi collect` (the collector) and `flask --app wsgi prune --older-than 30d`
+(without --older-than: TASKLOGS_RETENTION)."""
 
 import logging
-import re
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 
-from . import metrics
+from . import config, metrics
 from .bootstrap import services
 from .errors import TasklogsError
+
+if TYPE_CHECKING:
+    from .retention import Pruned
 
 log = logging.getLogger(__name__)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_age(value: str) -> timedelta:
-    """`30d`, `12h`, `90m`, `2w` as a timedelta."""
-    match = re.fullmatch(r"(\d+)([smhdw])", value.strip())
-    if not match or int(match.group(1)) == 0:
-        raise click.BadParameter("use a positive number and a unit: s, m, h, d or w (e.g. 30d)")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    """`30d`, `12h`, `90m`, `2w` as a timedelta (a click error otherwise)."""
+    try:
+        return config.parse_age(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 COLLECT_ENVIRONMENT = """\b
@@ -53,27 +57,30 @@ def register(app) -> None:
     @click.option(
         "--older-than",
         "age",
-        required=True,
-        callback=lambda ctx, param, value: parse_age(value),
-        help="Age such as 30d, 12h, 2w.",
+        callback=lambda ctx, param, value: None if value is None else parse_age(value),
+        help="Age such as 30d, 12h, 2w (default: TASKLOGS_RETENTION).",
     )
     @click.option("--batch-size", default=200, show_default=True, type=click.IntRange(1, 10000))
     @click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
     def prune(age, batch_size, dry_run):
-        """Remove the logs of tasks not updated for longer than --older-than, in batches."""
+        """Remove the logs of tasks not updated for longer than --older-than: whole day partitions
+        where every task is that old (PostgreSQL), then the other tasks' rows, in batches."""
+        age = age or services().settings.database.retention
+        if age is None:
+            raise click.UsageError("give --older-than (such as 30d) or set TASKLOGS_RETENTION")
         cutoff = datetime.now(UTC) - age
         try:
-            removed = prune_tasks(cutoff, batch_size, dry_run)
+            pruned = prune_tasks(cutoff, batch_size, dry_run)
         except TasklogsError as error:
             raise click.ClickException(error.message) from None
+        before = f"last updated before {cutoff:%Y-%m-%d %H:%M} UTC"
+        dropped = f"{len(pruned.partitions)} whole partition(s)"
+        if pruned.partitions:
+            dropped += f" ({', '.join(pruned.partitions)})"
         if dry_run:
-            click.echo(
-                f"{removed} task(s) last updated before {cutoff:%Y-%m-%d %H:%M} UTC would be removed"
-            )
+            click.echo(f"{pruned.tasks} task(s) {before} would be removed; {dropped} dropped")
         else:
-            click.echo(
-                f"removed the logs of {removed} task(s) last updated before {cutoff:%Y-%m-%d %H:%M} UTC"
-            )
+            click.echo(f"removed the logs of {pruned.tasks} task(s) {before}; {dropped} dropped")
 
 
 def serve_metrics(port: int) -> None:
@@ -89,21 +96,10 @@ def serve_metrics(port: int) -> None:
     log.info("collector metrics on :%d/metrics", port)
 
 
-def prune_tasks(cutoff: datetime, batch_size: int, dry_run: bool) -> int:
-    """Remove (with `dry_run`: count) the tasks last updated before `cutoff`, a batch per unit of work."""
-    from .store import repository
+def prune_tasks(cutoff: datetime, batch_size: int, dry_run: bool) -> "Pruned":
+    """Remove (with `dry_run`: count) the tasks last updated before `cutoff`: by partition, then in
+    batches of rows, a unit of work each."""
+    from .retention import prune, prune_preview
 
     units = services().units
-    if dry_run:
-        with units() as uow:
-            return len(repository.tasks_older_than(uow.session, cutoff, limit=None))
-    removed = 0
-    while True:
-        with units() as uow:
-            batch = repository.tasks_older_than(uow.session, cutoff, limit=batch_size)
-            repository.delete_tasks(uow.session, batch)
-            uow.commit()
-        if not batch:
-            return removed
-        removed += len(batch)
-        metrics.PRUNED_TASKS.inc(len(batch))
+    return prune_preview(units, cutoff) if dry_run else prune(units, cutoff, batch_size)

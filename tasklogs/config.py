@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -78,6 +79,22 @@ def _boolean(value: str) -> bool:
 
 def _text(value: str) -> str:
     return value.strip()
+
+
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_age(value: str) -> timedelta:
+    """`30d`, `12h`, `90m`, `2w` as a timedelta."""
+    match = re.fullmatch(r"(\d+)([smhdw])", value.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError("use a positive number and a unit: s, m, h, d or w (e.g. 30d)")
+    return timedelta(**{_AGE_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _retention(value: str) -> timedelta | None:
+    """An age such as `30d`, or unset: keep every log."""
+    return parse_age(value) if value.strip() else None
 
 
 def _name_list(value: str) -> tuple[str, ...]:
@@ -193,6 +210,9 @@ class DatabaseSettings:
     pool_size: int = 10
     pool_timeout: float = 5.0
     auto_migrate: bool = True
+    retention: timedelta | None = None  # TASKLOGS_RETENTION; None: keep every log
+    partitions_ahead: int = 3
+    upkeep_interval: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -549,7 +569,36 @@ SETTINGS = (
         "The port of the collector's Prometheus `/metrics` (0: none). The web service serves "
         "`/metrics` on its own port.",
     ),
+    Setting(
+        "TASKLOGS_RETENTION",
+        "database",
+        "retention",
+        "",
+        _retention,
+        "Keep a task's logs this long after its last update (`30d`, `12h`, `2w`), then drop them: "
+        "on PostgreSQL whole day partitions at once, rows only where a partition still holds a newer "
+        "task. Unset: keep everything (`flask --app wsgi prune --older-than` removes on demand).",
+    ),
+    Setting(
+        "TASKLOGS_PARTITIONS_AHEAD",
+        "database",
+        "partitions_ahead",
+        "3",
+        _non_negative_int,
+        "Days of `log_pages` partitions (PostgreSQL) created ahead of today; pages of a day without "
+        "one go to the default partition until its day's is made.",
+    ),
     # Timing internals: the defaults are what the benchmarks were measured with.
+    Setting(
+        "TASKLOGS_UPKEEP_INTERVAL",
+        "database",
+        "upkeep_interval",
+        "3600",
+        _positive_float,
+        "Seconds between two rounds of upkeep in a process with an engine (the collector, a web "
+        "worker with tails): partitions created ahead, and TASKLOGS_RETENTION applied.",
+        True,
+    ),
     Setting(
         "TASKLOGS_STREAM_IDLE_TIMEOUT",
         "cluster",

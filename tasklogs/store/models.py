@@ -78,7 +78,12 @@ class LogPage(db.Model):  # type: ignore[name-defined]
     Pages are only ever appended while a pod runs; the final save merges small ones into pages of about
     PAGE_CHARS characters (text and stamps compressed with lz4 on PostgreSQL). On PostgreSQL a GIN
     trigram index (`ix_log_pages_text_trgm`, migration 0006, not declared here: SQLite has no such
-    index) serves the search's `LIKE '%q%'`."""
+    index) serves the search's `LIKE '%q%'`.
+
+    `log_created_at` is the page's log's `task_logs.created_at`: on PostgreSQL (migration 0007) the
+    table is partitioned by range on it, a partition per day (`store.partitions`), so retention drops
+    whole days; there the primary key is (id, log_created_at) and the unique key (log_id,
+    start_offset, log_created_at), as strict as declared here since a log's pages share the value."""
 
     __tablename__ = "log_pages"
     __table_args__ = (
@@ -112,6 +117,7 @@ class LogPage(db.Model):  # type: ignore[name-defined]
     # the final save ran: the page will not change again, and the search's trigram index holds it
     sealed = db.Column(Boolean, nullable=False, default=False)
     created_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    log_created_at = db.Column(DateTime(timezone=True), nullable=False)
 
 
 class CollectorMember(db.Model):  # type: ignore[name-defined]

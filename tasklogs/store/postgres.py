@@ -117,6 +117,16 @@ def unlock_migrations(connection) -> None:
     connection.execute(select(func.pg_advisory_unlock(MIGRATION_LOCK)))
 
 
+UPKEEP_LOCK = int.from_bytes(
+    hashlib.blake2b(b"tasklogs:upkeep", digest_size=8).digest(), "big", signed=True
+)
+
+
+def try_upkeep_lock(session) -> bool:
+    """Take the lock of partition upkeep for this transaction; False while another process holds it."""
+    return bool(session.execute(select(func.pg_try_advisory_xact_lock(UPKEEP_LOCK))).scalar())
+
+
 def try_task_lock(session, task: TaskRef) -> bool:
     """Take the task's lease lock for this transaction only; False while a capture holds the lease."""
     if session.get_bind().dialect.name != "postgresql":

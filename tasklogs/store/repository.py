@@ -555,11 +555,16 @@ def append_pages(session, runs: list[PageRun], locked: bool = False) -> set[tupl
         lock_logs(session, [run.log_id for run in runs])
     if session.get_bind().dialect.name != "postgresql":
         runs = [run for run in runs if stored_length(session, run.log_id) == run.start]
+        created = _logs_created(session, [run.log_id for run in runs])
         for run in runs:
             session.execute(
                 log_pages.insert(),
                 [
-                    {**_page_values(run.log_id, p), "stamps": encode_stamps(p.stamps)}
+                    {
+                        **_page_values(run.log_id, p),
+                        "stamps": encode_stamps(p.stamps),
+                        "log_created_at": created[run.log_id],
+                    }
                     for p in run.pages
                 ],
             )
@@ -570,6 +575,14 @@ def append_pages(session, runs: list[PageRun], locked: bool = False) -> set[tupl
     rows_json = json.dumps(values, default=str, ensure_ascii=False)
     written = session.execute(_APPEND_AT_END, {"rows": rows_json})
     return {(row.log_id, row.start_offset) for row in written}
+
+
+def _logs_created(session, log_ids: list[int]) -> dict[int, datetime]:
+    """When each of these logs' rows was created: their pages' `log_created_at`."""
+    rows = session.execute(
+        select(task_logs.c.id, task_logs.c.created_at).where(task_logs.c.id.in_(set(log_ids)))
+    )
+    return {row.id: row.created_at for row in rows}
 
 
 def _page_values(log_id: int, page: Page) -> dict:
@@ -598,8 +611,8 @@ def _page_values(log_id: int, page: Page) -> dict:
 
 # One statement for a whole flush: pages arrive as a JSON array; a log's pages are inserted only when
 # the first of them starts where the log's stored text ends (its last page's end, or 0); the rest of
-# a log's pages follow the first contiguously by construction. The start offset of each log's first
-# page is returned.
+# a log's pages follow the first contiguously by construction. Each page carries its log's creation
+# time, the partition key (`store.partitions`). The start offset of each log's first page is returned.
 _APPEND_AT_END = text("""
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
@@ -616,13 +629,12 @@ WITH r AS (
 ), inserted AS (
     INSERT INTO log_pages (log_id, start_offset, end_offset, start_byte, byte_count, first_line,
                            last_line, ends_line, first_ts, last_ts, stamps, text, since, seen,
-                           partial, restarts, created_at)
+                           partial, restarts, created_at, log_created_at)
     SELECT r.log_id, r.start_offset, r.end_offset, r.start_byte, r.byte_count, r.first_line,
            r.last_line, r.ends_line, r.first_ts, r.last_ts, decode(r.stamps, 'hex'), r.text, r.since,
-           r.seen,
-           r.partial, r.restarts, r.created_at
-    FROM r JOIN ok ON ok.log_id = r.log_id
-    ON CONFLICT (log_id, start_offset) DO NOTHING
+           r.seen, r.partial, r.restarts, r.created_at, l.created_at
+    FROM r JOIN ok ON ok.log_id = r.log_id JOIN task_logs l ON l.id = r.log_id
+    ON CONFLICT (log_id, start_offset, log_created_at) DO NOTHING
     RETURNING log_id
 )
 SELECT DISTINCT ok.log_id, ok.start_offset FROM ok JOIN inserted ON inserted.log_id = ok.log_id

@@ -351,3 +351,138 @@ def _utc(moment) -> datetime:
     """A time read with plain SQL: SQLite gives naive UTC text, PostgreSQL an aware datetime."""
     moment = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- migration 0007: log_pages partitioned by the day of its log's creation ---
+
+PAGE_COLUMNS = (
+    "id, log_id, start_offset, end_offset, start_byte, byte_count, first_line, last_line,"
+    " ends_line, first_ts, last_ts, stamps, text, since, seen, partial, restarts, created_at"
+)
+
+
+def _pages_at_0006(session, task_id: str) -> dict[int, str]:
+    """Revision 0006's rows: one task, three logs created on two days (one without pages); the
+    pages written with plain SQL. Returns each log's creation day by log id."""
+    session.execute(
+        text(
+            "INSERT INTO tasks (namespace, task_id, phase, complete, created_at, updated_at,"
+            " started_at) VALUES ('argo', :t, 'Succeeded', true, :c, :c, :c)"
+        ),
+        {"t": task_id, "c": "2026-01-02 23:00:00+00"},
+    )
+    days = {}
+    for pod, created in (("a", "2026-01-02 23:30:00+00"), ("b", "2026-01-03 00:10:00+00")):
+        log_id = session.execute(
+            text(
+                "INSERT INTO task_logs (namespace, task_id, node_id, pod_name, container, phase,"
+                " lines, bytes, created_at, updated_at) VALUES ('argo', :t, :pod, :pod, 'main',"
+                " 'Succeeded', 2, 8, :c, :c) RETURNING id"
+            ),
+            {"t": task_id, "pod": pod, "c": created},
+        ).scalar_one()
+        days[log_id] = created[:10].replace("-", "")
+        for start, body in ((0, f"{pod}-one\n"), (len(f"{pod}-one\n"), f"{pod}-two needle\n")):
+            session.execute(
+                text(
+                    f"INSERT INTO log_pages ({PAGE_COLUMNS.split(', ', 1)[1]}) VALUES (:log,"
+                    " :start, :end, :start, :bytes, :first, :first, true, 5, 5, '\\x0500000000000000',"
+                    " :body, '', 0, 0, 0, :c)"
+                ),
+                {
+                    "log": log_id,
+                    "start": start,
+                    "end": start + len(body),
+                    "bytes": len(body.encode()),
+                    "first": 1 if start == 0 else 2,
+                    "body": body,
+                    "c": created,
+                },
+            )
+    return days
+
+
+def _all_pages(session) -> list:
+    return session.execute(text(f"SELECT {PAGE_COLUMNS} FROM log_pages ORDER BY id")).all()
+
+
+@pytest.fixture
+def at_0006(request):
+    """A PostgreSQL database at revision 0006 holding pages, and the rows as they were."""
+    name = f"{TEST_DATABASE}_migration_0007"
+    url = recreate_database(name)
+    app = make_app(url, None, TASKLOGS_AUTO_MIGRATE=False)
+    directory = app.extensions["migrate"].directory
+    task_id = f"wf-{uuid.uuid4().hex[:10]}"
+    with app.app_context():
+        flask_migrate.upgrade(directory=directory, revision="0006")
+        days = _pages_at_0006(db.session, task_id)
+        db.session.commit()
+        before = _all_pages(db.session)
+        db.session.remove()
+    yield app, directory, task_id, days, before
+    dispose(app)
+    drop_database(name)
+
+
+def test_0007_keeps_every_page_in_its_logs_day_partition(at_0006):
+    app, directory, task_id, days, before = at_0006
+    with app.app_context():
+        flask_migrate.upgrade(directory=directory)
+        session = db.session
+        assert _all_pages(session) == before, "every row as it was, ids included"
+        placed = session.execute(
+            text("SELECT log_id, tableoid::regclass::text FROM log_pages")
+        ).all()
+        assert {(log_id, f"log_pages_p{days[log_id]}") for log_id in days} == set(placed)
+        keyed = session.execute(
+            text(
+                "SELECT count(*) FROM log_pages p JOIN task_logs l ON l.id = p.log_id"
+                " WHERE p.log_created_at <> l.created_at"
+            )
+        ).scalar()
+        assert keyed == 0
+        kind = session.execute(text("SELECT relkind FROM pg_class WHERE relname = 'log_pages'"))
+        assert kind.scalar() == "p"
+        for day in set(days.values()):
+            indexes = " | ".join(
+                session.execute(
+                    text("SELECT indexdef FROM pg_indexes WHERE tablename = :t"),
+                    {"t": f"log_pages_p{day}"},
+                ).scalars()
+            )
+            assert "gin (text gin_trgm_ops)" in indexes
+        db.session.remove()
+    client = app.test_client()
+    body = client.get(f"/api/v1/tasks/{task_id}/logs").get_json()
+    assert {entry["pod"]: entry["logs"] for entry in body["logs"]} == {
+        "a": "a-one\na-two needle\n",
+        "b": "b-one\nb-two needle\n",
+    }
+    found = client.get("/api/v1/search?q=two%20needle").get_data(as_text=True).splitlines()
+    assert len(found) == 2
+
+
+def test_0007_appends_continue_the_ids_and_the_downgrade_gives_the_rows_back(at_0006):
+    app, directory, task_id, days, before = at_0006
+    with app.app_context():
+        flask_migrate.upgrade(directory=directory)
+        session = db.session
+        log_id = max(days)
+        end = repository.append_chunk(
+            session, log_id, len("b-one\nb-two needle\n"), "b-three\n", Position(), [7]
+        )
+        session.commit()
+        assert end == len("b-one\nb-two needle\nb-three\n")
+        after = _all_pages(session)
+        assert after[:-1] == before and after[-1].id > max(row.id for row in before)
+        db.session.remove()
+        flask_migrate.downgrade(directory=directory, revision="0006")
+        assert _all_pages(db.session) == after
+        kind = db.session.execute(
+            text("SELECT relkind FROM pg_class WHERE relname = 'log_pages'")
+        ).scalar()
+        assert kind == "r"
+        db.session.remove()
+        flask_migrate.upgrade(directory=directory)  # and up again
+        assert _all_pages(db.session) == after

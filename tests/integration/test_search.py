@@ -5,6 +5,7 @@ scan of the lines in Python. Rows are inserted directly (tasks, task_logs, pages
 
 import json
 import random
+import re
 import uuid
 from dataclasses import dataclass, field
 
@@ -321,6 +322,16 @@ def test_the_trigram_index_finds_the_pages(pg_app, namespace):
         definition = session.execute(
             text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_log_pages_text_trgm'")
         ).scalar()
+        trigram_indexes = set(  # the partitioned index and each partition's own (migration 0007)
+            session.execute(
+                text("SELECT indexname FROM pg_indexes WHERE indexdef LIKE '%gin_trgm_ops%'")
+            ).scalars()
+        )
+        unsealed_indexes = set(  # the running tasks' pages, by time (0006), on each partition
+            session.execute(
+                text("SELECT indexname FROM pg_indexes WHERE indexdef LIKE '%WHERE (NOT sealed)%'")
+            ).scalars()
+        )
         plans = {
             ignore_case: repository.explain_search(
                 session, repository.TextSearch("rare needle", ignore_case, [namespace])
@@ -328,10 +339,12 @@ def test_the_trigram_index_finds_the_pages(pg_app, namespace):
             for ignore_case in (False, True)
         }
     assert installed == "pg_trgm"
-    assert "gin (text gin_trgm_ops)" in definition
+    assert "gin (text gin_trgm_ops) WHERE sealed" in definition
     for ignore_case, operator in ((False, "~~"), (True, "~~*")):
         plan = plans[ignore_case]
-        assert "Bitmap Index Scan on ix_log_pages_text_trgm" in plan, plan
+        scanned = set(re.findall(r"Bitmap Index Scan on (\S+)", plan))
+        assert scanned & trigram_indexes and scanned <= trigram_indexes | unsealed_indexes, plan
+        assert "Seq Scan on log_pages" not in plan, plan
         assert f"text {operator} '%rare needle%'" in plan, plan
     assert store.search(SearchQuery("req=")) == store.expected(SearchQuery("req="))
 
@@ -446,4 +459,14 @@ def test_the_final_save_seals_pages_for_the_index_and_running_ones_are_found_too
         plan = repository.explain_search(
             uow.session, repository.TextSearch("needle", False, [namespace])
         )
-    assert "ix_log_pages_text_trgm" in plan and "ix_log_pages_unsealed" in plan, plan
+        indexes = {
+            kind: set(
+                uow.session.execute(
+                    text("SELECT indexname FROM pg_indexes WHERE indexdef LIKE :like"),
+                    {"like": like},
+                ).scalars()
+            )
+            for kind, like in (("trigram", "%gin_trgm_ops%"), ("unsealed", "%WHERE (NOT sealed)%"))
+        }
+    scanned = set(re.findall(r"Index Scan on (\S+)", plan))
+    assert scanned & indexes["trigram"] and scanned & indexes["unsealed"], plan
