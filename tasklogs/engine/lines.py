@@ -8,12 +8,15 @@ this process and not yet committed) carries its timestamps in the feed.
 
 from collections.abc import Iterable, Iterator
 
+from ..errors import StoreUnavailable
 from ..pages import Line, LogEnd, Page, drop_head, lines_of, paginate
 from ..store import repository
 from ..store.unit_of_work import UnitsOfWork
-from .feed import Feed
+from .feed import Feed, Unsaved
 
 BATCHES = (2, 8)  # pages read per unit of work: few for the first (a tail, a line), then more
+RESTORE_PASSES = 5  # reads of the store while the journal writer commits what the feed held
+TEXT_BATCH = 16  # pages' text read per unit of work by a catch-up (at most about 2 MiB)
 
 
 def stored_pages(
@@ -29,6 +32,22 @@ def stored_pages(
         if len(pages) < batch:
             return
         start, batch = pages[-1].end_offset, BATCHES[1]
+
+
+def stored_texts(units: UnitsOfWork, log_id: int, start: int, stop: int) -> Iterator[str]:
+    """A log's stored text from character `start` up to `stop` (never past it, even if the log grew),
+    a page at a time, TEXT_BATCH pages per unit of work: memory stays bounded and no connection is held
+    while the caller sends. Ends early where the stored text ends."""
+    while start < stop:
+        with units() as uow:
+            texts = repository.read_texts(uow.session, log_id, start, TEXT_BATCH)
+        for page_start, text in texts:
+            piece = text[max(0, start - page_start) : stop - page_start]
+            if piece:
+                yield piece
+                start += len(piece)
+        if len(texts) < TEXT_BATCH:
+            return
 
 
 def lines_from(lines: Iterable[Line], start: int) -> Iterator[Line]:
@@ -47,18 +66,37 @@ class LogLines:
         self.units, self.feed, self.key = units, feed, key
 
     def pages(self, start: int) -> Iterator[Page]:
-        """The pages holding character `start` and after: stored ones, then the unsaved text."""
-        end = self._stored_end()
+        """The pages holding character `start` and after: stored ones, then the unsaved text.
+
+        The unsaved text continues from the last stored page read, not from an end read before it: the
+        journal writer may commit (and the feed forget) text meanwhile, so when the unsaved text no
+        longer reaches back to the stored end, the store is read on from there."""
         log_id = self.feed.streams[self.key].log_id
-        if log_id is not None:
-            yield from stored_pages(self.units, log_id, start, end.offset)
-        for page in self._unsaved(end):
+        end, pieces = LogEnd(), self.feed.unsaved_pieces(self.key)
+        for _ in range(RESTORE_PASSES):
+            if log_id is None:
+                break
+            read = False
+            for page in stored_pages(self.units, log_id, max(start, end.offset)):
+                end, read = page.end, True
+                yield page
+            if not read:
+                stored = self._stored_end()
+                if stored.offset > max(start, end.offset):
+                    continue  # committed since the pages were read: read it first
+                end = stored if stored.offset > end.offset else end
+            pieces = self.feed.unsaved_pieces(self.key)
+            if not pieces or pieces[0].start <= end.offset:
+                break
+        else:
+            raise StoreUnavailable(f"the log {self.key} changed faster than it could be read")
+        for page in self._unsaved(end, pieces):
             if page.end_offset > start:
                 yield page
 
-    def _unsaved(self, end: LogEnd) -> Iterator[Page]:
-        """The feed's unsaved text after `end` (where the stored text ends), as pages."""
-        for piece in self.feed.unsaved_pieces(self.key):
+    def _unsaved(self, end: LogEnd, pieces: list[Unsaved]) -> Iterator[Page]:
+        """The unsaved text (`pieces`, the feed's) after `end` (where the stored text ends), as pages."""
+        for piece in pieces:
             if piece.start + len(piece.text) <= end.offset or piece.start > end.offset:
                 continue
             text, stamps = drop_head(piece.text, piece.stamps, end.offset - piece.start)
@@ -92,7 +130,7 @@ class LogLines:
     def end(self) -> LogEnd:
         """Where the log ends: the stored text and then the unsaved one."""
         end = self._stored_end()
-        for page in self._unsaved(end):
+        for page in self._unsaved(end, self.feed.unsaved_pieces(self.key)):
             end = page.end
         return end
 
