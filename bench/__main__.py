@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from . import measure, report
+from .catchup import BEFORE, catchup_run
 from .cluster import BenchCluster
 from .collector import collector_run, followed_tail_run
 from .largelog import largelog_run
@@ -53,6 +54,10 @@ class Plan:
     pages_download_bytes: int = 100 * MB  # the stored log downloaded and grepped (pages run)
     pages_line_bytes: tuple = (10 * MB, 500 * MB)  # the two stored logs of the line-access queries
     pages_random_bytes: int = 20 * MB  # the incompressible log whose disk use is measured
+    catchup_bytes: tuple = (100 * MB, 200 * MB)  # the running logs a tail catches up on
+    catchup_before: str | None = (
+        BEFORE  # the commit measured beside this tree (None: this tree alone)
+    )
 
 
 QUICK = Plan(
@@ -69,8 +74,9 @@ QUICK = Plan(
     pages_download_bytes=10 * MB,
     pages_line_bytes=(5 * MB, 50 * MB),
     pages_random_bytes=5 * MB,
+    catchup_bytes=(20 * MB,),
 )
-MEASUREMENTS = ("latency", "wal", "resources", "collector", "rest", "followed", "pages")
+MEASUREMENTS = ("latency", "wal", "resources", "collector", "rest", "followed", "pages", "catchup")
 
 
 def parse_args() -> argparse.Namespace:
@@ -82,7 +88,7 @@ def parse_args() -> argparse.Namespace:
         default=",".join(MEASUREMENTS),
         help="comma-separated subset of: latency (with upstream requests), wal, resources, collector, rest, "
         "followed (a tail of a task the collector captures), pages (stored logs: downloads, line "
-        "access, grep, disk)",
+        "access, grep, disk), catchup (a tail of a large running log: memory, /healthz)",
     )
     add("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
     add("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
@@ -92,6 +98,15 @@ def parse_args() -> argparse.Namespace:
     add("--collector-rate", type=float, help="lines per second to every pod in the collector run")
     add("--collector-seconds", type=float, help="seconds of writing in the collector run")
     add("--rest-mb", type=float, help="size of the log served in the rest runs, in MB")
+    add(
+        "--catchup-mb",
+        help="sizes of the running logs of the catchup runs, in MiB, comma-separated (default 100,200)",
+    )
+    add(
+        "--catchup-before",
+        help=f"commit measured beside this tree in the catchup runs (default {BEFORE[:8]}, the last one "
+        "before the bounded catch-up; 'none': this tree alone)",
+    )
     add("--client-processes", type=int, default=1, help="client processes sharing the viewers")
     add(
         "--connect-concurrency",
@@ -136,9 +151,15 @@ def plan_from(args) -> Plan:
         "collector_seconds": args.collector_seconds,
         "rest_log_bytes": args.rest_mb and int(args.rest_mb * MB),
     }
-    return replace(
+    if args.catchup_mb:
+        sizes["catchup_bytes"] = tuple(int(float(mb) * MB) for mb in args.catchup_mb.split(","))
+    plan = replace(
         plan, tail_viewers=viewers, **{name: value for name, value in sizes.items() if value}
     )
+    if args.catchup_before:
+        before = None if args.catchup_before == "none" else args.catchup_before
+        plan = replace(plan, catchup_before=before)
+    return plan
 
 
 def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
@@ -201,6 +222,8 @@ def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
                 plan.pages_random_bytes,
             )
         )
+    if "catchup" in only:
+        steps += [(catchup_run, size, plan.catchup_before) for size in plan.catchup_bytes]
     runs = []
     for step, *arguments in steps:
         began = time.monotonic()

@@ -32,9 +32,10 @@ log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 30.0
 LINE_CHARS = 48  # what a line adds to a lines frame besides its text: its timestamp and JSON
-YIELD_CHARS = (
-    64 << 10
-)  # characters of lines between two yields to other greenlets while a frame is built
+YIELD_CHARS = 32 << 10  # characters of lines between two yields while a frame is built
+# A yield sleeps this long: under gevent, sleep(0) may resume this greenlet before the hub polls for I/O
+# (a new /healthz connection would wait); any positive sleep waits for the loop's next turn.
+YIELD_SECONDS = 0.0001
 
 
 @dataclass
@@ -365,7 +366,7 @@ def _stored_text(engine: Engine, row, start: int, unsaved) -> Iterator[str]:
 def _let_others_run() -> None:
     """Yield to the other greenlets (the gevent hub) or threads between two chunks of a catch-up: a
     client that reads fast must not keep them waiting for the whole backlog."""
-    time.sleep(0)
+    time.sleep(YIELD_SECONDS)
 
 
 def _line_batches(lines: Iterator[Line], ended: bool, size: int):
