@@ -13,9 +13,11 @@ RUN pip install -r requirements.txt
 COPY tasklogs ./tasklogs
 COPY wsgi.py gunicorn.conf.py ./
 
-RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin tasklogs \
+# uid and gid 10001, as deploy/tasklogs.yaml's securityContext says (runAsUser, runAsGroup)
+RUN groupadd --system --gid 10001 tasklogs \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin tasklogs \
     && mkdir -p /app/instance && chown tasklogs /app/instance
-USER 10001
+USER 10001:10001
 
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \

@@ -16,9 +16,13 @@ worker_connections = int(os.environ.get("TASKLOGS_WORKER_CONNECTIONS", "2000"))
 timeout = int(os.environ.get("TASKLOGS_WORKER_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("TASKLOGS_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
+# gunicorn 25.1+ opens a control socket (for `gunicornc`) under $XDG_RUNTIME_DIR or ~/.gunicorn by default:
+# a local management interface nobody here uses, and a write to a read-only root filesystem in a pod.
+control_socket_disable = True
 accesslog = os.environ.get("TASKLOGS_ACCESS_LOG", "-") or None  # empty: no access log
-# Trust X-Forwarded-* from these addresses for the scheme; the client address comes from TASKLOGS_PROXY_FIX.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn believes no X-Forwarded-* of its own: the app does, from TASKLOGS_TRUSTED_PROXIES only
+# (tasklogs/proxies.py), for the client address and the scheme alike.
+forwarded_allow_ips = ""
 
 
 def post_fork(server, worker):
@@ -38,9 +42,14 @@ def post_worker_init(worker):
     long-lived objects, and each full collection stalled it for ~200 ms (measured with bench's
     --gc-probe: p99 line latency 311 ms with the defaults, 165 ms with these settings)."""
     import gc
+    import logging
+
+    from tasklogs.redaction import install
 
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    # gunicorn's own error log (e.g. "Error handling request" tracebacks) hides secrets as the app's does
+    install(logging.getLogger("gunicorn.error").handlers)
 
 
 def worker_exit(server, worker):

@@ -16,10 +16,12 @@ if "collect" in sys.argv[1:]:
     patch_psycopg()
 
 from tasklogs import create_app  # noqa: E402 - after the patching above
+from tasklogs.redaction import install as redact_logs  # noqa: E402
 
 logging.basicConfig(
     level=os.environ.get("TASKLOGS_LOG_LEVEL", "INFO"),
     format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
 )
+redact_logs()  # no password or token in any log line, tracebacks included
 
 app = create_app()

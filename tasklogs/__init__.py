@@ -6,11 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .accesslog import AccessLog
 from .cluster import Cluster
-from .config import SETTING_NAMES, Settings, load_config
+from .config import REMOVED, SETTING_NAMES, Settings, load_config
 from .extensions import db, migrate, sock
+from .proxies import TrustedProxies
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 log = logging.getLogger(__name__)
@@ -22,8 +23,11 @@ def create_app(config: Mapping[str, Any] | None = None, kube: Cluster | None = N
     adapter (tests pass one bound to a fake API server)."""
     config = dict(config or {})
     settings = load_config(
-        overrides={name: config.pop(name) for name in list(config) if name in SETTING_NAMES}
+        overrides={
+            name: config.pop(name) for name in list(config) if name in SETTING_NAMES | set(REMOVED)
+        }
     )
+    _say_how_callers_get_in(settings)
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(config)
     _configure_database(app, settings)
@@ -34,8 +38,8 @@ def create_app(config: Mapping[str, Any] | None = None, kube: Cluster | None = N
             "max_message_size": settings.tails.max_message,
         },
     )
-    if settings.access.proxy_fix:
-        app.wsgi_app = ProxyFix(app.wsgi_app, **settings.access.proxy_fix)  # type: ignore[method-assign]
+    # outermost first: the client address is settled before the access log reads it
+    app.wsgi_app = TrustedProxies(AccessLog(app.wsgi_app), settings.access.trusted_proxies)  # type: ignore[method-assign]
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS)
@@ -45,7 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None, kube: Cluster | None = N
 
     errors.register_error_handlers(app)
     app.register_blueprint(logs.bp)
-    app.register_blueprint(health.bp)
+    health.register(app)
     cli.register(app)
     bootstrap.wire(app, settings, kube)
 
@@ -54,6 +58,19 @@ def create_app(config: Mapping[str, Any] | None = None, kube: Cluster | None = N
 
         upgrade_schema(app)
     return app
+
+
+def _say_how_callers_get_in(settings: Settings) -> None:
+    mode = settings.access.mode
+    if mode == "none":
+        log.warning("TASKLOGS_AUTH=none: anyone who reaches this service reads every task's logs")
+    elif not mode:
+        log.warning(
+            "TASKLOGS_AUTH is not set: only clients on loopback are served (set it to kubernetes, "
+            "proxy, token or none)"
+        )
+    else:
+        log.info("access: TASKLOGS_AUTH=%s", mode)
 
 
 def _configure_database(app: Flask, settings: Settings) -> None:

@@ -136,6 +136,20 @@ def workflow_phase(workflow: dict) -> str:
     return (workflow.get("status") or {}).get("phase") or PHASE_PENDING
 
 
+def workflow_times(workflow: dict) -> tuple[datetime | None, datetime | None]:
+    """When the workflow started (`status.startedAt`, else its creation) and finished (None while it
+    runs); None where the object does not say or says something unreadable."""
+    status, meta = workflow.get("status"), workflow.get("metadata")
+    status = status if isinstance(status, dict) else {}
+    meta = meta if isinstance(meta, dict) else {}
+    started = status.get("startedAt") or meta.get("creationTimestamp")
+    finished = status.get("finishedAt")
+    return (
+        _moment(started) if isinstance(started, str) else None,
+        _moment(finished) if isinstance(finished, str) else None,
+    )
+
+
 def is_final_phase(phase: str) -> bool:
     """Tell whether a workflow or node in this phase is done: none of its pods will start or run again."""
     return phase in FINAL_PHASES

@@ -1,9 +1,9 @@
 """Explicit wiring: what one process runs on, built in one place for the app and for the collector.
 
-`Services` holds the settings, the store's units of work, the tail slots, the Kubernetes adapter and
-the engine. The adapter is built on first use (the app starts, and says why, without a cluster
-configuration), and so is the engine: its threads must start after gunicorn forked the worker, and a
-command such as `prune` never needs one.
+`Services` holds the settings, the store's units of work, the tail slots, the Kubernetes adapter (and
+the access reviews made through it) and the engine. The adapter is built on first use (the app
+starts, and says why, without a cluster configuration), and so is the engine: its threads must
+start after gunicorn forked the worker, and a command such as `prune` never needs one.
 """
 
 import threading
@@ -15,12 +15,14 @@ from flask import Flask, current_app
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.orm import sessionmaker
 
-from .access import TailSlots
-from .cluster import Cluster
+from .cluster import AccessReviews, Cluster
 from .config import Settings
 from .engine import Engine
 from .extensions import db
+from .identity import TaskRef
 from .kube import Kube
+from .reviews import Reviews
+from .slots import TailSlots
 from .store.unit_of_work import UnitOfWork, UnitsOfWork
 from .tasks import ClusterTask
 
@@ -43,6 +45,7 @@ class Services:
         self.settings, self.units, self.sa_engine = settings, units, sa_engine
         self.slots = TailSlots(settings.tails.max_tails, settings.tails.max_tails_per_client)
         self._kube = kube
+        self._reviews: Reviews | None = None
         self.started_engine: Engine | None = None
         self._lock = threading.RLock()  # two first requests at once must not build two of anything
 
@@ -55,11 +58,23 @@ class Services:
             return self._kube
 
     @property
+    def reviews(self) -> Reviews:
+        """TokenReviews and SubjectAccessReviews through the adapter, remembered briefly."""
+        with self._lock:
+            if self._reviews is None:
+                api = self.kube
+                if not isinstance(api, AccessReviews):
+                    raise TypeError(f"{type(api).__name__} cannot review tokens and access")
+                access = self.settings.access
+                self._reviews = Reviews(api, access.cache_seconds, access.denial_seconds)
+            return self._reviews
+
+    @property
     def engine(self) -> Engine:
         """This process's engine, started on first use."""
         return self.start_engine()
 
-    def start_engine(self, read_task: Callable[[str], ClusterTask] | None = None) -> Engine:
+    def start_engine(self, read_task: Callable[[TaskRef], ClusterTask] | None = None) -> Engine:
         """Start the engine once; `read_task` replaces reading tasks from the API server (the collector
         reads its watch cache)."""
         with self._lock:
@@ -93,7 +108,7 @@ def services() -> Services:
 
 def build_collector(current: Services) -> "Collector":
     """The collector: its watch cache, and the process's engine reading tasks from that cache."""
-    from .collector import ClusterCache, Collector
+    from .collector import Collector, Scopes
 
-    cache = ClusterCache(current.settings.cluster.containers)
-    return Collector(current.start_engine(cache.read_task), current.kube, cache)
+    scopes = Scopes(current.kube, current.settings.cluster)
+    return Collector(current.start_engine(scopes.read_task), scopes)

@@ -5,8 +5,12 @@ tests. Everything here is plain data: pods are `PodSummary` dicts, logs raw byte
 prefixed with the kubelet's RFC 3339 timestamp, as `timestamps=true` returns it).
 """
 
-from collections.abc import Callable, Iterator
-from typing import Protocol, TypedDict
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol, TypedDict, runtime_checkable
+
+ALL_NAMESPACES = (
+    "*"  # `in_namespace(ALL_NAMESPACES)`: the view that lists and watches every namespace
+)
 
 
 class ContainerStatus(TypedDict):
@@ -18,6 +22,7 @@ class ContainerStatus(TypedDict):
 
 class PodSummary(TypedDict):
     name: str
+    namespace: str
     container_names: list[str]
     labels: dict[str, str]
     annotations: dict[str, str]
@@ -49,7 +54,11 @@ WatchEvent = tuple[str, dict, str]  # (ADDED/MODIFIED/DELETED/BOOKMARK, object, 
 class Cluster(Protocol):
     """Workflows, pods and pod logs of one namespace; failures leave as the project's ClusterErrors."""
 
-    namespace: str
+    namespace: str  # "*" for the view that lists and watches every namespace
+
+    def in_namespace(self, namespace: str) -> "Cluster":
+        """The same cluster, seen from another namespace."""
+        ...
 
     def get_workflow(self, name: str) -> dict | None: ...
 
@@ -84,3 +93,32 @@ class Cluster(Protocol):
     ) -> Iterator[WatchEvent]: ...
 
     def close(self) -> None: ...
+
+
+class ReviewedToken(TypedDict):
+    """A TokenReview's answer: whether the token is a known user's, and who."""
+
+    authenticated: bool
+    username: str
+    uid: str
+    groups: list[str]
+    error: str  # why the token could not be checked ("" when it simply is not known)
+
+
+class AccessDecision(TypedDict):
+    """A SubjectAccessReview's answer."""
+
+    allowed: bool
+    denied: bool  # an authorizer said no explicitly (RBAC never does: it only does not allow)
+    reason: str
+
+
+@runtime_checkable
+class AccessReviews(Protocol):
+    """Kubernetes' own answers about a caller: who a bearer token is (TokenReview), and whether a user
+    with groups may read pod logs in a namespace (SubjectAccessReview: get pods/log).
+    Failures leave as ClusterErrors, never as a grant."""
+
+    def review_token(self, token: str) -> ReviewedToken: ...
+
+    def review_access(self, user: str, groups: Sequence[str], namespace: str) -> AccessDecision: ...

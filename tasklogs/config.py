@@ -6,11 +6,24 @@ marked `advanced` are timing internals, documented apart: the defaults are what 
 measured with.
 """
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from .redaction import HIDDEN, redact, redact_url
+
+AUTH_MODES = ("kubernetes", "proxy", "token", "none")
+# Variables that were replaced: setting one stops start-up with the way forward.
+REMOVED = {
+    "TASKLOGS_PROXY_FIX": "replaced by TASKLOGS_TRUSTED_PROXIES (the addresses or CIDRs of the proxies "
+    "whose X-Forwarded-For and X-Forwarded-Proto are believed)",
+}
 
 
 class ConfigError(ValueError):
@@ -69,6 +82,13 @@ def _name_list(value: str) -> tuple[str, ...]:
     return tuple(_dns_label(part) for part in value.split(",") if part.strip())
 
 
+def _namespaces(value: str) -> tuple[str, ...]:
+    """`*` (every namespace) or comma-separated namespace names."""
+    if value.strip() == "*":
+        return ("*",)
+    return _name_list(value)
+
+
 def _header_name(value: str) -> str:
     name = value.strip()
     if name and not re.fullmatch(r"[A-Za-z0-9-]+", name):
@@ -84,33 +104,63 @@ def _origin_list(value: str) -> tuple[str, ...]:
     return origins
 
 
-def _proxy_fix(value: str) -> dict[str, int]:
-    """`x_for=1,x_proto=1,x_host=1` (werkzeug ProxyFix arguments) or a bare number of proxies."""
-    if not value.strip():
-        return {}
-    if value.strip().isdigit():
-        hops = int(value)
-        return {"x_for": hops, "x_proto": hops, "x_host": hops, "x_port": hops, "x_prefix": hops}
-    counts = {}
-    for part in value.split(","):
-        key, _, number = part.partition("=")
-        key = key.strip()
-        if key not in ("x_for", "x_proto", "x_host", "x_port", "x_prefix"):
-            raise ValueError(f"unknown ProxyFix argument {key!r}")
-        counts[key] = _non_negative_int(number)
-    return counts
+def _auth_mode(value: str) -> str:
+    mode = value.strip().lower()
+    if mode and mode not in AUTH_MODES:
+        raise ValueError(
+            f"must be one of {', '.join(AUTH_MODES)} (or unset: loopback clients only)"
+        )
+    return mode
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(value: str) -> tuple[Network, ...]:
+    """`10.0.0.0/8,192.0.2.7,::1`: addresses or CIDRs."""
+    networks = []
+    for part in (part.strip() for part in value.split(",")):
+        if part:
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"{part!r} is not an IP address or a CIDR such as 10.0.0.0/8"
+                ) from None
+    return tuple(networks)
+
+
+URL_SCHEMES = {
+    "postgres": "postgresql+psycopg2",
+    "postgresql": "postgresql+psycopg2",
+    "postgresql+psycopg2": "postgresql+psycopg2",
+    "sqlite": "sqlite",
+}
 
 
 def database_url(value: str) -> str:
-    """Normalise a PostgreSQL URL to psycopg2 (SQLAlchemy 2.1 maps bare postgresql:// to psycopg 3)."""
+    """Check a database URL and normalise PostgreSQL to psycopg2 (SQLAlchemy 2.1 maps a bare
+    postgresql:// to psycopg 3). The errors never quote the value: it holds the password."""
     url = value.strip()
     if not url:
         return ""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix) :]
-    if not re.match(r"^[a-z][a-z0-9+]*://", url):
+    scheme, separator, rest = url.partition("://")
+    if not separator or not re.fullmatch(r"[a-z][a-z0-9+]*", scheme):
         raise ValueError("must be a URL such as postgresql://user:password@host:5432/dbname")
+    if scheme not in URL_SCHEMES:
+        raise ValueError(
+            f"the scheme {scheme!r} is not served: use postgresql:// (or sqlite:/// for local runs)"
+        )
+    url = f"{URL_SCHEMES[scheme]}://{rest}"
+    try:
+        port = make_url(url).port
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            "cannot be read as a URL: check the port, and percent-encode @ : / # ? in the user "
+            "name and password"
+        ) from None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError("the port must be between 1 and 65535")
     return url
 
 
@@ -125,11 +175,32 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class ClusterSettings:
     namespace: str = "argo"
+    more_namespaces: tuple[str, ...] = ()  # TASKLOGS_NAMESPACES: names, or ("*",) for all
     container: str = "main"
     more_containers: tuple[str, ...] = ()
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
     stream_idle_timeout: float = 60.0
+
+    @property
+    def all_namespaces(self) -> bool:
+        """Whether every namespace of the cluster is served (`TASKLOGS_NAMESPACES=*`)."""
+        return "*" in self.more_namespaces
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """The namespaces served by name: `namespace` first, then the others listed (with `*`, any
+        other namespace is served too)."""
+        return (self.namespace,) + tuple(
+            name for name in self.more_namespaces if name not in ("*", self.namespace)
+        )
+
+    @property
+    def namespaces_text(self) -> str:
+        return "*" if self.all_namespaces else ",".join(self.namespaces)
+
+    def serves(self, namespace: str) -> bool:
+        return self.all_namespaces or namespace in self.namespaces
 
     @property
     def containers(self) -> tuple[str, ...]:
@@ -141,10 +212,18 @@ class ClusterSettings:
 
 @dataclass(frozen=True)
 class AccessSettings:
+    mode: str = ""  # one of AUTH_MODES, or "" (unset): loopback clients only
     api_token: str = ""
-    user_header: str = ""
+    user_header: str = "X-Forwarded-User"
+    groups_header: str = "X-Forwarded-Groups"
+    trusted_proxies: tuple[Network, ...] = ()
+    cache_seconds: float = 60.0
     allowed_origins: tuple[str, ...] = ()
-    proxy_fix: Mapping[str, int] = field(default_factory=dict)  # werkzeug ProxyFix arguments
+
+    @property
+    def denial_seconds(self) -> float:
+        """Denials are remembered for a shorter time: a grant just given is seen soon."""
+        return min(5.0, self.cache_seconds / 4)
 
 
 @dataclass(frozen=True)
@@ -190,6 +269,15 @@ class Setting:
     parse: Callable[[str], Any]
     help: str
     advanced: bool = False
+    shown: Callable[[str], str] = repr  # how a bad value appears in the error: secrets never do
+
+
+def _hidden(value: str) -> str:
+    return HIDDEN
+
+
+def _shown_url(value: str) -> str:
+    return repr(redact_url(value))
 
 
 SETTINGS = (
@@ -201,6 +289,7 @@ SETTINGS = (
         database_url,
         "Database URL. `postgresql://` URLs use psycopg2. Unset: an SQLite file in `instance/` "
         "(quick local runs only).",
+        shown=_shown_url,
     ),
     Setting(
         "TASKLOGS_NAMESPACE",
@@ -208,7 +297,17 @@ SETTINGS = (
         "namespace",
         "argo",
         _dns_label,
-        "Namespace of the Argo Workflows and their pods.",
+        "The default namespace: what the routes without a namespace mean (always served).",
+    ),
+    Setting(
+        "TASKLOGS_NAMESPACES",
+        "cluster",
+        "more_namespaces",
+        "",
+        _namespaces,
+        "Every namespace served (by the API and the collector), comma-separated, or `*` for all of "
+        "them (the collector then runs one cluster-wide watch); others answer 404 "
+        "`namespace_not_served`. Unset: only `TASKLOGS_NAMESPACE`.",
     ),
     Setting(
         "TASKLOGS_CONTAINER",
@@ -244,22 +343,63 @@ SETTINGS = (
         "Seconds to wait for a Kubernetes API answer (whole-log reads, gets, lists).",
     ),
     Setting(
+        "TASKLOGS_AUTH",
+        "access",
+        "mode",
+        "",
+        _auth_mode,
+        "Who may read logs: `kubernetes` (the caller's bearer token, checked with a TokenReview, and "
+        "RBAC `get pods/log` in the task's namespace, checked with a SubjectAccessReview), `proxy` "
+        "(user and groups from an authenticating proxy in `TASKLOGS_TRUSTED_PROXIES`, then the same "
+        "RBAC check), `token` (`TASKLOGS_API_TOKEN`), `none` (open). Unset: clients on loopback only "
+        "(or `token` when `TASKLOGS_API_TOKEN` is set). See Access.",
+    ),
+    Setting(
         "TASKLOGS_API_TOKEN",
         "access",
         "api_token",
         "",
         _text,
-        "When set, every API request needs `Authorization: Bearer <token>` (WebSockets may pass "
-        "`?access_token=<token>` instead, since browsers cannot set headers there).",
+        "The static token of `TASKLOGS_AUTH=token`: every API request needs `Authorization: Bearer "
+        "<token>` (WebSockets may pass `?access_token=<token>` instead, since browsers cannot set "
+        "headers there).",
+        shown=_hidden,
     ),
     Setting(
         "TASKLOGS_AUTH_USER_HEADER",
         "access",
         "user_header",
-        "",
+        "X-Forwarded-User",
         _header_name,
-        "When set (e.g. `X-Forwarded-User`), requests carrying this header from the authenticating proxy "
-        "are let in; without a token configured, requests without it are refused.",
+        "`TASKLOGS_AUTH=proxy`: the header holding the user the proxy authenticated (believed only "
+        "from `TASKLOGS_TRUSTED_PROXIES`).",
+    ),
+    Setting(
+        "TASKLOGS_AUTH_GROUPS_HEADER",
+        "access",
+        "groups_header",
+        "X-Forwarded-Groups",
+        _header_name,
+        "`TASKLOGS_AUTH=proxy`: the header holding that user's groups, comma-separated.",
+    ),
+    Setting(
+        "TASKLOGS_TRUSTED_PROXIES",
+        "access",
+        "trusted_proxies",
+        "",
+        _networks,
+        "Comma-separated addresses or CIDRs of the proxies in front (`10.0.0.0/8`): only a request "
+        "whose TCP peer is one of them has its `X-Forwarded-For`, `X-Forwarded-Proto` and proxy user "
+        "headers believed.",
+    ),
+    Setting(
+        "TASKLOGS_AUTH_CACHE_SECONDS",
+        "access",
+        "cache_seconds",
+        "60",
+        _non_negative_float,
+        "Seconds a TokenReview or SubjectAccessReview answer is reused (denials: a quarter of it, "
+        "at most 5 s; 0: ask every time). Keyed by a hash of the token, never the token.",
     ),
     Setting(
         "TASKLOGS_ALLOWED_ORIGINS",
@@ -269,14 +409,6 @@ SETTINGS = (
         _origin_list,
         "Comma-separated origins (`https://ui.example.com`) whose pages may open WebSockets; unset: only "
         "the service's own origin (requests without an Origin header, i.e. non-browser clients, pass).",
-    ),
-    Setting(
-        "TASKLOGS_PROXY_FIX",
-        "access",
-        "proxy_fix",
-        "",
-        _proxy_fix,
-        "Trust forwarded headers from this many proxies (`1`) or per header (`x_for=1,x_proto=1`).",
     ),
     Setting(
         "TASKLOGS_MAX_TAILS",
@@ -461,6 +593,9 @@ def load_config(
     any other value taken as it is); raise ConfigError naming the first bad variable."""
     environ = os.environ if environ is None else environ
     overrides = overrides or {}
+    for name, why in REMOVED.items():
+        if name in overrides or name in environ:
+            raise ConfigError(f"{name} is no longer read: {why}")
     groups: dict[str, dict[str, Any]] = {group.name: {} for group in fields(Settings)}
     for setting in SETTINGS:
         raw = overrides.get(setting.env, environ.get(setting.env, setting.default))
@@ -469,14 +604,34 @@ def load_config(
                 setting.parse(raw) if isinstance(raw, str) else raw
             )
         except ValueError as error:
-            raise ConfigError(f"{setting.env}={raw!r}: {error}") from None
+            raise ConfigError(redact(f"{setting.env}={setting.shown(raw)}: {error}")) from None
     return Settings(
         database=DatabaseSettings(**groups["database"]),
         cluster=ClusterSettings(**groups["cluster"]),
-        access=AccessSettings(**groups["access"]),
+        access=_checked_access(AccessSettings(**groups["access"])),
         tails=TailSettings(**groups["tails"]),
         capture=CaptureSettings(**groups["capture"]),
     )
+
+
+def _checked_access(access: AccessSettings) -> AccessSettings:
+    """The combinations a mode needs; unset with a token configured means `token`."""
+    if not access.mode and access.api_token:
+        return replace(access, mode="token")
+    if access.mode == "token" and not access.api_token:
+        raise ConfigError(
+            "TASKLOGS_AUTH=token needs TASKLOGS_API_TOKEN (the token callers present)"
+        )
+    if access.mode == "proxy" and not access.trusted_proxies:
+        raise ConfigError(
+            "TASKLOGS_AUTH=proxy needs TASKLOGS_TRUSTED_PROXIES (the addresses of the authenticating "
+            "proxy: its user headers are believed from nowhere else)"
+        )
+    if access.mode in ("kubernetes", "proxy", "none") and access.api_token:
+        raise ConfigError(
+            f"TASKLOGS_API_TOKEN is only used with TASKLOGS_AUTH=token, not {access.mode}"
+        )
+    return access
 
 
 def markdown_table(advanced: bool = False) -> str:
@@ -491,7 +646,36 @@ def markdown_table(advanced: bool = False) -> str:
     return "\n".join(rows)
 
 
+def rewrite_tables(readme: str) -> str:
+    """`readme` with its two configuration tables replaced by the generated ones."""
+    header = "| variable | default | meaning |"
+    blocks, lines, out, index = (
+        [markdown_table(), markdown_table(advanced=True)],
+        readme.split("\n"),
+        [],
+        0,
+    )
+    while index < len(lines):
+        if lines[index] == header and blocks:
+            out.append(blocks.pop(0))
+            while index < len(lines) and lines[index].startswith("|"):
+                index += 1
+            continue
+        out.append(lines[index])
+        index += 1
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["--write"]:  # python -m tasklogs.config --write README.md
+        path = sys.argv[2]
+        with open(path, encoding="utf-8") as file:
+            text = rewrite_tables(file.read())
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(text)
+        raise SystemExit(0)
     print(markdown_table())
     print("\nAdvanced (timing internals):\n")
     print(markdown_table(advanced=True))

@@ -5,6 +5,8 @@ import logging
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
+from .redaction import redact
+
 log = logging.getLogger(__name__)
 
 
@@ -15,6 +17,7 @@ class TasklogsError(Exception):
     code = "internal_error"
 
     def __init__(self, message: str):
+        message = redact(message)  # a URL's password or a token never reaches a body or a log
         super().__init__(message)
         self.message = message
 
@@ -33,6 +36,13 @@ class Unauthorized(TasklogsError):
     code = "unauthorized"
 
 
+class Forbidden(TasklogsError):
+    """The caller is known but may not read pod logs in that namespace (RBAC)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class OriginForbidden(TasklogsError):
     status = 403
     code = "origin_forbidden"
@@ -41,6 +51,11 @@ class OriginForbidden(TasklogsError):
 class TaskNotFound(TasklogsError):
     status = 404
     code = "task_not_found"
+
+
+class NamespaceNotServed(TasklogsError):
+    status = 404
+    code = "namespace_not_served"
 
 
 class TooManyFromClient(TasklogsError):

@@ -7,6 +7,7 @@ every `ApiException` and network error leaves as one of the project's own except
 import json
 import logging
 import os
+import threading
 import time
 from contextlib import contextmanager
 from typing import Any, cast
@@ -16,7 +17,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from . import argo
-from .cluster import ContainerStatus, PodSummary
+from .cluster import ALL_NAMESPACES, AccessDecision, ContainerStatus, PodSummary, ReviewedToken
 from .config import ClusterSettings
 from .errors import (
     ClusterRefused,
@@ -181,7 +182,8 @@ class _ChunkDecoder:
 
 
 class Kube:
-    """Reads Argo Workflows, pods and pod logs of one namespace."""
+    """Reads Argo Workflows, pods and pod logs of one namespace (`in_namespace` gives the adapter of
+    another, on the same connection pool); `ALL_NAMESPACES` (`*`) lists and watches them all."""
 
     def __init__(
         self,
@@ -198,6 +200,25 @@ class Kube:
         self._stream_timeout = (connect_timeout, stream_idle_timeout)
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
+        self._authentication = client.AuthenticationV1Api(api_client)
+        self._authorization = client.AuthorizationV1Api(api_client)
+        self._siblings: dict[str, Kube] = {namespace: self}
+        self._siblings_lock = threading.Lock()
+
+    def in_namespace(self, namespace: str) -> "Kube":
+        """The adapter for `namespace`, sharing this one's API client (built once per namespace)."""
+        with self._siblings_lock:
+            sibling = self._siblings.get(namespace)
+            if sibling is None:
+                sibling = Kube.__new__(Kube)
+                sibling.__dict__.update(self.__dict__)
+                sibling.namespace = namespace
+                self._siblings[namespace] = sibling
+            return sibling
+
+    @property
+    def _all(self) -> bool:
+        return self.namespace == ALL_NAMESPACES
 
     @classmethod
     def from_settings(cls, settings: ClusterSettings) -> "Kube":
@@ -238,7 +259,11 @@ class Kube:
         with self._translated("list", "workflows.argoproj.io"):
             listing = cast(
                 dict,
-                self._custom.list_namespaced_custom_object(
+                self._custom.list_cluster_custom_object(
+                    ARGO_GROUP, ARGO_VERSION, WORKFLOWS, _request_timeout=self._timeout
+                )
+                if self._all
+                else self._custom.list_namespaced_custom_object(
                     ARGO_GROUP,
                     ARGO_VERSION,
                     self.namespace,
@@ -253,7 +278,7 @@ class Kube:
         watch; BOOKMARK events only move the resourceVersion on.
 
         Raises WatchExpired when the server no longer has that resourceVersion (410 Gone)."""
-        path = f"/apis/{ARGO_GROUP}/{ARGO_VERSION}/namespaces/{{namespace}}/{WORKFLOWS}"
+        path = f"/apis/{ARGO_GROUP}/{ARGO_VERSION}{self._scope}/{WORKFLOWS}"
         for kind, workflow in self._watch(
             path, "workflows.argoproj.io", resource_version, [], timeout_seconds
         ):
@@ -263,7 +288,13 @@ class Kube:
         """Every workflow pod of the namespace (`pod_summary` dicts) and the list's resourceVersion."""
         with self._translated("list", "pods"):
             listing = _json(
-                self._core.list_namespaced_pod(
+                self._core.list_pod_for_all_namespaces(
+                    label_selector=argo.LABEL_WORKFLOW,
+                    _request_timeout=self._timeout,
+                    _preload_content=False,
+                )
+                if self._all
+                else self._core.list_namespaced_pod(
                     self.namespace,
                     label_selector=argo.LABEL_WORKFLOW,
                     _request_timeout=self._timeout,
@@ -278,7 +309,7 @@ class Kube:
     def watch_workflow_pods(self, resource_version: str, *, timeout_seconds: int = 300):
         """Yield (event type, pod summary, resourceVersion) for workflow pods after `resource_version`."""
         events = self._watch(
-            "/api/v1/namespaces/{namespace}/pods",
+            f"/api/v1{self._scope}/pods",
             "pods",
             resource_version,
             [("labelSelector", argo.LABEL_WORKFLOW)],
@@ -286,6 +317,11 @@ class Kube:
         )
         for kind, pod in events:
             yield kind, pod_summary(pod), _version_of(pod)
+
+    @property
+    def _scope(self) -> str:
+        """The path segment of namespaced lists and watches (none for all namespaces)."""
+        return "" if self._all else "/namespaces/{namespace}"
 
     def _watch(
         self, path: str, resource: str, resource_version: str, selectors: list, timeout_seconds: int
@@ -372,6 +408,59 @@ class Kube:
             pod,
         )
         return LogStream(response, f"log of {pod}/{container}")
+
+    def review_token(self, token: str) -> ReviewedToken:
+        """Who the bearer token belongs to, by a TokenReview (authentication.k8s.io/v1)."""
+        body: Any = {  # a dict is what the client sends as it is
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token},
+        }
+        with self._translated("create", "tokenreviews.authentication.k8s.io"):
+            answer = _json(
+                self._authentication.create_token_review(
+                    body, _request_timeout=self._timeout, _preload_content=False
+                )
+            )
+        status = answer.get("status") or {}
+        user = status.get("user") or {}
+        return {
+            "authenticated": bool(status.get("authenticated")),
+            "username": user.get("username", ""),
+            "uid": user.get("uid", ""),
+            "groups": list(user.get("groups") or []),
+            "error": status.get("error", ""),
+        }
+
+    def review_access(self, user: str, groups, namespace: str) -> AccessDecision:
+        """Whether `user` with `groups` may get pods/log in `namespace`, by a SubjectAccessReview."""
+        body: Any = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "resourceAttributes": {
+                    "namespace": namespace,
+                    "verb": "get",
+                    "group": "",
+                    "resource": "pods",
+                    "subresource": "log",
+                },
+                "user": user,
+                "groups": list(groups),
+            },
+        }
+        with self._translated("create", "subjectaccessreviews.authorization.k8s.io"):
+            answer = _json(
+                self._authorization.create_subject_access_review(
+                    body, _request_timeout=self._timeout, _preload_content=False
+                )
+            )
+        status = answer.get("status") or {}
+        return {
+            "allowed": bool(status.get("allowed")),
+            "denied": bool(status.get("denied")),
+            "reason": status.get("reason", ""),
+        }
 
     def check(self) -> None:
         """Raise unless the API server answers a cheap request this service is allowed to make."""
@@ -489,6 +578,7 @@ def pod_summary(pod: dict) -> PodSummary:
     spec = pod.get("spec", {})
     return {
         "name": metadata.get("name", ""),
+        "namespace": metadata.get("namespace", ""),
         "container_names": [
             c["name"] for c in spec.get("initContainers", []) + spec.get("containers", [])
         ],

@@ -3,10 +3,10 @@ service and shape the response."""
 
 import logging
 
-from flask import Blueprint, Response, request, stream_with_context
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 from simple_websocket import ConnectionClosed
 
-from . import access, render, service, websocket
+from . import access, accesslog, render, service, websocket
 from .bootstrap import services
 from .errors import InvalidRequest, TasklogsError
 from .extensions import sock
@@ -19,12 +19,16 @@ FORMATS = ("json", "text", "ndjson")
 REST_PARAMETERS = {"format", "pod", "container", "merge", *LINE_PARAMETERS}
 WS_PARAMETERS = {"cursor", "access_token", "tail", "format"}
 WS_FORMATS = ("append", "lines")
+LIST_PARAMETERS = {"phase", "prefix", "limit", "cursor"}
 
 
 @bp.before_request
 def admit():
-    """Authentication for every route; for WebSockets also the Origin, a free slot, and safe writes."""
+    """Authentication for every route (each leaves an access line); for WebSockets also the Origin,
+    a free slot, and safe writes. Authorization needs the namespace: each route calls
+    `access.authorize` once its parameters are checked."""
     settings = services().settings
+    accesslog.note(request.environ, task=(request.view_args or {}).get("task_id", "-"))
     access.authenticate(settings.access)
     if access.is_websocket():
         access.check_origin(settings.access)
@@ -37,8 +41,9 @@ def give_back(exception=None):
     access.give_back_tail_slot(services().slots)
 
 
-@bp.get("/api/v1/tasks/<task_id>/logs")
-def task_logs(task_id: str):
+@bp.get("/api/v1/tasks/<task_id>/logs", defaults={"namespace": None})
+@bp.get("/api/v1/namespaces/<namespace>/tasks/<task_id>/logs")
+def task_logs(task_id: str, namespace: str | None):
     _check_parameters(REST_PARAMETERS)
     output = request.args.get("format", "json")
     if output not in FORMATS:
@@ -47,7 +52,9 @@ def task_logs(task_id: str):
     if merge is not None and (merge != "time" or output != "ndjson"):
         raise InvalidRequest("merge=time is the only merge, and it needs format=ndjson")
     query = parse_line_query(request.args)
-    view = service.get_task_logs(services(), task_id)
+    task = service.task_ref(services(), namespace, task_id)
+    access.authorize(task.namespace)
+    view = service.get_task_logs(services(), task)
     if "pod" in request.args or "container" in request.args:
         view = service.narrowed(view, request.args.get("pod"), request.args.get("container"))
     body, mimetype = {
@@ -66,8 +73,25 @@ def task_logs(task_id: str):
     return response
 
 
-@sock.route("/ws/tasks/<task_id>/logs", bp=bp)
-def tail_task_logs(ws, task_id: str):
+@bp.get("/api/v1/tasks", defaults={"namespace": None})
+@bp.get("/api/v1/namespaces/<namespace>/tasks")
+def list_tasks(namespace: str | None):
+    _check_parameters(LIST_PARAMETERS)
+    if namespace is not None:
+        access.authorize(service.served_namespace(services(), namespace))
+    page = service.list_tasks(
+        services(),
+        namespace,
+        phase=request.args.get("phase") or None,
+        prefix=request.args.get("prefix") or None,
+        limit=_bounded_int("limit", 1, 500, 50),
+        cursor=request.args.get("cursor") or None,
+        readable=access.readable,
+    )
+    return jsonify(page)
+
+
+def tail_task_logs(ws, task_id: str, namespace: str | None):
     try:
         _check_parameters(WS_PARAMETERS)
         output = request.args.get("format", "append")
@@ -80,8 +104,10 @@ def tail_task_logs(ws, task_id: str):
             if "tail" in request.args
             else None
         )
+        task = service.task_ref(services(), namespace, task_id)
+        access.authorize(task.namespace)
         with service.open_tail(
-            services(), task_id, request.args.get("cursor"), tail_lines, output == "lines"
+            services(), task, request.args.get("cursor"), tail_lines, output == "lines"
         ) as tail:
             websocket.on_disconnect(ws, tail.stop)
             for frame in tail.frames():
@@ -90,10 +116,27 @@ def tail_task_logs(ws, task_id: str):
     except TasklogsError as error:
         websocket.send_error(ws, error)
     except ConnectionClosed:
-        pass
+        websocket.note_close(ws)
     except Exception:  # noqa: BLE001 - the client gets a close code, the log gets the traceback
         log.exception("tail of %s failed", task_id)
         websocket.send_error(ws, TasklogsError("internal error"))
+
+
+sock.route("/ws/tasks/<task_id>/logs", bp=bp, defaults={"namespace": None})(tail_task_logs)
+sock.route(
+    "/ws/namespaces/<namespace>/tasks/<task_id>/logs", bp=bp, endpoint="tail_namespaced_logs"
+)(tail_task_logs)
+
+
+def _bounded_int(name: str, low: int, high: int, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidRequest(
+            f"{name} must be a whole number from {low} to {high}, got {raw[:40]!r}"
+        )
+    return int(raw)
 
 
 def _check_parameters(allowed: set[str]) -> None:

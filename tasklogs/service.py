@@ -5,11 +5,15 @@ Every function takes the process's `Services` (see `bootstrap`) first, so it run
 route, a command or a unit test.
 """
 
+import base64
+import binascii
+import json
 import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from . import linequery
 from .bootstrap import Services
@@ -18,8 +22,16 @@ from .cursor import decode_cursor
 from .engine import Tail
 from .engine.lines import stored_pages
 from .engine.oneshot import Read, capture_running, read_container, read_recent, refresh_task
-from .errors import ClusterError, InvalidTaskId, StoreUnavailable, TaskNotFound, Unavailable
-from .identity import LogId
+from .errors import (
+    ClusterError,
+    InvalidRequest,
+    InvalidTaskId,
+    NamespaceNotServed,
+    StoreUnavailable,
+    TaskNotFound,
+    Unavailable,
+)
+from .identity import LogId, TaskRef
 from .linequery import Hit, LineQuery
 from .pages import LogEnd, from_line_start, paginate
 from .store import repository
@@ -29,6 +41,7 @@ from .tasks import read_task
 log = logging.getLogger(__name__)
 
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 DEGRADED_HEADER = "X-Tasklogs-Degraded"
 
 
@@ -48,13 +61,17 @@ class LogEntry:
 
 @dataclass
 class TaskView:
-    task_id: str
+    task: TaskRef
     phase: str
     source: str
     complete: bool
     entries: list[LogEntry]
     degraded: str | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def task_id(self) -> str:
+        return self.task.name
 
 
 def validate_task_id(task_id: str) -> str:
@@ -67,72 +84,89 @@ def validate_task_id(task_id: str) -> str:
     return task_id
 
 
-def get_task_logs(services: Services, task_id: str) -> TaskView:
+def served_namespace(services: Services, namespace: str | None) -> str:
+    """The namespace a route names (None: the default namespace); NamespaceNotServed for one this
+    service does not serve."""
+    cluster = services.settings.cluster
+    if namespace is None:
+        return cluster.namespace
+    if not (_DNS_LABEL.fullmatch(namespace) and cluster.serves(namespace)):
+        raise NamespaceNotServed(
+            f"namespace {namespace[:80]!r} is not served here (TASKLOGS_NAMESPACES:"
+            f" {cluster.namespaces_text})"
+        )
+    return namespace
+
+
+def task_ref(services: Services, namespace: str | None, task_id: str) -> TaskRef:
+    """The task a route names: `task_id` in `namespace` (None: the default namespace); InvalidTaskId
+    for a malformed id."""
+    return TaskRef(served_namespace(services, namespace), validate_task_id(task_id))
+
+
+def get_task_logs(services: Services, ref: TaskRef) -> TaskView:
     """The REST flow: stored logs of a finished task from the database alone; anything else refreshed
     from Kubernetes and saved first; Kubernetes alone (degraded) when the database is down."""
-    validate_task_id(task_id)
     try:
         with services.units() as uow:
-            stored = repository.get_task(uow.session, task_id)
+            stored = repository.get_task(uow.session, ref)
         if stored and stored.complete:
-            return database_view(services, task_id, stored.phase, "database", True)
-        if stored and is_captured(services, task_id):
+            return database_view(services, ref, stored.phase, "database", True)
+        if stored and is_captured(services, ref):
             return database_view(
-                services, task_id, stored.phase, "database", False
+                services, ref, stored.phase, "database", False
             )  # kept current by its capture
-        return _refreshed_view(services, task_id, stored)
+        return _refreshed_view(services, ref, stored)
     except StoreUnavailable as error:
         log.warning(
-            "database unavailable, serving task %s from Kubernetes only: %s", task_id, error.message
+            "database unavailable, serving task %s from Kubernetes only: %s", ref, error.message
         )
-        return kubernetes_view(services, task_id, degraded="database")
+        return kubernetes_view(services, ref, degraded="database")
 
 
-def _refreshed_view(services: Services, task_id: str, stored: StoredTask | None) -> TaskView:
+def _refreshed_view(services: Services, ref: TaskRef, stored: StoredTask | None) -> TaskView:
     try:
         task, complete = refresh_task(
             services.kube,
             services.units,
-            task_id,
+            ref,
             services.settings.cluster.containers,
             _leads(services),
         )
     except TaskNotFound:
         if stored is None:
             raise
-        return database_view(services, task_id, stored.phase, "database", stored.complete)
+        return database_view(services, ref, stored.phase, "database", stored.complete)
     except ClusterError as error:
         if stored is None:
             raise
-        log.warning("Kubernetes unavailable, serving stored logs of %s: %s", task_id, error.message)
-        view = database_view(services, task_id, stored.phase, "database", False)
+        log.warning("Kubernetes unavailable, serving stored logs of %s: %s", ref, error.message)
+        view = database_view(services, ref, stored.phase, "database", False)
         view.degraded = "kubernetes"
         return view
-    return database_view(services, task_id, task.phase, "kubernetes", complete)
+    return database_view(services, ref, task.phase, "kubernetes", complete)
 
 
-def _leads(services: Services) -> Callable[[str], bool]:
+def _leads(services: Services) -> Callable[[TaskRef], bool]:
     """Whether this process's engine (if it has started one) captures a task now."""
-    return lambda task_id: (
-        services.started_engine is not None and services.started_engine.leads(task_id)
-    )
+    return lambda task: services.started_engine is not None and services.started_engine.leads(task)
 
 
-def is_captured(services: Services, task_id: str) -> bool:
+def is_captured(services: Services, ref: TaskRef) -> bool:
     """Whether a live capture (a tail's or the collector's, in any process) holds the task right now."""
     with services.units() as uow:
-        return capture_running(uow, task_id, _leads(services))
+        return capture_running(uow, ref, _leads(services))
 
 
 def database_view(
-    services: Services, task_id: str, phase: str, source: str, complete: bool
+    services: Services, ref: TaskRef, phase: str, source: str, complete: bool
 ) -> TaskView:
     """The task as stored; each entry reads its pages lazily, a few at a time, each batch in a unit of
     work of its own: no connection is held while the client reads."""
     with services.units() as uow:
-        rows = repository.get_stored_logs(uow.session, task_id)
+        rows = repository.get_stored_logs(uow.session, ref)
     entries = [_stored_entry(services, row) for row in rows]
-    return TaskView(task_id, phase, source, complete, entries)
+    return TaskView(ref, phase, source, complete, entries)
 
 
 def _stored_entry(services: Services, stored: StoredLog) -> LogEntry:
@@ -222,17 +256,18 @@ def _start_offset(services: Services, stored: StoredLog, query: LineQuery) -> in
     return max(by_line, by_time)
 
 
-def kubernetes_view(services: Services, task_id: str, degraded: str | None = None) -> TaskView:
+def kubernetes_view(services: Services, ref: TaskRef, degraded: str | None = None) -> TaskView:
     """The task read straight from the cluster (the Kubernetes-only mode); Unavailable if that fails
     too, and when the task is unknown (the database might have had it)."""
-    kube = services.kube
+    kube = services.kube.in_namespace(ref.namespace)
     try:
-        task = read_task(kube, task_id, services.settings.cluster.containers)
+        task = read_task(services.kube, ref, services.settings.cluster.containers)
     except TaskNotFound:
         if degraded:  # the database, which cannot answer now, may hold it
             raise Unavailable(
                 f"the database is unavailable and the cluster does not know task "
-                f"{task_id!r}: it may be stored; try again later"
+                f"{ref.name!r} in namespace {ref.namespace!r}: it may be stored;"
+                " try again later"
             ) from None
         raise
     except ClusterError as error:
@@ -242,7 +277,7 @@ def kubernetes_view(services: Services, task_id: str, degraded: str | None = Non
             ) from None
         raise
     entries = [_cluster_entry(kube, s.log, s.phase, task.container_status(s)) for s in task.streams]
-    return TaskView(task_id, task.phase, "kubernetes", task.settled, entries, degraded)
+    return TaskView(ref, task.phase, "kubernetes", task.settled, entries, degraded)
 
 
 def _cluster_entry(
@@ -294,10 +329,7 @@ def fetch_logs_from_kubernetes(
 ) -> list[dict]:
     """The task's logs read whole from the cluster: `[{node, pod, container, phase, logs}]` (the design's
     helper)."""
-    served = services.settings.cluster.namespace
-    if namespace and namespace != served:
-        raise ValueError(f"this service reads namespace {served!r}, not {namespace!r}")
-    view = kubernetes_view(services, validate_task_id(task_id))
+    view = kubernetes_view(services, task_ref(services, namespace, task_id))
     return [{**e.log.fields(), "phase": e.phase, "logs": "".join(e.read(0))} for e in view.entries]
 
 
@@ -322,23 +354,110 @@ def narrowed(view: TaskView, pod: str | None, container: str | None) -> TaskView
 
 def open_tail(
     services: Services,
-    task_id: str,
+    task: TaskRef,
     cursor: str | None,
     tail_lines: int | None = None,
     lines_format: bool = False,
 ) -> Tail:
     """A live tail of the task for one WebSocket client: resuming after `cursor` when given, else
     from the last `tail_lines` lines of each log (or their start); `lines_format` sends whole lines."""
-    validate_task_id(task_id)
     tails = services.settings.tails
     return Tail(
         services.engine,
-        task_id,
+        task,
         decode_cursor(cursor),
         max_queue=tails.viewer_queue,
         frame_chars=tails.frame_chars,
         idle_timeout=tails.idle_timeout,
-        cluster_view=lambda task_id, degraded: kubernetes_view(services, task_id, degraded),
+        cluster_view=lambda task, degraded: kubernetes_view(services, task, degraded),
         tail_lines=tail_lines,
         lines_format=lines_format,
     )
+
+
+LIST_PHASES = ("Pending", "Running", "Succeeded", "Failed", "Error")
+
+
+def list_tasks(
+    services: Services,
+    namespace: str | None,
+    *,
+    phase: str | None = None,
+    prefix: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    readable: Callable[[list[str]], list[str]] | None = None,
+) -> dict:
+    """The tasks the database knows, newest first: `{"tasks": [...], "next": cursor or None}`. Only
+    `namespace` when given, else every served namespace; `readable` narrows the namespaces to those the
+    caller may read (None: all of them)."""
+    cluster = services.settings.cluster
+    if phase is not None and phase not in LIST_PHASES:
+        raise InvalidRequest(f"phase must be one of {', '.join(LIST_PHASES)}, got {phase[:40]!r}")
+    if prefix is not None and len(prefix) > 253:
+        raise InvalidRequest("prefix is longer than a task id can be (253 characters)")
+    after = _decode_list_cursor(cursor)
+    with services.units() as uow:
+        if namespace is not None:
+            names: list[str] | None = [served_namespace(services, namespace)]
+        elif cluster.all_namespaces:
+            names = None if readable is None else repository.stored_namespaces(uow.session)
+        else:
+            names = list(cluster.namespaces)
+        if readable is not None and names is not None:
+            names = readable(names)
+        rows = (
+            repository.list_tasks(
+                uow.session, names, phase=phase, prefix=prefix, after=after, limit=limit + 1
+            )
+            if names is None or names
+            else []
+        )
+    more, rows = len(rows) > limit, rows[:limit]
+    return {
+        "tasks": [_listed(row) for row in rows],
+        "next": _encode_list_cursor(rows[-1]) if more else None,
+    }
+
+
+def _listed(row: repository.TaskSummary) -> dict:
+    return {
+        "namespace": row.task.namespace,
+        "task_id": row.task.name,
+        "phase": row.phase,
+        "complete": row.complete,
+        "started_at": _rfc3339(row.started_at),
+        "finished_at": _rfc3339(row.finished_at) if row.finished_at else None,
+        "pods": row.pods,
+        "lines": row.lines,
+        "bytes": row.bytes,
+    }
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _encode_list_cursor(row: repository.TaskSummary) -> str:
+    """The keyset position after `row`: its (started_at, namespace, task_id), opaque to clients."""
+    payload = json.dumps(
+        [row.started_at.astimezone(UTC).isoformat(), row.task.namespace, row.task.name]
+    )
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def _decode_list_cursor(cursor: str | None) -> tuple[datetime, str, str] | None:
+    if cursor is None:
+        return None
+    try:
+        if len(cursor) > 2000:
+            raise ValueError("too long")
+        started, namespace, name = json.loads(
+            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        )
+        moment = datetime.fromisoformat(started)
+        if not (isinstance(namespace, str) and isinstance(name, str) and moment.tzinfo):
+            raise ValueError("wrong types")
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidRequest("cursor is not one this listing issued") from None
+    return moment, namespace, name

@@ -2,11 +2,12 @@
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from . import argo
 from .cluster import Cluster, ContainerStatus, PodSummary
 from .errors import TaskNotFound
-from .identity import LogId
+from .identity import LogId, TaskRef
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +28,17 @@ class Stream:
 
 @dataclass
 class ClusterTask:
-    task_id: str
+    task: TaskRef
     phase: str
     final: bool
     streams: list[Stream]
     pods: dict[str, PodSummary] = field(default_factory=dict)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def times(self) -> tuple[datetime | None, datetime | None]:
+        return self.started_at, self.finished_at
 
     def container_status(self, stream: Stream) -> ContainerStatus | None:
         """The container's status from the pod, or None when the pod or the status is missing."""
@@ -54,17 +61,24 @@ class ClusterTask:
         return self.final and all(self.stream_settled(stream) for stream in self.streams)
 
 
-def read_task(kube: Cluster, task_id: str, containers: tuple[str, ...]) -> ClusterTask:
+def read_task(kube: Cluster, task: TaskRef, containers: tuple[str, ...]) -> ClusterTask:
     """Read the Workflow and its pods; TaskNotFound when the cluster knows neither."""
-    return build_task(task_id, kube.get_workflow(task_id), kube.list_pods(task_id), containers)
+    cluster = kube.in_namespace(task.namespace)
+    return build_task(
+        task, cluster.get_workflow(task.name), cluster.list_pods(task.name), containers
+    )
 
 
 def build_task(
-    task_id: str, workflow: dict | None, pods: list[PodSummary], containers: tuple[str, ...]
+    task: TaskRef, workflow: dict | None, pods: list[PodSummary], containers: tuple[str, ...]
 ) -> ClusterTask:
     """The task as the cluster describes it: `containers[0]` of every pod, the others where present."""
+    task_id = task.name
     if workflow is None and not pods:
-        raise TaskNotFound(f"task {task_id!r} is not known to the database or to the cluster")
+        raise TaskNotFound(
+            f"task {task_id!r} is not known to the database or to the cluster"
+            f" (namespace {task.namespace!r})"
+        )
     try:
         targets = argo.resolve_pod_targets(workflow, pods)
     except argo.NodesUnavailable as error:
@@ -77,7 +91,8 @@ def build_task(
         for target in targets
         for container in _containers_of(by_name.get(target.pod_name), containers)
     ]
-    return ClusterTask(task_id, phase, argo.is_final_phase(phase), streams, by_name)
+    started, finished = argo.workflow_times(workflow) if workflow else (None, None)
+    return ClusterTask(task, phase, argo.is_final_phase(phase), streams, by_name, started, finished)
 
 
 def _containers_of(pod: PodSummary | None, containers: tuple[str, ...]) -> list[str]:

@@ -12,6 +12,7 @@ import weakref
 
 from simple_websocket import ConnectionClosed
 
+from . import accesslog
 from .engine import frames
 from .engine.frames import NORMAL, POLICY, TRY_AGAIN, SharedFrame
 from .errors import TasklogsError
@@ -27,6 +28,7 @@ class SerializedSocket:
         self._sock = sock
         self._lock = threading.Lock()
         self.send_timeout = send_timeout
+        self.sent = 0  # bytes written, for the access log
         self.sending_since: float | None = (
             None  # monotonic time a write started, while one is under way
         )
@@ -37,6 +39,7 @@ class SerializedSocket:
             self.sending_since = time.monotonic()
             try:
                 self._sock.sendall(data)
+                self.sent += len(data)
             finally:
                 self.sending_since = None
         return len(data)
@@ -111,12 +114,21 @@ def send_frame(ws, frame: str | SharedFrame) -> None:
 
 
 def close(ws, code: int = NORMAL, reason: str = "") -> None:
-    """Close with a code, if the connection is still open."""
-    if ws.connected:
-        try:
-            ws.close(reason=code, message=reason[:120])
-        except Exception:  # noqa: BLE001 - the peer may be gone already
-            pass
+    """Close with a code, if the connection is still open (the access log gets the code either way:
+    ours, or the client's when it closed first)."""
+    if not ws.connected:
+        note_close(ws)
+        return
+    accesslog.note(ws.environ, close=code)
+    try:
+        ws.close(reason=code, message=reason[:120])
+    except Exception:  # noqa: BLE001 - the peer may be gone already
+        pass
+
+
+def note_close(ws) -> None:
+    """Give the access log the close code the client sent (1005 when it sent none)."""
+    accesslog.note(ws.environ, close=int(ws.close_reason))
 
 
 def on_disconnect(ws, callback) -> threading.Thread:
@@ -138,6 +150,7 @@ def on_disconnect(ws, callback) -> threading.Thread:
 def send_error(ws, error: TasklogsError) -> None:
     """Report a TasklogsError as an `error` frame and close: 1008 for the client's fault, else 1013."""
     if not ws.connected:
+        note_close(ws)
         return
     ws.send(frames.error(error.status, error.code, error.message))
     close(ws, POLICY if error.status < 500 else TRY_AGAIN, error.message)

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from tasklogs import argo
-from tasklogs.cluster import PodSummary
+from tasklogs.cluster import AccessDecision, PodSummary, ReviewedToken
 from tasklogs.errors import (
     ClusterRefused,
     ClusterUnavailable,
@@ -68,10 +68,12 @@ class Pod:
     phase: str
     containers: dict[str, Container]
     deleted: bool = False
+    namespace: str = "argo"
 
     def summary(self) -> PodSummary:
         return {
             "name": self.name,
+            "namespace": self.namespace,
             "container_names": list(self.containers),
             "labels": dict(self.labels),
             "annotations": dict(self.annotations),
@@ -109,6 +111,16 @@ class MemoryCluster:
         self.version = 1
         self.clock = EPOCH
         self.closed = False
+        self.tokens: dict[str, tuple[str, tuple[str, ...]]] = {}  # bearer token -> (user, groups)
+        self.readers: set[tuple[str, str]] = set()  # (user or group, namespace) that may read logs
+        self._others: dict[str, MemoryCluster] = {}
+
+    def in_namespace(self, namespace: str) -> "MemoryCluster":
+        """This cluster for its own namespace (and for `*`); another namespace is another, empty
+        MemoryCluster (build it through this call)."""
+        if namespace in (self.namespace, "*"):
+            return self
+        return self._others.setdefault(namespace, MemoryCluster(namespace))
 
     # --- building the namespace ---
 
@@ -150,7 +162,13 @@ class MemoryCluster:
             self._record(
                 "workflows",
                 "ADDED",
-                argo_workflow(name, phase=phase, nodes=nodes, pod_name_format="v2"),
+                argo_workflow(
+                    name,
+                    phase=phase,
+                    nodes=nodes,
+                    pod_name_format="v2",
+                    namespace=self.namespace,
+                ),
             )
             for step, node in zip(steps, nodes[1:], strict=True):
                 pods[step] = argo_pod_name(name, node["name"], template, "v2")
@@ -193,6 +211,7 @@ class MemoryCluster:
                     name: Container(state, REASONS[state], 0 if state == "terminated" else None)
                     for name in containers
                 },
+                namespace=self.namespace,
             )
             self._pod_changed(pod, "ADDED")
 
@@ -296,6 +315,24 @@ class MemoryCluster:
         self.requests[what] += 1
         if self.failure is not None:
             raise self.failure
+
+    # --- access reviews (the AccessReviews protocol) ---
+
+    def review_token(self, token: str) -> ReviewedToken:
+        self._request("create tokenreviews")
+        user, groups = self.tokens.get(token, ("", ()))
+        return {
+            "authenticated": bool(user),
+            "username": user,
+            "uid": f"uid-{user}" if user else "",
+            "groups": [*groups, "system:authenticated"] if user else [],
+            "error": "",
+        }
+
+    def review_access(self, user: str, groups, namespace: str) -> AccessDecision:
+        self._request("create subjectaccessreviews")
+        allowed = any((subject, namespace) in self.readers for subject in (user, *groups))
+        return {"allowed": allowed, "denied": False, "reason": ""}
 
     # --- the Cluster protocol ---
 

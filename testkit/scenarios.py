@@ -1,8 +1,10 @@
 """Argo workflows and their pods on the fake cluster, built the way the controller names them."""
 
+import time
 from dataclasses import dataclass, field
 
 from testkit.fakekube import argo_pod_name, argo_workflow, node_id
+from testkit.fakekube.gotime import format_seconds
 
 
 @dataclass
@@ -89,6 +91,7 @@ def finish(kube, scenario: Scenario, phase: str = "Succeeded") -> None:
 
     def ended(body):
         body["status"]["phase"] = phase
+        body["status"]["finishedAt"] = format_seconds(time.time_ns())  # as the controller sets it
         body["metadata"]["labels"]["workflows.argoproj.io/phase"] = phase
         for node in (body["status"].get("nodes") or {}).values():
             node["phase"] = phase

@@ -37,15 +37,17 @@ def database_url():
 
 
 RBAC = os.path.join(ROOT, "deploy", "rbac.yaml")
+WEB_ACCOUNT, COLLECTOR_ACCOUNT = "tasklogs-web", "tasklogs-collector"
 
 
 @pytest.fixture
 def kube():
-    """The fake API server, enforcing the shipped least-privilege Role on every request of every test."""
+    """The fake API server, enforcing on every request of every test the shipped RBAC: the default token
+    is the web pods' service account (`collector_kubeconfig` has the collector's)."""
     from testkit.fakekube import FakeKube
 
     fake = FakeKube(namespace="argo")
-    fake.load_rbac(RBAC)
+    fake.load_rbac(RBAC, service_account=WEB_ACCOUNT)
     yield fake
     fake.close()
 
@@ -56,14 +58,32 @@ def kubeconfig(kube, tmp_path):
 
 
 @pytest.fixture
-def kube_adapter(kube, kubeconfig):
-    adapter = Kube(
+def collector_kubeconfig(kube, tmp_path):
+    """A kubeconfig with the collector's service account token, under what the shipped RBAC gives it."""
+    token = kube.add_service_account(RBAC, COLLECTOR_ACCOUNT)
+    return kube.write_kubeconfig(str(tmp_path / "collector-kubeconfig"), token)
+
+
+def adapter_for(kube, kubeconfig) -> Kube:
+    return Kube(
         load_api_client(kubeconfig),
         kube.namespace,
         connect_timeout=1,
         read_timeout=3,
         stream_idle_timeout=5,
     )
+
+
+@pytest.fixture
+def kube_adapter(kube, kubeconfig):
+    adapter = adapter_for(kube, kubeconfig)
+    yield adapter
+    adapter.close()
+
+
+@pytest.fixture
+def collector_kube_adapter(kube, collector_kubeconfig):
+    adapter = adapter_for(kube, collector_kubeconfig)
     yield adapter
     adapter.close()
 

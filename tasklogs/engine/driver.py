@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 
 from .. import argo
 from ..errors import ClusterError, StoreUnavailable, TasklogsError, TaskNotFound
+from ..identity import TaskRef
 from ..logstream import Position
 from ..store import repository
+from ..store.unit_of_work import TaskTimes
 from ..tasks import ClusterTask, Stream
 from .backoff import Backoff
 from .feed import Feed, StreamInfo
@@ -36,10 +38,12 @@ class Outcome(enum.Enum):
 class Driver:
     """Runs one task in this process: leads its capture or follows the journal, until nobody needs it."""
 
-    def __init__(self, engine: "Engine", task_id: str):
-        self.engine, self.task_id = engine, task_id
+    def __init__(self, engine: "Engine", task: TaskRef):
+        self.engine, self.task = engine, task
+        self.cluster = engine.kube.in_namespace(task.namespace)
+        self._times: TaskTimes = (None, None)  # when the workflow started and finished, once read
         self._stopped = threading.Event()
-        self.feed = Feed(task_id, engine.coalesce, engine.writer.mark, self._stopped)
+        self.feed = Feed(task, engine.coalesce, engine.writer.mark, self._stopped)
         self.pinned = False
         self.ready = (
             threading.Event()
@@ -53,9 +57,7 @@ class Driver:
         self._announced = False  # the capturing process knows of viewers here
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run, name=f"driver-{self.task_id}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"driver-{self.task}", daemon=True)
         self._thread.start()
 
     def wake(self) -> None:
@@ -84,22 +86,22 @@ class Driver:
             while not self._stopped.is_set():
                 outcome = (
                     self._lead()
-                    if self.engine.leases.acquire(self.task_id) is not False
+                    if self.engine.leases.acquire(self.task) is not False
                     else self._follow()
                 )
                 if outcome is Outcome.COMPLETE:
-                    self.engine.completed.add(self.task_id)
+                    self.engine.completed.add(self.task)
                 if outcome in (Outcome.COMPLETE, Outcome.FAILED) or (
                     outcome is Outcome.IDLE and self.engine.retire(self)
                 ):
                     break
         except Exception:  # noqa: BLE001 - a driver must never die silently
-            log.exception("driver of %s failed", self.task_id)
+            log.exception("driver of %s failed", self.task)
             self._fail(TasklogsError("internal error"))
         finally:
             self._stop_captures()
             if self.leading:
-                self.engine.leases.release(self.task_id)
+                self.engine.leases.release(self.task)
             self.engine.retire(self, force=True)
             self.ready.set()
 
@@ -134,20 +136,20 @@ class Driver:
         """Viewers here wait for the capturing process's commits: tell it as soon as the first one comes
         (the engine's tick repeats it every poll interval while there are viewers)."""
         if self.feed.viewers and not self._announced:
-            self.engine.announce_watching([self.task_id])
+            self.engine.announce_watching([self.task])
         self._announced = bool(self.feed.viewers)
 
     def _check_complete(self) -> None:
         with self.engine.units() as uow:
-            task = repository.get_task(uow.session, self.task_id)
+            task = repository.get_task(uow.session, self.task)
         if task is not None and task.complete:
             self.feed.finish(task.phase)
 
     def _sync_from_journal(self) -> None:
         """Bring the feed up to what the journal holds (text, phases, the end)."""
         with self.engine.units() as uow:
-            task = repository.get_task(uow.session, self.task_id)
-            for row in repository.get_stored_logs(uow.session, self.task_id):
+            task = repository.get_task(uow.session, self.task)
+            for row in repository.get_stored_logs(uow.session, self.task):
                 # streams met after the first sync are new to the viewers too: their text is sent from 0
                 start = 0 if self.ready.is_set() else row.length
                 stream = self.feed.add_stream(StreamInfo(row.log, row.phase, start, row.log_id))
@@ -169,7 +171,7 @@ class Driver:
         except StoreUnavailable:
             log.warning(
                 "database unavailable: capturing %s from Kubernetes without the journal",
-                self.task_id,
+                self.task,
             )
         if self.feed.complete:
             self.ready.set()
@@ -177,7 +179,7 @@ class Driver:
         backoff = Backoff(base=self.engine.capture.poll_interval, cap=10)
         while not self._stopped.is_set():
             try:
-                task = self.engine.read_task(self.task_id)
+                task = self.engine.read_task(self.task)
                 backoff.reset()
             except TaskNotFound as error:
                 if not self.feed.streams:
@@ -188,7 +190,7 @@ class Driver:
             except ClusterError as error:
                 if not self.feed.streams and not self.ready.is_set():
                     return self._fail(error)
-                log.info("cannot read task %s (%s); retrying", self.task_id, error.message)
+                log.info("cannot read task %s (%s); retrying", self.task, error.message)
                 self._stopped.wait(backoff.next())
                 continue
             if task is not None and self._update(task):
@@ -208,8 +210,8 @@ class Driver:
         self._wait()
         if not self.needed():
             return Outcome.IDLE
-        if self.engine.leases.acquire(self.task_id) is False:
-            log.info("lease of %s taken by another process; following its journal", self.task_id)
+        if self.engine.leases.acquire(self.task) is False:
+            log.info("lease of %s taken by another process; following its journal", self.task)
             self._stop_captures()
             return Outcome.LOST
         return None
@@ -236,17 +238,18 @@ class Driver:
 
     def _record_phases(self, task: ClusterTask) -> None:
         """Store phase changes, so that followers elsewhere (and REST) see them before the final save."""
-        phases = (task.phase, tuple((s.key, s.phase) for s in task.streams))
+        phases = (task.phase, tuple((s.key, s.phase) for s in task.streams), task.times)
+        self._times = task.times
         if phases == self._saved_phases:
             return
         try:
             with self.engine.write_slots, self.engine.units() as uow:
                 ids = uow.record_phases(
-                    self.task_id, task.phase, [(s.log, s.phase) for s in task.streams]
+                    self.task, task.phase, [(s.log, s.phase) for s in task.streams], task.times
                 )
                 uow.commit()
         except StoreUnavailable as error:  # tried again on the next change
-            log.info("phases of %s not saved (%s)", self.task_id, error.message)
+            log.info("phases of %s not saved (%s)", self.task, error.message)
             return
         self._saved_phases = phases
         self.feed.set_log_ids(
@@ -263,13 +266,13 @@ class Driver:
                 "log of %s is stored without a resume position; not capturing it again",
                 stream.log.pod,
             )
-            capture = ContainerCapture(self.engine.kube, self.feed, stream, position, None, 0)
+            capture = ContainerCapture(self.cluster, self.feed, stream, position, None, 0)
             capture.caught_up.set()
             capture.finished.set()
             self._captures[stream.key] = capture
             return capture
         capture = ContainerCapture(
-            self.engine.kube,
+            self.cluster,
             self.feed,
             stream,
             position,
@@ -294,14 +297,14 @@ class Driver:
         if stream.log_id is None or stream.end == 0:
             return Position()
         with self.engine.units() as uow:
-            for row in repository.get_stored_logs(uow.session, self.task_id):
+            for row in repository.get_stored_logs(uow.session, self.task):
                 if row.log_id == stream.log_id:
                     return row.position
         return Position()
 
     def _vanished(self) -> bool:
         """Workflow and pods are gone (deleted): what was captured is all there will be; save it as final."""
-        log.info("task %s vanished from the cluster; saving what was captured", self.task_id)
+        log.info("task %s vanished from the cluster; saving what was captured", self.task)
         self._stop_captures()
         return self._final_save(
             self.feed.phase if argo.is_final_phase(self.feed.phase) else "Failed"
@@ -315,10 +318,10 @@ class Driver:
             log_phases = {s.log_id: s.phase for s in self.feed.streams.values() if s.log_id}
             try:
                 with self.engine.units() as uow:
-                    uow.final_save(self.task_id, phase, log_phases)
+                    uow.final_save(self.task, phase, log_phases, self._times)
                     uow.commit()
             except StoreUnavailable as error:  # retried on the next poll
-                log.warning("final save of %s failed (%s); retrying", self.task_id, error.message)
+                log.warning("final save of %s failed (%s); retrying", self.task, error.message)
                 return False
         self.feed.finish(phase)
         return True

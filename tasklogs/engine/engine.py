@@ -19,6 +19,7 @@ from .. import tasks
 from ..cluster import Cluster
 from ..config import Settings
 from ..errors import StoreUnavailable
+from ..identity import TaskRef
 from ..store import postgres
 from ..store.unit_of_work import UnitsOfWork
 from ..tasks import ClusterTask
@@ -46,11 +47,11 @@ class Engine:
         units: UnitsOfWork,
         sa_engine: SqlEngine,
         settings: Settings,
-        read_task: Callable[[str], ClusterTask] | None = None,
+        read_task: Callable[[TaskRef], ClusterTask] | None = None,
     ):
         capture, containers = settings.capture, settings.cluster.containers
         self.kube, self.units, self.capture = kube, units, capture
-        self.read_task = read_task or (lambda task_id: tasks.read_task(kube, task_id, containers))
+        self.read_task = read_task or (lambda task: tasks.read_task(kube, task, containers))
         self.coalesce = settings.tails.coalesce
         self.catch_up_timeout = settings.cluster.read_timeout
         # Drivers' writes (phases, final saves) queue for half the pool: when many workflows change or end
@@ -67,8 +68,8 @@ class Engine:
         self.listener = JournalListener(
             sa_engine, self.journal_changed, self.tick, capture.poll_interval
         )
-        self._drivers: dict[str, Driver] = {}
-        self.completed: set[str] = set()  # tasks whose final save ran (seen by this process)
+        self._drivers: dict[TaskRef, Driver] = {}
+        self.completed: set[TaskRef] = set()  # tasks whose final save ran (seen by this process)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         for target, name in (
@@ -77,14 +78,14 @@ class Engine:
         ):
             threading.Thread(target=target, name=name, daemon=True).start()
 
-    def driver(self, task_id: str, pinned: bool = False) -> Driver:
+    def driver(self, task: TaskRef, pinned: bool = False) -> Driver:
         """The task's driver in this process, started on first use; `pinned` keeps it without viewers."""
         with self._lock:
             if self._stopped.is_set():
                 raise EngineClosed("the engine is shutting down")
-            driver = self._drivers.get(task_id)
+            driver = self._drivers.get(task)
             if driver is None:
-                driver = self._drivers[task_id] = Driver(self, task_id)
+                driver = self._drivers[task] = Driver(self, task)
                 driver.start()
             driver.pinned = driver.pinned or pinned
             driver.touch()
@@ -99,13 +100,13 @@ class Engine:
         with self._lock:
             if driver.feed.viewers and not driver.feed.complete and not force:
                 return False
-            if self._drivers.get(driver.task_id) is driver:
-                del self._drivers[driver.task_id]
+            if self._drivers.get(driver.task) is driver:
+                del self._drivers[driver.task]
             return True
 
-    def leads(self, task_id: str) -> bool:
+    def leads(self, task: TaskRef) -> bool:
         """Whether this process captures the task now."""
-        driver = self._drivers.get(task_id)
+        driver = self._drivers.get(task)
         return driver is not None and driver.leading and not driver.feed.complete
 
     def stats(self) -> dict:
@@ -118,9 +119,9 @@ class Engine:
             "journal": "ok" if self.writer.healthy else "failing",
         }
 
-    def wake(self, task_id: str) -> None:
+    def wake(self, task: TaskRef) -> None:
         """Something about the task changed (the collector's watches): its driver looks again now."""
-        driver = self._drivers.get(task_id)
+        driver = self._drivers.get(task)
         if driver is not None:
             driver.wake()
 
@@ -129,13 +130,13 @@ class Engine:
         capturing one wrote it, and waking it would re-read the cluster at the journal's pace). Or it has
         viewers following this process's capture: commit that task's text as soon as it is read."""
         if payload.startswith(postgres.WATCHING):
-            driver = self._drivers.get(payload[len(postgres.WATCHING) :])
+            driver = self._drivers.get(TaskRef.parse(payload[len(postgres.WATCHING) :]))
             if driver is not None and driver.leading:
                 driver.feed.watched_elsewhere_until = (
                     time.monotonic() + WATCH_EXPIRY * self.capture.poll_interval
                 )
             return
-        driver = self._drivers.get(payload)
+        driver = self._drivers.get(TaskRef.parse(payload))
         if driver is not None and not driver.leading:
             driver.wake()
 
@@ -147,18 +148,18 @@ class Engine:
             if not driver.leading:
                 driver.wake()
                 if driver.feed.viewers:
-                    watched.append(driver.task_id)
+                    watched.append(driver.task)
         self.announce_watching(watched)
 
-    def announce_watching(self, task_ids: list[str]) -> None:
-        if not task_ids:
+    def announce_watching(self, refs: list[TaskRef]) -> None:
+        if not refs:
             return
         try:
             with self.units() as uow:
-                postgres.notify_watching(uow.session, task_ids)
+                postgres.notify_watching(uow.session, refs)
                 uow.commit()
         except StoreUnavailable as error:  # the followers' journal reads report the database
-            log.info("could not announce viewers of %d task(s) (%s)", len(task_ids), error.message)
+            log.info("could not announce viewers of %d task(s) (%s)", len(refs), error.message)
 
     def close(self) -> None:
         """Stop every driver and background thread (tests, and worker shutdown); flush what was captured."""

@@ -19,7 +19,7 @@ from functools import partial
 from typing import NamedTuple
 
 from ..cursor import encode_cursor
-from ..identity import LogId
+from ..identity import LogId, TaskRef
 from ..logstream import Position
 from ..pages import drop_head
 from . import frames
@@ -91,12 +91,12 @@ class Feed:
 
     def __init__(
         self,
-        task_id: str,
+        task: TaskRef,
         coalesce: float = 0.0,
         on_unsaved=None,
         stopped: threading.Event | None = None,
     ):
-        self.task_id = task_id
+        self.task = task
         self.coalesce = coalesce
         self._stopped = stopped or threading.Event()
         self._publisher: threading.Thread | None = None
@@ -354,7 +354,7 @@ class Feed:
                 self.coalesce and self._publisher is None
             ):  # started by the first viewer, if one ever comes
                 self._publisher = threading.Thread(
-                    target=self._run_publisher, name=f"publish-{self.task_id}", daemon=True
+                    target=self._run_publisher, name=f"publish-{self.task}", daemon=True
                 )
                 self._publisher.start()
 

@@ -5,7 +5,7 @@ Frames are JSON text; `SharedFrame` is one that many viewers receive unchanged, 
 
 import json
 
-from ..identity import LogId
+from ..identity import LogId, TaskRef
 
 # Close codes (RFC 6455 and the private 4000-4999 range).
 NORMAL = 1000
@@ -21,13 +21,14 @@ def dumps(frame: dict) -> str:
 
 
 def snapshot(
-    task_id: str, phase: str, source: str, complete: bool, logs: list[dict], cursor: str
+    task: TaskRef, phase: str, source: str, complete: bool, logs: list[dict], cursor: str
 ) -> str:
     """The first frame of a tail: each log's `{node, pod, container, phase, offset, logs}` so far."""
     return dumps(
         {
             "type": "snapshot",
-            "task_id": task_id,
+            "namespace": task.namespace,
+            "task_id": task.name,
             "phase": phase,
             "source": source,
             "complete": complete,

@@ -129,7 +129,7 @@ class JournalWriter:
                             run.start,
                         )
             inserted = uow.append_runs(
-                [page_run for _, _, page_run in runs], {f.task_id for f, _, _ in [*runs, *written]}
+                [page_run for _, _, page_run in runs], {f.task for f, _, _ in [*runs, *written]}
             )
             for feed, key, page_run in runs:
                 if (page_run.log_id, page_run.start) in inserted:
@@ -144,7 +144,7 @@ class JournalWriter:
         missing = feed.streams_without_rows()
         if missing:
             ids = repository.record_logs(
-                uow.session, feed.task_id, [(s.log, s.phase) for s in missing]
+                uow.session, feed.task, [(s.log, s.phase) for s in missing]
             )
             feed.set_log_ids({s.key: ids[s.log] for s in missing})
         return feed.log_ids()

@@ -14,6 +14,7 @@ import uuid
 
 from sqlalchemy import Engine as SqlEngine
 
+from ..identity import TaskRef
 from ..store import postgres
 from ..store.postgres import Dedicated, task_lock_key
 
@@ -28,7 +29,7 @@ class Leases:
     def __init__(self, sa_engine: SqlEngine):
         self._engine = sa_engine
         self._shared = sa_engine.dialect.name == "postgresql"
-        self._held: set[str] = set()
+        self._held: set[TaskRef] = set()
         self._lock = threading.Lock()
         self._name = f"tasklogs-leases-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._connection = Dedicated(
@@ -36,7 +37,7 @@ class Leases:
         )
         self._pinged = 0.0
 
-    def acquire(self, task_id: str) -> bool | None:
+    def acquire(self, task: TaskRef) -> bool | None:
         """True: this process captures the task. False: another does. None: nobody can tell."""
         if not self._shared:
             return True
@@ -46,35 +47,35 @@ class Leases:
                 2,
             ):  # a connection the server closed while idle gets one fresh retry
                 try:
-                    return self._acquire(task_id)
+                    return self._acquire(task)
                 except postgres.CONNECTION_ERRORS as error:  # the connection and its locks are gone
                     self._drop(error)
             return None
 
-    def _acquire(self, task_id: str) -> bool:
+    def _acquire(self, task: TaskRef) -> bool:
         connection = self._connection.get()
-        if task_id in self._held:
+        if task in self._held:
             if (
                 time.monotonic() - self._pinged > PING_INTERVAL
             ):  # one ping vouches for every lease held
                 postgres.ping(connection)
                 self._pinged = time.monotonic()
             return True
-        if postgres.try_lock(connection, task_lock_key(task_id)):
-            self._held.add(task_id)
+        if postgres.try_lock(connection, task_lock_key(task)):
+            self._held.add(task)
             return True
         return False
 
-    def release(self, task_id: str) -> None:
+    def release(self, task: TaskRef) -> None:
         """Give the task up (its capture stopped)."""
         if not self._shared:
             return
         with self._lock:
-            if task_id not in self._held:
+            if task not in self._held:
                 return
-            self._held.discard(task_id)
+            self._held.discard(task)
             try:
-                postgres.unlock(self._connection.get(), task_lock_key(task_id))
+                postgres.unlock(self._connection.get(), task_lock_key(task))
             except postgres.CONNECTION_ERRORS as error:
                 self._drop(error)
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from ..cluster import Cluster, ContainerStatus
 from ..errors import ContainerWaiting, LogsGone, ObjectNotFound
-from ..identity import LogId
+from ..identity import LogId, TaskRef
 from ..logstream import START, LogParser, Position
 from ..store import postgres, repository
 from ..store.unit_of_work import UnitOfWork, UnitsOfWork
@@ -155,29 +155,32 @@ class Pending:
 def refresh_task(
     kube: Cluster,
     units: UnitsOfWork,
-    task_id: str,
+    ref: TaskRef,
     containers: tuple[str, ...],
-    leads: Callable[[str], bool],
+    leads: Callable[[TaskRef], bool],
 ) -> tuple[ClusterTask, bool]:
     """Append what the task's containers logged since the last save; run the final save once it ended,
     unless a live capture holds the task (`leads` here, or a lease elsewhere): that capture runs the final
     save, with everything it took. Return the task and whether it is complete now."""
-    task = read_task(kube, task_id, containers)
+    task = read_task(kube, ref, containers)
     with units() as uow:
-        ids = uow.record_phases(task_id, task.phase, [(s.log, s.phase) for s in task.streams])
-        stored = {row.log_id: row for row in repository.get_stored_logs(uow.session, task_id)}
+        ids = uow.record_phases(
+            ref, task.phase, [(s.log, s.phase) for s in task.streams], task.times
+        )
+        stored = {row.log_id: row for row in repository.get_stored_logs(uow.session, ref)}
         uow.commit()
+    cluster = kube.in_namespace(ref.namespace)
     for stream in task.streams:
-        store_container(kube, units, stored[ids[stream.log]], task.container_status(stream))
+        store_container(cluster, units, stored[ids[stream.log]], task.container_status(stream))
     with units() as uow:
-        complete = task.settled and not capture_running(uow, task_id, leads)
+        complete = task.settled and not capture_running(uow, ref, leads)
         if complete:
-            uow.final_save(task_id, task.phase, {})
+            uow.final_save(ref, task.phase, {}, task.times)
         uow.commit()
     return task, complete
 
 
-def capture_running(uow: UnitOfWork, task_id: str, leads: Callable[[str], bool]) -> bool:
+def capture_running(uow: UnitOfWork, task: TaskRef, leads: Callable[[TaskRef], bool]) -> bool:
     """Whether a live capture (a tail's or the collector's, in any process) holds the task right now; if
     none does, the task's lease stays locked until `uow` ends, so none starts meanwhile."""
-    return leads(task_id) or not postgres.try_task_lock(uow.session, task_id)
+    return leads(task) or not postgres.try_task_lock(uow.session, task)

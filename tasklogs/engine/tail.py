@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..cursor import encode_cursor
 from ..errors import StoreUnavailable
-from ..identity import LogId
+from ..identity import LogId, TaskRef
 from ..linequery import LineQuery, format_ts
 from ..pages import Line, advance
 from ..store import repository
@@ -58,7 +58,7 @@ class Tail:
     def __init__(
         self,
         engine: Engine,
-        task_id: str,
+        task: TaskRef,
         offsets: dict[str, int] | None,
         *,
         max_queue: int,
@@ -68,7 +68,7 @@ class Tail:
         tail_lines: int | None = None,
         lines_format: bool = False,
     ):
-        self.engine, self.task_id = engine, task_id
+        self.engine, self.task = engine, task
         self.resuming = offsets is not None  # a cursor wins over `tail_lines`
         self.offsets = dict(offsets or {})
         self.max_queue, self.frame_chars, self.idle_timeout = max_queue, frame_chars, idle_timeout
@@ -107,7 +107,7 @@ class Tail:
     def frames(self):
         """JSON frames: a snapshot (and the backlog), then live text, phases, `complete`."""
         try:
-            self.driver = self.engine.driver(self.task_id)
+            self.driver = self.engine.driver(self.task)
         except EngineClosed:
             self.close_code, self.close_reason = (
                 GOING_AWAY,
@@ -199,8 +199,8 @@ class Tail:
         started = False
         try:
             with self.engine.units() as uow:
-                stored = repository.get_task(uow.session, self.task_id)
-                rows = repository.get_stored_logs(uow.session, self.task_id)
+                stored = repository.get_task(uow.session, self.task)
+                rows = repository.get_stored_logs(uow.session, self.task)
             started = True
             complete = bool(stored and stored.complete)
             if complete:
@@ -220,12 +220,12 @@ class Tail:
         except StoreUnavailable:
             if started or self.cluster_view is None:
                 raise
-        log.warning("database unavailable, tail of %s starts from Kubernetes", self.task_id)
+        log.warning("database unavailable, tail of %s starts from Kubernetes", self.task)
         yield from self._cluster_snapshot()
         return False
 
     def _cluster_snapshot(self):
-        view = self.cluster_view(self.task_id, degraded="database")
+        view = self.cluster_view(self.task, degraded="database")
         self._phase = view.phase
         yield from self._entry_frames(
             [self._cluster_entry(e) for e in view.entries], "kubernetes", False
@@ -297,7 +297,7 @@ class Tail:
             )
             rests.append((entry.log, pieces))
         yield frames.snapshot(
-            self.task_id, self._phase, source, complete, logs, encode_cursor(self.offsets)
+            self.task, self._phase, source, complete, logs, encode_cursor(self.offsets)
         )
         for log_, pieces in rests:
             for piece in pieces:
@@ -325,7 +325,7 @@ class Tail:
             )
             rests.append((entry.log, batches))
         yield frames.snapshot(
-            self.task_id, self._phase, source, complete, logs, encode_cursor(self.offsets)
+            self.task, self._phase, source, complete, logs, encode_cursor(self.offsets)
         )
         for log_, batches in rests:
             for number, lines, end in batches:

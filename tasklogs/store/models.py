@@ -26,12 +26,16 @@ def utcnow() -> datetime:
 # Flask-SQLAlchemy builds `db.Model` at run time: mypy cannot see it as a class.
 class Task(db.Model):  # type: ignore[name-defined]
     __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_listing", "started_at", "namespace", "task_id"),)
 
+    namespace = db.Column(String(63), primary_key=True)
     task_id = db.Column(String(253), primary_key=True)
     phase = db.Column(String(32), nullable=False, default="")
     complete = db.Column(Boolean, nullable=False, default=False)
     created_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+    started_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    finished_at = db.Column(DateTime(timezone=True), nullable=True)
 
 
 class TaskLog(db.Model):  # type: ignore[name-defined]
@@ -41,16 +45,19 @@ class TaskLog(db.Model):  # type: ignore[name-defined]
     __tablename__ = "task_logs"
     __table_args__ = (
         UniqueConstraint(
+            "namespace",
             "task_id",
             "node_id",
             "pod_name",
             "container",
             name="uq_task_logs_task_node_pod_container",
         ),
+        Index("ix_task_logs_task", "namespace", "task_id"),
     )
 
     id = db.Column(Integer, primary_key=True, autoincrement=True)
-    task_id = db.Column(String(253), nullable=False, index=True)
+    namespace = db.Column(String(63), nullable=False)
+    task_id = db.Column(String(253), nullable=False)
     node_id = db.Column(String(253), nullable=False)
     pod_name = db.Column(String(253), nullable=False)
     container = db.Column(String(63), nullable=False, default="main")

@@ -7,10 +7,13 @@ and every task lock is granted: one process alone captures anyway.
 """
 
 import hashlib
+from collections.abc import Iterable
 
 import psycopg2
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
+
+from ..identity import TaskRef
 
 # What a dedicated connection raises when the database refuses or the connection is gone.
 CONNECTION_ERRORS = (psycopg2.Error, SQLAlchemyError, OSError)
@@ -20,10 +23,10 @@ MIGRATION_LOCK = (
 )
 
 
-def task_lock_key(task_id: str) -> int:
+def task_lock_key(task: TaskRef) -> int:
     """A signed 64-bit advisory lock key for the task's lease (collisions: about 2**-64 per pair)."""
     return int.from_bytes(
-        hashlib.blake2b(f"tasklogs:{task_id}".encode(), digest_size=8).digest(), "big", signed=True
+        hashlib.blake2b(f"tasklogs:{task.key}".encode(), digest_size=8).digest(), "big", signed=True
     )
 
 
@@ -33,11 +36,16 @@ WATCHING = (
 )
 
 
-def notify(session, task_ids) -> None:
-    """Tell other processes (LISTEN tasklogs) that these tasks changed; delivered at commit."""
+def notify(session, refs: Iterable[TaskRef]) -> None:
+    """Tell other processes (LISTEN tasklogs) that these tasks changed; delivered at commit. The
+    payload is the task's `key` (`namespace/name`)."""
+    _notify(session, [task.key for task in refs])
+
+
+def _notify(session, payloads: list[str]) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
-    task_ids = sorted(set(task_ids))
+    task_ids = sorted(set(payloads))
     if task_ids:  # one round trip for all of them
         session.execute(
             text(
@@ -47,9 +55,9 @@ def notify(session, task_ids) -> None:
         )
 
 
-def notify_watching(session, task_ids) -> None:
+def notify_watching(session, refs: Iterable[TaskRef]) -> None:
     """Tell the processes capturing these tasks that viewers here follow their journals."""
-    notify(session, [WATCHING + task_id for task_id in task_ids])
+    _notify(session, [WATCHING + task.key for task in refs])
 
 
 def listen(dbapi_connection) -> None:
@@ -99,12 +107,12 @@ def unlock_migrations(connection) -> None:
     connection.execute(select(func.pg_advisory_unlock(MIGRATION_LOCK)))
 
 
-def try_task_lock(session, task_id: str) -> bool:
+def try_task_lock(session, task: TaskRef) -> bool:
     """Take the task's lease lock for this transaction only; False while a capture holds the lease."""
     if session.get_bind().dialect.name != "postgresql":
         return True
     return bool(
-        session.execute(select(func.pg_try_advisory_xact_lock(task_lock_key(task_id)))).scalar()
+        session.execute(select(func.pg_try_advisory_xact_lock(task_lock_key(task)))).scalar()
     )
 
 

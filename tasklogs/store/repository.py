@@ -10,11 +10,12 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, func, literal, select, text, update
+from sqlalchemy import and_, delete, func, literal, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..identity import LogId
+from ..identity import LogId, TaskRef
 from ..logstream import Position
 from ..pages import PAGE_CHARS, LogEnd, Page, decode_stamps, drop_head, encode_stamps, paginate
 from .models import LogPage, Task, TaskLog, utcnow
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StoredTask:
-    task_id: str
+    task: TaskRef
     phase: str
     complete: bool
 
@@ -51,61 +52,89 @@ def _insert(session, table):
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-def get_task(session, task_id: str) -> StoredTask | None:
+def _is(table, task: TaskRef):
+    """The condition that picks `task`'s rows of `tasks` or `task_logs`."""
+    return and_(table.c.namespace == task.namespace, table.c.task_id == task.name)
+
+
+def get_task(session, task: TaskRef) -> StoredTask | None:
     """The task's row, or None when nothing is stored for it."""
-    row = session.execute(
-        select(tasks.c.phase, tasks.c.complete).where(tasks.c.task_id == task_id)
-    ).first()
-    return StoredTask(task_id, row.phase, row.complete) if row else None
+    row = session.execute(select(tasks.c.phase, tasks.c.complete).where(_is(tasks, task))).first()
+    return StoredTask(task, row.phase, row.complete) if row else None
 
 
-def complete_tasks(session, task_ids) -> set[str]:
+def complete_tasks(session, refs: Iterable[TaskRef]) -> set[TaskRef]:
     """Which of these tasks have had their final save."""
-    return set(
-        session.execute(
-            select(tasks.c.task_id).where(tasks.c.task_id.in_(list(task_ids)), tasks.c.complete)
-        ).scalars()
+    refs = list(refs)
+    if not refs:
+        return set()
+    rows = session.execute(
+        select(tasks.c.namespace, tasks.c.task_id).where(
+            tuple_(tasks.c.namespace, tasks.c.task_id).in_([(t.namespace, t.name) for t in refs]),
+            tasks.c.complete,
+        )
     )
+    return {TaskRef(row.namespace, row.task_id) for row in rows}
 
 
-def save_task(session, task_id: str, phase: str, complete: bool = False) -> None:
-    """Create or update the task's row (phase, and whether its final save has run)."""
+def save_task(
+    session,
+    task: TaskRef,
+    phase: str,
+    complete: bool = False,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+) -> None:
+    """Create or update the task's row: its phase, whether its final save has run, and when the
+    workflow started and finished (kept once known)."""
+    now = utcnow()
     statement = _insert(session, tasks).values(
-        task_id=task_id, phase=phase, complete=complete, created_at=utcnow(), updated_at=utcnow()
+        namespace=task.namespace,
+        task_id=task.name,
+        phase=phase,
+        complete=complete,
+        created_at=now,
+        updated_at=now,
+        started_at=started_at or now,
+        finished_at=finished_at,
     )
+    changes = {
+        "phase": phase,
+        "complete": tasks.c.complete | statement.excluded.complete,
+        "updated_at": now,
+        "finished_at": func.coalesce(statement.excluded.finished_at, tasks.c.finished_at),
+    }
+    if started_at is not None:
+        changes["started_at"] = started_at
     session.execute(
         statement.on_conflict_do_update(  # once complete, a task stays complete
-            index_elements=["task_id"],
-            set_={
-                "phase": phase,
-                "complete": tasks.c.complete | statement.excluded.complete,
-                "updated_at": utcnow(),
-            },
+            index_elements=["namespace", "task_id"], set_=changes
         )
     )
 
 
-def record_logs(session, task_id: str, logs: Iterable[tuple[LogId, str]]) -> dict[LogId, int]:
+def record_logs(session, task: TaskRef, logs: Iterable[tuple[LogId, str]]) -> dict[LogId, int]:
     """Upsert one row per (log, phase), keeping any stored text; return the row ids by log."""
-    return {log: _upsert_log(session, task_id, log, phase, None) for log, phase in logs}
+    return {log: _upsert_log(session, task, log, phase, None) for log, phase in logs}
 
 
-def save_logs_to_database(session, task_id: str, logs: list[dict]) -> dict[LogId, int]:
+def save_logs_to_database(session, task: TaskRef, logs: list[dict]) -> dict[LogId, int]:
     """The design's helper: upsert one row per entry `{node, pod, phase[, container][, logs]}`.
 
     An entry with a `logs` text replaces the log's stored text with it (a complete log, read whole);
     without one, only the phase is updated and the stored text is kept."""
     return {
         (log := LogId(entry["node"], entry["pod"], entry.get("container") or "main")): _upsert_log(
-            session, task_id, log, entry.get("phase") or "", entry.get("logs")
+            session, task, log, entry.get("phase") or "", entry.get("logs")
         )
         for entry in logs
     }
 
 
-def _upsert_log(session, task_id: str, log: LogId, phase: str, text_: str | None) -> int:
+def _upsert_log(session, task: TaskRef, log: LogId, phase: str, text_: str | None) -> int:
     values = {
-        "task_id": task_id,
+        "namespace": task.namespace,
+        "task_id": task.name,
         "node_id": log.node,
         "pod_name": log.pod,
         "container": log.container,
@@ -118,7 +147,8 @@ def _upsert_log(session, task_id: str, log: LogId, phase: str, text_: str | None
         _insert(session, task_logs)
         .values(**values)
         .on_conflict_do_update(
-            index_elements=["task_id", "node_id", "pod_name", "container"], set_=changes
+            index_elements=["namespace", "task_id", "node_id", "pod_name", "container"],
+            set_=changes,
         )
         .returning(task_logs.c.id)
     )
@@ -182,7 +212,7 @@ def _end(row) -> LogEnd:
     )
 
 
-def get_stored_logs(session, task_id: str) -> list[StoredLog]:
+def get_stored_logs(session, task: TaskRef) -> list[StoredLog]:
     """Every log of the task in creation order, with where its text ends and its capture stands."""
     rows = session.execute(
         select(
@@ -203,7 +233,7 @@ def get_stored_logs(session, task_id: str) -> list[StoredLog]:
             log_pages.c.restarts,
         )
         .select_from(task_logs.outerjoin(log_pages, _last_page_of(task_logs.c.id)))
-        .where(task_logs.c.task_id == task_id)
+        .where(_is(task_logs, task))
         .order_by(task_logs.c.created_at, task_logs.c.id)
     )
     return [
@@ -347,7 +377,7 @@ def _first_page_reaching(session, log_id: int, column, value: int) -> int | None
     ).scalar()
 
 
-def get_logs_from_database(session, task_id: str) -> list[dict]:
+def get_logs_from_database(session, task: TaskRef) -> list[dict]:
     """The design's helper: every stored log of the task, `{node, pod, container, phase, logs}` in
     creation order ([] when none)."""
     return [
@@ -356,7 +386,7 @@ def get_logs_from_database(session, task_id: str) -> list[dict]:
             "phase": stored.phase,
             "logs": "".join(read_log(session, stored.log_id)),
         }
-        for stored in get_stored_logs(session, task_id)
+        for stored in get_stored_logs(session, task)
     ]
 
 
@@ -370,11 +400,11 @@ def save_phases(session, phases: dict[int, str]) -> None:
         )
 
 
-def merge_pages(session, task_id: str) -> None:
+def merge_pages(session, task: TaskRef) -> None:
     """The final save: merge each log's runs of small pages (the live capture's appends) into pages of
     about PAGE_CHARS characters, and record each log's line and byte counts in `task_logs`. Large pages
     are left as they are: nothing is written twice but the small pages' text, once."""
-    log_ids = select(task_logs.c.id).where(task_logs.c.task_id == task_id)
+    log_ids = select(task_logs.c.id).where(_is(task_logs, task))
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         # FOR UPDATE conflicts with the share lock every append takes first (lock_logs): no page can
@@ -589,29 +619,135 @@ def check_database(session) -> None:
     session.execute(select(literal(1)))
 
 
-def tasks_older_than(session, cutoff, limit: int | None) -> list[str]:
-    """Task ids whose newest row (task or any of its logs) is older than `cutoff`."""
+def tasks_older_than(session, cutoff, limit: int | None) -> list[TaskRef]:
+    """Tasks whose newest row (task or any of its logs) is older than `cutoff`."""
     newest = (
         select(
-            task_logs.c.task_id.label("task_id"),
+            task_logs.c.namespace,
+            task_logs.c.task_id,
             func.max(task_logs.c.updated_at).label("updated_at"),
         )
-        .group_by(task_logs.c.task_id)
-        .union_all(select(tasks.c.task_id, tasks.c.updated_at))
+        .group_by(task_logs.c.namespace, task_logs.c.task_id)
+        .union_all(select(tasks.c.namespace, tasks.c.task_id, tasks.c.updated_at))
         .subquery()
     )
     query = (
-        select(newest.c.task_id)
-        .group_by(newest.c.task_id)
+        select(newest.c.namespace, newest.c.task_id)
+        .group_by(newest.c.namespace, newest.c.task_id)
         .having(func.max(newest.c.updated_at) < cutoff)
-        .order_by(newest.c.task_id)
+        .order_by(newest.c.namespace, newest.c.task_id)
     )
-    return list(session.execute(query.limit(limit) if limit else query).scalars())
+    rows = session.execute(query.limit(limit) if limit else query)
+    return [TaskRef(row.namespace, row.task_id) for row in rows]
 
 
-def delete_tasks(session, task_ids: list[str]) -> None:
-    """Remove these tasks' rows, their logs and journals."""
-    log_ids = select(task_logs.c.id).where(task_logs.c.task_id.in_(task_ids))
+def delete_tasks(session, refs: list[TaskRef]) -> None:
+    """Remove these tasks' rows, their logs and their pages."""
+    pairs = [(t.namespace, t.name) for t in refs]
+    if not pairs:
+        return
+    of_logs = tuple_(task_logs.c.namespace, task_logs.c.task_id).in_(pairs)
+    log_ids = select(task_logs.c.id).where(of_logs)
     session.execute(delete(log_pages).where(log_pages.c.log_id.in_(log_ids)))
-    session.execute(delete(task_logs).where(task_logs.c.task_id.in_(task_ids)))
-    session.execute(delete(tasks).where(tasks.c.task_id.in_(task_ids)))
+    session.execute(delete(task_logs).where(of_logs))
+    session.execute(delete(tasks).where(tuple_(tasks.c.namespace, tasks.c.task_id).in_(pairs)))
+
+
+def stored_namespaces(session) -> list[str]:
+    """Every namespace with a stored task."""
+    return list(session.execute(select(tasks.c.namespace).distinct()).scalars())
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """One row of the task listing."""
+
+    task: TaskRef
+    phase: str
+    complete: bool
+    started_at: datetime
+    finished_at: datetime | None
+    pods: int
+    lines: int
+    bytes: int
+
+
+def list_tasks(
+    session,
+    namespaces: list[str] | None,
+    *,
+    phase: str | None = None,
+    prefix: str | None = None,
+    after: tuple[datetime, str, str] | None = None,
+    limit: int = 50,
+) -> list[TaskSummary]:
+    """Tasks newest first (by `started_at`, then namespace and name, descending), in `namespaces`
+    (None: all), optionally of one phase or with a name prefix, after the keyset position `after`
+    (the previous page's last (started_at, namespace, task_id)). A log's lines and bytes are those of
+    its last page, so running tasks count what is stored so far."""
+    query = select(
+        tasks.c.namespace,
+        tasks.c.task_id,
+        tasks.c.phase,
+        tasks.c.complete,
+        tasks.c.started_at,
+        tasks.c.finished_at,
+    )
+    if namespaces is not None:
+        query = query.where(tasks.c.namespace.in_(namespaces))
+    if phase:
+        query = query.where(tasks.c.phase == phase)
+    if prefix:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(tasks.c.task_id.like(escaped + "%", escape="\\"))
+    if after is not None:
+        query = query.where(
+            tuple_(tasks.c.started_at, tasks.c.namespace, tasks.c.task_id) < tuple_(*after)
+        )
+    query = query.order_by(
+        tasks.c.started_at.desc(), tasks.c.namespace.desc(), tasks.c.task_id.desc()
+    ).limit(limit)
+    rows = session.execute(query).all()
+    refs = [TaskRef(row.namespace, row.task_id) for row in rows]
+    sizes = _sizes(session, refs)
+    return [
+        TaskSummary(
+            ref,
+            row.phase,
+            row.complete,
+            _aware(row.started_at),
+            _aware(row.finished_at) if row.finished_at else None,
+            *sizes.get(ref, (0, 0, 0)),
+        )
+        for ref, row in zip(refs, rows, strict=True)
+    ]
+
+
+def _sizes(session, refs: list[TaskRef]) -> dict[TaskRef, tuple[int, int, int]]:
+    """(pods, lines, bytes) of each task, from each log's last page."""
+    if not refs:
+        return {}
+    rows = session.execute(
+        select(
+            task_logs.c.namespace,
+            task_logs.c.task_id,
+            func.count(func.distinct(task_logs.c.pod_name)).label("pods"),
+            func.coalesce(func.sum(log_pages.c.last_line), 0).label("lines"),
+            func.coalesce(func.sum(log_pages.c.start_byte + log_pages.c.byte_count), 0).label(
+                "bytes"
+            ),
+        )
+        .select_from(task_logs.outerjoin(log_pages, _last_page_of(task_logs.c.id)))
+        .where(
+            tuple_(task_logs.c.namespace, task_logs.c.task_id).in_(
+                [(t.namespace, t.name) for t in refs]
+            )
+        )
+        .group_by(task_logs.c.namespace, task_logs.c.task_id)
+    )
+    return {TaskRef(r.namespace, r.task_id): (r.pods, int(r.lines), int(r.bytes)) for r in rows}
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone: they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

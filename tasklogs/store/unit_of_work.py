@@ -7,15 +7,18 @@ database does wrong (refused, cut, no pooled connection free in time) leaves a u
 """
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..errors import StoreUnavailable
-from ..identity import LogId
+from ..identity import LogId, TaskRef
 from ..logstream import Position
 from . import postgres, repository
 from .repository import PageRun
+
+TaskTimes = tuple[datetime | None, datetime | None]  # (started_at, finished_at), None: not known
 
 
 def unavailable(error: BaseException) -> StoreUnavailable:
@@ -55,12 +58,17 @@ class UnitOfWork:
     # --- the write steps ---
 
     def record_phases(
-        self, task_id: str, phase: str, logs: Iterable[tuple[LogId, str]]
+        self,
+        task: TaskRef,
+        phase: str,
+        logs: Iterable[tuple[LogId, str]],
+        times: TaskTimes = (None, None),
     ) -> dict[LogId, int]:
-        """Store the task's phase and each log's (a new log gets its row); return the row ids by log."""
-        repository.save_task(self.session, task_id, phase)
-        ids = repository.record_logs(self.session, task_id, logs)
-        postgres.notify(self.session, [task_id])
+        """Store the task's phase (and when it started and finished, once known) and each log's (a new
+        log gets its row); return the row ids by log."""
+        repository.save_task(self.session, task, phase, False, *times)
+        ids = repository.record_logs(self.session, task, logs)
+        postgres.notify(self.session, [task])
         return ids
 
     def append_text(
@@ -69,18 +77,24 @@ class UnitOfWork:
         """Append text that begins at character `start` of the log, unless the store holds it already."""
         return repository.append_chunk(self.session, log_id, start, text, position, stamps)
 
-    def append_runs(self, runs: list[PageRun], task_ids: Iterable[str]) -> set[tuple[int, int]]:
+    def append_runs(self, runs: list[PageRun], refs: Iterable[TaskRef]) -> set[tuple[int, int]]:
         """The journal writer's flush: compare-and-append every run; tell the followers of these tasks."""
         written = repository.append_pages(self.session, runs)
-        postgres.notify(self.session, task_ids)
+        postgres.notify(self.session, refs)
         return written
 
-    def final_save(self, task_id: str, phase: str, log_phases: dict[int, str]) -> None:
+    def final_save(
+        self,
+        task: TaskRef,
+        phase: str,
+        log_phases: dict[int, str],
+        times: TaskTimes = (None, None),
+    ) -> None:
         """Record the last phases, merge the small pages, mark the task complete, tell everyone."""
         repository.save_phases(self.session, log_phases)
-        repository.merge_pages(self.session, task_id)
-        repository.save_task(self.session, task_id, phase, complete=True)
-        postgres.notify(self.session, [task_id])
+        repository.merge_pages(self.session, task)
+        repository.save_task(self.session, task, phase, True, *times)
+        postgres.notify(self.session, [task])
 
 
 UnitsOfWork = Callable[[], UnitOfWork]

@@ -11,6 +11,7 @@ from .objects import serve_get, serve_list, serve_watch
 from .params import is_true
 from .podlog import serve_log
 from .rbac import allows
+from .reviews import serve_access_review, serve_token_review
 from .selectors import name_in_field_selector
 from .server import Body
 from .status import (
@@ -24,6 +25,24 @@ from .status import (
 )
 
 _NS = r"/namespaces/([^/]+)/"
+# Lists and watches across every namespace (namespace None): /api/v1/pods, /apis/.../workflows.
+CLUSTER_ROUTES = (
+    (re.compile(r"^/api/v1/pods$"), "", "pods"),
+    (re.compile(r"^/apis/argoproj\.io/v1alpha1/workflows$"), WORKFLOW_GROUP, "workflows"),
+)
+# Cluster-scoped reviews: created with POST, never stored (resource, group, how they are served).
+REVIEWS = {
+    "/apis/authentication.k8s.io/v1/tokenreviews": (
+        "tokenreviews",
+        "authentication.k8s.io",
+        serve_token_review,
+    ),
+    "/apis/authorization.k8s.io/v1/subjectaccessreviews": (
+        "subjectaccessreviews",
+        "authorization.k8s.io",
+        serve_access_review,
+    ),
+}
 ROUTES = (
     (re.compile(r"^/api/v1" + _NS + r"pods$"), "", "pods", False),
     (re.compile(r"^/api/v1" + _NS + r"pods/([^/]+)$"), "", "pods", True),
@@ -43,11 +62,12 @@ ROUTES = (
 )
 
 
-def parse_request(handler) -> Request:
+def parse_request(handler, body=b"") -> Request:
     """The request as the apiserver's RequestInfo sees it."""
     url = urlsplit(handler.path)
     query = dict(parse_qsl(url.query, keep_blank_values=True))
     request = Request(
+        body=body,
         method=handler.command,
         path=url.path,
         query=query,
@@ -58,6 +78,10 @@ def parse_request(handler) -> Request:
         raw_path=handler.path,
         follow=is_true(query.get("follow")),
     )
+    if url.path in REVIEWS:
+        request.resource, request.group, _ = REVIEWS[url.path]
+        request.verb = "create" if handler.command == "POST" else handler.command.lower()
+        return request
     for pattern, group, resource, named in ROUTES:
         m = pattern.match(url.path)
         if m:
@@ -71,7 +95,12 @@ def parse_request(handler) -> Request:
             )  # RequestInfo does this too
             request.name = unquote(m.group(2)) if named else by_field
             request.verb = "get" if named else "watch" if is_true(query.get("watch")) else "list"
-            break
+            return request
+    for pattern, group, resource in CLUSTER_ROUTES:
+        if pattern.match(url.path):
+            request.group, request.resource, request.namespace = group, resource, None
+            request.name = name_in_field_selector(query.get("fieldSelector"))
+            request.verb = "watch" if is_true(query.get("watch")) else "list"
     return request
 
 
@@ -147,8 +176,7 @@ class App:
         return self.kube.bookmark_interval
 
     def serve(self, handler):
-        _drain_body(handler)
-        request = parse_request(handler)
+        request = parse_request(handler, _read_body(handler))
         delay, fault = self.kube.faults.take(request)
         if delay and self.stopping.wait(delay):
             handler.reset()
@@ -167,13 +195,18 @@ class App:
             body.error(err)
 
     def _dispatch(self, request, body, handler):
-        if not self._authenticated(handler):
+        identity = self._authenticated(handler)
+        if identity is None:
             raise unauthorized()
+        request.user = identity.user
         if request.resource is None:
             raise no_such_route()
-        if request.method != "GET":
+        review = REVIEWS.get(request.path)
+        if request.method != ("POST" if review else "GET"):
             raise method_not_allowed()
-        self._authorize(request)
+        self._authorize(request, identity)
+        if review:
+            return review[2](self, request, body)
         if request.resource == "pods/log":
             return serve_log(self, request, body, handler)
         if request.verb == "watch":
@@ -183,20 +216,28 @@ class App:
         return serve_get(self, request, body)
 
     def _authenticated(self, handler):
-        return handler.headers.get("Authorization", "") == f"Bearer {self.kube.token}"
+        """The identity of the request's bearer token, or None."""
+        scheme, _, token = handler.headers.get("Authorization", "").partition(" ")
+        return self.kube.identity(token) if scheme == "Bearer" else None
 
-    def _authorize(self, request):
-        rules = self.kube.rbac_rules
-        if rules is None or allows(
-            rules, request.verb, request.group, request.resource, request.name
+    def _authorize(self, request, identity):
+        """RBAC as the apiserver runs it: the bindings of the request's namespace and the cluster-wide
+        ones (ClusterRoleBindings), or only those for a cluster-scoped resource."""
+        grants = identity.grants
+        if grants is None or allows(
+            grants.rules_in(request.namespace),
+            request.verb,
+            request.group,
+            request.resource,
+            request.name,
         ):
             return
-        raise self._forbidden(request)
+        raise self._forbidden(request, identity.user)
 
-    def _forbidden(self, request):
+    def _forbidden(self, request, user=None):
         resource, _, subresource = request.resource.partition("/")
         return forbidden(
-            self.kube.user,
+            user or self.kube.user,
             request.verb,
             resource,
             subresource,
@@ -222,7 +263,6 @@ class App:
         wait_closed(streams)
 
 
-def _drain_body(handler):
+def _read_body(handler) -> bytes:
     length = int(handler.headers.get("Content-Length") or 0)
-    if length:
-        handler.rfile.read(length)
+    return handler.rfile.read(length) if length else b""

@@ -117,7 +117,8 @@ def _container_spec(container):
 
 
 class Cluster:
-    """Objects of one namespace. Every change bumps the resourceVersion and records one event."""
+    """Objects of every namespace (`namespace` is the default one of the methods that take a name).
+    Every change bumps the one resourceVersion and records one event, as etcd does cluster-wide."""
 
     def __init__(self, namespace, history_size=10000):
         self.namespace = namespace
@@ -159,11 +160,12 @@ class Cluster:
             self.changed.notify_all()
 
     # --- pods ---
-    def add_pod(self, name, **kwargs) -> dict:
+    def add_pod(self, name, namespace=None, **kwargs) -> dict:
+        namespace = namespace or self.namespace
         with self.lock:
-            if name in self.pods:
-                raise ValueError(f"pod {name} already exists")
-            pod = self.pods[name] = Pod(name, self.namespace, **kwargs)
+            if (namespace, name) in self.pods:
+                raise ValueError(f"pod {name} already exists in {namespace}")
+            pod = self.pods[namespace, name] = Pod(name, namespace, **kwargs)
             return self._touch_pod(pod, "ADDED")
 
     def _touch_pod(self, pod, type_="MODIFIED"):
@@ -176,35 +178,35 @@ class Cluster:
     def served_pod(self, namespace, name) -> Pod:
         """The pod a request names, or a 404."""
         with self.lock:
-            pod = self.pods.get(name) if namespace == self.namespace else None
+            pod = self.pods.get((namespace, name))
         if pod is None:
             raise not_found("pods", name)
         return pod
 
-    def change_pod(self, name, change):
+    def change_pod(self, name, change, namespace=None):
         """Apply change(pod) and record a MODIFIED event."""
         with self.lock:
-            pod = self._existing_pod(name)
+            pod = self._existing_pod(name, namespace)
             change(pod)
             return self._touch_pod(pod)
 
-    def _existing_pod(self, name):
-        pod = self.pods.get(name)
+    def _existing_pod(self, name, namespace=None):
+        pod = self.pods.get((namespace or self.namespace, name))
         if pod is None:
-            raise KeyError(f"no pod {name}")
+            raise KeyError(f"no pod {name} in {namespace or self.namespace}")
         return pod
 
-    def container(self, pod_name, container_name) -> Container:
+    def container(self, pod_name, container_name, namespace=None) -> Container:
         with self.lock:
-            container = self._existing_pod(pod_name).containers.get(container_name)
+            container = self._existing_pod(pod_name, namespace).containers.get(container_name)
         if container is None:
             raise KeyError(f"no container {container_name} in pod {pod_name}")
         return container
 
-    def delete_pod(self, name):
+    def delete_pod(self, name, namespace=None):
         with self.lock:
-            pod = self._existing_pod(name)
-            del self.pods[name]
+            pod = self._existing_pod(name, namespace)
+            del self.pods[pod.meta["namespace"], name]
             self._emit("pods", "DELETED", pod.to_dict())
         for container in pod.containers.values():
             container.end()
@@ -216,56 +218,59 @@ class Cluster:
             wf.setdefault("apiVersion", WORKFLOW_API[0])
             wf.setdefault("kind", WORKFLOW_API[1])
             meta = wf.setdefault("metadata", {})
-            if meta.get("name") in self.workflows:
-                raise ValueError(f"workflow {meta.get('name')} already exists")
+            namespace = meta.get("namespace") or self.namespace
+            if (namespace, meta.get("name")) in self.workflows:
+                raise ValueError(f"workflow {meta.get('name')} already exists in {namespace}")
             meta.update(
-                namespace=self.namespace,
+                namespace=namespace,
                 uid=str(uuid.uuid4()),
                 generation=1,
                 creationTimestamp=format_seconds(time.time_ns()),
             )
-            self.workflows[meta["name"]] = wf
+            self.workflows[namespace, meta["name"]] = wf
             self._emit("workflows", "ADDED", wf)
             return copy.deepcopy(wf)
 
-    def update_workflow(self, name, fn) -> dict:
+    def update_workflow(self, name, fn, namespace=None) -> dict:
+        key = (namespace or self.namespace, name)
         with self.lock:
-            if name not in self.workflows:
-                raise KeyError(f"no workflow {name}")
-            wf = self.workflows[name]
+            if key not in self.workflows:
+                raise KeyError(f"no workflow {name} in {key[0]}")
+            wf = self.workflows[key]
             prev = copy.deepcopy(wf)
             fn(wf)
             self._emit("workflows", "MODIFIED", wf, prev)
             return copy.deepcopy(wf)
 
-    def delete_workflow(self, name):
+    def delete_workflow(self, name, namespace=None):
+        key = (namespace or self.namespace, name)
         with self.lock:
-            if name not in self.workflows:
-                raise KeyError(f"no workflow {name}")
-            self._emit("workflows", "DELETED", self.workflows.pop(name))
+            if key not in self.workflows:
+                raise KeyError(f"no workflow {name} in {key[0]}")
+            self._emit("workflows", "DELETED", self.workflows.pop(key))
 
-    def workflow(self, name):
+    def workflow(self, name, namespace=None):
         with self.lock:
-            wf = self.workflows.get(name)
+            wf = self.workflows.get((namespace or self.namespace, name))
             return copy.deepcopy(wf) if wf is not None else None
 
     # --- reads served over HTTP ---
     def get(self, resource, namespace, name) -> dict:
         with self.lock:
-            if namespace == self.namespace:
-                if resource == "pods" and name in self.pods:
-                    return self.pods[name].to_dict()
-                if resource == "workflows" and name in self.workflows:
-                    return copy.deepcopy(self.workflows[name])
+            if resource == "pods" and (namespace, name) in self.pods:
+                return self.pods[namespace, name].to_dict()
+            if resource == "workflows" and (namespace, name) in self.workflows:
+                return copy.deepcopy(self.workflows[namespace, name])
         raise not_found(resource, name, WORKFLOW_GROUP if resource == "workflows" else "")
 
     def list(self, resource, namespace, matches):
-        """(objects sorted by name, resourceVersion) of those matches(obj) accepts."""
+        """(objects sorted by namespace and name, resourceVersion) of those matches(obj) accepts;
+        namespace None: every namespace (a cluster-scoped list)."""
         with self.lock:
-            objects = []
-            if namespace == self.namespace:
-                if resource == "pods":
-                    objects = [p.to_dict() for _, p in sorted(self.pods.items())]
-                else:
-                    objects = [copy.deepcopy(w) for _, w in sorted(self.workflows.items())]
+            table = self.pods if resource == "pods" else self.workflows
+            objects = [
+                obj.to_dict() if resource == "pods" else copy.deepcopy(obj)
+                for (ns, _), obj in sorted(table.items())
+                if namespace is None or ns == namespace
+            ]
             return [o for o in objects if matches(o)], self.rv

@@ -1,6 +1,8 @@
 """FakeKube: a Kubernetes API server for tests, speaking real HTTP on loopback."""
 
+import copy
 import secrets
+from typing import NamedTuple
 
 import yaml
 
@@ -9,11 +11,18 @@ from .cluster import COMPLETED_LABEL, WORKFLOW_LABEL, Cluster
 from .faults import Fault, Faults
 from .gotime import to_nanos
 from .journal import Journal
-from .rbac import load_rules
+from .rbac import Grants, Rbac, load_grants, load_rules, service_account_user
 from .server import Transport
 
 ARGO_ANNOTATIONS = ("workflows.argoproj.io/node-id", "workflows.argoproj.io/node-name")
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+
+
+class Identity(NamedTuple):
+    """A user of the fake and what its bindings grant it (None: everything is allowed)."""
+
+    user: str
+    grants: Grants | None
 
 
 class FakeKube:
@@ -23,7 +32,10 @@ class FakeKube:
         self.namespace = namespace
         self.token = token or secrets.token_hex(16)
         self.user = user or f"system:serviceaccount:{namespace}:tasklogs"
-        self.rbac_rules = None
+        self.rbac_grants = None  # what the default token may do; None: RBAC off
+        self._tokens = {}  # more bearer tokens of the API itself: token -> Identity
+        self.tokens = {}  # other callers' bearer tokens -> user info, for TokenReviews
+        self.rbac = Rbac()  # their Roles and bindings, for SubjectAccessReviews
         self.bookmark_interval = 60.0
         self.cluster = Cluster(namespace, history_size)
         self.faults = Faults()
@@ -61,13 +73,14 @@ class FakeKube:
     def __exit__(self, *exc):
         self.close()
 
-    def write_kubeconfig(self, path) -> str:
+    def write_kubeconfig(self, path, token=None) -> str:
+        """A kubeconfig for this server with the default token, or `token` (see `add_service_account`)."""
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "preferences": {},
             "clusters": [{"name": "fakekube", "cluster": {"server": self.url}}],
-            "users": [{"name": "tasklogs", "user": {"token": self.token}}],
+            "users": [{"name": "tasklogs", "user": {"token": token or self.token}}],
             "contexts": [
                 {
                     "name": "fakekube",
@@ -84,18 +97,27 @@ class FakeKube:
             yaml.safe_dump(config, f, sort_keys=False)
         return str(path)
 
+    def in_namespace(self, namespace) -> "FakeKube":
+        """The same fake server, whose object methods below act in `namespace` (objects of every
+        namespace live in one cluster, with one resourceVersion, served at the same URL)."""
+        view = copy.copy(self)
+        view.namespace = namespace
+        return view
+
     # --- workflows ---
     def add_workflow(self, body: dict) -> dict:
+        body = copy.deepcopy(body)
+        body.setdefault("metadata", {}).setdefault("namespace", self.namespace)
         return self.cluster.add_workflow(body)
 
     def update_workflow(self, name, fn) -> dict:
-        return self.cluster.update_workflow(name, fn)
+        return self.cluster.update_workflow(name, fn, self.namespace)
 
     def delete_workflow(self, name):
-        self.cluster.delete_workflow(name)
+        self.cluster.delete_workflow(name, self.namespace)
 
     def workflow(self, name):
-        return self.cluster.workflow(name)
+        return self.cluster.workflow(name, self.namespace)
 
     # --- pods ---
     def add_pod(
@@ -111,6 +133,7 @@ class FakeKube:
     ) -> dict:
         return self.cluster.add_pod(
             name,
+            self.namespace,
             labels=labels,
             annotations=annotations,
             containers=tuple(containers),
@@ -153,10 +176,11 @@ class FakeKube:
         return self.cluster.change_pod(
             pod,
             lambda p: _container(p, container).set_state(state, reason=reason, exit_code=exit_code),
+            self.namespace,
         )
 
     def set_pod_phase(self, pod, phase) -> dict:
-        return self.cluster.change_pod(pod, lambda p: _set_phase(p, phase))
+        return self.cluster.change_pod(pod, lambda p: _set_phase(p, phase), self.namespace)
 
     def finish_pod(self, pod, phase="Succeeded", exit_code=0) -> dict:
         def finish(p):
@@ -165,20 +189,22 @@ class FakeKube:
                     c.set_state("terminated", exit_code=exit_code)
             _set_phase(p, phase)
 
-        return self.cluster.change_pod(pod, finish)
+        return self.cluster.change_pod(pod, finish, self.namespace)
 
     def restart_container(self, pod, container) -> dict:
-        return self.cluster.change_pod(pod, lambda p: _container(p, container).restart())
+        return self.cluster.change_pod(
+            pod, lambda p: _container(p, container).restart(), self.namespace
+        )
 
     def remove_container_logs(self, pod, container):
-        self.cluster.container(pod, container).remove_logs()
+        self.cluster.container(pod, container, self.namespace).remove_logs()
 
     def delete_pod(self, name):
-        self.cluster.delete_pod(name)
+        self.cluster.delete_pod(name, self.namespace)
 
     def pod(self, name):
         with self.cluster.lock:
-            pod = self.cluster.pods.get(name)
+            pod = self.cluster.pods.get((self.namespace, name))
             return pod.to_dict() if pod else None
 
     # --- logs ---
@@ -186,7 +212,7 @@ class FakeKube:
         """Append raw bytes (str is UTF-8 encoded); followers of that container see them at once."""
         if isinstance(data, str):
             data = data.encode("utf-8")
-        self.cluster.container(pod, container).write(
+        self.cluster.container(pod, container, self.namespace).write(
             bytes(data), None if ts is None else to_nanos(ts)
         )
 
@@ -197,11 +223,11 @@ class FakeKube:
     def log_lines(self, pod, container, previous=False) -> list:
         """[(timestamp ns, line bytes)] as stored, for assertions on timestamps."""
         run = self._run(pod, container, previous)
-        with self.cluster.container(pod, container).cond:
+        with self.cluster.container(pod, container, self.namespace).cond:
             return [(ts, bytes(line)) for ts, line in run.lines] if run else []
 
     def _run(self, pod, container, previous):
-        c = self.cluster.container(pod, container)
+        c = self.cluster.container(pod, container, self.namespace)
         return c.previous if previous else c.current
 
     # --- faults ---
@@ -233,9 +259,80 @@ class FakeKube:
     def clear_faults(self):
         self.faults.clear()
 
-    # --- rbac ---
-    def load_rbac(self, path):
-        self.rbac_rules = load_rules(path)
+    # --- authentication and rbac ---
+    def load_rbac(self, paths, service_account=None):
+        """Enforce RBAC on the default token: every Role's rules in `paths` (a file or several) anywhere,
+        or with `service_account` (a name in this namespace) what the files' bindings give that account."""
+        if service_account is None:
+            self.rbac_grants = Grants(cluster=load_rules(paths))
+            return
+        self.user, self.rbac_grants = self._identity_of(paths, service_account)
+
+    @property
+    def rbac_rules(self):
+        """The default token's rules in this namespace (None: RBAC off); setting them replaces its grants."""
+        return None if self.rbac_grants is None else self.rbac_grants.rules_in(self.namespace)
+
+    @rbac_rules.setter
+    def rbac_rules(self, rules):
+        self.rbac_grants = None if rules is None else Grants(namespaced={self.namespace: rules})
+
+    @property
+    def rbac_cluster_rules(self):
+        """The default token's rules for cluster-scoped resources."""
+        return None if self.rbac_grants is None else self.rbac_grants.rules_in(None)
+
+    def add_service_account(self, paths, service_account) -> str:
+        """A new bearer token for `service_account` (in this namespace), under what the bindings of
+        `paths` give it; pass it to `write_kubeconfig`."""
+        token = secrets.token_hex(16)
+        self._tokens[token] = self._identity_of(paths, service_account)
+        return token
+
+    def _identity_of(self, paths, service_account) -> Identity:
+        user = service_account_user(self.namespace, service_account)
+        return Identity(user, load_grants(paths, user))
+
+    def identity(self, token) -> Identity | None:
+        """Who a bearer token is and what it may do; None for an unknown token."""
+        if token == self.token:
+            return Identity(self.user, self.rbac_grants)
+        return self._tokens.get(token)
+
+    # --- other callers: tokens and their RBAC ---
+    def add_token(self, token, username, groups=(), uid=None):
+        """A bearer token TokenReviews answer for (a service account's, an OIDC user's...)."""
+        self.tokens[token] = {
+            "username": username,
+            "uid": uid or secrets.token_hex(8),
+            "groups": list(groups),
+        }
+
+    def apply_rbac(self, *objects):
+        """Roles, ClusterRoles, RoleBindings, ClusterRoleBindings (dicts as in YAML)."""
+        for obj in objects:
+            self.rbac.apply(obj)
+
+    def grant_log_reading(self, subject_kind, subject_name, namespace=None):
+        """Let a User or Group `get pods/log` in `namespace` (a Role and RoleBinding), or in every
+        namespace with None (a ClusterRole and ClusterRoleBinding)."""
+        name = f"logs-{subject_kind.lower()}-{secrets.token_hex(4)}"
+        rules = [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}]
+        scope = {"namespace": namespace} if namespace else {}
+        role_kind = "Role" if namespace else "ClusterRole"
+        self.apply_rbac(
+            {"kind": role_kind, "metadata": {"name": name, **scope}, "rules": rules},
+            {
+                "kind": f"{role_kind}Binding",
+                "metadata": {"name": name, **scope},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": role_kind,
+                    "name": name,
+                },
+                "subjects": [{"kind": subject_kind, "name": subject_name}],
+            },
+        )
 
     # --- observation ---
     @property

@@ -4,7 +4,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-RESOURCE_MATCHES = ("pods/log", "pods", "workflows")
+RESOURCE_MATCHES = ("pods/log", "pods", "workflows", "tokenreviews", "subjectaccessreviews")
 
 
 @dataclass

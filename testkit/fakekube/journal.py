@@ -9,14 +9,18 @@ class Request:
     method: str
     path: str
     query: dict
-    verb: str | None  # "get" | "list" | "watch" (None for paths the fake does not serve)
-    resource: str | None  # "pods" | "pods/log" | "workflows"
+    verb: str | None  # "get" | "list" | "watch" | "create" (None for paths the fake does not serve)
+    resource: (
+        str | None
+    )  # "pods" | "pods/log" | "workflows" | "tokenreviews" | "subjectaccessreviews"
     name: str | None
     group: str
     namespace: str | None = None
     status: int = 0  # 0: the connection was reset before any answer
     follow: bool = False
+    user: str | None = None  # who the bearer token is (None: not authenticated)
     raw_path: str = field(default="", repr=False)
+    body: bytes = field(default=b"", repr=False)
 
 
 class Journal:

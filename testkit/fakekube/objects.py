@@ -156,7 +156,9 @@ class Watch:
     def _lines(self, events):
         resource, namespace = self.request.resource, self.request.namespace
         for event in events:
-            if event.resource != resource or event.obj["metadata"].get("namespace") != namespace:
+            if event.resource != resource or (
+                namespace is not None and event.obj["metadata"].get("namespace") != namespace
+            ):
                 continue
             now = self.matches(event.obj)
             before = self.matches(event.prev) if event.prev is not None else now

@@ -123,12 +123,12 @@ def invalid(kind, name, causes) -> ApiError:
 
 
 def forbidden(user, verb, resource, subresource, group, namespace, name=None) -> ApiError:
-    """responsewriters.Forbidden for a namespaced resource request."""
+    """responsewriters.Forbidden (forbiddenMessage): a namespaced request, or with `namespace` None a
+    cluster-scoped one."""
     full = f"{resource}/{subresource}" if subresource else resource
-    why = (
-        f'User "{user}" cannot {verb} resource "{full}" in API group "{group}" '
-        f'in the namespace "{namespace}"'
-    )
+    scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    why = f'User "{user}" cannot {verb} resource "{full}" in API group "{group}" {scope}'
+
     target = qualified(resource, group)
     head = f'{target} "{name}" is forbidden' if name else f"{target} is forbidden"
     return ApiError(403, f"{head}: {why}", details=_details(name or "", group, resource))

@@ -34,11 +34,11 @@ def following(kube) -> int:
 
 
 def test_sigkill_and_restart_lose_and_repeat_nothing(
-    database_url, kubeconfig, kube, client, task_id, tmp_path
+    database_url, collector_kubeconfig, kube, client, task_id, tmp_path
 ):
     log_path = str(tmp_path / "collector.log")
     wf = scenarios.workflow(kube, task_id)
-    collector = start_collector(database_url, kubeconfig, log_path)
+    collector = start_collector(database_url, collector_kubeconfig, log_path)
     try:
         assert wait_for(lambda: kube.open_streams() == 1), open(log_path).read()
         for index in range(50):
@@ -49,7 +49,7 @@ def test_sigkill_and_restart_lose_and_repeat_nothing(
         for index in range(50, 100):
             kube.write_log(wf.pod(), "main", f"line {index}\n")
         follows = following(kube)
-        collector = start_collector(database_url, kubeconfig, log_path)
+        collector = start_collector(database_url, collector_kubeconfig, log_path)
         assert wait_for(lambda: following(kube) > follows), open(log_path).read()
         for index in range(100, 150):
             kube.write_log(wf.pod(), "main", f"line {index}\n")

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, inspect
 from testkit import scenarios
 from testkit.databases import TEST_DATABASE, drop_database, recreate_database
 from testkit.gunicorn import Gunicorn, service_env
+from testkit.waiting import wait_for
 from testkit.wsclient import TailClient, log_text
 
 pytestmark = pytest.mark.e2e
@@ -55,14 +56,18 @@ def test_errors_are_json_through_gunicorn(gunicorn, kube):
     assert status == 400 and body["error"] == "invalid_task_id"
     status, _, body = fetch(server, "/no/such/route")
     assert status == 404 and body["error"] == "not_found"
-    status, _, body = fetch(server, "/readyz")
+    assert fetch(server, "/readyz")[::2] == (200, {"ready": True})
+    status, _, body = fetch(server, "/readyz?verbose=1")
     assert status == 200 and (body["ready"], body["database"], body["kubernetes"]) == (
         True,
         "ok",
         "ok",
     )
     kube.stop()
-    status, _, body = fetch(server, "/readyz")
+    assert wait_for(lambda: fetch(server, "/readyz")[0] == 503, timeout=10), (
+        "the checks are made again after a few seconds"
+    )
+    status, _, body = fetch(server, "/readyz?verbose=1")
     assert status == 503 and body["kubernetes"] != "ok" and body["database"] == "ok"
 
 

@@ -178,7 +178,7 @@ def test_stalled_readers_hold_no_connection_and_others_are_answered(
             assert (status, body) == (200, "small one\nsmall two\n")
             status, _, body = fetch(server, f"/api/v1/tasks/{other}/logs?tail=1", timeout=10)
             assert status == 200 and json.loads(body)["logs"][0]["logs"] == "small two\n"
-            status, _, body = fetch(server, "/readyz", timeout=10)
+            status, _, body = fetch(server, "/readyz?verbose=1", timeout=10)
             ready = json.loads(body)
             assert status == 200 and (ready["ready"], ready["database"]) == (True, "ok"), ready
             timings.append(time.monotonic() - begun)

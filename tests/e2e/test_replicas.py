@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 def process_info(server) -> dict:
     """The worker's pid and what its engine does, from /readyz (whatever its readiness)."""
     try:
-        with urllib.request.urlopen(server.url("/readyz"), timeout=5) as response:
+        with urllib.request.urlopen(server.url("/readyz?verbose=1"), timeout=5) as response:
             body = json.loads(response.read())
     except urllib.error.HTTPError as error:
         body = json.loads(error.read())

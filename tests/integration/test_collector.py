@@ -11,6 +11,7 @@ import pytest
 from tasklogs.bootstrap import build_collector
 from testkit import scenarios
 from testkit.apps import LiveServer, dispose, make_app
+from testkit.names import ref
 from testkit.waiting import wait_for
 from testkit.wsclient import TailClient, log_text
 
@@ -29,11 +30,12 @@ class RunningCollector:
 
 
 @pytest.fixture
-def collectors(database_url, kube_adapter):
+def collectors(database_url, collector_kube_adapter):
+    """Collectors under the collector's service account (the REST `client` is the web one)."""
     running = []
 
     def start(**settings):
-        collector = RunningCollector(database_url, kube_adapter, **settings)
+        collector = RunningCollector(database_url, collector_kube_adapter, **settings)
         running.append(collector)
         return collector
 
@@ -178,7 +180,7 @@ def test_web_tail_reuses_the_collectors_capture(collectors, app, kube, task_id):
     collector = collectors()
     wf = scenarios.workflow(kube, task_id)
     assert wait_for(lambda: kube.open_streams() == 1)
-    captured = collector.collector.engine.driver(task_id).feed
+    captured = collector.collector.engine.driver(ref(task_id)).feed
     assert not captured.watched(), "nobody watches yet: the collector reads at its own pace"
     live = LiveServer(app)
     try:
@@ -204,7 +206,7 @@ def test_the_collector_hurries_only_while_viewers_elsewhere_follow(collectors, a
     collector = collectors(TASKLOGS_JOURNAL_INTERVAL=5)
     wf = scenarios.workflow(kube, task_id)
     assert wait_for(lambda: kube.open_streams() == 1)
-    captured = collector.collector.engine.driver(task_id).feed
+    captured = collector.collector.engine.driver(ref(task_id)).feed
     live = LiveServer(app)
     try:
         viewer = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"), timeout=2)
@@ -338,7 +340,7 @@ def test_hurried_commits_come_at_most_once_per_hurry_gap(
     collector = collectors(TASKLOGS_JOURNAL_INTERVAL=5, TASKLOGS_JOURNAL_HURRY_GAP=0.5)
     wf = scenarios.workflow(kube, task_id)
     assert wait_for(lambda: kube.open_streams() == 1)
-    captured = collector.collector.engine.driver(task_id).feed
+    captured = collector.collector.engine.driver(ref(task_id)).feed
     live = LiveServer(app)
     try:
         viewer = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs"))
@@ -361,3 +363,33 @@ def test_hurried_commits_come_at_most_once_per_hurry_gap(
         assert 1 <= commits <= allowed, f"20 lines took {commits} commits, more than one per 0.5 s"
     finally:
         live.close()
+
+
+def test_the_collector_and_the_web_app_stay_within_their_accounts(
+    collectors, client, kube, task_id
+):
+    """Under the shipped RBAC each process is refused nothing, and the collector uses its watches."""
+    collectors()
+    wf = scenarios.workflow(kube, task_id)
+    assert wait_for(lambda: kube.open_streams() == 1)
+    kube.write_log(wf.pod(), "main", "one\n")
+    scenarios.finish(kube, wf)
+    assert wait_for(
+        lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json().get("complete") is True
+    )
+    assert client.get("/readyz").status_code == 200
+    calls = {}
+    for request in kube.requests:
+        if request.resource:  # served routes: RBAC ran
+            calls.setdefault(request.user, set()).add(
+                (request.verb, request.resource, request.status)
+            )
+    collector = calls.pop("system:serviceaccount:argo:tasklogs-collector")
+    web = calls.pop("system:serviceaccount:argo:tasklogs-web")
+    assert calls == {}, "nobody else called"
+    assert not {status for _, _, status in collector | web} & {401, 403}
+    assert {("list", "workflows"), ("watch", "workflows"), ("list", "pods"), ("watch", "pods")} <= {
+        (verb, resource) for verb, resource, _ in collector
+    }
+    assert ("get", "pods/log") in {(verb, resource) for verb, resource, _ in collector}
+    assert not {verb for verb, _, _ in web} & {"watch"}

@@ -1,6 +1,7 @@
-"""Migration 0004 on a database holding revision 0003's rows: compacted `task_logs.logs` texts with
-their `resume` positions and `log_chunks` journal rows become `log_pages`, and every log reads back
-exactly as it was, with a line index that agrees with its text."""
+"""Migrations on a database holding revision 0003's rows: 0004 turns compacted `task_logs.logs` texts
+with their `resume` positions and `log_chunks` journal rows into `log_pages`, and every log reads back
+exactly as it was, with a line index that agrees with its text; 0005 gives the rows the default
+namespace."""
 
 import calendar
 import time
@@ -20,6 +21,7 @@ from tasklogs.store import repository
 from tasklogs.store.models import LogPage
 from testkit.apps import dispose, make_app
 from testkit.databases import TEST_DATABASE, drop_database, recreate_database
+from testkit.names import ref
 
 CREATED = "2026-01-02 03:04:00+00:00"
 UPDATED = "2026-01-02 03:05:00.250000+00:00"
@@ -283,7 +285,7 @@ def test_every_log_reads_back_exactly_with_a_consistent_line_index(migrated):
 def test_stored_logs_resume_where_the_old_rows_stood(migrated):
     app, task_id, logs = migrated
     with app.app_context():
-        stored = repository.get_stored_logs(db.session, task_id)
+        stored = repository.get_stored_logs(db.session, ref(task_id))
     assert [s.log for s in stored] == [LogId(f"node-{pod}", pod, "main") for pod in logs]
     for s in stored:
         _, log = logs[s.log.pod]
@@ -303,7 +305,7 @@ def test_the_old_tables_and_columns_are_gone(migrated):
         columns = {column["name"] for column in schema.get_columns("task_logs")}
         assert {"lines", "bytes"} <= columns and not {"logs", "resume"} & columns
         assert (
-            db.session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            db.session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
         )
 
 
@@ -316,3 +318,36 @@ def test_rest_gives_the_same_text(migrated):
     assert {entry["pod"]: entry["logs"] for entry in body["logs"]} == {
         pod: log.text for pod, (_, log) in logs.items()
     }
+
+
+def test_existing_rows_belong_to_the_default_namespace(migrated):
+    """Migration 0005: rows stored before namespaces are the default namespace's; started_at is
+    when the task was first stored, finished_at its last update (it is complete)."""
+    app, task_id, logs = migrated
+    with app.app_context():
+        row = db.session.execute(
+            text("SELECT namespace, started_at, finished_at FROM tasks WHERE task_id = :t"),
+            {"t": task_id},
+        ).one()
+        namespaces = set(
+            db.session.execute(
+                text("SELECT DISTINCT namespace FROM task_logs WHERE task_id = :t"), {"t": task_id}
+            ).scalars()
+        )
+    assert row.namespace == "argo" and namespaces == {"argo"}
+    started, finished = (_utc(row.started_at), _utc(row.finished_at))
+    assert (started, finished) == (datetime.fromisoformat(CREATED), datetime.fromisoformat(UPDATED))
+    client = app.test_client()
+    body = client.get(f"/api/v1/namespaces/argo/tasks/{task_id}/logs").get_json()
+    assert {entry["pod"]: entry["logs"] for entry in body["logs"]} == {
+        pod: log.text for pod, (_, log) in logs.items()
+    }
+    (listed,) = client.get(f"/api/v1/tasks?prefix={task_id}").get_json()["tasks"]
+    assert (listed["namespace"], listed["complete"], listed["pods"]) == ("argo", True, len(logs))
+    assert listed["bytes"] == sum(len(log.text.encode()) for _, log in logs.values())
+
+
+def _utc(moment) -> datetime:
+    """A time read with plain SQL: SQLite gives naive UTC text, PostgreSQL an aware datetime."""
+    moment = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

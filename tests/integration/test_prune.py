@@ -11,13 +11,14 @@ from tasklogs.identity import LogId
 from tasklogs.logstream import Position
 from tasklogs.store import repository
 from tasklogs.store.models import LogPage, Task, TaskLog
+from testkit.names import ref
 
 
 def make_task(task_id, age_days):
     session = db.session
-    repository.save_task(session, task_id, "Succeeded", complete=True)
+    repository.save_task(session, ref(task_id), "Succeeded", complete=True)
     ids = repository.save_logs_to_database(
-        session, task_id, [{"node": "n", "pod": "p", "phase": "Succeeded"}]
+        session, ref(task_id), [{"node": "n", "pod": "p", "phase": "Succeeded"}]
     )
     repository.append_chunk(session, ids[LogId("n", "p", "main")], 0, "text\n", Position())
     stamp = datetime.now(UTC) - timedelta(days=age_days)

@@ -9,6 +9,7 @@ from tasklogs.identity import LogId
 from tasklogs.logstream import Position
 from tasklogs.store import repository
 from tasklogs.store.models import LogPage, TaskLog
+from testkit.names import ref
 
 
 def entries(*pods, phase="Running"):
@@ -18,13 +19,13 @@ def entries(*pods, phase="Running"):
 def test_save_and_get_round_trip_in_creation_order(store, task_id):
     repository.save_logs_to_database(
         store,
-        task_id,
+        ref(task_id),
         [
             {"node": "n2", "pod": "p2", "phase": "Succeeded", "logs": "second\n"},
             {"node": "n1", "pod": "p1", "phase": "Failed", "logs": "first \u00e9\n"},
         ],
     )
-    assert repository.get_logs_from_database(store, task_id) == [
+    assert repository.get_logs_from_database(store, ref(task_id)) == [
         {"node": "n2", "pod": "p2", "container": "main", "phase": "Succeeded", "logs": "second\n"},
         {
             "node": "n1",
@@ -37,21 +38,21 @@ def test_save_and_get_round_trip_in_creation_order(store, task_id):
 
 
 def test_unknown_task_has_no_logs(store, task_id):
-    assert repository.get_logs_from_database(store, task_id) == []
-    assert repository.get_task(store, task_id) is None
+    assert repository.get_logs_from_database(store, ref(task_id)) == []
+    assert repository.get_task(store, ref(task_id)) is None
 
 
 def test_save_is_an_upsert_keyed_by_task_node_pod(store, task_id):
     repository.save_logs_to_database(
-        store, task_id, [{"node": "n", "pod": "p", "phase": "Running", "logs": "a"}]
+        store, ref(task_id), [{"node": "n", "pod": "p", "phase": "Running", "logs": "a"}]
     )
     repository.save_logs_to_database(
-        store, task_id, [{"node": "n", "pod": "p", "phase": "Succeeded", "logs": "ab"}]
+        store, ref(task_id), [{"node": "n", "pod": "p", "phase": "Succeeded", "logs": "ab"}]
     )
     repository.save_logs_to_database(
-        store, task_id, [{"node": "n", "pod": "p", "phase": "Succeeded"}]
+        store, ref(task_id), [{"node": "n", "pod": "p", "phase": "Succeeded"}]
     )
-    assert repository.get_logs_from_database(store, task_id) == [
+    assert repository.get_logs_from_database(store, ref(task_id)) == [
         {"node": "n", "pod": "p", "container": "main", "phase": "Succeeded", "logs": "ab"}
     ]
 
@@ -59,7 +60,7 @@ def test_save_is_an_upsert_keyed_by_task_node_pod(store, task_id):
 def test_each_container_of_a_pod_is_its_own_log(store, task_id):
     ids = repository.save_logs_to_database(
         store,
-        task_id,
+        ref(task_id),
         [
             {
                 "node": "n",
@@ -82,7 +83,7 @@ def test_each_container_of_a_pod_is_its_own_log(store, task_id):
         LogId("n", "p", "init"),
     }
     assert [
-        (e["container"], e["logs"]) for e in repository.get_logs_from_database(store, task_id)
+        (e["container"], e["logs"]) for e in repository.get_logs_from_database(store, ref(task_id))
     ] == [("main", "from main\n"), ("init", "from init\n")]
 
 
@@ -96,7 +97,7 @@ def test_concurrent_saves_from_many_workers_never_duplicate_rows(database_url, s
 
         try:
             with Session(app) as session:
-                repository.save_logs_to_database(session, task_id, entries("p1", "p2"))
+                repository.save_logs_to_database(session, ref(task_id), entries("p1", "p2"))
                 session.commit()
         except Exception as error:  # noqa: BLE001 - collected and asserted below
             errors.append(error)
@@ -124,7 +125,7 @@ def pages_of(store, log_id):
 
 
 def test_journal_appends_resume_positions_and_cas(store, task_id):
-    log_id = repository.save_logs_to_database(store, task_id, entries("p"))[
+    log_id = repository.save_logs_to_database(store, ref(task_id), entries("p"))[
         LogId("node-p", "p", "main")
     ]
     first = Position("2026-01-01T00:00:01.000000000Z", 1, 0)
@@ -133,14 +134,14 @@ def test_journal_appends_resume_positions_and_cas(store, task_id):
     assert repository.append_chunk(store, log_id, 0, "hello world", second, [10]) == 11
     assert repository.append_chunk(store, log_id, 3, "lo", first) == 11  # already stored
     assert repository.append_chunk(store, log_id, 20, "gap", first) == 11  # beyond the end: refused
-    [stored] = repository.get_stored_logs(store, task_id)
+    [stored] = repository.get_stored_logs(store, ref(task_id))
     assert (stored.length, stored.position) == (11, second)
     assert "".join(repository.read_log(store, log_id, 4)) == "o world"
     assert pages_of(store, log_id) == [(0, 6, "hello "), (6, 11, "world")]
 
 
 def test_pages_know_their_lines_bytes_and_timestamps(store, task_id):
-    log_id = repository.save_logs_to_database(store, task_id, entries("p"))[
+    log_id = repository.save_logs_to_database(store, ref(task_id), entries("p"))[
         LogId("node-p", "p", "main")
     ]
     offset = 0
@@ -154,7 +155,7 @@ def test_pages_know_their_lines_bytes_and_timestamps(store, task_id):
         (4, 4, False, (4,)),
     ]
     assert [p.start_byte for p in pages] == [0, 2, 7, 11]  # é is 2 bytes, € 3
-    [stored] = repository.get_stored_logs(store, task_id)
+    [stored] = repository.get_stored_logs(store, ref(task_id))
     assert (stored.end.lines, stored.end.byte, stored.length) == (4, 15, 12)
     assert repository.page_offset_of_line(store, log_id, 3) == 2
     assert repository.page_offset_of_line(store, log_id, 5) is None
@@ -162,13 +163,13 @@ def test_pages_know_their_lines_bytes_and_timestamps(store, task_id):
 
 
 def test_the_final_save_merges_small_pages_in_order_and_records_sizes(store, task_id):
-    log_id = repository.save_logs_to_database(store, task_id, entries("p"))[
+    log_id = repository.save_logs_to_database(store, ref(task_id), entries("p"))[
         LogId("node-p", "p", "main")
     ]
     offset = 0
     for index, piece in enumerate(["a\n", "bb\n", "\u00e9\u20ac\n", "tail"]):
         offset = repository.append_chunk(store, log_id, offset, piece, Position(), [index])
-    repository.merge_pages(store, task_id)
+    repository.merge_pages(store, ref(task_id))
     [page] = repository.read_pages(store, log_id)
     assert (page.text, page.stamps, page.last_line, page.ends_line) == (
         "a\nbb\n\u00e9\u20ac\ntail",
@@ -187,14 +188,14 @@ def test_postgresql_text_refuses_nul_so_the_parser_must_replace_it(store, task_i
 
     with pytest.raises((ValueError, DataError)):
         repository.save_logs_to_database(
-            store, task_id, [{"node": "n", "pod": "p", "phase": "", "logs": "a\x00b"}]
+            store, ref(task_id), [{"node": "n", "pod": "p", "phase": "", "logs": "a\x00b"}]
         )
 
 
 def test_task_rows(store, task_id):
-    repository.save_task(store, task_id, "Running")
-    repository.save_task(store, task_id, "Succeeded", complete=True)
-    stored = repository.get_task(store, task_id)
+    repository.save_task(store, ref(task_id), "Running")
+    repository.save_task(store, ref(task_id), "Succeeded", complete=True)
+    stored = repository.get_task(store, ref(task_id))
     assert (stored.phase, stored.complete) == ("Succeeded", True)
 
 
@@ -202,7 +203,7 @@ def test_large_pages_are_not_rewritten_by_the_final_save(store, task_id):
     """Only runs of small pages are merged: a big page (a catch-up's) stays as written."""
     from tasklogs.pages import PAGE_CHARS
 
-    log_id = repository.save_logs_to_database(store, task_id, entries("p"))[
+    log_id = repository.save_logs_to_database(store, ref(task_id), entries("p"))[
         LogId("node-p", "p", "main")
     ]
     big = ("x" * 99 + "\n") * (PAGE_CHARS // 100)
@@ -218,7 +219,7 @@ def test_large_pages_are_not_rewritten_by_the_final_save(store, task_id):
             select(LogPage.start_offset, LogPage.id).where(LogPage.log_id == log_id)
         )
     }
-    repository.merge_pages(store, task_id)
+    repository.merge_pages(store, ref(task_id))
     after = pages_of(store, log_id)
     assert [(start, end) for start, end, _ in after] == [
         (0, 6),

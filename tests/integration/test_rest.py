@@ -219,7 +219,7 @@ def test_plain_text_download(client, kube, task_id):
 
 
 def test_the_designs_kubernetes_helper_reads_whole_logs(app, kube, task_id):
-    from tasklogs.errors import InvalidTaskId, TaskNotFound
+    from tasklogs.errors import InvalidTaskId, NamespaceNotServed, TaskNotFound
     from tasklogs.service import fetch_logs_from_kubernetes
 
     wf = scenarios.workflow(kube, task_id, ["a", "b"])
@@ -242,7 +242,7 @@ def test_the_designs_kubernetes_helper_reads_whole_logs(app, kube, task_id):
             "logs": "",
         },
     ]
-    with pytest.raises(ValueError, match="namespace 'argo'"):
+    with pytest.raises(NamespaceNotServed, match="'default' is not served"):
         fetch_logs_from_kubernetes(services, task_id, "default")
     with pytest.raises(InvalidTaskId):
         fetch_logs_from_kubernetes(services, "Not A Name")

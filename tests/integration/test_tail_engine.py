@@ -9,6 +9,7 @@ from sqlalchemy import select
 from tasklogs.extensions import db
 from tasklogs.store.models import LogPage, TaskLog
 from testkit import scenarios
+from testkit.names import ref
 from testkit.waiting import wait_for
 from testkit.wsclient import TailClient, log_text
 
@@ -121,7 +122,7 @@ def test_upstream_stream_cut_mid_line_loses_and_repeats_nothing(app, live, kube,
     for index in range(5):
         kube.write_log(wf.pod(), "main", f"burst {index}\n", ts=same_second.format(index * 10))
     kube.write_log(wf.pod(), "main", "half a li", ts=same_second.format(100))
-    feed = app.extensions["tasklogs"].engine.driver(task_id).feed
+    feed = app.extensions["tasklogs"].engine.driver(ref(task_id)).feed
     captured = len(kube.log_bytes(wf.pod(), "main").decode())
     assert wait_for(lambda: feed.streams[f"{wf.pod()}/main"].end == captured), (
         "the partial line is captured before the cut"

@@ -5,6 +5,7 @@ import select
 import time
 
 from testkit import scenarios
+from testkit.names import ref
 from testkit.waiting import wait_for
 from testkit.wsclient import TailClient, TailConnection, log_text
 
@@ -88,7 +89,7 @@ def test_client_disconnecting_mid_tail_releases_its_viewer_and_then_the_stream(
     client = tail(live, task_id)
     client.frame()
     assert wait_for(lambda: kube.open_streams() == 1)
-    feed = app.extensions["tasklogs"].engine.driver(task_id).feed
+    feed = app.extensions["tasklogs"].engine.driver(ref(task_id)).feed
     client.close()
     assert wait_for(lambda: not feed.viewers, timeout=1.0), "the viewer must leave at once"
     assert wait_for(lambda: kube.open_streams() == 0, timeout=3.0), (

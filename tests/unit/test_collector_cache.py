@@ -8,6 +8,7 @@ from tasklogs.bootstrap import build_collector
 from tasklogs.collector import ClusterCache
 from tasklogs.errors import TaskNotFound
 from tasklogs.store import repository
+from testkit.names import ref
 from testkit.waiting import wait_for
 
 CONTAINERS = ("main",)
@@ -24,13 +25,13 @@ def test_reset_indexes_pods_by_their_workflow_label(cluster):
     a = cluster.add_workflow("wf-a", ("x", "y"))
     b = cluster.add_workflow("wf-b")
     cache = filled(cluster)
-    assert cache.task_ids() == {"wf-a", "wf-b"}
-    task = cache.read_task("wf-a")
+    assert cache.tasks() == {ref("wf-a"), ref("wf-b")}
+    task = cache.read_task(ref("wf-a"))
     assert [s.log.pod for s in task.streams] == [a["x"], a["y"]]
     assert set(task.pods) == {a["x"], a["y"]}  # not wf-b's pod
-    assert [s.log.pod for s in cache.read_task("wf-b").streams] == [b["a"]]
+    assert [s.log.pod for s in cache.read_task(ref("wf-b")).streams] == [b["a"]]
     cluster.requests.clear()
-    cache.read_task("wf-a")
+    cache.read_task(ref("wf-a"))
     assert sum(cluster.requests.values()) == 0
 
 
@@ -41,11 +42,11 @@ def test_watch_events_update_the_cache(cluster):
     cluster.finish("wf-a")
     cluster.delete_pod(pods["x"])
     for event, obj, _ in cluster.watch_workflows(version, timeout_seconds=0):
-        assert cache.apply("workflows", event, obj) == "wf-a"
+        assert cache.apply("workflows", event, obj) == ref("wf-a")
     for event, obj, _ in cluster.watch_workflow_pods(version, timeout_seconds=0):
-        assert cache.apply("pods", event, obj) == "wf-a"
-    task = cache.read_task("wf-a")
-    assert cache.finished("wf-a") and task.phase == "Succeeded"
+        assert cache.apply("pods", event, obj) == ref("wf-a")
+    task = cache.read_task(ref("wf-a"))
+    assert cache.finished(ref("wf-a")) and task.phase == "Succeeded"
     assert set(task.pods) == {pods["y"]} and task.pods[pods["y"]]["phase"] == "Succeeded"
     assert task.settled  # x's pod went after the workflow ended: its stream is settled too
 
@@ -54,13 +55,13 @@ def test_deleted_workflow_keeps_the_task_while_pods_remain(cluster):
     pods = cluster.add_workflow("wf-a")
     cache = filled(cluster)
     workflow = cluster.get_workflow("wf-a")
-    assert cache.apply("workflows", "DELETED", workflow) == "wf-a"
-    assert cache.task_ids() == {"wf-a"} and not cache.finished("wf-a")
-    assert [s.log.pod for s in cache.read_task("wf-a").streams] == [pods["a"]]
+    assert cache.apply("workflows", "DELETED", workflow) == ref("wf-a")
+    assert cache.tasks() == {ref("wf-a")} and not cache.finished(ref("wf-a"))
+    assert [s.log.pod for s in cache.read_task(ref("wf-a")).streams] == [pods["a"]]
     cache.apply("pods", "DELETED", cluster.get_pod(pods["a"]))
-    assert cache.task_ids() == set()
+    assert cache.tasks() == set()
     with pytest.raises(TaskNotFound):
-        cache.read_task("wf-a")
+        cache.read_task(ref("wf-a"))
 
 
 def test_a_modified_pod_replaces_the_old_one(cluster):
@@ -68,7 +69,7 @@ def test_a_modified_pod_replaces_the_old_one(cluster):
     cache = filled(cluster)
     cluster.set_state(pod, "main", "terminated")
     cache.apply("pods", "MODIFIED", cluster.get_pod(pod))
-    task = cache.read_task("wf-a")
+    task = cache.read_task(ref("wf-a"))
     assert task.container_status(task.streams[0])["state"] == "terminated"
     assert len(task.pods) == 1
 
@@ -80,12 +81,12 @@ def test_the_collector_captures_a_workflow_nobody_watches(services, cluster, mem
     thread = threading.Thread(target=collector.run, daemon=True)
     thread.start()
     try:
-        assert wait_for(lambda: collector.engine.leads("wf-c"), 3)
+        assert wait_for(lambda: collector.engine.leads(ref("wf-c")), 3)
         cluster.write(pod, "more\n")
         cluster.finish("wf-c")
-        assert wait_for(lambda: "wf-c" in collector.engine.completed, 5)
+        assert wait_for(lambda: ref("wf-c") in collector.engine.completed, 5)
         with memstore.units() as uow:
-            logs = repository.get_logs_from_database(uow.session, "wf-c")
+            logs = repository.get_logs_from_database(uow.session, ref("wf-c"))
         assert [entry["logs"] for entry in logs] == ["collected\nmore\n"]
     finally:
         collector.stop()

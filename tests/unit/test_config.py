@@ -67,7 +67,11 @@ def test_seed_database_url_uses_psycopg2():
         ("TASKLOGS_AUTO_MIGRATE", "maybe"),
         ("TASKLOGS_DB_POOL_SIZE", "0"),
         ("DATABASE_URL", "localhost:5432"),
-        ("TASKLOGS_PROXY_FIX", "x_forwarded=1"),
+        ("TASKLOGS_PROXY_FIX", "1"),
+        ("TASKLOGS_AUTH", "oidc"),
+        ("TASKLOGS_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local"),
+        ("TASKLOGS_AUTH_CACHE_SECONDS", "-1"),
+        ("TASKLOGS_AUTH_GROUPS_HEADER", "X Groups"),
     ],
 )
 def test_bad_values_stop_start_up_naming_the_variable(name, value):
@@ -75,12 +79,47 @@ def test_bad_values_stop_start_up_naming_the_variable(name, value):
         load_config({name: value})
 
 
-def test_proxy_fix_forms():
-    assert load_config({"TASKLOGS_PROXY_FIX": "1"}).access.proxy_fix["x_for"] == 1
-    assert load_config({"TASKLOGS_PROXY_FIX": "x_for=2,x_proto=1"}).access.proxy_fix == {
-        "x_for": 2,
-        "x_proto": 1,
-    }
+def test_proxy_fix_is_gone_and_says_what_replaced_it():
+    with pytest.raises(ConfigError, match="TASKLOGS_PROXY_FIX.*TASKLOGS_TRUSTED_PROXIES"):
+        load_config({}, {"TASKLOGS_PROXY_FIX": "1"})
+
+
+def test_trusted_proxies_take_addresses_and_networks():
+    access = load_config({"TASKLOGS_TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.7 ,::1"}).access
+    assert [str(network) for network in access.trusted_proxies] == [
+        "10.0.0.0/8",
+        "192.0.2.7/32",
+        "::1/128",
+    ]
+
+
+@pytest.mark.parametrize(
+    "environ,named",
+    [
+        ({"TASKLOGS_AUTH": "token"}, "TASKLOGS_API_TOKEN"),
+        ({"TASKLOGS_AUTH": "proxy"}, "TASKLOGS_TRUSTED_PROXIES"),
+        ({"TASKLOGS_AUTH": "kubernetes", "TASKLOGS_API_TOKEN": "t"}, "TASKLOGS_API_TOKEN"),
+        ({"TASKLOGS_AUTH": "none", "TASKLOGS_API_TOKEN": "t"}, "TASKLOGS_API_TOKEN"),
+    ],
+)
+def test_combinations_a_mode_cannot_run_with_stop_start_up(environ, named):
+    with pytest.raises(ConfigError, match=named):
+        load_config(environ)
+
+
+def test_auth_modes_and_their_defaults():
+    assert load_config({}).access.mode == "", "unset: loopback clients only"
+    assert load_config({"TASKLOGS_API_TOKEN": "t"}).access.mode == "token", "a token means token"
+    proxy = load_config({"TASKLOGS_AUTH": "Proxy", "TASKLOGS_TRUSTED_PROXIES": "10.1.2.3"}).access
+    assert (proxy.mode, proxy.user_header, proxy.groups_header) == (
+        "proxy",
+        "X-Forwarded-User",
+        "X-Forwarded-Groups",
+    )
+    kubernetes = load_config({"TASKLOGS_AUTH": "kubernetes"}).access
+    assert (kubernetes.cache_seconds, kubernetes.denial_seconds) == (60.0, 5.0)
+    short = load_config({"TASKLOGS_AUTH_CACHE_SECONDS": "2"}).access
+    assert short.denial_seconds == 0.5, "denials are remembered for less time than grants"
 
 
 def test_the_readme_configuration_table_is_the_generated_one():

@@ -1,5 +1,6 @@
 """Static checks of what ships for deployment: Dockerfile, docker-compose.yml, RBAC, gunicorn config."""
 
+import json
 import os
 import re
 from importlib import metadata
@@ -14,7 +15,7 @@ from packaging.utils import canonicalize_name
 
 from testkit import ROOT
 from testkit.fakekube import FakeKube
-from testkit.fakekube.rbac import load_rules
+from testkit.fakekube.rbac import grants_of, load_documents, load_grants
 
 
 def read(path):
@@ -22,29 +23,108 @@ def read(path):
         return file.read()
 
 
-def test_rbac_is_read_only_on_pods_logs_and_workflows():
-    documents = list(yaml.safe_load_all(read("deploy/rbac.yaml")))
-    kinds = {doc["kind"] for doc in documents}
-    assert kinds == {"ServiceAccount", "Role", "RoleBinding"}, (
-        "a namespaced Role, not a ClusterRole"
-    )
-    [role] = [doc for doc in documents if doc["kind"] == "Role"]
-    granted = {
+RBAC_VARIANTS = {"namespaces": "deploy/rbac.yaml", "cluster": "deploy/rbac-cluster.yaml"}
+WEB = "system:serviceaccount:argo:tasklogs-web"
+COLLECTOR = "system:serviceaccount:argo:tasklogs-collector"
+PRUNE = "system:serviceaccount:argo:tasklogs-prune"
+
+# What tasklogs/kube.py calls for each, as (API group, resource, verb) in a workflow namespace.
+WEB_CALLS = {
+    ("argoproj.io", "workflows", "get"),  # Kube.get_workflow (REST refresh, tails' drivers)
+    ("", "pods", "list"),  # Kube.list_pods, Kube.check (/readyz)
+    ("", "pods", "get"),  # Kube.get_pod, once a follow stream ended
+    ("", "pods/log", "get"),  # Kube.open_log
+}
+COLLECTOR_CALLS = {
+    ("argoproj.io", "workflows", "list"),  # Kube.list_workflows
+    ("argoproj.io", "workflows", "watch"),  # Kube.watch_workflows
+    ("", "pods", "list"),  # Kube.list_workflow_pods
+    ("", "pods", "watch"),  # Kube.watch_workflow_pods
+    ("", "pods", "get"),  # Kube.get_pod, once a follow stream ended
+    ("", "pods/log", "get"),  # Kube.open_log
+}
+# Cluster-scoped, for TASKLOGS_AUTH=kubernetes (system:auth-delegator's rules).
+REVIEWS = {
+    ("authentication.k8s.io", "tokenreviews", "create"),
+    ("authorization.k8s.io", "subjectaccessreviews", "create"),
+}
+
+
+def granted(rules) -> set[tuple[str, str, str]]:
+    return {
         (group, resource, verb)
-        for rule in role["rules"]
+        for rule in rules
         for group in rule["apiGroups"]
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    assert granted == {
-        (group, resource, verb)
-        for group, resource in (("", "pods"), ("", "pods/log"), ("argoproj.io", "workflows"))
-        for verb in ("get", "list", "watch")
+
+
+def kinds_of(path: str) -> set[str]:
+    return {doc["kind"] for doc in yaml.safe_load_all(read(path))}
+
+
+def test_both_rbac_variants_ship():
+    """A Role and RoleBinding per namespace for a list of namespaces, ClusterRoles for `*`."""
+    assert {"ServiceAccount", "Role", "RoleBinding", "ClusterRoleBinding"} == kinds_of(
+        RBAC_VARIANTS["namespaces"]
+    )
+    assert {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"} == kinds_of(
+        RBAC_VARIANTS["cluster"]
+    )
+
+
+def namespaces_in_manifests() -> set[str]:
+    """TASKLOGS_NAMESPACES of the web and collector Deployments (they must agree)."""
+    found = {
+        env["value"]
+        for doc in yaml.safe_load_all(read("deploy/tasklogs.yaml"))
+        if doc["kind"] == "Deployment"
+        for container in doc["spec"]["template"]["spec"]["containers"]
+        for env in container.get("env", [])
+        if env["name"] == "TASKLOGS_NAMESPACES"
     }
+    assert len(found) == 1, f"web and collector read the same namespaces, not {found}"
+    return set(found.pop().split(","))
+
+
+def test_the_namespaced_variant_grants_exactly_the_calls_in_each_listed_namespace():
+    objects = load_documents(os.path.join(ROOT, RBAC_VARIANTS["namespaces"]))
+    namespaces = namespaces_in_manifests()
+    assert "*" not in namespaces and len(namespaces) >= 2
+    for user, calls in ((WEB, WEB_CALLS), (COLLECTOR, COLLECTOR_CALLS)):
+        grants = grants_of(objects, user)
+        assert set(grants.namespaced) == namespaces, user
+        for namespace in namespaces:
+            assert granted(grants.rules_in(namespace)) == calls | (
+                REVIEWS if user == WEB else set()
+            )
+        assert granted(grants.rules_in("kube-system")) == granted(grants.rules_in(None))
+    assert granted(grants_of(objects, WEB).rules_in(None)) == REVIEWS
+    assert granted(grants_of(objects, COLLECTOR).rules_in(None)) == set()
+    assert granted(grants_of(objects, PRUNE).rules_in("argo")) == set()
+
+
+def test_the_cluster_variant_grants_exactly_the_calls_in_every_namespace():
+    objects = load_documents(os.path.join(ROOT, RBAC_VARIANTS["cluster"]))
+    for user, calls in ((WEB, WEB_CALLS | REVIEWS), (COLLECTOR, COLLECTOR_CALLS)):
+        grants = grants_of(objects, user)
+        assert grants.namespaced == {}, "ClusterRoleBindings only"
+        assert granted(grants.rules_in("any-namespace")) == calls
+    assert granted(grants_of(objects, PRUNE).rules_in("argo")) == set()
+
+
+@pytest.mark.parametrize("variant", sorted(RBAC_VARIANTS))
+def test_no_account_may_write_or_read_secrets(variant):
+    objects = load_documents(os.path.join(ROOT, RBAC_VARIANTS[variant]))
+    for user in (WEB, COLLECTOR, PRUNE):
+        for group, resource, verb in granted(grants_of(objects, user).rules_in("argo")):
+            assert resource != "secrets" and "*" not in (group, resource, verb)
+            assert verb in ("get", "list", "watch") or (group, resource, verb) in REVIEWS
 
 
 def without(resource: str, path) -> str:
-    """The shipped rbac.yaml with `resource` taken out of its Role's rules, written to `path`."""
+    """The shipped rbac.yaml with `resource` taken out of its Roles' rules, written to `path`."""
     documents = list(yaml.safe_load_all(read("deploy/rbac.yaml")))
     for doc in documents:
         for rule in doc.get("rules", []) if doc["kind"] == "Role" else []:
@@ -53,11 +133,11 @@ def without(resource: str, path) -> str:
     return str(path)
 
 
-def log_read_status(rbac_path, kubeconfig_path) -> int:
+def log_read_status(rbac_path, kubeconfig_path, account="tasklogs-web") -> int:
     """The status of a pod log read by the real kubernetes client from a fake cluster under `rbac_path`."""
     fake = FakeKube(namespace="argo")
     try:
-        fake.load_rbac(rbac_path)
+        fake.load_rbac(rbac_path, service_account=account)
         fake.add_pod("p")
         fake.write_log("p", "main", "hello\n")
         api = config.new_client_from_config(config_file=fake.write_kubeconfig(str(kubeconfig_path)))
@@ -76,14 +156,55 @@ def log_read_status(rbac_path, kubeconfig_path) -> int:
 
 
 def test_the_fake_enforces_the_rbac_it_loads(tmp_path):
-    """The shipped Role reads pod logs; the same Role without `pods/log` gets 403 from the same fake."""
-    assert log_read_status(os.path.join(ROOT, "deploy", "rbac.yaml"), tmp_path / "shipped") == 200
+    """The shipped Roles read pod logs; the same Roles without `pods/log` get 403 from the same fake,
+    and an account the files bind to nothing gets 403 too."""
+    shipped = os.path.join(ROOT, "deploy", "rbac.yaml")
+    assert log_read_status(shipped, tmp_path / "shipped") == 200
+    assert log_read_status(shipped, tmp_path / "collector", "tasklogs-collector") == 200
+    assert log_read_status(shipped, tmp_path / "prune", "tasklogs-prune") == 403
     assert log_read_status(without("pods/log", tmp_path / "rbac.yaml"), tmp_path / "trimmed") == 403
+    cluster = os.path.join(ROOT, "deploy", "rbac-cluster.yaml")
+    assert log_read_status(cluster, tmp_path / "cluster") == 200
 
 
-def test_the_suites_cluster_runs_under_the_shipped_rbac(kube):
-    """tests/conftest.py's `kube`, which every service test uses, holds exactly the shipped rules."""
-    assert kube.rbac_rules == load_rules(os.path.join(ROOT, "deploy", "rbac.yaml"))
+def test_the_web_account_cannot_watch_and_the_collector_cannot_get_workflows(
+    kube, collector_kubeconfig, kubeconfig
+):
+    """The suite's fake answers each account as the apiserver would under the shipped bindings."""
+    web = config.new_client_from_config(config_file=kubeconfig)
+    collector = config.new_client_from_config(config_file=collector_kubeconfig)
+    kube.add_pod("p")
+    try:
+        with pytest.raises(client.ApiException) as refused:
+            client.CoreV1Api(web).list_namespaced_pod("argo", watch=True, timeout_seconds=1)
+        assert refused.value.status == 403
+        assert json.loads(refused.value.body)["message"] == (
+            'pods is forbidden: User "system:serviceaccount:argo:tasklogs-web" cannot watch '
+            'resource "pods" in API group "" in the namespace "argo"'
+        )
+        assert client.CoreV1Api(collector).read_namespaced_pod("p", "argo").metadata.name == "p"
+        custom = client.CustomObjectsApi(collector)
+        with pytest.raises(client.ApiException) as refused:
+            custom.get_namespaced_custom_object("argoproj.io", "v1alpha1", "argo", "workflows", "w")
+        assert refused.value.status == 403
+        other = client.CoreV1Api(web)
+        assert other.list_namespaced_pod("argo-ci").items == [], "a listed namespace: allowed"
+        with pytest.raises(client.ApiException) as refused:
+            other.list_namespaced_pod("kube-system")
+        assert refused.value.status == 403
+        assert json.loads(refused.value.body)["message"].endswith('in the namespace "kube-system"')
+    finally:
+        web.close()
+        collector.close()
+
+
+def test_the_suites_cluster_runs_under_the_web_accounts_bindings(kube):
+    """tests/conftest.py's `kube`, which every service test uses, holds exactly the web account's rules."""
+    grants = load_grants(os.path.join(ROOT, "deploy", "rbac.yaml"), WEB)
+    assert kube.user == WEB
+    assert kube.rbac_grants == grants
+    assert granted(kube.rbac_rules) == WEB_CALLS | REVIEWS
+    assert granted(kube.rbac_cluster_rules) == REVIEWS
 
 
 def test_compose_waits_for_a_healthy_postgres_and_uses_the_seed_url():
@@ -181,22 +302,162 @@ def test_compose_runs_the_collector_with_the_same_database():
     )
 
 
-def test_kubernetes_manifests_run_web_collector_and_prune_under_the_service_account():
-    documents = {
-        (doc["kind"], doc["metadata"]["name"]): doc
-        for doc in yaml.safe_load_all(read("deploy/tasklogs.yaml"))
+def manifests() -> dict[str, list[dict]]:
+    """Every YAML file of deploy/, parsed: file name -> its objects."""
+    directory = os.path.join(ROOT, "deploy")
+    names = sorted(name for name in os.listdir(directory) if name.endswith((".yaml", ".yml")))
+    assert names, "deploy/ ships manifests"
+    return {
+        name: [doc for doc in yaml.safe_load_all(read(f"deploy/{name}")) if doc] for name in names
     }
-    web = documents[("Deployment", "tasklogs")]["spec"]["template"]["spec"]
-    collector = documents[("Deployment", "tasklogs-collector")]["spec"]["template"]["spec"]
-    cron = documents[("CronJob", "tasklogs-prune")]["spec"]["jobTemplate"]["spec"]["template"][
-        "spec"
-    ]
-    assert web["serviceAccountName"] == collector["serviceAccountName"] == "tasklogs"
+
+
+def workloads() -> dict[str, dict]:
+    """The pod spec of every Deployment, StatefulSet, DaemonSet, Job and CronJob, by `kind/name`."""
+    found = {}
+    for objects in manifests().values():
+        for obj in objects:
+            spec = obj.get("spec", {})
+            if obj["kind"] == "CronJob":
+                spec = spec["jobTemplate"]["spec"]
+            if "template" in spec:
+                found[f"{obj['kind']}/{obj['metadata']['name']}"] = spec["template"]
+    return found
+
+
+def test_every_manifest_parses_and_names_its_kind():
+    for name, objects in manifests().items():
+        assert objects, name
+        for obj in objects:
+            assert obj["apiVersion"] and obj["kind"] and obj["metadata"]["name"], name
+
+
+def image_user() -> str:
+    return re.findall(r"^USER (\S+)", read("Dockerfile"), re.M)[-1]
+
+
+def test_every_container_runs_unprivileged_on_a_read_only_root():
+    uid, gid = image_user().split(":")
+    assert len(workloads()) == 3
+    for where, template in workloads().items():
+        spec = template["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True, where
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        tmp_volumes = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        for container in spec["containers"] + spec.get("initContainers", []):
+            context = container["securityContext"]
+            assert context["runAsNonRoot"] is True, where
+            assert (str(context["runAsUser"]), str(context["runAsGroup"])) == (uid, gid), where
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["readOnlyRootFilesystem"] is True, where
+            assert context["capabilities"] == {"drop": ["ALL"]}, where
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}, where
+            assert "privileged" not in context or context["privileged"] is False
+            tmp = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
+            assert tmp and tmp[0]["name"] in tmp_volumes, f"{where}: /tmp is an emptyDir"
+
+
+def version() -> str:
+    return re.search(r"^version = (\S+)$", read("setup.cfg"), re.M).group(1)
+
+
+def test_images_are_pinned_to_the_release():
+    images = {
+        container["image"]
+        for template in workloads().values()
+        for container in template["spec"]["containers"]
+    }
+    assert images == {f"tasklogs:{version()}"}
+    for text in (read(f"deploy/{name}") for name in manifests()):
+        assert ":latest" not in text
+
+
+def test_web_collector_and_prune_run_under_their_own_accounts():
+    pods = {where: template["spec"] for where, template in workloads().items()}
+    web, collector = pods["Deployment/tasklogs"], pods["Deployment/tasklogs-collector"]
+    cron = pods["CronJob/tasklogs-prune"]
+    accounts = [web["serviceAccountName"], collector["serviceAccountName"]]
+    assert accounts == ["tasklogs-web", "tasklogs-collector"]
+    assert cron["serviceAccountName"] == "tasklogs-prune"
+    assert cron["automountServiceAccountToken"] is False, "prune runs without a token"
+    for variant in RBAC_VARIANTS.values():
+        objects = load_documents(os.path.join(ROOT, variant))
+        service_accounts = {
+            o["metadata"]["name"]: o for o in objects if o["kind"] == "ServiceAccount"
+        }
+        assert set(service_accounts) == {*accounts, "tasklogs-prune"}
+        assert service_accounts["tasklogs-prune"]["automountServiceAccountToken"] is False
     assert collector["containers"][0]["command"] == ["flask", "--app", "wsgi", "collect"]
     assert cron["containers"][0]["command"][:4] == ["flask", "--app", "wsgi", "prune"]
-    assert (
-        "automountServiceAccountToken" not in cron or cron["automountServiceAccountToken"] is False
-    )
     probes = web["containers"][0]
     assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def env_of(container: dict) -> dict[str, str]:
+    return {env["name"]: env.get("value") for env in container.get("env", [])}
+
+
+def test_the_web_pods_trust_forwarded_headers_only_from_the_ingress_and_check_tokens():
+    import ipaddress
+
+    [web] = workloads()["Deployment/tasklogs"]["spec"]["containers"]
+    env = env_of(web)
+    assert "TASKLOGS_PROXY_FIX" not in env
+    assert env["TASKLOGS_AUTH"] == "kubernetes"
+    networks = [ipaddress.ip_network(part) for part in env["TASKLOGS_TRUSTED_PROXIES"].split(",")]
+    assert networks and all(network.is_private for network in networks)
+
+
+def network_policies() -> dict[str, dict]:
+    return {
+        obj["spec"]["podSelector"]["matchLabels"]["app"]: obj["spec"]
+        for objects in manifests().values()
+        for obj in objects
+        if obj["kind"] == "NetworkPolicy"
+    }
+
+
+def egress_ports(policy: dict) -> set[tuple[str, int]]:
+    return {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
+
+
+def test_network_policies_let_in_only_http_and_out_only_the_database_api_server_and_dns():
+    policies = network_policies()
+    pods = {t["metadata"]["labels"]["app"]: t["spec"] for t in workloads().values()}
+    assert set(policies) == set(pods), "every pod has its policy"
+    for app, policy in policies.items():
+        assert set(policy["policyTypes"]) == {"Ingress", "Egress"}, app
+        ports = egress_ports(policy)
+        assert {("TCP", 5432), ("UDP", 53), ("TCP", 53)} <= ports, app
+        talks_to_kubernetes = app != "tasklogs-prune"
+        assert (("TCP", 6443) in ports) is talks_to_kubernetes, app
+        assert ports <= {("TCP", 5432), ("UDP", 53), ("TCP", 53), ("TCP", 6443), ("TCP", 443)}
+    [web_port] = pods["tasklogs"]["containers"][0]["ports"]
+    assert policies["tasklogs"]["ingress"] == [
+        {"ports": [{"protocol": "TCP", "port": web_port["containerPort"]}]}
+    ]
+    assert policies["tasklogs-collector"]["ingress"] == policies["tasklogs-prune"]["ingress"] == []
+
+
+def test_gunicorn_has_no_control_socket():
+    """gunicorn 25.1+ opens a control socket by default (in $HOME, read-only in the pod)."""
+    cfg = GunicornConfig().cfg
+    assert cfg.control_socket_disable is True
+
+
+def test_the_readme_deploys_the_pinned_image_with_the_database_secret():
+    readme = read("README.md")
+    assert f"tasklogs:{version()}" in readme
+    secrets = {
+        ref["secretKeyRef"]["name"] + "/" + ref["secretKeyRef"]["key"]
+        for template in workloads().values()
+        for container in template["spec"]["containers"]
+        for env in container.get("env", [])
+        for ref in [env.get("valueFrom", {})]
+        if "secretKeyRef" in ref
+    }
+    assert secrets == {"tasklogs-db/url"}
+    assert "create secret generic tasklogs-db --from-literal=url=" in readme
+    for name in manifests():
+        assert f"deploy/{name}" in readme, f"the README says when to apply deploy/{name}"

@@ -647,3 +647,65 @@ def test_disconnected_follower_is_released_quietly(kube, core, capfd):
     assert kube.open_streams() == 0
     kube.write_log("p", "main", "nobody listens\n")
     assert capfd.readouterr().err == ""
+
+
+def test_rbac_forbidden_wording_at_the_cluster_scope():
+    from testkit.fakekube.status import forbidden
+
+    error = forbidden(
+        "system:serviceaccount:argo:tasklogs-collector",
+        "create",
+        "tokenreviews",
+        "",
+        "authentication.k8s.io",
+        None,
+    )
+    assert (error.code, error.message) == (
+        403,
+        'tokenreviews.authentication.k8s.io is forbidden: User "system:serviceaccount:argo:'
+        'tasklogs-collector" cannot create resource "tokenreviews" in API group '
+        '"authentication.k8s.io" at the cluster scope',
+    )
+
+
+def test_rbac_bindings_resolve_per_subject_and_namespace():
+    from testkit.fakekube.rbac import allows, grants_of
+
+    role = {"kind": "Role", "metadata": {"name": "r", "namespace": "a"}, "rules": [POD_READ]}
+    objects = [
+        role,
+        {
+            "kind": "RoleBinding",
+            "metadata": {"name": "b", "namespace": "a"},
+            "roleRef": {"kind": "Role", "name": "r"},
+            "subjects": [{"kind": "ServiceAccount", "name": "sa"}],  # namespace: the binding's
+        },
+        {
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "c"},
+            "roleRef": {"kind": "ClusterRole", "name": "system:auth-delegator"},
+            "subjects": [{"kind": "Group", "name": "system:serviceaccounts:a"}],
+        },
+    ]
+    sa, other = "system:serviceaccount:a:sa", "system:serviceaccount:b:sa"
+    assert allows(grants_of(objects, sa).rules_in("a"), "get", "", "pods", "p")
+    assert not allows(grants_of(objects, sa).rules_in("b"), "get", "", "pods", "p")
+    assert not allows(grants_of(objects, other).rules_in("a"), "get", "", "pods", "p")
+    review = ("create", "authentication.k8s.io", "tokenreviews", None)
+    assert allows(grants_of(objects, sa).rules_in(None), *review)
+    assert not allows(grants_of(objects, other).rules_in(None), *review)
+    with pytest.raises(ValueError, match="Role 'missing'"):
+        grants_of(
+            [
+                {
+                    "kind": "RoleBinding",
+                    "metadata": {"name": "b", "namespace": "a"},
+                    "roleRef": {"kind": "Role", "name": "missing"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "sa"}],
+                }
+            ],
+            sa,
+        )
+
+
+POD_READ = {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}

@@ -12,13 +12,14 @@ from tasklogs.engine.frames import SharedFrame
 from tasklogs.errors import StoreUnavailable
 from tasklogs.identity import LogId
 from tasklogs.logstream import Position
+from testkit.names import ref
 
 LOG = LogId("node-a", "pod-a", "main")
 KEY = LOG.key
 
 
 def a_feed(**kwargs) -> Feed:
-    feed = Feed("wf", **kwargs)
+    feed = Feed(ref("wf"), **kwargs)
     feed.add_stream(StreamInfo(LOG, "Running"))
     return feed
 

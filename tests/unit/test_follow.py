@@ -6,11 +6,12 @@ from tasklogs.engine.feed import Feed, StreamInfo
 from tasklogs.engine.follow import ContainerCapture
 from tasklogs.logstream import Position
 from tasklogs.tasks import read_task
+from testkit.names import ref
 from testkit.waiting import wait_for
 
 
 def capture_of(cluster, wf, position=None, room=lambda: True):
-    task = read_task(cluster, wf, ("main",))
+    task = read_task(cluster, ref(wf), ("main",))
     (stream,) = task.streams
     feed = Feed(wf)
     feed.add_stream(StreamInfo(stream.log, stream.phase))

@@ -7,6 +7,7 @@ import pytest
 from tasklogs.engine import frames
 from tasklogs.engine.frames import SharedFrame
 from tasklogs.identity import LogId
+from testkit.names import ref
 
 LOG = LogId("n", "p", "main")
 
@@ -24,7 +25,7 @@ def test_builders_carry_the_log_identity_and_fields():
     assert "é" in frames.append(LOG, 0, "é", "c")  # not \u-escaped: fewer bytes on the wire
     snapshot = json.loads(
         frames.snapshot(
-            "wf",
+            ref("wf"),
             "Running",
             "kubernetes",
             False,

@@ -7,6 +7,7 @@ from tasklogs.engine.journal import JournalWriter
 from tasklogs.identity import LogId
 from tasklogs.logstream import Position
 from tasklogs.store import repository
+from testkit.names import ref
 from testkit.waiting import wait_for
 
 LOG = LogId("node", "pod", "main")
@@ -14,7 +15,7 @@ KEY = LOG.key
 
 
 def feed_for(writer, task_id="wf-j") -> Feed:
-    feed = Feed(task_id, on_unsaved=writer.mark)
+    feed = Feed(ref(task_id), on_unsaved=writer.mark)
     feed.add_stream(StreamInfo(LOG, "Running"))
     return feed
 
@@ -25,7 +26,7 @@ def take(feed, text, second=5):
 
 def stored(memstore, task_id="wf-j") -> list[str]:
     with memstore.units() as uow:
-        return [e["logs"] for e in repository.get_logs_from_database(uow.session, task_id)]
+        return [e["logs"] for e in repository.get_logs_from_database(uow.session, ref(task_id))]
 
 
 def test_flush_writes_each_run_once(memstore):
@@ -42,7 +43,7 @@ def test_flush_writes_each_run_once(memstore):
     assert writer.flush()
     assert stored(memstore) == ["one\ntwo\nthree\n"]
     with memstore.units() as uow:
-        (row,) = repository.get_stored_logs(uow.session, "wf-j")
+        (row,) = repository.get_stored_logs(uow.session, ref("wf-j"))
     assert row.position == Position("2026-01-02T03:04:06.000000000Z", 1)
 
 

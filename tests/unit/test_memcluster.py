@@ -10,6 +10,7 @@ from tasklogs.errors import ClusterUnavailable, ContainerWaiting, LogsGone, Obje
 from tasklogs.kube import pod_summary
 from testkit.fakekube.cluster import Cluster as WireCluster
 from testkit.memcluster import MemoryCluster
+from testkit.names import ref
 
 
 def read(stream) -> bytes:
@@ -40,7 +41,7 @@ def test_pod_summaries_equal_the_adapters_summary_of_the_wire_fakes_pod(cluster,
 
 def test_build_task_resolves_the_workflows_pods(cluster, wf):
     pods = cluster.add_workflow(wf, ("a", "b"))
-    task = tasks.read_task(cluster, wf, ("main", "wait"))
+    task = tasks.read_task(cluster, ref(wf), ("main", "wait"))
     assert [s.key for s in task.streams] == [
         f"{pods['a']}/main",
         f"{pods['a']}/wait",
@@ -49,7 +50,7 @@ def test_build_task_resolves_the_workflows_pods(cluster, wf):
     ]
     assert task.phase == "Running" and not task.settled
     cluster.finish(wf)
-    assert tasks.read_task(cluster, wf, ("main",)).settled
+    assert tasks.read_task(cluster, ref(wf), ("main",)).settled
 
 
 def test_lines_are_stamped_and_since_time_keeps_the_whole_second(cluster, wf):

@@ -5,17 +5,20 @@ from tasklogs.engine import oneshot
 from tasklogs.identity import LogId
 from tasklogs.logstream import Position
 from tasklogs.store import repository
+from testkit.names import ref
 
 CONTAINERS = ("main",)
 
 
 def stored_text(memstore, wf) -> dict[str, str]:
     with memstore.units() as uow:
-        return {e["pod"]: e["logs"] for e in repository.get_logs_from_database(uow.session, wf)}
+        return {
+            e["pod"]: e["logs"] for e in repository.get_logs_from_database(uow.session, ref(wf))
+        }
 
 
 def refresh(cluster, memstore, wf, leads=lambda task_id: False):
-    return oneshot.refresh_task(cluster, memstore.units, wf, CONTAINERS, leads)
+    return oneshot.refresh_task(cluster, memstore.units, ref(wf), CONTAINERS, leads)
 
 
 def test_refresh_appends_only_what_is_new(cluster, memstore, wf):
@@ -29,7 +32,7 @@ def test_refresh_appends_only_what_is_new(cluster, memstore, wf):
     refresh(cluster, memstore, wf)  # nothing new: nothing written
     assert stored_text(memstore, wf) == {pod: "one\ntwo\n"}
     with memstore.units() as uow:
-        assert not repository.get_task(uow.session, wf).complete
+        assert not repository.get_task(uow.session, ref(wf)).complete
 
 
 def test_the_final_save_runs_once_the_task_settled(cluster, memstore, wf):
@@ -41,8 +44,8 @@ def test_the_final_save_runs_once_the_task_settled(cluster, memstore, wf):
     cluster.finish_pod(pod)
     assert refresh(cluster, memstore, wf)[1] is True
     with memstore.units() as uow:
-        task = repository.get_task(uow.session, wf)
-        (row,) = repository.get_stored_logs(uow.session, wf)
+        task = repository.get_task(uow.session, ref(wf))
+        (row,) = repository.get_stored_logs(uow.session, ref(wf))
     assert task.complete and task.phase == "Succeeded"
     assert row.position != Position()  # the resume position is kept by the fold
     assert stored_text(memstore, wf) == {pod: "one\ntwo\n"}
@@ -54,20 +57,22 @@ def test_a_live_capture_keeps_the_final_save_to_itself(cluster, memstore, wf):
     pod = cluster.add_workflow(wf)["a"]
     cluster.write(pod, "x\n")
     cluster.finish(wf)
-    assert refresh(cluster, memstore, wf, leads=lambda task_id: task_id == wf)[1] is False
+    assert refresh(cluster, memstore, wf, leads=lambda task: task == ref(wf))[1] is False
     with memstore.units() as uow:
-        assert not repository.get_task(uow.session, wf).complete
+        assert not repository.get_task(uow.session, ref(wf)).complete
     assert stored_text(memstore, wf) == {pod: "x\n"}
 
 
 def test_text_stored_without_a_position_is_not_read_again(cluster, memstore, wf):
     pod = cluster.add_workflow(wf)["a"]
     cluster.write(pod, "x\n")
-    log = tasks.read_task(cluster, wf, CONTAINERS).streams[0].log
+    log = tasks.read_task(cluster, ref(wf), CONTAINERS).streams[0].log
     with memstore.units() as uow:
-        repository.save_logs_to_database(uow.session, wf, [{**log.fields(), "logs": "whole\n"}])
+        repository.save_logs_to_database(
+            uow.session, ref(wf), [{**log.fields(), "logs": "whole\n"}]
+        )
         uow.commit()
-        (row,) = repository.get_stored_logs(uow.session, wf)
+        (row,) = repository.get_stored_logs(uow.session, ref(wf))
     cluster.requests.clear()
     status = cluster.get_pod(pod)["containers"]["main"]
     assert oneshot.store_container(cluster, memstore.units, row, status) == len("whole\n")
@@ -79,7 +84,7 @@ def test_a_pod_gone_leaves_the_store_as_it_is(cluster, memstore, wf):
     cluster.write(pod, "x\n")
     refresh(cluster, memstore, wf)
     with memstore.units() as uow:
-        (row,) = repository.get_stored_logs(uow.session, wf)
+        (row,) = repository.get_stored_logs(uow.session, ref(wf))
     cluster.delete_pod(pod)
     running = {"state": "running", "reason": "", "restarts": 0, "exit_code": None}
     assert oneshot.store_container(cluster, memstore.units, row, running) == 2
@@ -111,6 +116,6 @@ def test_a_long_catch_up_is_appended_in_pieces(cluster, memstore, wf, monkeypatc
     refresh(cluster, memstore, wf)
     assert stored_text(memstore, wf) == {pod: "".join(f"line {i:02d}\n" for i in range(20))}
     with memstore.units() as uow:
-        (row,) = repository.get_stored_logs(uow.session, wf)
+        (row,) = repository.get_stored_logs(uow.session, ref(wf))
         chunks = list(repository.read_log(uow.session, row.log_id))
     assert len(chunks) > 1

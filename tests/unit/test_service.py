@@ -3,7 +3,14 @@
 import pytest
 
 from tasklogs import service
-from tasklogs.errors import ClusterUnavailable, InvalidTaskId, TaskNotFound, Unavailable
+from tasklogs.errors import (
+    ClusterUnavailable,
+    InvalidTaskId,
+    NamespaceNotServed,
+    TaskNotFound,
+    Unavailable,
+)
+from testkit.names import ref
 from testkit.waiting import wait_for
 
 
@@ -15,10 +22,10 @@ def test_a_complete_task_comes_from_the_store_with_no_cluster_request(services, 
     pod = cluster.add_workflow(wf)["a"]
     cluster.write(pod, "done\n")
     cluster.finish(wf)
-    first = service.get_task_logs(services, wf)
+    first = service.get_task_logs(services, ref(wf))
     assert (first.source, first.complete) == ("kubernetes", True)
     cluster.requests.clear()
-    view = service.get_task_logs(services, wf)
+    view = service.get_task_logs(services, ref(wf))
     assert (view.source, view.complete, view.phase, view.degraded) == (
         "database",
         True,
@@ -33,25 +40,25 @@ def test_a_complete_task_comes_from_the_store_with_no_cluster_request(services, 
 def test_a_running_task_nobody_captures_is_refreshed_and_stored(services, cluster, wf):
     pod = cluster.add_workflow(wf)["a"]
     cluster.write(pod, "one\n")
-    view = service.get_task_logs(services, wf)
+    view = service.get_task_logs(services, ref(wf))
     assert (view.source, view.complete, view.phase) == ("kubernetes", False, "Running")
     assert texts(view) == {f"{pod}/main": "one\n"}
     cluster.write(pod, "two\n")
-    assert texts(service.get_task_logs(services, wf)) == {f"{pod}/main": "one\ntwo\n"}
+    assert texts(service.get_task_logs(services, ref(wf))) == {f"{pod}/main": "one\ntwo\n"}
     cluster.failure = ClusterUnavailable("down")  # the store still has it
-    stale = service.get_task_logs(services, wf)
+    stale = service.get_task_logs(services, ref(wf))
     assert stale.degraded == "kubernetes" and texts(stale) == {f"{pod}/main": "one\ntwo\n"}
 
 
 def test_a_task_captured_live_is_served_from_the_store_without_refreshing(services, cluster, wf):
     pod = cluster.add_workflow(wf)["a"]
     cluster.write(pod, "live\n")
-    service.get_task_logs(services, wf)  # stored: the task has a row
-    driver = services.engine.driver(wf, pinned=True)
-    assert driver.ready.wait(3) and services.engine.leads(wf)
+    service.get_task_logs(services, ref(wf))  # stored: the task has a row
+    driver = services.engine.driver(ref(wf), pinned=True)
+    assert driver.ready.wait(3) and services.engine.leads(ref(wf))
     assert wait_for(lambda: cluster.open_streams == 1, 3)  # the capture follows the log now
     cluster.requests.clear()
-    view = service.get_task_logs(services, wf)
+    view = service.get_task_logs(services, ref(wf))
     assert view.source == "database" and not view.complete
     assert cluster.requests["get pods/log"] == 0
 
@@ -60,40 +67,40 @@ def test_database_down_serves_the_cluster_degraded(services, memstore, cluster, 
     pod = cluster.add_workflow(wf)["a"]
     cluster.write(pod, "from k8s\n")
     memstore.down = True
-    view = service.get_task_logs(services, wf)
+    view = service.get_task_logs(services, ref(wf))
     assert (view.source, view.degraded) == ("kubernetes", "database")
     assert texts(view) == {f"{pod}/main": "from k8s\n"}
     assert "".join(view.entries[0].read(5)) == "k8s\n"
     cluster.failure = ClusterUnavailable("down too")
     with pytest.raises(Unavailable, match="neither the database nor the cluster"):
-        service.get_task_logs(services, wf)
+        service.get_task_logs(services, ref(wf))
 
 
 def test_an_unknown_task_is_not_found(services, wf):
     with pytest.raises(TaskNotFound):
-        service.get_task_logs(services, wf)
+        service.get_task_logs(services, ref(wf))
 
 
 def test_a_task_stored_but_gone_from_the_cluster_is_served_from_the_store(services, cluster, wf):
     pod = cluster.add_workflow(wf)["a"]
     cluster.write(pod, "kept\n")
-    service.get_task_logs(services, wf)
+    service.get_task_logs(services, ref(wf))
     cluster.delete_pod(pod)
     cluster.delete_workflow(wf)
-    view = service.get_task_logs(services, wf)
+    view = service.get_task_logs(services, ref(wf))
     assert view.source == "database" and texts(view) == {f"{pod}/main": "kept\n"}
 
 
 def test_narrowed_keeps_the_matching_entries(services, cluster, wf):
     pods = cluster.add_workflow(wf, ("a", "b"))
-    view = service.get_task_logs(services, wf)
+    view = service.get_task_logs(services, ref(wf))
     assert [e.log.pod for e in service.narrowed(view, pods["b"], None).entries] == [pods["b"]]
-    view = service.get_task_logs(services, wf)
+    view = service.get_task_logs(services, ref(wf))
     assert len(service.narrowed(view, None, "main").entries) == 2
     with pytest.raises(TaskNotFound, match="has no pod 'nope'"):
-        service.narrowed(service.get_task_logs(services, wf), "nope", None)
+        service.narrowed(service.get_task_logs(services, ref(wf)), "nope", None)
     with pytest.raises(TaskNotFound, match="container 'wait'"):
-        service.narrowed(service.get_task_logs(services, wf), pods["a"], "wait")
+        service.narrowed(service.get_task_logs(services, ref(wf)), pods["a"], "wait")
 
 
 @pytest.mark.parametrize("task_id", ["", "Upper", "a_b", "-a", "a-", "a" * 254, "a..b", "../x"])
@@ -112,7 +119,7 @@ def test_fetch_logs_from_kubernetes_reads_whole_logs(services, cluster, wf):
     cluster.write(pod, "whole\n")
     (entry,) = service.fetch_logs_from_kubernetes(services, wf, "argo")
     assert (entry["pod"], entry["container"], entry["logs"]) == (pod, "main", "whole\n")
-    with pytest.raises(ValueError, match="not 'other'"):
+    with pytest.raises(NamespaceNotServed, match="'other' is not served"):
         service.fetch_logs_from_kubernetes(services, wf, "other")
     cluster.failure = ClusterUnavailable("down")
     with pytest.raises(ClusterUnavailable):

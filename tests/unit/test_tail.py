@@ -7,13 +7,14 @@ import pytest
 from tasklogs import service
 from tasklogs.engine.frames import GOING_AWAY, NORMAL, SLOW_CLIENT, TRY_AGAIN
 from testkit.memstore import fast_settings
+from testkit.names import ref
 from testkit.waiting import wait_for
 
 from .conftest import TailReader, text_of
 
 
 def tail(services, wf, cursor=None) -> TailReader:
-    return TailReader(service.open_tail(services, wf, cursor))
+    return TailReader(service.open_tail(services, ref(wf), cursor))
 
 
 def test_snapshot_then_live_appends_exactly_once(services, cluster, wf):
@@ -73,7 +74,7 @@ def test_a_complete_task_is_served_from_the_database(services, cluster, wf):
     pod = cluster.add_workflow(wf)["a"]
     cluster.write(pod, "done\n")
     cluster.finish(wf)
-    service.get_task_logs(services, wf)  # the final save runs
+    service.get_task_logs(services, ref(wf))  # the final save runs
     cluster.requests.clear()
     reader = tail(services, wf)
     assert reader.done.wait(5)
@@ -103,7 +104,7 @@ def test_a_slow_client_is_closed_with_4008(memstore, cluster, wf):
     services = memstore.services(cluster, fast_settings(TASKLOGS_VIEWER_QUEUE="2"))
     try:
         pod = cluster.add_workflow(wf)["a"]
-        the_tail = service.open_tail(services, wf, None)
+        the_tail = service.open_tail(services, ref(wf), None)
         frames = the_tail.frames()
         assert '"snapshot"' in next(frames)
         feed = the_tail.driver.feed
@@ -120,7 +121,7 @@ def test_a_slow_client_is_closed_with_4008(memstore, cluster, wf):
 def test_a_closed_engine_sends_the_client_away(services, cluster, wf):
     cluster.add_workflow(wf)
     services.engine.close()
-    the_tail = service.open_tail(services, wf, None)
+    the_tail = service.open_tail(services, ref(wf), None)
     assert list(the_tail.frames()) == []
     assert the_tail.close_code == GOING_AWAY and "shutting down" in the_tail.close_reason
 
@@ -142,13 +143,13 @@ def test_an_unknown_task_raises_task_not_found(services, wf):
     from tasklogs.errors import TaskNotFound
 
     with pytest.raises(TaskNotFound):
-        list(service.open_tail(services, wf, None).frames())
+        list(service.open_tail(services, ref(wf), None).frames())
 
 
 def test_a_viewer_behind_the_feed_reads_the_gap_from_the_journal(services, memstore, cluster, wf):
     pod = cluster.add_workflow(wf)["a"]
     cluster.write(pod, "saved\n")
-    the_tail = service.open_tail(services, wf, None)
+    the_tail = service.open_tail(services, ref(wf), None)
     frames = the_tail.frames()
     next(frames)  # the snapshot
     cluster.write(pod, "mid\n")
