@@ -8,14 +8,12 @@ this process and not yet committed) carries its timestamps in the feed.
 
 from collections.abc import Iterable, Iterator
 
-from ..errors import StoreUnavailable
 from ..pages import Line, LogEnd, Page, drop_head, lines_of, paginate
 from ..store import repository
 from ..store.unit_of_work import UnitsOfWork
 from .feed import Feed, Unsaved
 
 BATCHES = (2, 8)  # pages read per unit of work: few for the first (a tail, a line), then more
-RESTORE_PASSES = 5  # reads of the store while the journal writer commits what the feed held
 TEXT_BATCH = 16  # pages' text read per unit of work by a catch-up (at most about 2 MiB)
 
 
@@ -42,6 +40,8 @@ def stored_texts(units: UnitsOfWork, log_id: int, start: int, stop: int) -> Iter
         with units() as uow:
             texts = repository.read_texts(uow.session, log_id, start, TEXT_BATCH)
         for page_start, text in texts:
+            if page_start >= stop:  # committed after `stop` was read; `stop - page_start` < 0 would
+                return  # cut the page's tail off and send the rest as the text at `start`
             piece = text[max(0, start - page_start) : stop - page_start]
             if piece:
                 yield piece
@@ -68,28 +68,18 @@ class LogLines:
     def pages(self, start: int) -> Iterator[Page]:
         """The pages holding character `start` and after: stored ones, then the unsaved text.
 
-        The unsaved text continues from the last stored page read, not from an end read before it: the
-        journal writer may commit (and the feed forget) text meanwhile, so when the unsaved text no
-        longer reaches back to the stored end, the store is read on from there."""
+        The unsaved text is taken *before* the store is read: the journal writer forgets unsaved text
+        only after committing it, so whatever the feed held then is in the store read after it, or in
+        the pieces taken; the store read later may reach further (its pages win), never less far."""
         log_id = self.feed.streams[self.key].log_id
-        end, pieces = LogEnd(), self.feed.unsaved_pieces(self.key)
-        for _ in range(RESTORE_PASSES):
-            if log_id is None:
-                break
+        pieces, end = self.feed.unsaved_pieces(self.key), LogEnd()
+        if log_id is not None:
             read = False
-            for page in stored_pages(self.units, log_id, max(start, end.offset)):
+            for page in stored_pages(self.units, log_id, start):
                 end, read = page.end, True
                 yield page
-            if not read:
-                stored = self._stored_end()
-                if stored.offset > max(start, end.offset):
-                    continue  # committed since the pages were read: read it first
-                end = stored if stored.offset > end.offset else end
-            pieces = self.feed.unsaved_pieces(self.key)
-            if not pieces or pieces[0].start <= end.offset:
-                break
-        else:
-            raise StoreUnavailable(f"the log {self.key} changed faster than it could be read")
+            if not read:  # `start` is at or past the stored end: the unsaved text continues it
+                end = self._stored_end()
         for page in self._unsaved(end, pieces):
             if page.end_offset > start:
                 yield page
@@ -129,8 +119,9 @@ class LogLines:
 
     def end(self) -> LogEnd:
         """Where the log ends: the stored text and then the unsaved one."""
+        pieces = self.feed.unsaved_pieces(self.key)  # before the store: see `pages`
         end = self._stored_end()
-        for page in self._unsaved(end, self.feed.unsaved_pieces(self.key)):
+        for page in self._unsaved(end, pieces):
             end = page.end
         return end
 

@@ -253,7 +253,9 @@ class Tail:
 
     def _stored_entry(self, row, unsaved, phases) -> Entry:
         key, feed = row.log.key, self._subscribed()[0].feed
-        end = advance(row.end, "".join(_unsaved_from(unsaved.get(key, ()), row.length)))
+        end = row.end
+        for piece in _unsaved_from(unsaved.get(key, ()), row.length):
+            end = advance(end, piece)
         reader = LogLines(self.engine.units, feed, key)
         start = self._start(key, reader, end.offset)
         line = 1 if start == 0 else end.next_line if start >= end.offset else reader.line_at(start)
@@ -338,16 +340,19 @@ class Tail:
         store, then the feed's unsaved text; StoreUnavailable where neither has it."""
         feed = self._subscribed()[0].feed
         log_id = feed.streams[key].log_id
+        pending = feed.unsaved_copy().get(key, [])  # before the store, as the snapshot does
         if log_id is not None:
             for piece in stored_texts(self.engine.units, log_id, start, end):
                 start += len(piece)
                 yield piece
-        while start < end:
-            piece = feed.read_pending(key, start, min(end, start + self.frame_chars))
+        for piece in cut_pieces(_unsaved_from(pending, start), self.frame_chars):
+            piece = piece[: end - start]
             if not piece:
-                raise StoreUnavailable(f"text {start}-{end} of {key} is not available here")
+                break
             start += len(piece)
             yield piece
+        if start < end:
+            raise StoreUnavailable(f"text {start}-{end} of {key} is not available here")
 
 
 def _stored_text(engine: Engine, row, start: int, unsaved) -> Iterator[str]:
@@ -394,6 +399,11 @@ def _line_batches(lines: Iterator[Line], ended: bool, size: int):
 
 
 def _unsaved_from(pieces, start: int):
+    """The unsaved text (`(start, text)` pieces) from character `start` on, up to the first gap: text
+    after a gap is never given as if it began at `start`."""
     for piece_start, text in pieces:
+        if piece_start > start:
+            return
         if piece_start + len(text) > start:
-            yield text[max(0, start - piece_start) :]
+            yield text[start - piece_start :]
+            start = piece_start + len(text)
