@@ -6,7 +6,7 @@ are read a few at a time, each batch in a unit of work of its own; the unsaved t
 this process and not yet committed) carries its timestamps in the feed.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 
 from ..pages import Line, LogEnd, Page, drop_head, lines_of, paginate
 from ..store import repository
@@ -74,15 +74,23 @@ class LogLines:
         log_id = self.feed.streams[self.key].log_id
         pieces, end = self.feed.unsaved_pieces(self.key), LogEnd()
         if log_id is not None:
-            read = False
-            for page in stored_pages(self.units, log_id, start):
-                end, read = page.end, True
-                yield page
-            if not read:  # `start` is at or past the stored end: the unsaved text continues it
-                end = self._stored_end()
+            end = yield from self._stored(log_id, start)
         for page in self._unsaved(end, pieces):
             if page.end_offset > start:
                 yield page
+
+    def _stored(self, log_id: int, start: int) -> Generator[Page, None, LogEnd]:
+        """The stored pages from the one holding `start`; returns where the stored text ends."""
+        end = None
+        for page in stored_pages(self.units, log_id, start):
+            end = page.end
+            yield page
+        if end is not None:
+            return end
+        stored = self._stored_end()
+        if stored.offset > start:  # committed between the two reads: pages hold `start` now (once
+            return (yield from self._stored(log_id, start))  # committed, text stays: one more read)
+        return stored  # `start` is at or past the stored end: the unsaved text continues it
 
     def _unsaved(self, end: LogEnd, pieces: list[Unsaved]) -> Iterator[Page]:
         """The unsaved text (`pieces`, the feed's) after `end` (where the stored text ends), as pages."""

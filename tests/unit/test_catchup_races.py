@@ -123,6 +123,26 @@ def test_lines_read_while_the_writer_commits_continue_the_stored_ones(quiet, clu
     assert "".join(texts) == STORED[:24] + EARLY
 
 
+def test_lines_hold_text_committed_between_an_empty_page_read_and_the_stored_end(
+    quiet, cluster, wf
+):
+    """Nothing stored yet when the pages are read; the writer commits everything (and the feed forgets
+    it) just before the stored end is read: the pages are read again, not skipped."""
+    pod = cluster.add_workflow(wf)["a"]
+    feed = captured(quiet, cluster, wf, pod, STORED[:24])
+    reader = LogLines(quiet.units, feed, f"{pod}/main")
+    stored_end = reader._stored_end
+
+    def commit_then_read_the_end():
+        quiet.engine.writer.flush([feed])
+        return stored_end()
+
+    reader._stored_end = commit_then_read_the_end  # type: ignore[method-assign]
+    assert "".join(page.text for page in reader.pages(0)) == STORED[:24]
+    assert not feed.has_unsaved()
+    assert [line.text for line in reader.lines(16)] == ["line 02\n"]
+
+
 @pytest.mark.parametrize("flushed_first", [False, True])
 def test_the_end_and_a_tail_of_lines_hold_whatever_the_writer_committed_meanwhile(
     quiet, cluster, wf, flushed_first
