@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from . import measure, report
+from .catchup import BEFORE, catchup_run
 from .cluster import BenchCluster
 from .collector import collector_run, followed_tail_run
 from .largelog import largelog_run
@@ -56,6 +57,10 @@ class Plan:
     pages_line_bytes: tuple = (10 * MB, 500 * MB)  # the two stored logs of the line-access queries
     pages_random_bytes: int = 20 * MB  # the incompressible log whose disk use is measured
     search_bytes: int = 1000 * MB  # log text stored (and written as files) for the search run
+    catchup_bytes: tuple = (100 * MB, 200 * MB)  # the running logs a tail catches up on
+    catchup_before: str | None = (
+        BEFORE  # the commit measured beside this tree (None: this tree alone)
+    )
 
 
 QUICK = Plan(
@@ -73,6 +78,7 @@ QUICK = Plan(
     pages_line_bytes=(5 * MB, 50 * MB),
     pages_random_bytes=5 * MB,
     search_bytes=40 * MB,
+    catchup_bytes=(20 * MB,),
 )
 MEASUREMENTS = (
     "latency",
@@ -84,6 +90,7 @@ MEASUREMENTS = (
     "pages",
     "search",
     "shards",
+    "catchup",
 )
 
 
@@ -97,7 +104,8 @@ def parse_args() -> argparse.Namespace:
         help="comma-separated subset of: latency (with upstream requests), wal, resources, collector, rest, "
         "followed (a tail of a task the collector captures), pages (stored logs: downloads, line "
         "access, grep, disk), search (across tasks: the trigram index beside a sequential scan and grep), "
-        "shards (1, 2 and 3 collectors under the collector load, and a kill/rejoin run)",
+        "shards (1, 2 and 3 collectors under the collector load, and a kill/rejoin run), "
+        "catchup (a tail of a large running log: memory, /healthz)",
     )
     add("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
     add("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
@@ -107,6 +115,15 @@ def parse_args() -> argparse.Namespace:
     add("--collector-rate", type=float, help="lines per second to every pod in the collector run")
     add("--collector-seconds", type=float, help="seconds of writing in the collector run")
     add("--rest-mb", type=float, help="size of the log served in the rest runs, in MB")
+    add(
+        "--catchup-mb",
+        help="sizes of the running logs of the catchup runs, in MiB, comma-separated (default 100,200)",
+    )
+    add(
+        "--catchup-before",
+        help=f"commit measured beside this tree in the catchup runs (default {BEFORE[:8]}, the last one "
+        "before the bounded catch-up; 'none': this tree alone)",
+    )
     add("--client-processes", type=int, default=1, help="client processes sharing the viewers")
     add(
         "--connect-concurrency",
@@ -151,9 +168,15 @@ def plan_from(args) -> Plan:
         "collector_seconds": args.collector_seconds,
         "rest_log_bytes": args.rest_mb and int(args.rest_mb * MB),
     }
-    return replace(
+    if args.catchup_mb:
+        sizes["catchup_bytes"] = tuple(int(float(mb) * MB) for mb in args.catchup_mb.split(","))
+    plan = replace(
         plan, tail_viewers=viewers, **{name: value for name, value in sizes.items() if value}
     )
+    if args.catchup_before:
+        before = None if args.catchup_before == "none" else args.catchup_before
+        plan = replace(plan, catchup_before=before)
+    return plan
 
 
 def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
@@ -228,6 +251,8 @@ def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
         )
     if "search" in only:
         steps.append((search_run, plan.search_bytes))
+    if "catchup" in only:
+        steps += [(catchup_run, size, plan.catchup_before) for size in plan.catchup_bytes]
     runs = []
     for step, *arguments in steps:
         began = time.monotonic()

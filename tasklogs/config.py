@@ -702,7 +702,8 @@ SETTINGS = (
         "frame_chars",
         "1048576",
         _positive_int,
-        "Most characters of log text in one WebSocket frame; a longer backlog follows as several appends.",
+        "Most characters of log text in one WebSocket frame (a `lines` frame counts 48 more per line "
+        "for its timestamp); a longer backlog or gap follows as several frames.",
         True,
     ),
     Setting(

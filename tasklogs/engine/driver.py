@@ -21,8 +21,9 @@ from ..store import repository
 from ..store.unit_of_work import TaskTimes
 from ..tasks import ClusterTask, Stream
 from .backoff import Backoff
-from .feed import Feed, StreamInfo
+from .feed import FRAME_CHARS, Feed, StreamInfo, cut_pieces
 from .follow import ContainerCapture
+from .lines import stored_texts
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -168,18 +169,29 @@ class Driver:
         """Bring the feed up to what the journal holds (text, phases, the end)."""
         with self.engine.units() as uow:
             task = repository.get_task(uow.session, self.task)
-            for row in repository.get_stored_logs(uow.session, self.task):
-                # streams met after the first sync are new to the viewers too: their text is sent from 0
-                start = 0 if self.ready.is_set() else row.length
-                stream = self.feed.add_stream(StreamInfo(row.log, row.phase, start, row.log_id))
-                if row.length > stream.end:
-                    text = "".join(repository.read_log(uow.session, row.log_id, stream.end))
-                    self.feed.append(row.log.key, text, row.position, start=stream.end, keep=False)
-                self.feed.set_phase(row.phase, row.log.key)
+            rows = repository.get_stored_logs(uow.session, self.task)
+        for row in rows:
+            # streams met after the first sync are new to the viewers too: their text is sent from 0
+            start = 0 if self.ready.is_set() else row.length
+            stream = self.feed.add_stream(StreamInfo(row.log, row.phase, start, row.log_id))
+            self._append_stored(stream, row)
+            self.feed.set_phase(row.phase, row.log.key)
         if task is not None:
             self.feed.set_phase(task.phase)
             if task.complete:
                 self.feed.finish(task.phase)
+
+    def _append_stored(self, stream: StreamInfo, row) -> None:
+        """The stored text of `row` that the feed lacks, read a few pages per unit of work and published
+        in appends of at most FRAME_CHARS: a log first met after startup is never one string in memory."""
+        if row.log_id is None or row.length <= stream.end:
+            return
+        pieces = stored_texts(self.engine.units, row.log_id, stream.end, row.length)
+        for piece in cut_pieces(pieces, FRAME_CHARS):
+            at = stream.end
+            position = row.position if at + len(piece) == row.length else None
+            self.feed.append(row.log.key, piece, position, start=at, keep=False)
+            self.feed.publish_pending()  # each piece its own event, even when appends coalesce
 
     # --- leading: this process captures the task ---
 

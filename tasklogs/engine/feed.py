@@ -9,10 +9,11 @@ Text not yet committed to the journal stays in `unsaved` until the writer commit
 database plus `unsaved` always hold everything the feed has published.
 """
 
+import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import NamedTuple
@@ -77,9 +78,10 @@ class Run(NamedTuple):
     stamps: list[int]
 
 
-ReadRange = Callable[
-    [str, int, int], str
-]  # (key, start, end) -> a stream's text between two offsets
+# (key, start, end) -> a stream's text between two offsets, in pieces of bounded size
+ReadRange = Callable[[str, int, int], Iterable[str]]
+
+FRAME_CHARS = 1 << 20  # characters of log text in one rebuilt frame at most (TASKLOGS_FRAME_CHARS)
 
 MAX_RUN = 4 << 20  # characters of one stream written to the journal in one row at most
 
@@ -374,10 +376,16 @@ class SlowViewer(Exception):
 class Viewer:
     """One WebSocket client of a feed: a bounded queue filled by the feed, drained by the client's sender."""
 
-    def __init__(self, feed: Feed, offsets: dict[str, int], max_queue: int):
+    def __init__(
+        self,
+        feed: Feed,
+        offsets: dict[str, int],
+        max_queue: int,
+        frame_chars: int = FRAME_CHARS,
+    ):
         self.feed = feed
         self.offsets = dict(offsets)
-        self.max_queue = max_queue
+        self.max_queue, self.frame_chars = max_queue, frame_chars
         self.in_step_at: int | None = None  # feed version this viewer's offsets equal, or None
         self.seen_version = 0  # phase events up to this version are already in the snapshot
         self._queue: deque[Event] = deque()
@@ -413,37 +421,55 @@ class Viewer:
             events.append(self._queue.popleft())
         return events
 
-    def frames(self, event: Event, read_range: ReadRange) -> list[str | SharedFrame]:
+    def frames(self, event: Event, read_range: ReadRange) -> Iterator[str | SharedFrame]:
         """The frames this viewer must send for `event`: the shared one when in step, else rebuilt.
 
-        `read_range(key, start, end)` returns the text of a stream between two offsets (for gaps)."""
+        `read_range(key, start, end)` gives the text of a stream between two offsets (for gaps), in
+        pieces; a rebuilt append is cut into frames of at most `frame_chars` characters."""
         if event.kind == "phase" and event.version <= self.seen_version:
-            return []
+            return
         if self.in_step_at == event.version - 1:
             self.in_step_at = event.version
             if event.key is not None and event.kind == "append":
                 self.offsets[event.key] = event.end
-            return [] if event.kind == "ended" else [event.frame]
+            if event.kind != "ended":
+                yield event.frame
+            return
         if event.kind == "ended":
-            return []  # only the lines format has something to say (the last line, if unfinished)
-        frames = self._rebuilt(event, read_range)
+            return  # only the lines format has something to say (the last line, if unfinished)
+        yield from self._rebuilt(event, read_range)
         in_step = {key: end for key, end in self.offsets.items() if end} == event.ends
         self.in_step_at = event.version if in_step else None
-        return frames
 
-    def _rebuilt(self, event: Event, read_range: ReadRange) -> list[str | SharedFrame]:
+    def _rebuilt(self, event: Event, read_range: ReadRange) -> Iterator[str | SharedFrame]:
         if event.kind != "append" or event.key is None:
-            return [event.frame]
-        seen = self.offsets.get(event.key, 0)
+            yield event.frame
+            return
+        key, seen = event.key, self.offsets.get(event.key, 0)
         if event.end <= seen:
-            return []
-        text = event.data[max(0, seen - event.start) :]
-        if event.start > seen:
-            text = read_range(event.key, seen, event.start) + text
-        self.offsets[event.key] = event.end
-        log = self.feed.streams[event.key].log
-        return [
-            frames.append(
-                log, event.end - len(text), text, encode_cursor(self.offsets, self.feed.log_ids())
-            )
-        ]
+            return
+        pieces: Iterable[str] = [event.data[max(0, seen - event.start) :]]
+        if event.start > seen:  # a gap: read it a piece at a time, never whole
+            pieces = itertools.chain(read_range(key, seen, event.start), pieces)
+        log = self.feed.streams[key].log
+        for piece in cut_pieces(pieces, self.frame_chars):
+            start = self.offsets.get(key, 0)
+            self.offsets[key] = start + len(piece)
+            yield frames.append(log, start, piece, encode_cursor(self.offsets, self.feed.log_ids()))
+
+
+def cut_pieces(pieces: Iterable[str], size: int) -> Iterator[str]:
+    """Re-cut a stream of text pieces into pieces of at most `size` characters (dropping empty ones)."""
+    buffer, held = [], 0
+    for piece in pieces:
+        at = 0
+        while at < len(piece):
+            taken = piece[at : at + size - held]
+            at += len(taken)
+            buffer.append(taken)
+            held += len(taken)
+            if held == size:
+                yield "".join(buffer)
+                buffer, held = [], 0
+    if held:
+        yield "".join(buffer)

@@ -25,13 +25,18 @@ from ..store import repository
 from . import frames
 from .driver import Driver
 from .engine import Engine, EngineClosed
-from .feed import Event, SlowViewer, Viewer
+from .feed import Event, SlowViewer, Viewer, cut_pieces
 from .frames import GOING_AWAY, NORMAL, SLOW_CLIENT, TRY_AGAIN
-from .lines import LogLines, lines_from
+from .lines import LogLines, lines_from, stored_texts
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 30.0
+LINE_CHARS = 48  # what a line adds to a lines frame besides its text: its timestamp and JSON
+YIELD_CHARS = 32 << 10  # characters of lines between two yields while a frame is built
+# A yield sleeps this long: under gevent, sleep(0) may resume this greenlet before the hub polls for I/O
+# (a new /healthz connection would wait); any positive sleep waits for the loop's next turn.
+YIELD_SECONDS = 0.0001
 
 
 @dataclass
@@ -113,7 +118,7 @@ class Tail:
                 "server shutting down; reconnect with your cursor",
             )
             return
-        self.viewer = Viewer(self.driver.feed, self.offsets, self.max_queue)
+        self.viewer = Viewer(self.driver.feed, self.offsets, self.max_queue, self.frame_chars)
         self.driver.feed.subscribe(self.viewer)
         if not self.driver.ready.wait(READY_TIMEOUT) or self._stopped:
             return
@@ -212,6 +217,7 @@ class Tail:
         ):
             self.offsets[key] = end
             yield frames.lines(feed.streams[key].log, number, lines, self._cursor())
+            _let_others_run()
 
     # --- the snapshot ---
 
@@ -277,7 +283,9 @@ class Tail:
 
     def _stored_entry(self, row, unsaved, phases) -> Entry:
         key, feed = row.log.key, self._subscribed()[0].feed
-        end = advance(row.end, "".join(_unsaved_from(unsaved.get(key, ()), row.length)))
+        end = row.end
+        for piece in _unsaved_from(unsaved.get(key, ()), row.length):
+            end = advance(end, piece)
         reader = LogLines(self.engine.units, feed, key)
         start = self._start(key, reader, end.offset)
         line = 1 if start == 0 else end.next_line if start >= end.offset else reader.line_at(start)
@@ -310,7 +318,7 @@ class Tail:
             return
         logs, rests, budget = [], [], self.frame_chars
         for entry in entries:
-            pieces = _pieces_of(entry.pieces, self.frame_chars)
+            pieces = cut_pieces(entry.pieces, self.frame_chars)
             first = next(pieces, "") if budget > 0 else ""
             budget -= len(first)
             self.offsets[entry.log.key] = entry.start + len(first)
@@ -326,6 +334,7 @@ class Tail:
                 start = self.offsets[log_.key]
                 self.offsets[log_.key] = start + len(piece)
                 yield frames.append(log_, start, piece, self._cursor())
+                _let_others_run()
         self._subscribed()[1].offsets = dict(self.offsets)
 
     def _entry_line_frames(self, entries: list[Entry], source: str, complete: bool):
@@ -339,7 +348,7 @@ class Tail:
                 if budget > 0
                 else (entry.line, [], entry.start)
             )
-            budget -= sum(len(line["text"]) for line in lines)
+            budget -= sum(len(line["text"]) + LINE_CHARS for line in lines)
             self.offsets[entry.log.key] = end
             logs.append(
                 frames.snapshot_lines_entry(entry.log, entry.phase, entry.start, number, lines)
@@ -350,65 +359,77 @@ class Tail:
             for number, lines, end in batches:
                 self.offsets[log_.key] = end
                 yield frames.lines(log_, number, lines, self._cursor())
+                _let_others_run()
 
-    def _read_range(self, key: str, start: int, end: int) -> str:
-        """A stream's text between two offsets, from the store and the feed's unsaved text."""
+    def _read_range(self, key: str, start: int, end: int) -> Iterator[str]:
+        """A stream's text between two offsets, in pieces of at most a page or `frame_chars`: from the
+        store, then the feed's unsaved text; StoreUnavailable where neither has it."""
         feed = self._subscribed()[0].feed
-        text = ""
         log_id = feed.streams[key].log_id
+        pending = feed.unsaved_copy().get(key, [])  # before the store, as the snapshot does
         if log_id is not None:
-            with self.engine.units() as uow:
-                for piece in repository.read_log(uow.session, log_id, start):
-                    text += piece
-                    if len(text) >= end - start:
-                        break
-        if len(text) < end - start:
-            text += feed.read_pending(key, start + len(text), end)
-        if len(text) < end - start:
+            for piece in stored_texts(self.engine.units, log_id, start, end):
+                start += len(piece)
+                yield piece
+        for piece in cut_pieces(_unsaved_from(pending, start), self.frame_chars):
+            piece = piece[: end - start]
+            if not piece:
+                break
+            start += len(piece)
+            yield piece
+        if start < end:
             raise StoreUnavailable(f"text {start}-{end} of {key} is not available here")
-        return text[: end - start]
 
 
 def _stored_text(engine: Engine, row, start: int, unsaved) -> Iterator[str]:
-    """A stored log's text from `start`: its pages, then the feed's unsaved text after them."""
+    """A stored log's text from `start`: its pages up to where `row` says it ends (what the store held
+    when the snapshot began; the rest comes from `unsaved` or the live events), then the feed's unsaved
+    text after them."""
     if start < row.length:
-        with engine.units() as uow:
-            yield from repository.read_log(uow.session, row.log_id, start)
+        for piece in stored_texts(engine.units, row.log_id, start, row.length):
+            start += len(piece)
+            yield piece
+        if start < row.length:
+            raise StoreUnavailable(f"text {start}-{row.length} of {row.log.key} is gone")
     yield from _unsaved_from(unsaved, max(start, row.length))
+
+
+def _let_others_run() -> None:
+    """Yield to the other greenlets (the gevent hub) or threads between two chunks of a catch-up: a
+    client that reads fast must not keep them waiting for the whole backlog."""
+    time.sleep(YIELD_SECONDS)
 
 
 def _line_batches(lines: Iterator[Line], ended: bool, size: int):
     """(first line number, [{ts, text}], offset after them) batches of about `size` characters of whole
-    lines; a last line without its newline only when the log has `ended`."""
+    lines, each line counting LINE_CHARS more for its timestamp (a frame of many short lines stays
+    bounded too); a last line without its newline only when the log has `ended`."""
     batch: list[dict] = []
-    number = end = chars = 0
+    number = end = chars = unyielded = 0
     for line in lines:
         if not line.text.endswith("\n") and not ended:
             break
         if not batch:
             number = line.number
         batch.append({"ts": format_ts(line.ts), "text": line.content})
-        end, chars = line.offset + len(line.text), chars + len(line.text)
+        end, cost = line.offset + len(line.text), len(line.text) + LINE_CHARS
+        chars, unyielded = chars + cost, unyielded + cost
         if chars >= size:
             yield number, batch, end
             batch, chars = [], 0
+        if unyielded >= YIELD_CHARS:  # building one frame of short lines takes a while
+            unyielded = 0
+            _let_others_run()
     if batch:
         yield number, batch, end
 
 
 def _unsaved_from(pieces, start: int):
+    """The unsaved text (`(start, text)` pieces) from character `start` on, up to the first gap: text
+    after a gap is never given as if it began at `start`."""
     for piece_start, text in pieces:
+        if piece_start > start:
+            return
         if piece_start + len(text) > start:
-            yield text[max(0, start - piece_start) :]
-
-
-def _pieces_of(pieces, size: int):
-    """Re-cut a stream of text pieces into pieces of at most `size` characters (dropping empty ones)."""
-    buffer = ""
-    for piece in pieces:
-        buffer += piece
-        while len(buffer) >= size:
-            yield buffer[:size]
-            buffer = buffer[size:]
-    if buffer:
-        yield buffer
+            yield text[start - piece_start :]
+            start = piece_start + len(text)

@@ -7,8 +7,9 @@ import pytest
 
 from tasklogs.cursor import decode_cursor
 from tasklogs.engine import feed as feed_module
-from tasklogs.engine.feed import Feed, SlowViewer, StreamInfo, Viewer
+from tasklogs.engine.feed import Feed, SlowViewer, StreamInfo, Viewer, cut_pieces
 from tasklogs.engine.frames import SharedFrame
+from tasklogs.errors import StoreUnavailable
 from tasklogs.identity import LogId
 from tasklogs.logstream import Position
 from testkit.names import ref
@@ -81,10 +82,10 @@ def test_events_are_published_to_viewers_and_in_step_viewers_get_the_shared_fram
         2,
         "cd",
     )
-    rebuilt = viewer.frames(first, None)
+    rebuilt = list(viewer.frames(first, None))
     assert not isinstance(rebuilt[0], SharedFrame)  # not in step yet: rebuilt from its offsets
     assert viewer.in_step_at == 1
-    shared = viewer.frames(second, None)
+    shared = list(viewer.frames(second, None))
     assert shared == [second.frame] and isinstance(shared[0], SharedFrame)
     frame = decoded(shared)[0]
     assert (frame["offset"], frame["data"]) == (2, "cd")
@@ -101,10 +102,10 @@ def test_a_resumed_viewer_gets_only_what_it_lacks():
     (frame,) = decoded(viewer.frames(event, None))
     assert (frame["offset"], frame["data"]) == (3, "def")
     feed.append(KEY, "g")
-    (shared,) = viewer.frames(viewer.wait(0)[0], None)  # in step since the rebuilt frame
+    (shared,) = list(viewer.frames(viewer.wait(0)[0], None))  # in step since the rebuilt frame
     assert isinstance(shared, SharedFrame)
     behind = Viewer(feed, {KEY: 9}, max_queue=10)  # has more than this event carries
-    assert behind.frames(event, None) == []
+    assert list(behind.frames(event, None)) == []
 
 
 def test_a_gap_before_an_event_is_read_with_read_range():
@@ -119,11 +120,62 @@ def test_a_gap_before_an_event_is_read_with_read_range():
 
     def read_range(key, start, end):
         asked.append((key, start, end))
-        return feed.read_pending(key, start, end)
+        return [feed.read_pending(key, start, end)]
 
     (frame,) = decoded(viewer.frames(event, read_range))
     assert asked == [(KEY, 0, 3)]
     assert (frame["offset"], frame["data"]) == (0, "abcde")
+
+
+def test_a_long_gap_is_read_in_pieces_and_sent_in_frames_of_frame_chars():
+    feed = a_feed()
+    feed.append(KEY, "0123456789" * 3)  # nobody watches: published as it comes
+    viewer = Viewer(feed, {KEY: 2}, max_queue=10, frame_chars=8)
+    feed.subscribe(viewer)
+    feed.append(KEY, "abcde")
+    (event,) = viewer.wait(0)
+    taken = []
+
+    def read_range(key, start, end):  # a page of 4 characters at a time, like the store's pages
+        for at in range(start, end, 4):
+            taken.append(at)
+            yield feed.read_pending(key, at, min(end, at + 4))
+
+    frames = viewer.frames(event, read_range)
+    first = decoded([next(frames)])[0]
+    assert (first["offset"], first["data"]) == (2, "23456789")
+    assert taken == [2, 6]  # read no further than the first frame needs
+    rest = decoded(frames)
+    assert [(f["offset"], f["data"]) for f in rest] == [
+        (10, "01234567"),
+        (18, "89012345"),
+        (26, "6789abcd"),
+        (34, "e"),
+    ]
+    assert [decode_cursor(f["cursor"]) for f in rest][-1] == {KEY: 35}
+    assert viewer.offsets == {KEY: 35} and viewer.in_step_at == event.version
+
+
+def test_a_gap_that_is_nowhere_raises_after_what_could_be_sent():
+    feed = a_feed()
+    feed.append(KEY, "abc", keep=False)  # published, never kept for the journal: not held here
+    viewer = Viewer(feed, {}, max_queue=10)
+    feed.subscribe(viewer)
+    feed.append(KEY, "de")
+    (event,) = viewer.wait(0)
+
+    def read_range(key, start, end):
+        raise StoreUnavailable(f"{start}-{end}")
+
+    with pytest.raises(StoreUnavailable):
+        list(viewer.frames(event, read_range))
+    assert viewer.offsets == {}  # nothing sent, nothing counted
+
+
+def test_cut_pieces_recuts_text_into_bounded_pieces():
+    assert list(cut_pieces(["ab", "", "cdefg", "h"], 3)) == ["abc", "def", "gh"]
+    assert list(cut_pieces(["abcdefg"], 3)) == ["abc", "def", "g"]
+    assert list(cut_pieces([], 3)) == [] and list(cut_pieces(["", ""], 3)) == []
 
 
 def test_phase_gone_and_complete_are_published_once():
@@ -139,7 +191,7 @@ def test_phase_gone_and_complete_are_published_once():
     feed.finish("Failed")
     events = viewer.wait(0)
     assert [e.kind for e in events] == ["phase", "phase", "gone", "complete"]
-    frames = decoded(sum((viewer.frames(e, None) for e in events), []))
+    frames = decoded([f for e in events for f in viewer.frames(e, None)])
     assert frames[0] == {"type": "phase", "phase": "Running", "node": None}
     assert frames[1] == {"type": "phase", "phase": "Succeeded", "node": "node-a"}
     assert frames[2]["type"] == "gone" and frames[2]["message"] == "pod deleted"
@@ -153,7 +205,7 @@ def test_phase_events_already_in_the_snapshot_are_skipped():
     feed.subscribe(viewer)
     feed.set_phase("Running")
     viewer.seen_version = feed.version
-    assert viewer.frames(viewer.wait(0)[0], None) == []
+    assert list(viewer.frames(viewer.wait(0)[0], None)) == []
 
 
 def test_text_is_published_before_a_phase_change():
