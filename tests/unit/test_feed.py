@@ -152,7 +152,7 @@ def test_a_long_gap_is_read_in_pieces_and_sent_in_frames_of_frame_chars():
         (26, "6789abcd"),
         (34, "e"),
     ]
-    assert [decode_cursor(f["cursor"]) for f in rest][-1] == {KEY: 35}
+    assert [decode_cursor(f["cursor"]).by_key for f in rest][-1] == {KEY: 35}
     assert viewer.offsets == {KEY: 35} and viewer.in_step_at == event.version
 
 
