@@ -7,8 +7,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+COPY requirements.txt requirements-s3.txt ./
+# boto3 without its declared python-dateutil<3 (kubernetes needs >=3): see requirements-s3.txt
+RUN pip install -r requirements.txt && pip install --no-deps -r requirements-s3.txt
 
 COPY tasklogs ./tasklogs
 COPY wsgi.py gunicorn.conf.py ./

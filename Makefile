@@ -6,9 +6,10 @@ BIN = $(VENV)/bin
 
 .PHONY: run test lint bench demo clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt requirements-s3.txt requirements-moto.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -r requirements-s3.txt -r requirements-moto.txt
 	touch $@
 
 run: $(BIN)/.installed

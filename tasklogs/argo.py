@@ -501,3 +501,45 @@ def _template_from_pod_name(pod: str, name: str, node_name: str) -> str:
     if pod.startswith(prefix) and pod.endswith(suffix):
         return pod[len(prefix) : -len(suffix)]
     return ""
+
+
+# workflow/executor/executor.go, saveContainerLogs: each main container's log is saved as the output
+# artifact `<container>-logs` (the file `<container>.log` under the archive location's key).
+LOGS_ARTIFACT_SUFFIX = "-logs"
+
+
+@dataclass(frozen=True)
+class LogArtifact:
+    """The artifact archiveLogs wrote for one container of a Pod node, and when the node finished."""
+
+    artifact: dict
+    finished: datetime | None
+
+
+def log_artifact(
+    workflow: dict, node_id: str, container: str, max_bytes: int = DEFAULT_MAX_NODES_BYTES
+) -> LogArtifact | None:
+    """The node's `<container>-logs` output artifact (`status.nodes[id].outputs.artifacts[]`), or None
+    when the node records none (archiveLogs off, or the node unknown)."""
+    node = workflow_nodes(workflow, max_bytes).get(node_id)
+    outputs = node.get("outputs") if isinstance(node, dict) else None
+    artifacts = outputs.get("artifacts") if isinstance(outputs, dict) else None
+    wanted = container + LOGS_ARTIFACT_SUFFIX
+    for artifact in artifacts if isinstance(artifacts, list) else []:
+        if isinstance(artifact, dict) and artifact.get("name") == wanted:
+            finished = node.get("finishedAt") if isinstance(node, dict) else None
+            return LogArtifact(artifact, _moment(finished) if isinstance(finished, str) else None)
+    return None
+
+
+def artifact_repository_refs(workflow: dict) -> tuple[dict | None, dict | None]:
+    """The workflow's `status.artifactRepositoryRef` (what the controller resolved and used) and its
+    `spec.artifactRepositoryRef` (what it asked for), each None when absent or not an object."""
+    status = workflow.get("status")
+    spec = workflow.get("spec")
+    resolved = status.get("artifactRepositoryRef") if isinstance(status, dict) else None
+    asked = spec.get("artifactRepositoryRef") if isinstance(spec, dict) else None
+    return (
+        resolved if isinstance(resolved, dict) else None,
+        asked if isinstance(asked, dict) else None,
+    )

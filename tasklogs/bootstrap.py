@@ -17,6 +17,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.orm import sessionmaker
 
+from .artifacts import S3Reader
 from .cluster import AccessReviews, Cluster
 from .config import Settings
 from .engine import Engine
@@ -52,6 +53,7 @@ class Services:
         self.slots = TailSlots(settings.tails.max_tails, settings.tails.max_tails_per_client)
         self.unknown = UnknownTasks(settings.cluster.not_found_ttl)
         self.refreshes = RefreshTurns()
+        self.artifacts = S3Reader(timeout=settings.cluster.read_timeout)
         self._kube = kube
         self._reviews: Reviews | None = None
         self.started_engine: Engine | None = None

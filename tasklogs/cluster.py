@@ -32,6 +32,11 @@ class PodSummary(TypedDict):
     containers: dict[str, ContainerStatus]
 
 
+class ConfigMap(TypedDict):
+    data: dict[str, str]
+    annotations: dict[str, str]
+
+
 class LogStream(Protocol):
     """An open log: iterate it for raw byte chunks; `abort()` cuts it from another thread."""
 
@@ -65,6 +70,15 @@ class Cluster(Protocol):
     def list_pods(self, workflow: str) -> list[PodSummary]: ...
 
     def get_pod(self, name: str) -> PodSummary | None: ...
+
+    def get_configmap(self, name: str) -> "ConfigMap | None":
+        """A ConfigMap of the namespace (Argo's artifact repositories), or None when it does not exist."""
+        ...
+
+    def get_secret(self, name: str) -> dict[str, bytes] | None:
+        """A Secret's data, decoded (an artifact repository's credentials), or None when it does not
+        exist."""
+        ...
 
     def open_log(
         self,

@@ -40,6 +40,21 @@ def _dns_label(value: str) -> str:
     return name
 
 
+def _configmap_key(value: str) -> tuple[str, str, str] | None:
+    """`namespace/configmap/key`: a ConfigMap's key in a namespace (empty: none)."""
+    if not value.strip():
+        return None
+    parts = value.strip().split("/")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError("must be namespace/configmap/key")
+    namespace, configmap, key = parts
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", configmap):
+        raise ValueError("the ConfigMap name must be a Kubernetes object name")
+    if not re.fullmatch(r"[-._a-zA-Z0-9]{1,253}", key):
+        raise ValueError("the key must be a ConfigMap key (letters, digits, '-', '_', '.')")
+    return _dns_label(namespace), configmap, key
+
+
 def _positive_float(value: str) -> float:
     number = float(value)
     if number <= 0:
@@ -226,6 +241,13 @@ class ClusterSettings:
     stream_idle_timeout: float = 60.0
     max_workflow_mb: float = 64.0
     not_found_ttl: float = 5.0
+    artifact_repository: tuple[str, str, str] | None = None  # (namespace, configmap, key)
+    max_artifact_mb: float = 256.0
+
+    @property
+    def max_artifact_bytes(self) -> int:
+        """Most bytes an archived log may have (inflated, when gzipped)."""
+        return int(self.max_artifact_mb * 2**20)
 
     @property
     def max_workflow_bytes(self) -> int:
@@ -421,6 +443,25 @@ SETTINGS = (
         _positive_float,
         "Most megabytes a Workflow's `status.compressedNodes` may inflate to; a larger one (a gzip bomb) "
         "or a malformed status answers 502 `workflow_unreadable` for that task.",
+    ),
+    Setting(
+        "TASKLOGS_ARTIFACT_REPOSITORY",
+        "cluster",
+        "artifact_repository",
+        "",
+        _configmap_key,
+        "The workflow controller's default artifact repository, as `namespace/configmap/key` (e.g. "
+        "`argo/workflow-controller-configmap/artifactRepository`): where archived logs are looked for "
+        "when a workflow used that default. Unset: such logs are served with a note saying so.",
+    ),
+    Setting(
+        "TASKLOGS_MAX_ARTIFACT_MB",
+        "cluster",
+        "max_artifact_mb",
+        "256",
+        _positive_float,
+        "Most megabytes an archived log (Argo's `archiveLogs`, read when the pod is gone) may have, "
+        "inflated; a larger one is served with a note and not stored.",
     ),
     Setting(
         "TASKLOGS_NOT_FOUND_TTL",

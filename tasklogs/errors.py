@@ -137,6 +137,14 @@ class WorkflowUnreadable(TasklogsError):
     code = "workflow_unreadable"
 
 
+class ArtifactUnreadable(TasklogsError):
+    """A log's archived artifact (Argo's archiveLogs) cannot be read: where it is, and why. Served as a
+    note on that log (the task's other logs are still served); nothing is stored for it."""
+
+    status = 502
+    code = "artifact_unreadable"
+
+
 class StoreUnavailable(TasklogsError):
     """PostgreSQL could not be reached, or no connection was free in time."""
 

@@ -4,6 +4,8 @@ It speaks to the API server with the official client and hands back plain dicts 
 every `ApiException` and network error leaves as one of the project's own exceptions.
 """
 
+import base64
+import binascii
 import json
 import logging
 import os
@@ -20,7 +22,14 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from . import argo, metrics
-from .cluster import ALL_NAMESPACES, AccessDecision, ContainerStatus, PodSummary, ReviewedToken
+from .cluster import (
+    ALL_NAMESPACES,
+    AccessDecision,
+    ConfigMap,
+    ContainerStatus,
+    PodSummary,
+    ReviewedToken,
+)
 from .config import ClusterSettings
 from .errors import (
     ClusterMisconfigured,
@@ -450,6 +459,42 @@ class Kube:
                     return None
                 raise
         return pod_summary(pod)
+
+    def get_configmap(self, name: str) -> ConfigMap | None:
+        """A ConfigMap's data and annotations, or None when it does not exist."""
+        found = self._get_core("configmaps", name, self._core.read_namespaced_config_map)
+        if found is None:
+            return None
+        return {
+            "data": found.get("data") or {},
+            "annotations": (found.get("metadata") or {}).get("annotations") or {},
+        }
+
+    def get_secret(self, name: str) -> dict[str, bytes] | None:
+        """A Secret's data, base64-decoded, or None when it does not exist."""
+        found = self._get_core("secrets", name, self._core.read_namespaced_secret)
+        if found is None:
+            return None
+        try:
+            return {
+                key: base64.b64decode(value, validate=True)
+                for key, value in (found.get("data") or {}).items()
+            }
+        except (binascii.Error, ValueError, TypeError):
+            raise ClusterRefused(f"secret {name!r} holds data that is not base64") from None
+
+    def _get_core(self, resource: str, name: str, read: Callable[..., Any]) -> dict | None:
+        with self._translated("get", resource, name):
+            try:
+                return _json(
+                    read(
+                        name, self.namespace, _request_timeout=self._timeout, _preload_content=False
+                    )
+                )
+            except ApiException as error:
+                if error.status == 404:
+                    return None
+                raise
 
     def open_log(
         self,

@@ -39,6 +39,8 @@ def json_body(view: TaskView, query: LineQuery) -> Iterator[bytes]:
     yield (json.dumps(head)[:-1] + ', "logs": [').encode()
     for index, entry in enumerate(view.entries):
         fields: dict = {**entry.log.fields(), "phase": entry.phase}
+        if entry.source:
+            fields["source"] = entry.source
         if entry.note:
             fields["note"] = entry.note
         yield (("," if index else "") + json.dumps(fields)[:-1] + ', "logs": "').encode()

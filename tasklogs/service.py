@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from . import linequery, metrics, search
+from .archive import ArchiveReads, ControllerRepository
 from .bootstrap import Services
 from .cluster import Cluster, ContainerStatus
 from .cursor import decode_cursor
@@ -58,6 +59,7 @@ class LogEntry:
     select: Callable[[LineQuery], Iterator[Hit]]
     line_count: Callable[[], int]
     note: str | None = None
+    source: str = ""  # "artifacts": read from Argo's archived log (else captured from the cluster)
 
 
 @dataclass
@@ -152,8 +154,21 @@ def _view_after_refresh(services: Services, ref: TaskRef, stored: StoredTask | N
     return database_view(services, ref, fresh.phase, "kubernetes", fresh.complete)
 
 
+def _archive_reads(services: Services, ref: TaskRef) -> ArchiveReads:
+    cluster = services.settings.cluster
+    controller = cluster.artifact_repository
+    return ArchiveReads(
+        services.kube.in_namespace(ref.namespace),
+        services.artifacts,
+        ControllerRepository(*controller) if controller else None,
+        max_bytes=cluster.max_artifact_bytes,
+        max_nodes_bytes=cluster.max_workflow_bytes,
+    )
+
+
 def _refresh(services: Services, ref: TaskRef, stored: StoredTask | None) -> TaskView:
     cluster = services.settings.cluster
+    archive = _archive_reads(services, ref)
     try:
         task, complete = refresh_task(
             services.kube,
@@ -163,6 +178,7 @@ def _refresh(services: Services, ref: TaskRef, stored: StoredTask | None) -> Tas
             _leads(services),
             max_nodes_bytes=cluster.max_workflow_bytes,
             orphan_pods=stored is not None,  # an id never stored, without a Workflow: unknown
+            archive=archive,
         )
     except TaskNotFound:
         if stored is None:
@@ -177,7 +193,11 @@ def _refresh(services: Services, ref: TaskRef, stored: StoredTask | None) -> Tas
         view.degraded = "kubernetes"
         metrics.degraded("kubernetes")
         return view
-    return database_view(services, ref, task.phase, "kubernetes", complete)
+    source = "artifacts" if archive.stored else "kubernetes"
+    view = database_view(services, ref, task.phase, source, complete)
+    for entry in view.entries:
+        entry.note = archive.notes.get(entry.log, entry.note)
+    return view
 
 
 def _leads(services: Services) -> Callable[[TaskRef], bool]:
@@ -219,7 +239,9 @@ def _stored_entry(services: Services, stored: StoredLog) -> LogEntry:
         pages = stored_pages(services.units, stored.log_id, start)
         return linequery.select_pages(from_line_start(pages) if start else pages, query)
 
-    return LogEntry(stored.log, stored.phase, read, select, lambda: stored.end.lines)
+    return LogEntry(
+        stored.log, stored.phase, read, select, lambda: stored.end.lines, source=stored.source
+    )
 
 
 TEXT_BATCH = 32  # pages of a whole-log download per unit of work (about 4 MB)

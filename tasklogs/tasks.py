@@ -37,6 +37,7 @@ class ClusterTask:
     pods: dict[str, PodSummary] = field(default_factory=dict)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    workflow: dict | None = None  # the Workflow as read (None: deleted), for its archived logs
 
     @property
     def times(self) -> tuple[datetime | None, datetime | None]:
@@ -107,7 +108,9 @@ def build_task(
         for container in _containers_of(by_name.get(target.pod_name), containers)
     ]
     started, finished = argo.workflow_times(workflow) if workflow else (None, None)
-    return ClusterTask(task, phase, argo.is_final_phase(phase), streams, by_name, started, finished)
+    return ClusterTask(
+        task, phase, argo.is_final_phase(phase), streams, by_name, started, finished, workflow
+    )
 
 
 def _not_found(task: TaskRef) -> TaskNotFound:

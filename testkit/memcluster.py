@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from tasklogs import argo
-from tasklogs.cluster import AccessDecision, PodSummary, ReviewedToken
+from tasklogs.cluster import AccessDecision, ConfigMap, PodSummary, ReviewedToken
 from tasklogs.errors import (
     ClusterRefused,
     ClusterUnavailable,
@@ -115,6 +115,8 @@ class MemoryCluster:
         self.tokens: dict[str, tuple[str, tuple[str, ...]]] = {}  # bearer token -> (user, groups)
         self.readers: set[tuple[str, str]] = set()  # (user or group, namespace) that may read logs
         self._others: dict[str, MemoryCluster] = {}
+        self.configmaps: dict[str, ConfigMap] = {}
+        self.secrets: dict[str, dict[str, bytes]] = {}
 
     def in_namespace(self, namespace: str) -> "MemoryCluster":
         """This cluster for its own namespace (and for `*`); another namespace is another, empty
@@ -355,6 +357,14 @@ class MemoryCluster:
         with self.changed:
             pods = self.pods.values()
             return [p.summary() for p in pods if p.labels[argo.LABEL_WORKFLOW] == workflow]
+
+    def get_configmap(self, name: str) -> ConfigMap | None:
+        self._request("get configmaps")
+        return copy.deepcopy(self.configmaps.get(name))
+
+    def get_secret(self, name: str) -> dict[str, bytes] | None:
+        self._request("get secrets")
+        return dict(self.secrets[name]) if name in self.secrets else None
 
     def get_pod(self, name: str) -> PodSummary | None:
         self._request("get pods")

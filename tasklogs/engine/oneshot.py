@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from .. import argo
 from ..cluster import Cluster, ContainerStatus
@@ -19,7 +19,10 @@ from ..identity import LogId, TaskRef
 from ..logstream import START, LogParser, Position
 from ..store import postgres, repository
 from ..store.unit_of_work import UnitOfWork, UnitsOfWork
-from ..tasks import ClusterTask, read_task
+from ..tasks import ClusterTask, Stream, read_task
+
+if TYPE_CHECKING:
+    from ..archive import ArchiveReads
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +167,15 @@ def refresh_task(
     *,
     max_nodes_bytes: int = argo.DEFAULT_MAX_NODES_BYTES,
     orphan_pods: bool = True,
+    archive: "ArchiveReads | None" = None,
 ) -> tuple[ClusterTask, bool]:
     """Append what the task's containers logged since the last save; run the final save once it ended,
     unless a live capture holds the task (`leads` here, or a lease elsewhere): that capture runs the final
-    save, with everything it took. Return the task and whether it is complete now."""
+    save, with everything it took. Return the task and whether it is complete now.
+
+    With `archive`, a finished node's log that neither the store nor the cluster has (its pod is gone)
+    is read from the artifact Argo archived; one that cannot be read keeps the task incomplete, so a
+    later request tries again (`archive.notes` says why)."""
     task = read_task(kube, ref, containers, max_nodes_bytes, orphan_pods=orphan_pods)
     with units() as uow:
         ids = uow.record_phases(
@@ -177,13 +185,31 @@ def refresh_task(
         uow.commit()
     cluster = kube.in_namespace(ref.namespace)
     for stream in task.streams:
-        store_container(cluster, units, stored[ids[stream.log]], task.container_status(stream))
+        length = store_container(
+            cluster, units, stored[ids[stream.log]], task.container_status(stream)
+        )
+        if archive is not None and _archived_only(task, stream, length):
+            archive.store(units, ids[stream.log], cast(dict, task.workflow), stream.log)
     with units() as uow:
-        complete = task.settled and not capture_running(uow, ref, leads)
+        complete = (
+            task.settled
+            and not capture_running(uow, ref, leads)
+            and not (archive is not None and archive.notes)
+        )
         if complete:
             uow.final_save(ref, task.phase, {}, task.times)
         uow.commit()
     return task, complete
+
+
+def _archived_only(task: ClusterTask, stream: Stream, length: int) -> bool:
+    """Whether the log can only be had from Argo's archive: nothing stored, its pod gone, its node done."""
+    return (
+        length == 0
+        and task.workflow is not None
+        and stream.log.pod not in task.pods
+        and argo.is_final_phase(stream.phase)
+    )
 
 
 def capture_running(uow: UnitOfWork, task: TaskRef, leads: Callable[[TaskRef], bool]) -> bool:

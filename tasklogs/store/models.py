@@ -64,6 +64,8 @@ class TaskLog(db.Model):  # type: ignore[name-defined]
     phase = db.Column(String(32), nullable=False, default="")
     lines = db.Column(BigInteger, nullable=False, default=0)
     bytes = db.Column(BigInteger, nullable=False, default=0)
+    # "" captured from the cluster; "artifacts" read from Argo's archived log (migration 0007)
+    source = db.Column(String(16), nullable=False, default="", server_default="")
     created_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = db.Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
 

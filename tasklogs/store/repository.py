@@ -41,6 +41,7 @@ class StoredLog:
     phase: str
     end: LogEnd
     position: Position
+    source: str = ""  # "" captured from the cluster, "artifacts" read from Argo's archived log
 
     @property
     def length(self) -> int:
@@ -222,6 +223,7 @@ def get_stored_logs(session, task: TaskRef) -> list[StoredLog]:
             task_logs.c.pod_name,
             task_logs.c.container,
             task_logs.c.phase,
+            task_logs.c.source,
             log_pages.c.end_offset,
             log_pages.c.start_byte,
             log_pages.c.byte_count,
@@ -246,6 +248,7 @@ def get_stored_logs(session, task: TaskRef) -> list[StoredLog]:
             Position()
             if row.end_offset is None
             else Position(row.since, row.seen, row.partial, row.restarts),
+            row.source,
         )
         for row in rows
     ]
@@ -291,6 +294,18 @@ def append_chunk(
         session, [PageRun(log_id, paginate(end, rest, stamps, position))], locked=True
     )
     return start + len(data) if written else stored_length(session, log_id)
+
+
+def save_archived_log(session, log_id: int, text_: str, ts: int) -> bool:
+    """Store an archived log's whole text (every line stamped `ts`: the archive has no timestamps) and
+    mark the log's source `artifacts`, unless the store holds text for it already; True if stored."""
+    lock_logs(session, [log_id])
+    if stored_end(session, log_id).offset or not text_:
+        return False
+    pages = paginate(LogEnd(), text_, [], Position(), default_ts=ts)
+    append_pages(session, [PageRun(log_id, pages)], locked=True)
+    session.execute(update(task_logs).where(task_logs.c.id == log_id).values(source="artifacts"))
+    return True
 
 
 def lock_logs(session, log_ids) -> None:

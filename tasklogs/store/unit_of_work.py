@@ -77,6 +77,10 @@ class UnitOfWork:
         """Append text that begins at character `start` of the log, unless the store holds it already."""
         return repository.append_chunk(self.session, log_id, start, text, position, stamps)
 
+    def store_archived(self, log_id: int, text: str, ts: int) -> bool:
+        """Store a log read whole from Argo's archived artifact, if the store has none of its text."""
+        return repository.save_archived_log(self.session, log_id, text, ts)
+
     def append_runs(self, runs: list[PageRun], refs: Iterable[TaskRef]) -> set[tuple[int, int]]:
         """The journal writer's flush: compare-and-append every run; tell the followers of these tasks."""
         written = repository.append_pages(self.session, runs)

@@ -47,6 +47,8 @@ ROUTES = (
     (re.compile(r"^/api/v1" + _NS + r"pods$"), "", "pods", False),
     (re.compile(r"^/api/v1" + _NS + r"pods/([^/]+)$"), "", "pods", True),
     (re.compile(r"^/api/v1" + _NS + r"pods/([^/]+)/log$"), "", "pods/log", True),
+    (re.compile(r"^/api/v1" + _NS + r"configmaps/([^/]+)$"), "", "configmaps", True),
+    (re.compile(r"^/api/v1" + _NS + r"secrets/([^/]+)$"), "", "secrets", True),
     (
         re.compile(r"^/apis/argoproj\.io/v1alpha1" + _NS + r"workflows$"),
         WORKFLOW_GROUP,

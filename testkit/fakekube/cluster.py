@@ -1,5 +1,6 @@
 """The cluster's state: pods, workflows, one resourceVersion counter and the watch event history."""
 
+import base64
 import collections
 import copy
 import threading
@@ -127,6 +128,8 @@ class Cluster:
         self.rv = 1
         self.pods = {}
         self.workflows = {}
+        self.configmaps = {}  # (namespace, name) -> the object, as the apiserver serves it
+        self.secrets = {}
         self.events = collections.deque(maxlen=history_size)
         self.floor = 0  # events after this resourceVersion are all still in the history
         self.watch_epoch = 0  # bumped by end_watches()
@@ -254,9 +257,44 @@ class Cluster:
             wf = self.workflows.get((namespace or self.namespace, name))
             return copy.deepcopy(wf) if wf is not None else None
 
+    # --- configmaps and secrets (no watch events: nothing here watches them) ---
+    def add_configmap(self, name, data, annotations=None, namespace=None) -> dict:
+        return self._put_core("configmaps", "ConfigMap", name, namespace, annotations, data=data)
+
+    def add_secret(self, name, data, namespace=None) -> dict:
+        """A Secret of `data` (text or bytes values), stored base64-encoded as the apiserver does."""
+        encoded = {
+            key: base64.b64encode(value if isinstance(value, bytes) else value.encode()).decode()
+            for key, value in data.items()
+        }
+        return self._put_core(
+            "secrets", "Secret", name, namespace, None, data=encoded, type="Opaque"
+        )
+
+    def _put_core(self, resource, kind, name, namespace, annotations, **fields) -> dict:
+        namespace = namespace or self.namespace
+        with self.lock:
+            self.rv += 1
+            metadata = {
+                "name": name,
+                "namespace": namespace,
+                "uid": str(uuid.uuid4()),
+                "resourceVersion": str(self.rv),
+                "creationTimestamp": format_seconds(time.time_ns()),
+            }
+            if annotations:
+                metadata["annotations"] = dict(annotations)
+            obj = {"kind": kind, "apiVersion": "v1", "metadata": metadata, **fields}
+            getattr(self, resource)[namespace, name] = obj
+            return copy.deepcopy(obj)
+
     # --- reads served over HTTP ---
     def get(self, resource, namespace, name) -> dict:
         with self.lock:
+            if resource in ("configmaps", "secrets") and (namespace, name) in getattr(
+                self, resource
+            ):
+                return copy.deepcopy(getattr(self, resource)[namespace, name])
             if resource == "pods" and (namespace, name) in self.pods:
                 return self.pods[namespace, name].to_dict()
             if resource == "workflows" and (namespace, name) in self.workflows:

@@ -119,6 +119,13 @@ class FakeKube:
     def workflow(self, name):
         return self.cluster.workflow(name, self.namespace)
 
+    # --- configmaps and secrets ---
+    def add_configmap(self, name, data, annotations=None) -> dict:
+        return self.cluster.add_configmap(name, data, annotations, self.namespace)
+
+    def add_secret(self, name, data) -> dict:
+        return self.cluster.add_secret(name, data, self.namespace)
+
     # --- pods ---
     def add_pod(
         self,

@@ -303,10 +303,12 @@ def test_the_old_tables_and_columns_are_gone(migrated):
         schema = inspect(db.engine)
         assert "log_chunks" not in schema.get_table_names()
         columns = {column["name"] for column in schema.get_columns("task_logs")}
-        assert {"lines", "bytes"} <= columns and not {"logs", "resume"} & columns
+        assert {"lines", "bytes", "source"} <= columns and not {"logs", "resume"} & columns
         assert (
-            db.session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0008"
+            db.session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0009"
         )
+        sources = db.session.execute(text("SELECT DISTINCT source FROM task_logs")).scalars()
+        assert list(sources) == [""], "logs stored before 0007 were captured from the cluster"
 
 
 def test_rest_gives_the_same_text(migrated):
