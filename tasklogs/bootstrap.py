@@ -17,6 +17,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.orm import sessionmaker
 
+from .archive import ArchiveReads, ControllerRepository
 from .artifacts import S3Reader
 from .cluster import AccessReviews, Cluster
 from .config import Settings
@@ -60,6 +61,19 @@ class Services:
         self.upkeep: Upkeep | None = None
         self._lock = threading.RLock()  # two first requests at once must not build two of anything
 
+    def archive_reads(self, ref: TaskRef) -> ArchiveReads:
+        """Reads of the task's archived logs (Argo's `main-logs` artifacts): what REST refreshes and
+        drivers' final saves use for logs neither the store nor the cluster has."""
+        cluster = self.settings.cluster
+        controller = cluster.artifact_repository
+        return ArchiveReads(
+            self.kube.in_namespace(ref.namespace),
+            self.artifacts,
+            ControllerRepository(*controller) if controller else None,
+            max_bytes=cluster.max_artifact_bytes,
+            max_nodes_bytes=cluster.max_workflow_bytes,
+        )
+
     @property
     def kube(self) -> Cluster:
         """The Kubernetes adapter, built from the settings on first use unless one was given."""
@@ -97,7 +111,13 @@ class Services:
                     else CollectorPresence(self.units, capture.collector_ttl, capture.poll_interval)
                 )
                 self.started_engine = Engine(
-                    self.kube, self.units, self.sa_engine, self.settings, read_task, presence
+                    self.kube,
+                    self.units,
+                    self.sa_engine,
+                    self.settings,
+                    read_task,
+                    presence,
+                    self.archive_reads,
                 )
                 self.upkeep = Upkeep(self.units, self.settings.database).start()
             return self.started_engine

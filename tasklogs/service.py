@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from . import linequery, metrics, search
-from .archive import ArchiveReads, ControllerRepository
 from .bootstrap import Services
 from .cluster import Cluster, ContainerStatus
 from .cursor import decode_cursor
@@ -154,21 +153,9 @@ def _view_after_refresh(services: Services, ref: TaskRef, stored: StoredTask | N
     return database_view(services, ref, fresh.phase, "kubernetes", fresh.complete)
 
 
-def _archive_reads(services: Services, ref: TaskRef) -> ArchiveReads:
-    cluster = services.settings.cluster
-    controller = cluster.artifact_repository
-    return ArchiveReads(
-        services.kube.in_namespace(ref.namespace),
-        services.artifacts,
-        ControllerRepository(*controller) if controller else None,
-        max_bytes=cluster.max_artifact_bytes,
-        max_nodes_bytes=cluster.max_workflow_bytes,
-    )
-
-
 def _refresh(services: Services, ref: TaskRef, stored: StoredTask | None) -> TaskView:
     cluster = services.settings.cluster
-    archive = _archive_reads(services, ref)
+    archive = services.archive_reads(ref)
     try:
         task, complete = refresh_task(
             services.kube,

@@ -5,7 +5,7 @@ import enum
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .. import argo
 from ..errors import (
@@ -24,11 +24,14 @@ from .backoff import Backoff
 from .feed import FRAME_CHARS, Feed, StreamInfo, cut_pieces
 from .follow import ContainerCapture
 from .lines import stored_texts
+from .oneshot import archived_only
 
 if TYPE_CHECKING:
     from .engine import Engine
 
 log = logging.getLogger(__name__)
+
+ARCHIVE_ATTEMPTS = 5  # final-save attempts that wait for an archived log the archive would not give
 
 
 class Outcome(enum.Enum):
@@ -62,6 +65,7 @@ class Driver:
         self._captures: dict[str, ContainerCapture] = {}
         self._saved_phases: tuple | None = None
         self._announced = False  # the capturing process knows of viewers here
+        self._archive_attempts = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"driver-{self.task}", daemon=True)
@@ -282,8 +286,41 @@ class Driver:
             if task.stream_settled(stream) and not capture.started:
                 capture.stop()  # the container never ran, or its pod went before we saw it: nothing to read
         if task.settled and all(capture.finished.is_set() for capture in self._captures.values()):
+            if not self._read_archives(task):
+                return False
             return self._final_save(task.phase)
         return False
+
+    def _read_archives(self, task: ClusterTask) -> bool:
+        """Before the final save: store from Argo's archive (`main-logs` artifacts) the logs nothing
+        was captured of because their pods were gone first. False when an archive could not be read
+        (the next poll tries again, up to ARCHIVE_ATTEMPTS times; then the save goes on without it)."""
+        archives = self.engine.archives
+        if archives is None or task.workflow is None:
+            return True
+        missing = [
+            stream
+            for stream in task.streams
+            if (known := self.feed.streams.get(stream.key)) is not None
+            and known.log_id is not None
+            and not known.end
+            and not self._captures[stream.key].started
+            and archived_only(task, stream, 0)
+        ]
+        if not missing:
+            return True
+        reads = archives(self.task)
+        for stream in missing:
+            known = self.feed.streams[stream.key]
+            if known.log_id is not None and self._stored_length(known.log_id) == 0:
+                reads.store(self.engine.units, known.log_id, cast(dict, task.workflow), stream.log)
+        if reads.notes:
+            self._archive_attempts += 1
+            if self._archive_attempts < ARCHIVE_ATTEMPTS:
+                log.info("archived logs of %s not read yet (%s); retrying", self.task, reads.notes)
+                return False
+            log.warning("archived logs of %s unreadable; saving without them", self.task)
+        return True
 
     def _record_phases(self, task: ClusterTask) -> None:
         """Store phase changes, so that followers elsewhere (and REST) see them before the final save."""
@@ -341,6 +378,10 @@ class Driver:
         if capture.complete:
             self.feed.end_stream(capture.stream.key)
         self.wake()
+
+    def _stored_length(self, log_id: int) -> int:
+        with self.engine.units() as uow:
+            return repository.stored_length(uow.session, log_id)
 
     def _stored_position(self, stream: StreamInfo) -> Position:
         if stream.log_id is None or stream.end == 0:

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine as SqlEngine
 
@@ -30,6 +31,9 @@ from .leases import Leases
 
 # Viewers elsewhere count as watching the capture for this many poll intervals after their last announcement.
 WATCH_EXPIRY = 3
+
+if TYPE_CHECKING:
+    from ..archive import ArchiveReads
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +54,12 @@ class Engine:
         settings: Settings,
         read_task: Callable[[TaskRef], ClusterTask] | None = None,
         collectors: CollectorPresence | None = None,
+        archives: "Callable[[TaskRef], ArchiveReads] | None" = None,
     ):
         capture, containers = settings.capture, settings.cluster.containers
         self.kube, self.units, self.capture = kube, units, capture
+        # the final save reads Argo's archived logs of pods gone before anything was captured
+        self.archives = archives
         limit = settings.cluster.max_workflow_bytes
         self.collectors = collectors  # a web worker's: defer to the collectors where they capture
         self.read_task = read_task or (lambda task: tasks.read_task(kube, task, containers, limit))

@@ -188,7 +188,7 @@ def refresh_task(
         length = store_container(
             cluster, units, stored[ids[stream.log]], task.container_status(stream)
         )
-        if archive is not None and _archived_only(task, stream, length):
+        if archive is not None and archived_only(task, stream, length):
             archive.store(units, ids[stream.log], cast(dict, task.workflow), stream.log)
     with units() as uow:
         complete = (
@@ -202,7 +202,7 @@ def refresh_task(
     return task, complete
 
 
-def _archived_only(task: ClusterTask, stream: Stream, length: int) -> bool:
+def archived_only(task: ClusterTask, stream: Stream, length: int) -> bool:
     """Whether the log can only be had from Argo's archive: nothing stored, its pod gone, its node done."""
     return (
         length == 0

@@ -220,3 +220,36 @@ def test_a_log_the_cluster_still_has_is_not_read_from_the_archive(client, kube, 
     _, body = get(client, task_id)
     assert (body["source"], body["logs"][0]["logs"]) == ("kubernetes", "live text\n")
     assert "source" not in body["logs"][0]
+
+
+def test_the_collector_stores_an_archived_log_before_its_final_save(
+    database_url, collector_kube_adapter, client, kube, s3, task_id
+):
+    """A workflow that finished while no collector ran, its pods garbage-collected: the collector
+    final-saves it, and reads the archived log first, so REST serves it complete from the store."""
+    import threading
+
+    from tasklogs.bootstrap import build_collector
+    from testkit.waiting import wait_for
+
+    add_repository(kube, s3)
+    wf, key = archived(kube, task_id)
+    s3.client().put_object(Bucket=BUCKET, Key=key, Body=b"archived while nobody watched\n")
+    app = make_app(database_url, collector_kube_adapter)
+    collector = build_collector(app.extensions["tasklogs"])
+    thread = threading.Thread(target=collector.run, daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: stored_pages(app, task_id) == [(30, "artifacts")], 15)
+        assert wait_for(lambda: get(client, task_id)[1].get("complete") is True, 10)
+    finally:
+        collector.stop()
+        thread.join(10)
+        dispose(app)
+    kube.reset_requests()
+    _, body = get(client, task_id)
+    assert (body["source"], body["complete"]) == ("database", True)
+    assert [(e["source"], e["logs"]) for e in body["logs"]] == [
+        ("artifacts", "archived while nobody watched\n")
+    ]
+    assert kube.count() == 0

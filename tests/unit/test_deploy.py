@@ -50,6 +50,8 @@ COLLECTOR_CALLS = {
     ("", "pods", "watch"),  # Kube.watch_workflow_pods
     ("", "pods", "get"),  # Kube.get_pod, once a follow stream ended
     ("", "pods/log", "get"),  # Kube.open_log
+    ("", "configmaps", "get"),  # the final save's archived logs (Driver._read_archives)
+    ("", "secrets", "get"),  # their repository's credentials
 }
 # Cluster-scoped, for TASKLOGS_AUTH=kubernetes (system:auth-delegator's rules).
 REVIEWS = {
@@ -124,13 +126,13 @@ def test_the_cluster_variant_grants_exactly_the_calls_in_every_namespace():
 
 @pytest.mark.parametrize("variant", sorted(RBAC_VARIANTS))
 def test_no_account_may_write_or_list_secrets(variant):
-    """Only the web account reads Secrets, and only by name (an artifact repository's credentials):
-    never list or watch them, and no account writes anything."""
+    """Only the web and collector accounts read Secrets, and only by name (an artifact repository's
+    credentials): never list or watch them, and no account writes anything."""
     objects = load_documents(os.path.join(ROOT, RBAC_VARIANTS[variant]))
     for user in (WEB, COLLECTOR, PRUNE):
         for group, resource, verb in granted(grants_of(objects, user).rules_in("argo")):
             assert "*" not in (group, resource, verb)
-            assert resource != "secrets" or (user, verb) == (WEB, "get")
+            assert resource != "secrets" or (user in (WEB, COLLECTOR) and verb == "get")
             assert verb in ("get", "list", "watch") or (group, resource, verb) in REVIEWS
 
 
