@@ -155,6 +155,7 @@ def start_collector(bench: Bench, kubeconfig: str, log_base: str) -> subprocess.
         "KUBECONFIG": kubeconfig,
         "TASKLOGS_NAMESPACE": "argo",
         "TASKLOGS_LOG_LEVEL": "WARNING",
+        "TASKLOGS_METRICS_PORT": "0",  # several collectors side by side (the shards runs)
         "PYTHONPATH": bench.tasklogs_root,
     }
     if bench.gc_probe:

@@ -75,5 +75,6 @@ def service_env(database_url: str, kubeconfig: str, **extra) -> dict:
         "TASKLOGS_ACCESS_LOG": "",
         "TASKLOGS_KUBE_READ_TIMEOUT": "3",
         "TASKLOGS_STREAM_IDLE_TIMEOUT": "5",
+        "TASKLOGS_METRICS_PORT": "0",  # collectors side by side: no fixed port (tests name one)
         **{key: str(value) for key, value in extra.items()},
     }

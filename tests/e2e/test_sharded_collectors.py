@@ -146,11 +146,17 @@ def test_collectors_share_survive_sigkill_and_rejoin_exactly_once(
     next(p for p in fleet.processes if p.pid == victim).send_signal(signal.SIGKILL)
     killed = time.monotonic()
     write(kube, workflows, range(20, 40))
-    assert wait_for(lambda: balanced(database_url, kube, refs, fleet.alive()), TAKEOVER_LIMIT)
+
+    def taken_over_by_the_others() -> bool:
+        holders = lease_holders(database_url, refs)
+        return all(holders.get(t) in fleet.alive() for t in victim_tasks) and shared_out(
+            database_url, kube, refs, fleet.alive()
+        )
+
+    assert wait_for(taken_over_by_the_others, TAKEOVER_LIMIT), fleet.logs()
     taken_over = time.monotonic() - killed
     assert taken_over < TAKEOVER_LIMIT
-    holders = lease_holders(database_url, refs)
-    assert {holders[t] for t in victim_tasks} <= fleet.alive()
+    assert wait_for(lambda: balanced(database_url, kube, refs, fleet.alive()), 20), fleet.logs()
 
     write(kube, workflows, range(40, 60))
     joined = fleet.start()

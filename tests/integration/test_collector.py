@@ -163,8 +163,12 @@ def test_two_collectors_split_the_work_without_double_capture(collectors, client
     collectors(), collectors()
     workflows = [scenarios.workflow(kube, f"{task_id}-{n}", ["a", "b"]) for n in range(4)]
     assert wait_for(lambda: kube.open_streams() == 8)
-    time.sleep(0.5)
-    assert kube.open_streams() == 8, "each container is followed once across both collectors"
+    seen = []  # while the two settle who captures what (a hand-over closes a stream for a moment)
+    for _ in range(20):
+        seen.append(kube.open_streams())
+        time.sleep(0.05)
+    assert max(seen) <= 8, "each container is followed at most once across both collectors"
+    assert wait_for(lambda: kube.open_streams() == 8)
     for wf in workflows:
         for step in ("a", "b"):
             kube.write_log(wf.pod(step), "main", f"{wf.task_id} {step}\n")
