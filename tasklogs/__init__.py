@@ -45,10 +45,11 @@ def create_app(config: Mapping[str, Any] | None = None, kube: Cluster | None = N
     migrate.init_app(app, db, directory=MIGRATIONS)
     sock.init_app(app)
 
-    from . import bootstrap, cli, errors, health, logs
+    from . import bootstrap, cli, errors, health, logs, viewer
 
     errors.register_error_handlers(app)
     app.register_blueprint(logs.bp)
+    app.register_blueprint(viewer.bp)
     health.register(app)
     cli.register(app)
     bootstrap.wire(app, settings, kube)

@@ -1,0 +1,774 @@
+// One task's logs: a virtual list over the line API, live lines from the WebSocket line frames.
+//
+// Two sources feed the list. One log (a pod's container) is a range: line n is fetched with
+// from_line/limit in chunks, kept in a bounded cache, and the live frames fill its end. "All pods" and
+// "only matches" are an array: the merged timeline (merge=time) or the grep result, in memory.
+// Only the rows on screen exist in the page.
+
+import { ApiError, api, download, encode, formatTs, ndjson, token, wsUrl } from "./api.js";
+import { plainText, renderInto } from "./ansi.js";
+
+const CHUNK = 500; // lines per range read
+const MAX_CHUNKS = 60; // chunks kept per log (30,000 lines) besides the live end
+const TAIL = 1000; // lines of each log the tail's snapshot brings
+const MERGED_MAX = 200000; // lines the "all pods" timeline keeps
+const MAX_PX = 8_000_000; // tallest spacer; beyond it a pixel stands for more than one line
+const ALL = "*";
+
+const parts = location.pathname.split("/");
+const namespace = decodeURIComponent(parts[3] || "");
+const taskId = decodeURIComponent(parts[5] || "");
+const base = `/api/v1/namespaces/${encode(namespace)}/tasks/${encode(taskId)}`;
+
+const $ = (selector) => document.querySelector(selector);
+const root = $("#log-view");
+const scroller = $("#scroller");
+const spacer = $("#spacer");
+const windowEl = $("#window");
+const statusEl = $("#status");
+const select = $("#log-select");
+const followButton = $("#follow");
+const countEl = $("[data-role=match-count]");
+
+// What a reader would share is in the address: pod, container, q, regex, ic, context, ts, wrap, #L.
+const query = new URLSearchParams(location.search);
+const view = {
+  selection: null, // a log key, or ALL
+  ts: query.get("ts") || "",
+  wrap: query.get("wrap") === "1",
+  q: query.get("q") || "",
+  regex: query.get("regex") === "1",
+  ignoreCase: query.get("ic") === "1",
+  context: query.get("context") ?? "",
+  marked: parseHash(location.hash), // [first, last] line numbers, or null
+  following: !location.hash,
+  unseen: 0,
+};
+
+const task = { phase: "", complete: false, gone: new Set(), degraded: "", error: null, source: "" };
+const logs = new Map(); // key -> Log
+let merged = null; // the "all pods" timeline: [{log, line, ts, text}]
+let grep = null; // {pattern, matches: [{key, line}], current, rows (only-matches mode), loading}
+let cursor = null;
+let socket = null;
+let retries = 0;
+let framesSeen = 0;
+
+class Log {
+  constructor(entry) {
+    this.node = entry.node;
+    this.pod = entry.pod;
+    this.container = entry.container;
+    this.key = `${entry.pod}/${entry.container}`;
+    this.phase = entry.phase || "";
+    this.total = 0; // the highest line number known
+    this.chunks = new Map(); // chunk index -> Array(CHUNK) of {ts, text}
+    this.loading = new Map(); // chunk index -> promise
+    this.step = stepOf(entry.pod);
+  }
+
+  get(n) {
+    const chunk = this.chunks.get(Math.floor((n - 1) / CHUNK));
+    return chunk ? chunk[(n - 1) % CHUNK] : undefined;
+  }
+
+  put(n, line) {
+    const index = Math.floor((n - 1) / CHUNK);
+    let chunk = this.chunks.get(index);
+    if (!chunk) {
+      chunk = new Array(CHUNK);
+      this.chunks.set(index, chunk);
+    }
+    chunk[(n - 1) % CHUNK] = line;
+    if (n > this.total) this.total = n;
+  }
+
+  // The chunk holding line n, read by range unless cached or on its way.
+  fetch(n) {
+    const index = Math.floor((n - 1) / CHUNK);
+    const chunk = this.chunks.get(index);
+    if (chunk) {
+      this.chunks.delete(index); // most recently used last
+      this.chunks.set(index, chunk);
+      return Promise.resolve();
+    }
+    if (!this.loading.has(index)) {
+      const params = { format: "ndjson", pod: this.pod, container: this.container };
+      Object.assign(params, { from_line: index * CHUNK + 1, limit: CHUNK });
+      const done = readLines(params, (record) => this.put(record.line, record))
+        .then(() => this.evict(index))
+        .catch(failed)
+        .finally(() => this.loading.delete(index));
+      this.loading.set(index, done);
+    }
+    return this.loading.get(index);
+  }
+
+  evict(keep) {
+    const last = Math.floor((this.total - 1) / CHUNK);
+    for (const index of this.chunks.keys()) {
+      if (this.chunks.size <= MAX_CHUNKS) break;
+      if (index !== keep && index < last - 1) this.chunks.delete(index);
+    }
+  }
+}
+
+function stepOf(pod) {
+  return pod.startsWith(taskId + "-") ? pod.slice(taskId.length + 1) : pod;
+}
+
+function parseHash(hash) {
+  const match = /^#L(\d+)(?:-L?(\d+))?$/.exec(hash);
+  if (!match) return null;
+  const first = Number(match[1]);
+  const last = match[2] ? Number(match[2]) : first;
+  return [Math.min(first, last), Math.max(first, last)];
+}
+
+async function readLines(params, each) {
+  const response = await api(`${base}/logs?${new URLSearchParams(params)}`);
+  const degraded = response.headers.get("X-Tasklogs-Degraded");
+  if (degraded) task.degraded = degraded;
+  for await (const record of ndjson(response)) each(record);
+  schedule();
+}
+
+// ---------- the list: what the rows are ----------
+
+function arrayRows() {
+  if (grep && grep.rows && view.context !== "") return grep.rows;
+  return view.selection === ALL ? merged || [] : null;
+}
+
+function rowCount() {
+  const rows = arrayRows();
+  if (rows) return rows.length;
+  const log = logs.get(view.selection);
+  return log ? log.total : 0;
+}
+
+// Row i: {log, line, ts, text} or undefined while its chunk is read.
+function row(i) {
+  const rows = arrayRows();
+  if (rows) return rows[i];
+  const log = logs.get(view.selection);
+  const line = log.get(i + 1);
+  if (!line) {
+    log.fetch(i + 1);
+    return { log, line: i + 1, pending: true };
+  }
+  return { log, line: i + 1, ts: line.ts, text: line.text };
+}
+
+function indexOfLine(key, line) {
+  const rows = arrayRows();
+  if (!rows) return key === view.selection ? line - 1 : -1;
+  return rows.findIndex((r) => r.log && r.log.key === key && r.line === line);
+}
+
+// ---------- rendering ----------
+
+let scheduled = false;
+const rowPx = () => parseFloat(getComputedStyle(scroller).lineHeight) || 18;
+
+function schedule() {
+  if (!scheduled) {
+    scheduled = true;
+    requestAnimationFrame(render);
+  }
+}
+
+function geometry() {
+  const count = rowCount();
+  const px = rowPx();
+  const visible = Math.max(1, Math.floor(scroller.clientHeight / px));
+  const perLine = count * px > MAX_PX ? MAX_PX / count : px;
+  return { count, px, visible, perLine };
+}
+
+function render() {
+  scheduled = false;
+  const { count, px, visible, perLine } = geometry();
+  const height = Math.max(scroller.clientHeight, count * perLine + (perLine < px ? visible * px : px));
+  spacer.style.height = `${height}px`;
+  if (view.following) scroller.scrollTop = scroller.scrollHeight;
+  const maxTop = Math.max(0, count - visible);
+  const range = Math.max(1, scroller.scrollHeight - scroller.clientHeight);
+  let top;
+  let offset = 0;
+  if (view.following) top = maxTop;
+  else if (perLine === px) {
+    top = Math.min(maxTop, Math.floor(scroller.scrollTop / px));
+    offset = top < maxTop ? scroller.scrollTop - top * px : 0;
+  } else top = Math.round((scroller.scrollTop / range) * maxTop);
+  windowEl.style.height = `${scroller.clientHeight}px`;
+  windowEl.style.marginTop = "0";
+  const fragment = document.createDocumentFragment();
+  const pattern = highlightPattern();
+  const current = grep && grep.matches[grep.current];
+  for (let i = top; i < Math.min(count, top + visible + 1); i++) {
+    fragment.append(lineElement(row(i), pattern, current));
+  }
+  windowEl.replaceChildren(fragment);
+  windowEl.firstChild && (windowEl.firstChild.style.marginTop = `${-offset}px`);
+  scroller.classList.toggle("wrap", view.wrap);
+  followButton.hidden = view.following || task.complete;
+  followButton.textContent = view.unseen ? `Follow (${view.unseen} new)` : "Follow";
+  showStatus();
+}
+
+function lineElement(r, pattern, current) {
+  const element = document.createElement("div");
+  element.className = "line";
+  if (!r) return element;
+  if (r.separator) {
+    element.classList.add("separator");
+    element.textContent = "--";
+    return element;
+  }
+  element.dataset.line = String(r.line);
+  element.dataset.pod = r.log.pod;
+  element.dataset.container = r.log.container;
+  const number = document.createElement("a");
+  number.className = "ln";
+  number.href = `#L${r.line}`;
+  number.textContent = String(r.line);
+  element.append(number);
+  if (view.selection === ALL || arrayRows()) {
+    const step = document.createElement("span");
+    step.className = "step";
+    step.textContent = r.log.step;
+    step.title = `${r.log.pod} (${r.log.container})`;
+    element.append(step);
+  }
+  if (view.ts) {
+    const ts = document.createElement("span");
+    ts.className = "ts";
+    ts.textContent = formatTs(r.ts, view.ts);
+    element.append(ts);
+  }
+  const text = document.createElement("span");
+  text.className = "text";
+  if (r.pending) element.classList.add("pending");
+  else renderInto(text, r.text, pattern);
+  element.append(text);
+  const marked = view.marked && r.log.key === markedKey();
+  if (marked && r.line >= view.marked[0] && r.line <= view.marked[1]) element.classList.add("hl");
+  if (r.match === false) element.classList.add("context");
+  if (current && current.key === r.log.key && current.line === r.line) element.classList.add("current");
+  return element;
+}
+
+function markedKey() {
+  return view.selection === ALL ? firstLogKey() : view.selection;
+}
+
+function firstLogKey() {
+  return logs.keys().next().value;
+}
+
+// ---------- status ----------
+
+function setState(state) {
+  root.dataset.state = state;
+}
+
+function showStatus() {
+  const [status, words] = statusWords();
+  statusEl.dataset.status = status;
+  if (statusEl.textContent !== words) statusEl.textContent = words;
+  $("[data-role=phase]").textContent = task.phase || "";
+  $("[data-role=phase]").className = `phase phase-${task.phase}`;
+}
+
+function statusWords() {
+  const state = root.dataset.state;
+  if (task.error) {
+    const kind = task.error.status === 403 ? "forbidden" : task.error.status === 503 ? "degraded" : "error";
+    const lead = { forbidden: "Not allowed", degraded: "Unavailable", error: "Error" }[kind];
+    return [kind, `${lead}: ${task.error.message}`];
+  }
+  if (state === "loading") return ["loading", "Loading…"];
+  if (state === "reconnecting") return ["reconnecting", "Connection lost: reconnecting (the log resumes where it stopped)…"];
+  const selected = logs.get(view.selection);
+  const gone = selected ? task.gone.has(selected.key) : task.gone.size > 0;
+  if (task.degraded) {
+    const what = task.degraded === "database" ? "the database is unreachable: lines come from Kubernetes alone"
+      : "the cluster is unreachable: this is the stored copy";
+    return ["degraded", `Degraded: ${what}`];
+  }
+  if (task.complete) return ["complete", `Complete: ${task.phase || "finished"}. Everything is stored.`];
+  if (gone) return ["gone", "Pod deleted: what was captured is all there is."];
+  const waiting = task.phase === "Pending" || task.phase === "" ||
+    (selected && selected.phase === "Pending" && !selected.total);
+  if (waiting) return ["waiting", "Waiting for the container to start…"];
+  const follow = view.following ? "following new lines" : `paused${view.unseen ? ` (${view.unseen} new lines)` : ""}: End or Follow resumes`;
+  return ["running", `Running: ${follow}.`];
+}
+
+function failed(error) {
+  if (error instanceof ApiError) {
+    task.error = error;
+    setState("error");
+    schedule();
+  } else {
+    console.error(error);
+  }
+}
+
+// ---------- the tail ----------
+
+function connect() {
+  const params = { format: "lines" };
+  if (cursor) params.cursor = cursor;
+  else params.tail = String(TAIL);
+  framesSeen = 0;
+  socket = new WebSocket(wsUrl(`/ws/namespaces/${encode(namespace)}/tasks/${encode(taskId)}/logs`, params));
+  socket.onmessage = (message) => {
+    framesSeen++;
+    retries = 0;
+    onFrame(JSON.parse(message.data));
+  };
+  socket.onclose = (event) => onClose(event.code);
+}
+
+function onFrame(frame) {
+  if (frame.cursor) cursor = frame.cursor;
+  const handle = {
+    snapshot: onSnapshot,
+    lines: (f) => addLines(logFor(f), f.line, f.lines),
+    phase: onPhase,
+    gone: (f) => task.gone.add(logFor(f).key),
+    complete: (f) => {
+      task.phase = f.phase;
+      task.complete = true;
+      setState("complete");
+    },
+    error: (f) => failed(new ApiError(f.status, f.error, f.message)),
+  }[frame.type];
+  if (handle) handle(frame);
+  schedule();
+}
+
+function logFor(entry) {
+  const key = `${entry.pod}/${entry.container}`;
+  if (!logs.has(key)) {
+    logs.set(key, new Log(entry));
+    fillSelect();
+  }
+  return logs.get(key);
+}
+
+function onSnapshot(frame) {
+  const first = !view.selection;
+  task.phase = frame.phase;
+  task.source = frame.source;
+  task.complete = frame.complete;
+  const added = [];
+  for (const entry of frame.logs) {
+    const log = logFor(entry);
+    log.phase = entry.phase;
+    if (entry.line - 1 + entry.lines.length > log.total) log.total = entry.line - 1 + entry.lines.length;
+    added.push(...entry.lines.map((line, i) => ({ log, line: entry.line + i, ts: line.ts, text: line.text })));
+    entry.lines.forEach((line, i) => log.put(entry.line + i, line));
+  }
+  if (first) {
+    added.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+    merged = added;
+    choose();
+  } else mergeLive(added);
+  setState(task.complete ? "complete" : "live");
+}
+
+function addLines(log, first, lines) {
+  const added = lines.map((line, i) => ({ log, line: first + i, ts: line.ts, text: line.text }));
+  lines.forEach((line, i) => log.put(first + i, line));
+  if (log.chunks.size > MAX_CHUNKS + 2) log.evict(-1);
+  mergeLive(added);
+  const shown = view.selection === ALL || view.selection === log.key;
+  if (shown && !view.following) view.unseen += lines.length;
+}
+
+function mergeLive(added) {
+  if (!merged) return;
+  for (const r of added) merged.push(r);
+  if (merged.length > MERGED_MAX) merged.splice(0, merged.length - MERGED_MAX);
+}
+
+function onPhase(frame) {
+  if (frame.node === null || frame.node === undefined) task.phase = frame.phase;
+  else for (const log of logs.values()) if (log.node === frame.node) log.phase = frame.phase;
+}
+
+async function onClose(code) {
+  socket = null;
+  if (code === 1000 || task.complete) return;
+  if (code === 1008 || (task.error && task.error.status < 500)) {
+    setState("error");
+    schedule();
+    return;
+  }
+  if (code === 1006 && framesSeen === 0) {
+    // refused before the upgrade (401, 403, 429, 503): the REST twin says why
+    try {
+      await api(`/api/v1/namespaces/${encode(namespace)}/tasks?limit=1&prefix=${encode(taskId)}`);
+    } catch (error) {
+      if (error.status !== 429 && error.status !== 503) return failed(error);
+    }
+  }
+  setState("reconnecting");
+  schedule();
+  const delay = Math.min(5000, 250 * 2 ** retries++) * (0.75 + Math.random() / 2);
+  setTimeout(() => {
+    task.error = null;
+    connect();
+  }, delay);
+}
+
+// ---------- choosing a log ----------
+
+function fillSelect() {
+  const options = [new Option("all pods (by time)", ALL)];
+  for (const log of logs.values()) options.push(new Option(`${log.step} · ${log.container}`, log.key));
+  select.replaceChildren(...options);
+  if (view.selection) select.value = view.selection;
+}
+
+function choose() {
+  const pod = query.get("pod");
+  const container = query.get("container");
+  const wanted = [...logs.values()].find((log) => log.pod === pod && (!container || log.container === container));
+  if (wanted) view.selection = wanted.key;
+  else if (logs.size === 1 || view.marked) view.selection = firstLogKey() || ALL;
+  else view.selection = ALL;
+  select.value = view.selection;
+  if (view.marked) goToLine(markedKey(), view.marked[0], true);
+  if (view.q) runGrep();
+}
+
+function selectLog(key) {
+  view.selection = key;
+  view.marked = null;
+  if (key === ALL) {
+    query.delete("pod");
+    query.delete("container");
+  } else {
+    const log = logs.get(key);
+    query.set("pod", log.pod);
+    query.set("container", log.container);
+  }
+  saveAddress("");
+  view.following = true;
+  if (view.q) runGrep();
+  schedule();
+}
+
+function saveAddress(hash = location.hash) {
+  for (const [name, value] of [["q", view.q], ["ts", view.ts], ["context", view.context]]) {
+    value ? query.set(name, value) : query.delete(name);
+  }
+  for (const [name, on] of [["wrap", view.wrap], ["regex", view.regex], ["ic", view.ignoreCase]]) {
+    on ? query.set(name, "1") : query.delete(name);
+  }
+  const search = query.toString();
+  history.replaceState(null, "", `${location.pathname}${search ? "?" + search : ""}${hash}`);
+}
+
+// Scrolls so that line `line` of log `key` is on screen (a third down), reading its chunk first.
+async function goToLine(key, line, mark) {
+  const log = logs.get(key);
+  if (!log) return;
+  if (view.selection !== ALL && view.selection !== key && !arrayRows()) selectLog(key);
+  view.following = false;
+  if (!arrayRows()) await log.fetch(line);
+  const index = indexOfLine(key, line);
+  if (index < 0) return;
+  const { perLine, visible, count } = geometry();
+  const top = Math.max(0, index - Math.floor(visible / 3));
+  if (perLine === rowPx()) scroller.scrollTop = top * perLine;
+  else scroller.scrollTop = (top / Math.max(1, count - visible)) * (scroller.scrollHeight - scroller.clientHeight);
+  if (mark) view.marked = view.marked || [line, line];
+  schedule();
+}
+
+// ---------- search ----------
+
+function escapeRegex(text) {
+  return text.replace(/[\\^$.*+?()[\]{}|]/g, "\\$&");
+}
+
+function highlightPattern() {
+  if (!view.q) return null;
+  try {
+    return new RegExp(view.regex ? view.q : escapeRegex(view.q), view.ignoreCase ? "gi" : "g");
+  } catch {
+    return null;
+  }
+}
+
+let grepRun = 0;
+
+async function runGrep() {
+  const run = ++grepRun;
+  saveAddress();
+  if (!view.q) {
+    grep = null;
+    countEl.textContent = "";
+    schedule();
+    return;
+  }
+  grep = { matches: [], current: -1, rows: view.context !== "" ? [] : null, loading: true };
+  countEl.textContent = "searching…";
+  const params = { format: "ndjson", grep: view.regex ? view.q : escapeRegex(view.q) };
+  if (view.ignoreCase) params.ignore_case = "true";
+  if (view.context !== "" && Number(view.context) > 0) params.context = view.context;
+  if (view.selection === ALL) params.merge = "time";
+  else {
+    params.pod = logs.get(view.selection).pod;
+    params.container = logs.get(view.selection).container;
+  }
+  const found = grep;
+  let previous = null;
+  try {
+    await readLines(params, (record) => {
+      if (run !== grepRun) return;
+      const log = logFor(record);
+      if (record.match !== false) found.matches.push({ key: log.key, line: record.line });
+      if (found.rows) {
+        const adjacent = previous && previous.log === log && previous.line + 1 === record.line;
+        if (previous && !adjacent) found.rows.push({ separator: true });
+        previous = { log, line: record.line, ts: record.ts, text: record.text, match: record.match };
+        found.rows.push(previous);
+      }
+    });
+  } catch (error) {
+    if (run !== grepRun) return;
+    countEl.textContent = error instanceof ApiError ? error.message : String(error);
+    countEl.dataset.error = "true";
+    grep.loading = false;
+    return;
+  }
+  if (run !== grepRun) return;
+  delete countEl.dataset.error;
+  found.loading = false;
+  const n = found.matches.length;
+  countEl.textContent = `${n} ${n === 1 ? "match" : "matches"}`;
+  countEl.dataset.count = String(n);
+  if (found.rows) {
+    view.following = false;
+    scroller.scrollTop = 0;
+  }
+  schedule();
+}
+
+function step(direction) {
+  if (!grep || !grep.matches.length) return;
+  const n = grep.matches.length;
+  grep.current = grep.current < 0 ? (direction > 0 ? 0 : n - 1) : (grep.current + direction + n) % n;
+  const match = grep.matches[grep.current];
+  countEl.textContent = `${grep.current + 1} of ${n} ${n === 1 ? "match" : "matches"}`;
+  let key = match.key;
+  if (view.selection === ALL && !grep.rows && indexOfLine(key, match.line) < 0) selectLog(key);
+  goToLine(key, match.line, false);
+}
+
+// ---------- copy, download, line links ----------
+
+async function linesOf(key, first, last) {
+  const log = logs.get(key);
+  const out = [];
+  for (let n = first; n <= last; n++) {
+    if (!log.get(n)) await log.fetch(n);
+    const line = log.get(n);
+    out.push(line ? plainText(line.text) : "");
+  }
+  return out.join("\n") + "\n";
+}
+
+async function copy() {
+  const selection = getSelection().toString();
+  let text = selection;
+  if (!text && view.marked) text = await linesOf(markedKey(), view.marked[0], view.marked[1]);
+  if (!text) return;
+  try {
+    await navigator.clipboard.writeText(text);
+    flash("Copied.");
+  } catch {
+    flash("The browser refused the clipboard: select the text and press Ctrl+C.");
+  }
+}
+
+function flash(words) {
+  const button = $("#copy");
+  button.textContent = words.length < 12 ? words : "Copy";
+  button.title = words;
+  setTimeout(() => (button.textContent = "Copy"), 1500);
+}
+
+function downloadLog() {
+  const params = { format: "text" };
+  const log = logs.get(view.selection);
+  if (log) Object.assign(params, { pod: log.pod, container: log.container });
+  const name = log ? `${taskId}-${log.step}-${log.container}.log` : `${taskId}.log`;
+  download(`${base}/logs?${new URLSearchParams(params)}`, name).catch(failed);
+}
+
+function onLineLink(event) {
+  const link = event.target.closest("a.ln");
+  if (!link) return;
+  event.preventDefault();
+  const element = link.closest(".line");
+  const line = Number(element.dataset.line);
+  const key = `${element.dataset.pod}/${element.dataset.container}`;
+  if (view.selection === ALL || arrayRows()) {
+    view.selection = key;
+    select.value = key;
+    query.set("pod", element.dataset.pod);
+    query.set("container", element.dataset.container);
+    grep && grep.rows && (view.context = "", ($("#grep-context").value = ""));
+    view.marked = [line, line];
+    saveAddress(`#L${line}`);
+    goToLine(key, line, true);
+    return;
+  }
+  if (event.shiftKey && view.marked) {
+    view.marked = [Math.min(view.marked[0], line), Math.max(view.marked[1], line)];
+  } else view.marked = [line, line];
+  const [first, last] = view.marked;
+  saveAddress(first === last ? `#L${first}` : `#L${first}-L${last}`);
+  view.following = false;
+  schedule();
+}
+
+// ---------- follow and keys ----------
+
+function follow() {
+  view.following = true;
+  view.unseen = 0;
+  schedule();
+}
+
+function pause() {
+  if (!view.following) return;
+  view.following = false;
+  schedule();
+}
+
+// Only the reader moves away from the end (the view's own scrolls go to the end or pause first).
+function onScroll() {
+  const atEnd = scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - 2;
+  if (!atEnd) pause();
+  else if (!task.complete && !view.following) follow();
+  schedule();
+}
+
+function onKey(event) {
+  const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
+  if (event.key === "Escape" && typing) {
+    document.activeElement.blur();
+    scroller.focus();
+    return;
+  }
+  if (typing) return;
+  const { px, visible } = geometry();
+  const keys = {
+    "/": () => $("#grep-q").focus(),
+    End: () => follow(),
+    Home: () => { pause(); scroller.scrollTop = 0; },
+    PageUp: () => { pause(); scroller.scrollTop -= visible * px; },
+    PageDown: () => { scroller.scrollTop += visible * px; },
+    ArrowUp: () => { pause(); scroller.scrollTop -= px; },
+    ArrowDown: () => { scroller.scrollTop += px; },
+    n: () => step(1),
+    N: () => step(-1),
+    t: () => cycleTimestamps(),
+    w: () => toggleWrap(),
+    c: () => copy(),
+  };
+  const action = keys[event.key];
+  if (action && !event.ctrlKey && !event.metaKey && !event.altKey) {
+    event.preventDefault();
+    action();
+    schedule();
+  }
+}
+
+function cycleTimestamps() {
+  view.ts = { "": "local", local: "utc", utc: "" }[view.ts];
+  $("#ts-mode").value = view.ts;
+  saveAddress();
+}
+
+function toggleWrap() {
+  view.wrap = !view.wrap;
+  $("#wrap").checked = view.wrap;
+  saveAddress();
+}
+
+// ---------- wiring ----------
+
+function wire() {
+  document.title = `${taskId} · tasklogs`;
+  $("[data-role=task-name]").textContent = `${namespace} / ${taskId}`;
+  $("#grep-q").value = view.q;
+  $("#grep-regex").checked = view.regex;
+  $("#grep-ic").checked = view.ignoreCase;
+  $("#grep-context").value = view.context;
+  $("#ts-mode").value = view.ts;
+  $("#wrap").checked = view.wrap;
+  scroller.addEventListener("scroll", onScroll, { passive: true });
+  scroller.addEventListener("wheel", (event) => event.deltaY < 0 && pause(), { passive: true });
+  scroller.addEventListener("click", onLineLink);
+  window.addEventListener("keydown", onKey);
+  window.addEventListener("resize", schedule);
+  followButton.addEventListener("click", follow);
+  select.addEventListener("change", () => selectLog(select.value));
+  $("#grep-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const q = $("#grep-q").value;
+    if (q === view.q && grep && !grep.loading) return step(event.submitter === $("#grep-prev") ? -1 : 1);
+    view.q = q;
+    runGrep();
+  });
+  $("#grep-q").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && event.shiftKey) {
+      event.preventDefault();
+      step(-1);
+    }
+  });
+  $("#grep-next").addEventListener("click", () => step(1));
+  $("#grep-prev").addEventListener("click", () => step(-1));
+  for (const [id, apply] of [
+    ["#grep-regex", (e) => (view.regex = e.checked)],
+    ["#grep-ic", (e) => (view.ignoreCase = e.checked)],
+    ["#grep-context", (e) => (view.context = e.value)],
+  ]) {
+    $(id).addEventListener("change", (event) => {
+      apply(event.target);
+      if (view.q) runGrep();
+      else saveAddress();
+    });
+  }
+  $("#ts-mode").addEventListener("change", (event) => {
+    view.ts = event.target.value;
+    saveAddress();
+    schedule();
+  });
+  $("#wrap").addEventListener("change", (event) => {
+    view.wrap = event.target.checked;
+    saveAddress();
+    schedule();
+  });
+  $("#copy").addEventListener("click", copy);
+  $("#download").addEventListener("click", downloadLog);
+  window.addEventListener("hashchange", () => {
+    view.marked = parseHash(location.hash);
+    if (view.marked) goToLine(markedKey(), view.marked[0], true);
+  });
+}
+
+wire();
+schedule();
+connect();
+scroller.focus();
+window.tasklogsViewer = { view, task, logs, token: () => Boolean(token()) };

@@ -1,0 +1,169 @@
+"""The built-in viewer in headless Chromium (Debian's chromium and chromium-driver, driven by Selenium),
+against gunicorn with the gevent worker, PostgreSQL and the fake cluster. No browser is ever downloaded:
+the driver's path and the browser's binary are given explicitly and Selenium Manager stays offline."""
+
+import os
+import shutil
+import time
+
+import pytest
+
+from testkit import ROOT
+from testkit.gunicorn import Gunicorn, service_env
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+SCREENSHOTS = os.path.join(ROOT, "docs", "screenshots")
+WINDOW = (1280, 1000)
+
+
+def chrome_options(width: int = WINDOW[0], height: int = WINDOW[1]):
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",  # as root
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--no-first-run",
+        f"--window-size={width},{height}",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return options
+
+
+def start_chrome(width: int = WINDOW[0], height: int = WINDOW[1]):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager never fetches anything
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=chrome_options(width, height))
+
+
+@pytest.fixture(scope="session")
+def chrome():
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.skip("chromium and chromium-driver are not installed (.ci/run installs them)")
+    driver = start_chrome()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def browser(chrome):
+    """The session's browser, on a blank page with a clean session storage after the test."""
+    yield chrome
+    chrome.get("about:blank")
+    chrome.delete_all_cookies()
+
+
+@pytest.fixture
+def server(database_url, kubeconfig, tmp_path):
+    """`server(**env)`: gunicorn with one gevent worker on the test database and the fake cluster."""
+    started = []
+
+    def start(**env):
+        env.setdefault("TASKLOGS_TAIL_COALESCE", "0.02")
+        gunicorn = Gunicorn(
+            service_env(database_url, kubeconfig, **env), 1, str(tmp_path / f"g{len(started)}.log")
+        )
+        started.append(gunicorn)
+        return gunicorn
+
+    yield start
+    for gunicorn in started:
+        gunicorn.stop()
+
+
+class LogPage:
+    """The log view of one task, as a test reads it."""
+
+    def __init__(self, driver, url: str):
+        self.driver = driver
+        self.opened = time.monotonic()
+        driver.get(url)
+
+    def state(self) -> str:
+        return self.driver.execute_script(
+            "const v = document.getElementById('log-view'); return v && v.dataset.state"
+        )
+
+    def wait_state(self, *states, timeout: float = 10) -> str:
+        return wait_until(lambda: self.state() in states and self.state(), timeout, self.describe)
+
+    def lines(self) -> list[dict]:
+        """The line elements in the page: their number, pod and text."""
+        return self.driver.execute_script(
+            "return Array.from(document.querySelectorAll('#window .line[data-line]')).map(e => ({"
+            " line: Number(e.dataset.line), pod: e.dataset.pod, hl: e.classList.contains('hl'),"
+            " pending: e.classList.contains('pending'),"
+            " text: e.querySelector('.text').textContent}))"
+        )
+
+    def visible_lines(self) -> list[dict]:
+        """The line elements inside the scroller's box (what a reader sees)."""
+        return self.driver.execute_script(
+            "const box = document.getElementById('scroller').getBoundingClientRect();"
+            "return Array.from(document.querySelectorAll('#window .line[data-line]')).filter(e => {"
+            " const r = e.getBoundingClientRect(); return r.top >= box.top - 1 && r.bottom <= box.bottom + 1;"
+            "}).map(e => ({line: Number(e.dataset.line), pod: e.dataset.pod,"
+            " hl: e.classList.contains('hl'), text: e.querySelector('.text').textContent}))"
+        )
+
+    def status(self) -> tuple[str, str]:
+        return tuple(
+            self.driver.execute_script(
+                "const s = document.getElementById('status'); return [s.dataset.status, s.textContent]"
+            )
+        )
+
+    def match_count(self) -> str:
+        return self.driver.execute_script(
+            "return document.querySelector('[data-role=match-count]').textContent"
+        )
+
+    def line_elements(self) -> int:
+        return self.driver.execute_script("return document.querySelectorAll('[data-line]').length")
+
+    def scroll_by(self, pixels: int) -> None:
+        self.driver.execute_script(
+            "const s = document.getElementById('scroller');"
+            "s.dispatchEvent(new WheelEvent('wheel', {deltaY: arguments[0], bubbles: true}));"
+            "s.scrollTop += arguments[0];",
+            pixels,
+        )
+
+    def press(self, key) -> None:
+        from selenium.webdriver.common.by import By
+
+        self.driver.find_element(By.ID, "scroller").send_keys(key)
+
+    def describe(self) -> str:
+        return f"state={self.state()} status={self.status()} lines={self.lines()[-3:]}"
+
+    def screenshot(self, name: str) -> None:
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        self.driver.save_screenshot(os.path.join(SCREENSHOTS, name))
+
+
+def wait_until(condition, timeout: float = 10, describe=lambda: "", interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {describe()}")
+        time.sleep(interval)
+
+
+def page_errors(driver) -> list[str]:
+    """Severe messages of the browser console (script errors, failed loads), minus the reconnects'."""
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if entry["level"] == "SEVERE" and "WebSocket" not in entry["message"]
+    ]
