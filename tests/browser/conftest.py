@@ -61,7 +61,7 @@ def browser(chrome):
 
 
 @pytest.fixture
-def server(database_url, kubeconfig, tmp_path):
+def server(chrome, database_url, kubeconfig, tmp_path):
     """`server(**env)`: gunicorn with one gevent worker on the test database and the fake cluster."""
     started = []
 
@@ -74,6 +74,7 @@ def server(database_url, kubeconfig, tmp_path):
         return gunicorn
 
     yield start
+    chrome.get("about:blank")  # the page's WebSocket closes first: gunicorn stops at once
     for gunicorn in started:
         gunicorn.stop()
 

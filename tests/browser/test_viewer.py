@@ -42,3 +42,263 @@ def test_a_running_tasks_new_lines_appear_within_a_second(browser, server, kube,
     page.wait_state("complete")
     assert page.status()[0] == "complete"
     assert not page_errors(browser)
+
+
+def test_scrolling_up_pauses_follow_and_the_end_key_shows_what_came_meanwhile(
+    browser, server, kube, task_id
+):
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "".join(f"line {n}\n" for n in range(1, 201)))
+    page = LogPage(browser, log_url(server(), task_id))
+    wait_until(lambda: page.lines() and page.lines()[-1]["line"] == 200, describe=page.describe)
+    page.scroll_by(-1500)
+    wait_until(lambda: page.status()[0] == "running" and "paused" in page.status()[1])
+    shown = [line["line"] for line in page.visible_lines()]
+    assert shown and shown[-1] < 200
+    kube.write_log(wf.pod(), "main", "".join(f"line {n}\n" for n in range(201, 231)))
+    wait_until(lambda: "30 new" in page.status()[1], describe=page.describe)
+    assert [line["line"] for line in page.visible_lines()] == shown, "paused: the view stays put"
+    assert browser.find_element(By.ID, "follow").is_displayed()
+    page.press(Keys.END)
+    wait_until(lambda: page.visible_lines()[-1]["line"] == 230, describe=page.describe)
+    assert [line["text"] for line in page.visible_lines()][-3:] == [
+        "line 228",
+        "line 229",
+        "line 230",
+    ]
+    assert "following" in page.status()[1]
+    kube.write_log(wf.pod(), "main", "line 231\n")
+    wait_until(lambda: page.visible_lines()[-1]["line"] == 231, describe=page.describe)
+    page.scroll_by(-600)  # once more, resumed by the button this time
+    wait_until(lambda: browser.find_element(By.ID, "follow").is_displayed())
+    kube.write_log(wf.pod(), "main", "line 232\n")
+    wait_until(lambda: "1 new" in page.status()[1], describe=page.describe)
+    browser.find_element(By.ID, "follow").click()
+    wait_until(lambda: page.visible_lines()[-1]["line"] == 232, describe=page.describe)
+
+
+def test_a_line_link_opens_with_the_line_on_screen_and_highlighted(browser, server, kube, task_id):
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "".join(f"row {n}\n" for n in range(1, 3001)))
+    scenarios.finish(kube, wf)
+    url = log_url(server(), task_id)
+    page = LogPage(browser, url + "#L500")
+    page.wait_state("complete")
+    wait_until(lambda: any(line["line"] == 500 for line in page.visible_lines()), 5, page.describe)
+    [line] = [line for line in page.visible_lines() if line["line"] == 500]
+    assert line["hl"] and line["text"] == "row 500"
+    assert [n["line"] for n in page.visible_lines() if n["hl"]] == [500]
+
+    page = LogPage(browser, url + "#L1200-L1210")
+    wait_until(
+        lambda: [n["line"] for n in page.visible_lines() if n["hl"]] == list(range(1200, 1211))
+    )
+    first = browser.find_element(By.CSS_SELECTOR, '[data-line="1195"] a.ln')
+    first.click()
+    assert browser.current_url.endswith("#L1195")
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    other = browser.find_element(By.CSS_SELECTOR, '[data-line="1198"] a.ln')
+    ActionChains(browser).key_down(Keys.SHIFT).click(other).key_up(Keys.SHIFT).perform()
+    assert browser.current_url.endswith("#L1195-L1198")
+    assert [n["line"] for n in page.visible_lines() if n["hl"]] == [1195, 1196, 1197, 1198]
+    assert "pod=" not in browser.current_url or wf.pod() in browser.current_url
+
+
+def test_search_counts_what_grep_counts_and_steps_through_matches(
+    browser, server, kube, task_id, tmp_path
+):
+    wf = scenarios.workflow(kube, task_id)
+    text = "".join(
+        f"{n} {'ERROR disk full' if n % 7 == 0 else 'ok'}{' error lower' if n % 11 == 0 else ''}\n"
+        for n in range(1, 2001)
+    )
+    kube.write_log(wf.pod(), "main", text)
+    scenarios.finish(kube, wf)
+    log_file = tmp_path / "pod.log"
+    log_file.write_bytes(kube.log_bytes(wf.pod(), "main"))
+
+    def grep_count(*flags):
+        result = subprocess.run(["grep", "-c", *flags, str(log_file)], capture_output=True)
+        return int(result.stdout)
+
+    page = LogPage(browser, log_url(server(), task_id))
+    page.wait_state("complete")
+    box = browser.find_element(By.ID, "grep-q")
+    box.send_keys("ERROR", Keys.ENTER)
+    wait_until(lambda: page.match_count() == f"{grep_count('ERROR')} matches", 5, page.match_count)
+    assert "q=ERROR" in browser.current_url
+    browser.find_element(By.ID, "grep-next").click()
+    wait_until(lambda: page.match_count().startswith("1 of "))
+    wait_until(lambda: any(n["line"] == 7 for n in page.visible_lines()), describe=page.describe)
+    marks = browser.find_elements(By.CSS_SELECTOR, '[data-line="7"] .match')
+    assert [mark.text for mark in marks] == ["ERROR"]
+    browser.find_element(By.ID, "grep-next").click()
+    wait_until(lambda: page.match_count().startswith("2 of "))
+    browser.find_element(By.ID, "grep-prev").click()
+    browser.find_element(By.ID, "grep-prev").click()
+    wait_until(lambda: page.match_count().startswith(f"{grep_count('ERROR')} of "))
+    wait_until(lambda: any(n["line"] == 1995 for n in page.visible_lines()), describe=page.describe)
+
+    browser.find_element(By.ID, "grep-ic").click()
+    wait_until(lambda: page.match_count() == f"{grep_count('-i', 'ERROR')} matches", 5)
+    assert "ic=1" in browser.current_url
+    # only the matches, with two lines of context each side
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(By.ID, "grep-context")).select_by_value("2")
+    wait_until(lambda: page.lines() and page.lines()[0]["line"] == 5, describe=page.describe)
+    assert [n["line"] for n in page.lines()[:5]] == [5, 6, 7, 8, 9]
+
+    # a bad regular expression: the API's message, nothing else changes
+    Select(browser.find_element(By.ID, "grep-context")).select_by_value("")
+    browser.find_element(By.ID, "grep-regex").click()
+    box.clear()
+    box.send_keys("(unclosed", Keys.ENTER)
+    wait_until(lambda: "grep" in page.match_count(), 5, page.match_count)
+    assert page.state() == "complete"
+
+
+def worker_pids(master: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == master:
+                        pids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return pids
+
+
+def test_the_worker_sigkilled_mid_tail_the_page_reconnects_without_gap_or_duplicate(
+    browser, server, kube, task_id
+):
+    gunicorn = server()
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "".join(f"first {n}\n" for n in range(1, 11)))
+    page = LogPage(browser, log_url(gunicorn, task_id))
+    wait_until(lambda: len(page.lines()) == 10, describe=page.describe)
+    [worker] = worker_pids(gunicorn.process.pid)
+    os.kill(worker, signal.SIGKILL)
+    for n in range(1, 11):  # written while no worker serves the page
+        kube.write_log(wf.pod(), "main", f"meanwhile {n}\n")
+    wait_until(lambda: page.state() == "reconnecting", 5, page.describe)
+    assert page.status()[0] == "reconnecting"
+    wait_until(lambda: page.state() == "live", 20, page.describe)
+    assert worker_pids(gunicorn.process.pid) != [worker], "a new worker serves the page"
+    for n in range(1, 11):
+        kube.write_log(wf.pod(), "main", f"after {n}\n")
+    scenarios.finish(kube, wf)
+    page.wait_state("complete", timeout=15)
+    expected = kube.log_bytes(wf.pod(), "main").decode()
+    lines = page.lines()
+    assert [line["line"] for line in lines] == list(range(1, 31)), "no gap, no duplicate"
+    assert "".join(line["text"] + "\n" for line in lines) == expected
+
+
+def test_ansi_colours_become_styles_and_other_escapes_are_dropped(browser, server, kube, task_id):
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(
+        wf.pod(),
+        "main",
+        "plain \x1b[31mred\x1b[0m and \x1b[1;32mbold green\x1b[0m\n"
+        "\x1b[38;5;208morange256\x1b[0m \x1b[38;2;10;20;30mtruecolor\x1b[39m\n"
+        "\x1b]0;window title\x07cursor\x1b[2Aup\x1b[?25l hidden\n"
+        "progress 10%\rprogress 50%\rprogress 100%\n"
+        "downloading \x1b[33m[####      ]\x1b[0m\r\x1b[Kdone\n",
+    )
+    scenarios.finish(kube, wf)
+    page = LogPage(browser, log_url(server(), task_id))
+    page.wait_state("complete")
+    wait_until(lambda: len(page.lines()) == 5, describe=page.describe)
+    texts = [line["text"] for line in page.lines()]
+    assert texts == [
+        "plain red and bold green",
+        "orange256 truecolor",
+        "cursorup hidden",
+        "progress 100%",
+        "done",
+    ]
+    spans = browser.execute_script(
+        "return Array.from(document.querySelectorAll('[data-line] .text span')).map(s => ({"
+        " text: s.textContent, cls: s.className, color: getComputedStyle(s).color,"
+        " weight: getComputedStyle(s).fontWeight}))"
+    )
+    styled = {span["text"]: span for span in spans}
+    assert (
+        styled["red"]["cls"] == "ansi-fg-1"
+        and styled["red"]["color"] != styled["bold green"]["color"]
+    )
+    assert "ansi-bold" in styled["bold green"]["cls"] and int(styled["bold green"]["weight"]) >= 700
+    assert styled["orange256"]["color"] == "rgb(255, 135, 0)"
+    assert styled["truecolor"]["color"] == "rgb(10, 20, 30)"
+    assert "plain " not in styled and "\x1b" not in "".join(texts)
+
+
+def test_log_text_that_looks_like_html_is_shown_as_text_and_runs_nothing(
+    browser, server, kube, task_id
+):
+    wf = scenarios.workflow(kube, task_id, ["a", "b"])
+    attack = "<img src=x onerror=alert(1)>"
+    kube.write_log(wf.pod("a"), "main", f"{attack}\n<script>alert(2)</script>\n")
+    kube.write_log(wf.pod("b"), "main", '"><svg onload=alert(3)>\n')
+    scenarios.finish(kube, wf)
+    gunicorn = server()
+    page = LogPage(browser, log_url(gunicorn, task_id) + f"?q={attack}")
+    page.wait_state("complete")
+    wait_until(lambda: len(page.lines()) == 3, describe=page.describe)
+    assert sorted(line["text"] for line in page.lines()) == sorted(
+        [attack, "<script>alert(2)</script>", '"><svg onload=alert(3)>']
+    )
+    time.sleep(0.5)
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text  # noqa: B018 - raises when no alert ran
+    assert (
+        browser.execute_script(
+            "return document.querySelectorAll('#window img, #window script, #window svg').length"
+        )
+        == 0
+    )
+    wait_until(lambda: page.match_count() == "1 match", 5, page.match_count)
+    policy = gunicorn.url(f"/ui/namespaces/argo/tasks/{task_id}")
+    import urllib.request
+
+    with urllib.request.urlopen(policy) as response:
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_a_million_stored_lines_open_at_the_end_quickly_with_few_elements(
+    browser, server, database_url, task_id
+):
+    store_finished_log(database_url, task_id, 1_000_000)
+    gunicorn = server()
+    LogPage(browser, log_url(gunicorn, task_id)).wait_state("complete")  # a warm worker
+    browser.get("about:blank")
+    page = LogPage(browser, log_url(gunicorn, task_id))
+    wait_until(lambda: any(n["line"] == 1_000_000 for n in page.visible_lines()), 5, page.describe)
+    opened = time.monotonic() - page.opened
+    assert opened < 2.0, f"the end of a 1,000,000-line log took {opened:.2f} s"
+    assert (
+        page.visible_lines()[-1]["text"]
+        == "line 1000000 the quick brown fox jumps over the lazy dog"
+    )
+    assert page.line_elements() < 2000
+    page.screenshot("log-view-million.png")
+
+    # far from the end: fetched by range (from_line/limit), still few elements
+    page.press(Keys.HOME)
+    wait_until(
+        lambda: page.visible_lines() and page.visible_lines()[0]["line"] == 1, 5, page.describe
+    )
+    wait_until(
+        lambda: page.visible_lines()[0]["text"].startswith("line 0000001 "), 5, page.describe
+    )
+    browser.get(log_url(gunicorn, task_id, "#L654321"))
+    wait_until(
+        lambda: [n["line"] for n in page.visible_lines() if n["hl"]] == [654321], 5, page.describe
+    )
+    [line] = [n for n in page.visible_lines() if n["hl"]]
+    assert line["text"].startswith("line 0654321 ")
+    assert page.line_elements() < 2000

@@ -343,6 +343,7 @@ function onFrame(frame) {
       task.phase = f.phase;
       task.complete = true;
       setState("complete");
+      if (grep && !grep.final) runGrep(); // now the store holds everything: the final count
     },
     error: (f) => failed(new ApiError(f.status, f.error, f.message)),
   }[frame.type];
@@ -385,6 +386,7 @@ function addLines(log, first, lines) {
   lines.forEach((line, i) => log.put(first + i, line));
   if (log.chunks.size > MAX_CHUNKS + 2) log.evict(-1);
   mergeLive(added);
+  matchLive(added);
   const shown = view.selection === ALL || view.selection === log.key;
   if (shown && !view.following) view.unseen += lines.length;
 }
@@ -517,7 +519,8 @@ async function runGrep() {
     schedule();
     return;
   }
-  grep = { matches: [], current: -1, rows: view.context !== "" ? [] : null, loading: true };
+  grep = { matches: [], seen: new Set(), current: -1, rows: view.context !== "" ? [] : null, loading: true };
+  grep.final = task.complete; // a running task's store may lag its tail by a journal commit
   countEl.textContent = "searching…";
   const params = { format: "ndjson", grep: view.regex ? view.q : escapeRegex(view.q) };
   if (view.ignoreCase) params.ignore_case = "true";
@@ -533,7 +536,7 @@ async function runGrep() {
     await readLines(params, (record) => {
       if (run !== grepRun) return;
       const log = logFor(record);
-      if (record.match !== false) found.matches.push({ key: log.key, line: record.line });
+      if (record.match !== false) addMatch(found, log, record.line);
       if (found.rows) {
         const adjacent = previous && previous.log === log && previous.line + 1 === record.line;
         if (previous && !adjacent) found.rows.push({ separator: true });
@@ -551,9 +554,8 @@ async function runGrep() {
   if (run !== grepRun) return;
   delete countEl.dataset.error;
   found.loading = false;
-  const n = found.matches.length;
-  countEl.textContent = `${n} ${n === 1 ? "match" : "matches"}`;
-  countEl.dataset.count = String(n);
+  if (!found.rows) matchCachedLines(found);
+  countMatches();
   if (found.rows) {
     view.following = false;
     scroller.scrollTop = 0;
@@ -561,12 +563,59 @@ async function runGrep() {
   schedule();
 }
 
+function addMatch(found, log, line) {
+  const id = `${log.key}:${line}`;
+  if (found.seen.has(id)) return;
+  found.seen.add(id);
+  found.matches.push({ key: log.key, line });
+}
+
+function inScope(log) {
+  return view.selection === ALL || view.selection === log.key;
+}
+
+// Lines the tail brought that the store did not hold yet when the grep read it.
+function matchCachedLines(found) {
+  const pattern = highlightPattern();
+  if (!pattern) return;
+  for (const log of logs.values()) {
+    if (!inScope(log)) continue;
+    for (const [index, chunk] of log.chunks) {
+      chunk.forEach((line, i) => {
+        pattern.lastIndex = 0;
+        if (line && pattern.test(plainText(line.text))) addMatch(found, log, index * CHUNK + i + 1);
+      });
+    }
+  }
+  if (view.selection !== ALL) found.matches.sort((a, b) => a.line - b.line);
+}
+
+function countMatches() {
+  const n = grep.matches.length;
+  const where = grep.current >= 0 ? `${grep.current + 1} of ` : "";
+  countEl.textContent = `${where}${n} ${n === 1 ? "match" : "matches"}`;
+  countEl.dataset.count = String(n);
+}
+
+// New lines of a running task: counted as they come, as the server's grep would count them.
+function matchLive(added) {
+  if (!grep || grep.loading || grep.rows) return;
+  const pattern = highlightPattern();
+  if (!pattern) return;
+  const before = grep.matches.length;
+  for (const r of added) {
+    pattern.lastIndex = 0;
+    if (inScope(r.log) && pattern.test(plainText(r.text))) addMatch(grep, r.log, r.line);
+  }
+  if (grep.matches.length !== before) countMatches();
+}
+
 function step(direction) {
   if (!grep || !grep.matches.length) return;
   const n = grep.matches.length;
   grep.current = grep.current < 0 ? (direction > 0 ? 0 : n - 1) : (grep.current + direction + n) % n;
   const match = grep.matches[grep.current];
-  countEl.textContent = `${grep.current + 1} of ${n} ${n === 1 ? "match" : "matches"}`;
+  countMatches();
   let key = match.key;
   if (view.selection === ALL && !grep.rows && indexOfLine(key, match.line) < 0) selectLog(key);
   goToLine(key, match.line, false);
