@@ -82,10 +82,12 @@ def server(chrome, database_url, kubeconfig, tmp_path):
 class LogPage:
     """The log view of one task, as a test reads it."""
 
-    def __init__(self, driver, url: str):
+    def __init__(self, driver, url: str | None = None):
+        """Opens `url`, or reads the page the browser shows."""
         self.driver = driver
         self.opened = time.monotonic()
-        driver.get(url)
+        if url:
+            driver.get(url)
 
     def state(self) -> str:
         return self.driver.execute_script(
@@ -146,8 +148,12 @@ class LogPage:
         return f"state={self.state()} status={self.status()} lines={self.lines()[-3:]}"
 
     def screenshot(self, name: str) -> None:
-        os.makedirs(SCREENSHOTS, exist_ok=True)
-        self.driver.save_screenshot(os.path.join(SCREENSHOTS, name))
+        screenshot(self.driver, name)
+
+
+def screenshot(driver, name: str) -> None:
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    driver.save_screenshot(os.path.join(SCREENSHOTS, name))
 
 
 def wait_until(condition, timeout: float = 10, describe=lambda: "", interval: float = 0.02):

@@ -14,7 +14,7 @@ from selenium.webdriver.common.keys import Keys
 from testkit import scenarios
 from testkit.storedlogs import store_finished_log
 
-from .conftest import LogPage, page_errors, wait_until
+from .conftest import LogPage, page_errors, screenshot, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -302,3 +302,114 @@ def test_a_million_stored_lines_open_at_the_end_quickly_with_few_elements(
     [line] = [n for n in page.visible_lines() if n["hl"]]
     assert line["text"].startswith("line 0654321 ")
     assert page.line_elements() < 2000
+
+
+def test_the_task_list_filters_pages_and_links_to_each_log(browser, server, database_url):
+    prefix = f"list-{time.monotonic_ns() % 10**8}"
+    for n in range(3):
+        store_finished_log(database_url, f"{prefix}-{n}", 10 + n)
+    gunicorn = server()
+    browser.get(gunicorn.url(f"/?prefix={prefix}&limit=2"))
+    root = browser.find_element(By.ID, "task-list")
+    wait_until(lambda: root.get_attribute("data-state") == "complete")
+    first = [
+        row.get_attribute("data-task")
+        for row in browser.find_elements(By.CSS_SELECTOR, "#tasks tr")
+    ]
+    assert len(first) == 2 and all(name.startswith(prefix) for name in first)
+    browser.find_element(By.ID, "next-page").click()
+    wait_until(
+        lambda: "cursor=" in browser.current_url and root.get_attribute("data-state") == "complete"
+    )
+    second = [
+        row.get_attribute("data-task")
+        for row in browser.find_elements(By.CSS_SELECTOR, "#tasks tr")
+    ]
+    assert len(second) == 1 and set(first + second) == {f"{prefix}-{n}" for n in range(3)}
+    assert browser.find_element(By.ID, "next-page").get_attribute("disabled")
+    browser.back()
+    wait_until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#tasks tr")) == 2)
+
+    browser.get(gunicorn.url(f"/?prefix={prefix}"))
+    wait_until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#tasks tr")) == 3)
+    row = browser.find_element(By.CSS_SELECTOR, f'#tasks tr[data-task="{prefix}-2"]')
+    cells = [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+    assert cells[1:3] == ["argo", "Succeeded"] and cells[5:7] == ["1", "12"]
+    screenshot(browser, "task-list.png")
+    row.find_element(By.TAG_NAME, "a").click()
+    page = LogPage(browser, browser.current_url)
+    page.wait_state("complete")
+    wait_until(lambda: len(page.lines()) == 12, describe=page.describe)
+
+    browser.get(gunicorn.url("/?phase=Bogus"))  # the API's message, in the page
+    wait_until(lambda: root_state(browser) == "error")
+    assert "phase" in browser.find_element(By.CSS_SELECTOR, "[data-role=message]").text
+
+
+def root_state(browser):
+    return browser.execute_script("return document.getElementById('task-list').dataset.state")
+
+
+def test_the_search_box_reads_the_search_api_or_says_it_is_missing(browser, server, database_url):
+    gunicorn = server()
+    store_finished_log(database_url, f"search-{time.monotonic_ns() % 10**8}", 20)
+    browser.get(gunicorn.url("/"))
+    box = browser.find_element(By.ID, "search-q")
+    box.send_keys("0000017", Keys.ENTER)
+    message = browser.find_element(By.CSS_SELECTOR, "[data-role=search-message]")
+    wait_until(lambda: message.text or browser.find_elements(By.CSS_SELECTOR, ".hits li"))
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(gunicorn.url("/api/v1/search?q=0000017"))
+        present = True
+    except urllib.error.HTTPError as error:
+        present = error.code != 404
+    if present:
+        hits = browser.find_elements(By.CSS_SELECTOR, ".hits li")
+        assert hits and all("0000017" in hit.text for hit in hits)
+        link = hits[0].find_element(By.TAG_NAME, "a").get_attribute("href")
+        assert "#L17" in link and "pod=" in link
+    else:
+        assert message.text == "Search across tasks is not available on this server."
+
+
+def test_token_mode_asks_once_and_keeps_the_token_for_the_session(browser, server, kube, task_id):
+    gunicorn = server(TASKLOGS_AUTH="token", TASKLOGS_API_TOKEN="s3cret-token")
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "needs a token\n")
+    browser.get(log_url(gunicorn, task_id))
+    dialog = browser.find_element(By.ID, "token-dialog")
+    wait_until(lambda: dialog.is_displayed(), describe=lambda: browser.page_source[:300])
+    field = dialog.find_element(By.TAG_NAME, "input")
+    field.send_keys("wrong", Keys.ENTER)
+    wait_until(lambda: dialog.is_displayed(), describe=lambda: "asked again after a bad token")
+    assert "token" in dialog.text.lower()
+    field.send_keys("s3cret-token", Keys.ENTER)
+    page = LogPage(browser)
+    page.wait_state("live", timeout=15)
+    wait_until(
+        lambda: [n["text"] for n in page.lines()] == ["needs a token"], describe=page.describe
+    )
+    assert (
+        browser.execute_script("return sessionStorage.getItem('tasklogs.token')") == "s3cret-token"
+    )
+    browser.get(gunicorn.url("/"))  # the list page reads with the same token, no question
+    wait_until(lambda: root_state(browser) == "complete")
+    assert not browser.find_element(By.ID, "token-dialog").is_displayed()
+    assert browser.find_elements(By.CSS_SELECTOR, f'#tasks tr[data-task="{task_id}"]')
+    browser.execute_script("sessionStorage.clear()")
+
+
+def test_what_the_api_refuses_is_said_in_the_status_bar(browser, server, task_id):
+    gunicorn = server()
+    for path, words in [
+        (f"/ui/namespaces/argo/tasks/{task_id}", "not"),
+        ("/ui/namespaces/argo/tasks/Bad_Id", "Kubernetes object name"),
+        (f"/ui/namespaces/elsewhere/tasks/{task_id}", "elsewhere"),
+    ]:
+        page = LogPage(browser, gunicorn.url(path))
+        page.wait_state("error")
+        status, text = page.status()
+        assert status == "error" and text.startswith("Error: ") and words in text, text
