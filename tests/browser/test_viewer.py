@@ -413,3 +413,111 @@ def test_what_the_api_refuses_is_said_in_the_status_bar(browser, server, task_id
         page.wait_state("error")
         status, text = page.status()
         assert status == "error" and text.startswith("Error: ") and words in text, text
+
+
+def test_all_pods_as_one_timeline_each_line_marked_with_its_step(browser, server, kube, task_id):
+    wf = scenarios.workflow(kube, task_id, ["build", "test"])
+    base = 1_767_322_800 * 10**9
+    for n in range(6):  # interleaved in time, written pod by pod
+        kube.write_log(wf.pod("build"), "main", f"build {n}\n", ts=base + (2 * n) * 10**9)
+    for n in range(6):
+        kube.write_log(wf.pod("test"), "main", f"test {n}\n", ts=base + (2 * n + 1) * 10**9)
+    gunicorn = server()
+    page = LogPage(browser, log_url(gunicorn, task_id))
+    page.wait_state("live")
+    wait_until(lambda: len(page.lines()) == 12, describe=page.describe)
+    assert [line["text"] for line in page.lines()] == [
+        f"{step} {n}" for n in range(6) for step in ("build", "test")
+    ]
+    steps = browser.execute_script(
+        "return Array.from(document.querySelectorAll('[data-line] .step')).map(s => s.textContent)"
+    )
+    assert steps == [
+        wf.pod(step)[len(task_id) + 1 :] for _ in range(6) for step in ("build", "test")
+    ]
+    assert [line["pod"] for line in page.lines()[:2]] == [wf.pod("build"), wf.pod("test")]
+    kube.write_log(wf.pod("test"), "main", "test live\n")
+    wait_until(lambda: page.lines()[-1]["text"] == "test live", describe=page.describe)
+    assert page.lines()[-1]["pod"] == wf.pod("test")
+
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(By.ID, "log-select")).select_by_value(f"{wf.pod('build')}/main")
+    wait_until(lambda: {line["pod"] for line in page.lines()} == {wf.pod("build")})
+    assert f"pod={wf.pod('build')}" in browser.current_url
+    assert [line["line"] for line in page.lines()] == list(range(1, 7))
+
+    # timestamps (UTC, then local), wrap: in the address, so a reload keeps them
+    Select(browser.find_element(By.ID, "ts-mode")).select_by_value("utc")
+    stamps = browser.execute_script(
+        "return Array.from(document.querySelectorAll('[data-line] .ts')).map(s => s.textContent)"
+    )
+    assert stamps[0] == "2026-01-02 03:00:00.000Z" and stamps[1] == "2026-01-02 03:00:02.000Z"
+    browser.find_element(By.ID, "wrap").click()
+    assert "ts=utc" in browser.current_url and "wrap=1" in browser.current_url
+    browser.refresh()
+    page = LogPage(browser)
+    wait_until(lambda: len(page.lines()) == 6, describe=page.describe)
+    assert browser.execute_script("return document.getElementById('scroller').classList.contains('wrap')")
+    assert browser.find_element(By.CSS_SELECTOR, "[data-line] .ts").text.endswith("Z")
+    page.press("t")  # utc -> off
+    assert not browser.find_elements(By.CSS_SELECTOR, "[data-line] .ts")
+    page.press("t")  # off -> local
+    local = browser.find_element(By.CSS_SELECTOR, "[data-line] .ts").text
+    assert len(local) == len("2026-01-02 03:00:00.000") and not local.endswith("Z")
+
+
+def test_download_and_copy(browser, server, kube, task_id, tmp_path):
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    wf = scenarios.workflow(kube, task_id)
+    text = "".join(f"copy me {n} \x1b[1mbold\x1b[0m\n" for n in range(1, 41))
+    kube.write_log(wf.pod(), "main", text)
+    scenarios.finish(kube, wf)
+    gunicorn = server()
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    browser.execute_cdp_cmd(
+        "Browser.grantPermissions",
+        {
+            "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"],
+            "origin": gunicorn.url("").rstrip("/"),
+        },
+    )
+    page = LogPage(browser, log_url(gunicorn, task_id, "#L3-L4"))
+    page.wait_state("complete")
+    wait_until(lambda: [n["line"] for n in page.lines() if n["hl"]] == [3, 4], describe=page.describe)
+    browser.find_element(By.ID, "copy").click()
+    copied = wait_until(
+        lambda: browser.execute_async_script(
+            "navigator.clipboard.readText().then(arguments[0], () => arguments[0](''))"
+        )
+    )
+    assert copied == "copy me 3 bold\ncopy me 4 bold\n"
+    browser.find_element(By.ID, "download").click()
+    [name] = wait_until(lambda: [p for p in os.listdir(downloads) if p.endswith(".log")])
+    assert name == f"{task_id}.log", "the name the API's Content-Disposition gives"
+    wait_until(lambda: (downloads / name).read_bytes() == kube.log_bytes(wf.pod(), "main"))
+
+
+def test_narrow_screen_and_dark_theme(browser, server, kube, task_id):
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "".join(f"\x1b[3{n % 8}mcolour {n}\x1b[0m\n" for n in range(30)))
+    gunicorn = server()
+    browser.set_window_size(400, 800)
+    browser.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+    )
+    try:
+        page = LogPage(browser, log_url(gunicorn, task_id))
+        wait_until(lambda: page.lines() and page.lines()[-1]["line"] == 30, describe=page.describe)
+        width = browser.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 400, "nothing sticks out sideways on a narrow screen"
+        background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(13, 17, 23)"
+        page.screenshot("log-view-narrow-dark.png")
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+        browser.set_window_size(1280, 1000)

@@ -658,8 +658,8 @@ function downloadLog() {
   const params = { format: "text" };
   const log = logs.get(view.selection);
   if (log) Object.assign(params, { pod: log.pod, container: log.container });
-  const name = log ? `${taskId}-${log.step}-${log.container}.log` : `${taskId}.log`;
-  download(`${base}/logs?${new URLSearchParams(params)}`, name).catch(failed);
+  // the API's Content-Disposition names the file; a download with a token is named the same
+  download(`${base}/logs?${new URLSearchParams(params)}`, `${taskId}.log`).catch(failed);
 }
 
 function onLineLink(event) {
