@@ -458,7 +458,9 @@ def test_all_pods_as_one_timeline_each_line_marked_with_its_step(browser, server
     browser.refresh()
     page = LogPage(browser)
     wait_until(lambda: len(page.lines()) == 6, describe=page.describe)
-    assert browser.execute_script("return document.getElementById('scroller').classList.contains('wrap')")
+    assert browser.execute_script(
+        "return document.getElementById('scroller').classList.contains('wrap')"
+    )
     assert browser.find_element(By.CSS_SELECTOR, "[data-line] .ts").text.endswith("Z")
     page.press("t")  # utc -> off
     assert not browser.find_elements(By.CSS_SELECTOR, "[data-line] .ts")
@@ -487,7 +489,9 @@ def test_download_and_copy(browser, server, kube, task_id, tmp_path):
     )
     page = LogPage(browser, log_url(gunicorn, task_id, "#L3-L4"))
     page.wait_state("complete")
-    wait_until(lambda: [n["line"] for n in page.lines() if n["hl"]] == [3, 4], describe=page.describe)
+    wait_until(
+        lambda: [n["line"] for n in page.lines() if n["hl"]] == [3, 4], describe=page.describe
+    )
     browser.find_element(By.ID, "copy").click()
     copied = wait_until(
         lambda: browser.execute_async_script(
@@ -503,7 +507,9 @@ def test_download_and_copy(browser, server, kube, task_id, tmp_path):
 
 def test_narrow_screen_and_dark_theme(browser, server, kube, task_id):
     wf = scenarios.workflow(kube, task_id)
-    kube.write_log(wf.pod(), "main", "".join(f"\x1b[3{n % 8}mcolour {n}\x1b[0m\n" for n in range(30)))
+    kube.write_log(
+        wf.pod(), "main", "".join(f"\x1b[3{n % 8}mcolour {n}\x1b[0m\n" for n in range(30))
+    )
     gunicorn = server()
     browser.set_window_size(400, 800)
     browser.execute_cdp_cmd(
@@ -515,9 +521,50 @@ def test_narrow_screen_and_dark_theme(browser, server, kube, task_id):
         wait_until(lambda: page.lines() and page.lines()[-1]["line"] == 30, describe=page.describe)
         width = browser.execute_script("return document.documentElement.scrollWidth")
         assert width <= 400, "nothing sticks out sideways on a narrow screen"
-        background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+        background = browser.execute_script(
+            "return getComputedStyle(document.body).backgroundColor"
+        )
         assert background == "rgb(13, 17, 23)"
         page.screenshot("log-view-narrow-dark.png")
     finally:
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
         browser.set_window_size(1280, 1000)
+
+
+ANSI_CASES = [
+    ("plain", "plain"),
+    ("a\x1b[31mb\x1b[mc", "abc"),
+    ("\x1b[1;4;38;5;196mx", "x"),
+    ("crlf line\r", "crlf line"),
+    ("50%\r100%", "100%"),
+    ("abcdef\rXY", "XYcdef"),
+    ("long progress\r\x1b[Kok", "ok"),
+    ("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\", "link"),
+    ("bell\x07 and \x1b(B charset \x1b[?1049h", "bell and  charset "),
+    ("back\x08\x08CK", "baCK"),
+    ("tab\tkept \u00e9\U0001f600", "tab\tkept \u00e9\U0001f600"),
+    ("cut escape \x1b[", "cut escape "),
+]
+
+
+def test_the_ansi_parser_keeps_text_and_drops_escapes(browser, server):
+    browser.get(server().url("/"))
+    results = browser.execute_async_script(
+        "const [cases, done] = arguments;"
+        "import('/ui/static/ansi.js').then(m => done(cases.map(c => m.plainText(c))));",
+        [case for case, _ in ANSI_CASES],
+    )
+    assert results == [expected for _, expected in ANSI_CASES]
+    styles = browser.execute_async_script(
+        "const done = arguments[0];"
+        "import('/ui/static/ansi.js').then(m => { const el = document.createElement('div');"
+        " m.renderInto(el, '\\x1b[1;31mA\\x1b[22mB\\x1b[7mC\\x1b[0m D', /D/g);"
+        " done(Array.from(el.childNodes).map(n => [n.textContent, n.className || ''])); });"
+    )
+    assert styles == [
+        ["A", "ansi-fg-1 ansi-bold"],
+        ["B", "ansi-fg-1"],
+        ["C", "ansi-inverse-fg ansi-bg-1"],  # red on the default: the default colour on red
+        [" ", ""],
+        ["D", "match"],
+    ]

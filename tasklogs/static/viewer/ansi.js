@@ -90,7 +90,10 @@ export function cells(text) {
       } else if ("]PX^_".includes(kind)) {
         i = stringEnd(text, i + 2);
       } else {
-        i += kind === undefined ? 1 : 2;
+        // ESC, intermediates (0x20-0x2f, e.g. the charset designations `ESC ( B`), one final byte
+        let j = i + 1;
+        while (j < text.length && text.charCodeAt(j) >= 0x20 && text.charCodeAt(j) <= 0x2f) j++;
+        i = Math.min(text.length, j + 1);
       }
       continue;
     }
