@@ -20,6 +20,7 @@ from .collector import collector_run, followed_tail_run
 from .largelog import largelog_run
 from .pages import pages_run
 from .servers import ROOT, recreate_database
+from .viewer import viewer_run
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 MB = 1 << 20
@@ -53,6 +54,9 @@ class Plan:
     pages_download_bytes: int = 100 * MB  # the stored log downloaded and grepped (pages run)
     pages_line_bytes: tuple = (10 * MB, 500 * MB)  # the two stored logs of the line-access queries
     pages_random_bytes: int = 20 * MB  # the incompressible log whose disk use is measured
+    viewer_lines: int = 1_000_000  # the stored log the viewer opens in headless Chromium
+    viewer_rate: float = 1000  # lines per second the followed log gets
+    viewer_seconds: float = 10
 
 
 QUICK = Plan(
@@ -69,8 +73,10 @@ QUICK = Plan(
     pages_download_bytes=10 * MB,
     pages_line_bytes=(5 * MB, 50 * MB),
     pages_random_bytes=5 * MB,
+    viewer_lines=100_000,
+    viewer_seconds=3,
 )
-MEASUREMENTS = ("latency", "wal", "resources", "collector", "rest", "followed", "pages")
+MEASUREMENTS = ("latency", "wal", "resources", "collector", "rest", "followed", "pages", "viewer")
 
 
 def parse_args() -> argparse.Namespace:
@@ -82,7 +88,8 @@ def parse_args() -> argparse.Namespace:
         default=",".join(MEASUREMENTS),
         help="comma-separated subset of: latency (with upstream requests), wal, resources, collector, rest, "
         "followed (a tail of a task the collector captures), pages (stored logs: downloads, line "
-        "access, grep, disk)",
+        "access, grep, disk), viewer (the built-in viewer in headless Chromium: a 1,000,000-line log, "
+        "following 1,000 lines/s)",
     )
     add("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
     add("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
@@ -201,6 +208,8 @@ def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
                 plan.pages_random_bytes,
             )
         )
+    if "viewer" in only:
+        steps.append((viewer_run, plan.viewer_lines, plan.viewer_rate, plan.viewer_seconds))
     runs = []
     for step, *arguments in steps:
         began = time.monotonic()

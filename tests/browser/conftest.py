@@ -3,49 +3,20 @@ against gunicorn with the gevent worker, PostgreSQL and the fake cluster. No bro
 the driver's path and the browser's binary are given explicitly and Selenium Manager stays offline."""
 
 import os
-import shutil
 import time
 
 import pytest
 
 from testkit import ROOT
+from testkit.browser import installed, start_chrome
 from testkit.gunicorn import Gunicorn, service_env
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOTS = os.path.join(ROOT, "docs", "screenshots")
-WINDOW = (1280, 1000)
-
-
-def chrome_options(width: int = WINDOW[0], height: int = WINDOW[1]):
-    from selenium.webdriver.chrome.options import Options
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # as root
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--no-first-run",
-        f"--window-size={width},{height}",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return options
-
-
-def start_chrome(width: int = WINDOW[0], height: int = WINDOW[1]):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager never fetches anything
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=chrome_options(width, height))
 
 
 @pytest.fixture(scope="session")
 def chrome():
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+    if not installed():
         pytest.skip("chromium and chromium-driver are not installed (.ci/run installs them)")
     driver = start_chrome()
     yield driver
