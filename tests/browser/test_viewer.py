@@ -568,3 +568,55 @@ def test_the_ansi_parser_keeps_text_and_drops_escapes(browser, server):
         [" ", ""],
         ["D", "match"],
     ]
+
+
+def test_the_status_bar_says_waiting_then_running_then_pod_deleted(browser, server, kube, task_id):
+    wf = scenarios.workflow(
+        kube, task_id, phase="Pending", pod_phase="Pending", container_state="waiting"
+    )
+    page = LogPage(browser, log_url(server(), task_id))
+    page.wait_state("live")
+    wait_until(lambda: page.status()[0] == "waiting", 5, page.describe)
+    assert page.status()[1] == "Waiting for the container to start…"
+
+    def started(body):
+        body["status"]["phase"] = "Running"
+
+    kube.update_workflow(task_id, started)
+    kube.set_pod_phase(wf.pod(), "Running")
+    kube.set_container_state(wf.pod(), "main", "running")
+    kube.write_log(wf.pod(), "main", "started\n")
+    wait_until(lambda: [n["text"] for n in page.lines()] == ["started"], 10, page.describe)
+    wait_until(lambda: page.status()[0] == "running", 5, page.describe)
+    kube.delete_pod(wf.pod())
+    wait_until(lambda: page.status()[0] == "gone", 10, page.describe)
+    assert page.status()[1] == "Pod deleted: what was captured is all there is."
+    assert [n["text"] for n in page.lines()] == ["started"], "what was captured stays"
+
+
+def test_not_allowed_in_kubernetes_mode_says_so(browser, server, kube, task_id):
+    kube.add_token("token-of-nobody", "nobody")
+    scenarios.workflow(kube, task_id)
+    gunicorn = server(TASKLOGS_AUTH="kubernetes")
+    page = LogPage(browser, log_url(gunicorn, task_id))
+    dialog = browser.find_element(By.ID, "token-dialog")
+    wait_until(dialog.is_displayed)
+    dialog.find_element(By.TAG_NAME, "input").send_keys("token-of-nobody", Keys.ENTER)
+    page.wait_state("error")
+    status, words = page.status()
+    assert status == "forbidden" and words.startswith("Not allowed: ") and "argo" in words
+    browser.execute_script("sessionStorage.clear()")
+
+
+def test_degraded_when_the_database_is_down(browser, server, kube, task_id, db_proxy, database_url):
+    gunicorn = server(DATABASE_URL=db_proxy.url(database_url.rsplit("/", 1)[1]))
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "from kubernetes\n")
+    db_proxy.stop()
+    page = LogPage(browser, log_url(gunicorn, task_id))
+    wait_until(lambda: page.status()[0] == "degraded", 15, page.describe)
+    assert (
+        page.status()[1]
+        == "Degraded: the database is unreachable: lines come from Kubernetes alone"
+    )
+    assert [n["text"] for n in page.lines()] == ["from kubernetes"]

@@ -271,6 +271,7 @@ function firstLogKey() {
 
 function setState(state) {
   root.dataset.state = state;
+  showStatus(); // the state and the words change together
 }
 
 function showStatus() {
@@ -379,6 +380,19 @@ function onSnapshot(frame) {
     choose();
   } else mergeLive(added);
   setState(task.complete ? "complete" : "live");
+  if (!task.complete) checkDegraded();
+}
+
+// The tail does not say whether a store is down; the REST twin's X-Tasklogs-Degraded does.
+async function checkDegraded() {
+  try {
+    const response = await api(`${base}/logs?${new URLSearchParams({ format: "ndjson", tail: "1" })}`);
+    task.degraded = response.headers.get("X-Tasklogs-Degraded") || "";
+    await response.body.cancel();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 503) task.degraded = "database";
+  }
+  schedule();
 }
 
 function addLines(log, first, lines) {
