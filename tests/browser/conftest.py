@@ -3,6 +3,7 @@ against gunicorn with the gevent worker, PostgreSQL and the fake cluster. No bro
 the driver's path and the browser's binary are given explicitly and Selenium Manager stays offline."""
 
 import os
+import signal
 import time
 
 import pytest
@@ -45,8 +46,11 @@ def server(chrome, database_url, kubeconfig, tmp_path):
         return gunicorn
 
     yield start
-    chrome.get("about:blank")  # the page's WebSocket closes first: gunicorn stops at once
+    chrome.get("about:blank")  # the page's WebSocket closes first
     for gunicorn in started:
+        # quick shutdown (SIGINT): a graceful one waits for the running tasks' captures
+        if gunicorn.process.poll() is None:
+            gunicorn.process.send_signal(signal.SIGINT)
         gunicorn.stop()
 
 
