@@ -620,3 +620,52 @@ def test_degraded_when_the_database_is_down(browser, server, kube, task_id, db_p
         == "Degraded: the database is unreachable: lines come from Kubernetes alone"
     )
     assert [n["text"] for n in page.lines()] == ["from kubernetes"]
+
+
+@pytest.mark.parametrize("history", ["ties", "interleaved"])
+def test_all_pods_reads_older_lines_when_scrolled_to_the_top(
+    browser, server, kube, task_id, history
+):
+    wf = scenarios.workflow(kube, task_id, ["a", "b"])
+    base = 1_767_322_800 * 10**9
+    if history == "ties":
+        # a's 2,500 lines share one timestamp (one write), b's 1,200 come a second later: more than
+        # the snapshot's 1,000 lines of each, and ties that only line ranges can page through
+        kube.write_log(wf.pod("a"), "main", "".join(f"a {n}\n" for n in range(1, 2501)), ts=base)
+        kube.write_log(
+            wf.pod("b"), "main", "".join(f"b {n}\n" for n in range(1, 1201)), ts=base + 10**9
+        )
+        expected = [(wf.pod("a"), n) for n in range(1, 2501)] + [
+            (wf.pod("b"), n) for n in range(1, 1201)
+        ]
+    else:
+        # 40 rounds of 60 lines from a then 40 from b, each round a second later
+        expected, counts = [], {"a": 0, "b": 0}
+        for round_ in range(40):
+            for step, size in (("a", 60), ("b", 40)):
+                lines = range(counts[step] + 1, counts[step] + size + 1)
+                counts[step] += size
+                text = "".join(f"{step} {n}\n" for n in lines)
+                kube.write_log(wf.pod(step), "main", text, ts=base + round_ * 10**9)
+                expected += [(wf.pod(step), n) for n in lines]
+    scenarios.finish(kube, wf)
+    page = LogPage(browser, log_url(server(), task_id))
+    page.wait_state("complete")
+
+    def timeline():
+        return browser.execute_script(
+            "return window.tasklogsViewer.merged().map(r => [r.log.pod, r.line])"
+        )
+
+    wait_until(lambda: timeline() and timeline()[-1] == list(expected[-1]), describe=page.describe)
+    for _ in range(20):
+        if [tuple(item) for item in timeline()] == expected:
+            break
+        page.press(Keys.HOME)
+        time.sleep(0.3)
+    assert [tuple(item) for item in timeline()] == expected, "every line once, in time order"
+    page.press(Keys.HOME)
+    wait_until(
+        lambda: page.visible_lines()[0] == {**page.visible_lines()[0], "line": 1, "text": "a 1"}
+    )
+    assert page.line_elements() < 100

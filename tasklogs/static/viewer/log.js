@@ -48,6 +48,7 @@ const view = {
 const task = { phase: "", complete: false, gone: new Set(), degraded: "", error: null, source: "" };
 const logs = new Map(); // key -> Log
 let merged = null; // the "all pods" timeline: [{log, line, ts, text}]
+let earlier = null; // the read of older merged lines under way
 let grep = null; // {pattern, matches: [{key, line}], current, rows (only-matches mode), loading}
 let cursor = null;
 let socket = null;
@@ -140,6 +141,10 @@ function arrayRows() {
   return view.selection === ALL ? merged || [] : null;
 }
 
+function arrayRowsOfGrep() {
+  return Boolean(grep && grep.rows && view.context !== "");
+}
+
 function rowCount() {
   const rows = arrayRows();
   if (rows) return rows.length;
@@ -210,6 +215,7 @@ function render() {
     fragment.append(lineElement(row(i), pattern, current));
   }
   windowEl.replaceChildren(fragment);
+  if (view.selection === ALL && !arrayRowsOfGrep() && top < visible && !view.following) loadEarlier();
   windowEl.firstChild && (windowEl.firstChild.style.marginTop = `${-offset}px`);
   scroller.classList.toggle("wrap", view.wrap);
   followButton.hidden = view.following || task.complete;
@@ -375,8 +381,13 @@ function onSnapshot(frame) {
     entry.lines.forEach((line, i) => log.put(entry.line + i, line));
   }
   if (first) {
+    // every log's last TAIL lines: the timeline starts where the latest of the full ones starts
+    let cut = "";
+    for (const entry of frame.logs) {
+      if (entry.lines.length >= TAIL && entry.lines[0].ts > cut) cut = entry.lines[0].ts;
+    }
     added.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
-    merged = added;
+    merged = added.filter((r) => r.ts >= cut);
     choose();
   } else mergeLive(added);
   setState(task.complete ? "complete" : "live");
@@ -409,6 +420,77 @@ function mergeLive(added) {
   if (!merged) return;
   for (const r of added) merged.push(r);
   if (merged.length > MERGED_MAX) merged.splice(0, merged.length - MERGED_MAX);
+}
+
+// The first line of each log in the timeline.
+function mergedFirsts() {
+  const firsts = new Map();
+  for (const r of merged) if (!firsts.has(r.log.key) || r.line < firsts.get(r.log.key)) firsts.set(r.log.key, r.line);
+  return firsts;
+}
+
+function hasEarlier(firsts) {
+  for (const log of logs.values()) {
+    const first = firsts.get(log.key);
+    if (first === undefined ? log.total > 0 : first > 1) return true;
+  }
+  return false;
+}
+
+// Older lines of "all pods": the TAIL lines before each log's first line in the timeline, read by range
+// (from_line/limit, so equal timestamps page back too), merged in by time. A log that still has older
+// lines is complete in the timeline only from its block's first timestamp on: lines before the latest
+// such start wait for the next read, so the timeline never skips a log's lines.
+function loadEarlier() {
+  if (earlier || !merged || !merged.length) return;
+  const firsts = mergedFirsts();
+  if (!hasEarlier(firsts)) return;
+  const reads = [];
+  const blocks = [];
+  for (const log of logs.values()) {
+    const first = firsts.get(log.key) ?? log.total + 1;
+    if (first <= 1) continue;
+    const from = Math.max(1, first - TAIL);
+    const block = { log, from, rows: [] };
+    blocks.push(block);
+    const params = { format: "ndjson", pod: log.pod, container: log.container };
+    Object.assign(params, { from_line: from, limit: first - from });
+    reads.push(
+      readLines(params, (r) => block.rows.push({ log, line: r.line, ts: r.ts, text: r.text })),
+    );
+  }
+  earlier = Promise.all(reads)
+    .then(() => {
+      let cut = "";
+      for (const block of blocks) {
+        if (block.from > 1 && block.rows.length && block.rows[0].ts > cut) cut = block.rows[0].ts;
+      }
+      const kept = blocks.flatMap((block) => block.rows).filter((r) => r.ts >= cut);
+      kept.forEach((r) => r.log.put(r.line, { ts: r.ts, text: r.text }));
+      kept.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+      const { px, perLine } = geometry();
+      const topTs = merged[Math.min(merged.length - 1, Math.floor(scroller.scrollTop / perLine))].ts;
+      const before = kept.filter((r) => r.ts <= topTs).length;
+      merged = mergeByTime(kept, merged);
+      if (view.selection === ALL && !view.following && perLine === px) scroller.scrollTop += before * px;
+    })
+    .catch(failed)
+    .finally(() => {
+      earlier = null;
+      schedule();
+    });
+}
+
+// Two timelines as one; on equal timestamps the older block first (a log's earlier lines stay first).
+function mergeByTime(older, newer) {
+  const out = [];
+  let i = 0;
+  let j = 0;
+  while (i < older.length || j < newer.length) {
+    if (j >= newer.length || (i < older.length && older[i].ts <= newer[j].ts)) out.push(older[i++]);
+    else out.push(newer[j++]);
+  }
+  return out;
 }
 
 function onPhase(frame) {
@@ -834,4 +916,5 @@ wire();
 schedule();
 connect();
 scroller.focus();
-window.tasklogsViewer = { view, task, logs, token: () => Boolean(token()) };
+// For people who automate the page (and the tests): the view's state, read-only by convention.
+window.tasklogsViewer = { view, task, logs, merged: () => merged, token: () => Boolean(token()) };
