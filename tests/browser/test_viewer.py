@@ -669,3 +669,39 @@ def test_all_pods_reads_older_lines_when_scrolled_to_the_top(
         lambda: page.visible_lines()[0] == {**page.visible_lines()[0], "line": 1, "text": "a 1"}
     )
     assert page.line_elements() < 100
+
+
+def test_kubernetes_mode_reads_with_the_readers_own_token(browser, server, kube, task_id):
+    kube.add_token("token-of-alice", "alice")
+    kube.grant_log_reading("User", "alice", "argo")
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "for alice\n")
+    page = LogPage(browser, log_url(server(TASKLOGS_AUTH="kubernetes"), task_id))
+    dialog = browser.find_element(By.ID, "token-dialog")
+    wait_until(dialog.is_displayed)
+    dialog.find_element(By.TAG_NAME, "input").send_keys("token-of-alice", Keys.ENTER)
+    page.wait_state("live", timeout=15)
+    wait_until(lambda: [n["text"] for n in page.lines()] == ["for alice"], describe=page.describe)
+    kube.write_log(wf.pod(), "main", "live for alice\n")  # the tail carries ?access_token=
+    wait_until(lambda: len(page.lines()) == 2, describe=page.describe)
+    browser.execute_script("sessionStorage.clear()")
+
+
+def test_proxy_mode_needs_nothing_from_the_page(browser, server, kube, task_id):
+    kube.grant_log_reading("User", "bob", "argo")
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "behind the proxy\n")
+    gunicorn = server(TASKLOGS_AUTH="proxy", TASKLOGS_TRUSTED_PROXIES="127.0.0.1")
+    browser.execute_cdp_cmd("Network.enable", {})
+    # what an authenticating proxy adds to every request, the WebSocket's included
+    browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"X-Forwarded-User": "bob"}})
+    try:
+        page = LogPage(browser, log_url(gunicorn, task_id))
+        page.wait_state("live")
+        wait_until(lambda: [n["text"] for n in page.lines()] == ["behind the proxy"])
+        assert not browser.find_element(By.ID, "token-dialog").is_displayed()
+        kube.write_log(wf.pod(), "main", "live\n")
+        wait_until(lambda: len(page.lines()) == 2, describe=page.describe)
+    finally:
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+        browser.execute_cdp_cmd("Network.disable", {})
