@@ -791,7 +791,7 @@ def render(runs: list[dict], context: dict) -> str:
     alone = tasklogs_only_rows(runs)
     if alone:
         lines += [
-            "tasklogs alone: the collector, and large logs over REST",
+            "tasklogs alone: the collector, large logs over REST, the viewer",
             "",
             table(("measurement", "tasklogs", "goal"), alone),
             "",
