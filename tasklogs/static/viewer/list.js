@@ -27,6 +27,12 @@ function cell(text, className) {
   return td;
 }
 
+function localTime(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : formatTs(date.toISOString(), "local").slice(0, 19);
+}
+
 function duration(start, end) {
   if (!start) return "";
   const seconds = Math.max(0, ((end ? Date.parse(end) : Date.now()) - Date.parse(start)) / 1000);
@@ -59,7 +65,7 @@ function taskRow(task) {
     name,
     cell(task.namespace),
     cell(task.phase || "unknown", `phase phase-${task.phase}`),
-    cell(task.started_at ? formatTs(task.started_at.replace("Z", ".000Z"), "local").slice(0, 19) : ""),
+    cell(localTime(task.started_at)),
     cell(duration(task.started_at, task.finished_at)),
     cell(String(task.pods), "num"),
     cell(String(task.lines), "num"),

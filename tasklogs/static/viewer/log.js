@@ -207,7 +207,6 @@ function render() {
     offset = top < maxTop ? scroller.scrollTop - top * px : 0;
   } else top = Math.round((scroller.scrollTop / range) * maxTop);
   windowEl.style.height = `${scroller.clientHeight}px`;
-  windowEl.style.marginTop = "0";
   const fragment = document.createDocumentFragment();
   const pattern = highlightPattern();
   const current = grep && grep.matches[grep.current];
@@ -216,7 +215,7 @@ function render() {
   }
   windowEl.replaceChildren(fragment);
   if (view.selection === ALL && !arrayRowsOfGrep() && top < visible && !view.following) loadEarlier();
-  windowEl.firstChild && (windowEl.firstChild.style.marginTop = `${-offset}px`);
+  if (windowEl.firstChild) windowEl.firstChild.style.marginTop = `${-offset}px`; // smooth scrolling
   scroller.classList.toggle("wrap", view.wrap);
   followButton.hidden = view.following || task.complete;
   followButton.textContent = view.unseen ? `Follow (${view.unseen} new)` : "Follow";
@@ -712,9 +711,8 @@ function step(direction) {
   grep.current = grep.current < 0 ? (direction > 0 ? 0 : n - 1) : (grep.current + direction + n) % n;
   const match = grep.matches[grep.current];
   countMatches();
-  let key = match.key;
-  if (view.selection === ALL && !grep.rows && indexOfLine(key, match.line) < 0) selectLog(key);
-  goToLine(key, match.line, false);
+  if (view.selection === ALL && !grep.rows && indexOfLine(match.key, match.line) < 0) selectLog(match.key);
+  goToLine(match.key, match.line, false);
 }
 
 // ---------- copy, download, line links ----------
@@ -770,7 +768,10 @@ function onLineLink(event) {
     select.value = key;
     query.set("pod", element.dataset.pod);
     query.set("container", element.dataset.container);
-    grep && grep.rows && (view.context = "", ($("#grep-context").value = ""));
+    if (arrayRowsOfGrep()) {
+      view.context = ""; // from the matches to the line in its log
+      $("#grep-context").value = "";
+    }
     view.marked = [line, line];
     saveAddress(`#L${line}`);
     goToLine(key, line, true);
