@@ -217,6 +217,8 @@ function render() {
   if (view.selection === ALL && !arrayRowsOfGrep() && top < visible && !view.following) loadEarlier();
   if (windowEl.firstChild) windowEl.firstChild.style.marginTop = `${-offset}px`; // smooth scrolling
   scroller.classList.toggle("wrap", view.wrap);
+  const widest = arrayRows() ? Math.max(...[...logs.values()].map((l) => l.total), 1) : count;
+  scroller.style.setProperty("--digits", String(Math.max(4, String(widest).length)));
   followButton.hidden = view.following || task.complete;
   followButton.textContent = view.unseen ? `Follow (${view.unseen} new)` : "Follow";
   showStatus();
