@@ -89,6 +89,11 @@ def test_a_line_link_opens_with_the_line_on_screen_and_highlighted(browser, serv
     assert line["hl"] and line["text"] == "row 500"
     assert [n["line"] for n in page.visible_lines() if n["hl"]] == [500]
 
+    page.press(Keys.PAGE_DOWN)  # the keyboard moves the view a screen at a time
+    wait_until(lambda: page.visible_lines()[0]["line"] > 520, describe=page.describe)
+    page.press(Keys.PAGE_UP)
+    wait_until(lambda: page.visible_lines()[0]["line"] < 500, describe=page.describe)
+
     page = LogPage(browser, url + "#L1200-L1210")
     wait_until(
         lambda: [n["line"] for n in page.visible_lines() if n["hl"]] == list(range(1200, 1211))
@@ -352,27 +357,40 @@ def root_state(browser):
 
 def test_the_search_box_reads_the_search_api_or_says_it_is_missing(browser, server, database_url):
     gunicorn = server()
-    store_finished_log(database_url, f"search-{time.monotonic_ns() % 10**8}", 20)
+    needle = f"needle{time.monotonic_ns() % 10**9}"
+    task_id = f"search-{time.monotonic_ns() % 10**8}"
+    store_finished_log(
+        database_url, task_id, 20, line_text=lambda n: f"row {n} {needle if n == 5 else ''}\n"
+    )
     browser.get(gunicorn.url("/"))
-    box = browser.find_element(By.ID, "search-q")
-    box.send_keys("0000017", Keys.ENTER)
+    browser.find_element(By.ID, "search-q").send_keys(needle, Keys.ENTER)
     message = browser.find_element(By.CSS_SELECTOR, "[data-role=search-message]")
-    wait_until(lambda: message.text or browser.find_elements(By.CSS_SELECTOR, ".hits li"))
+    count = browser.find_element(By.CSS_SELECTOR, "[data-role=search-count]")
+    wait_until(lambda: message.text or count.text not in ("", "…"))
     import urllib.error
     import urllib.request
 
     try:
-        urllib.request.urlopen(gunicorn.url("/api/v1/search?q=0000017"))
+        urllib.request.urlopen(gunicorn.url(f"/api/v1/search?q={needle}"))
         present = True
     except urllib.error.HTTPError as error:
         present = error.code != 404
-    if present:
-        hits = browser.find_elements(By.CSS_SELECTOR, ".hits li")
-        assert hits and all("0000017" in hit.text for hit in hits)
-        link = hits[0].find_element(By.TAG_NAME, "a").get_attribute("href")
-        assert "#L17" in link and "pod=" in link
-    else:
+    if not present:  # the route comes with the search branch
         assert message.text == "Search across tasks is not available on this server."
+        assert not browser.find_elements(By.CSS_SELECTOR, ".hits li")
+        return
+    [hit] = browser.find_elements(By.CSS_SELECTOR, ".hits li")
+    assert count.text == "1 line" and f"row 5 {needle}" in hit.text
+    link = hit.find_element(By.TAG_NAME, "a")
+    assert link.get_attribute("href").endswith("#L5") and f"q={needle}" in link.get_attribute(
+        "href"
+    )
+    link.click()
+    page = LogPage(browser)
+    wait_until(
+        lambda: [n["line"] for n in page.visible_lines() if n["hl"]] == [5], describe=page.describe
+    )
+    wait_until(lambda: page.match_count() == "1 match")
 
 
 def test_token_mode_asks_once_and_keeps_the_token_for_the_session(browser, server, kube, task_id):
@@ -705,3 +723,27 @@ def test_proxy_mode_needs_nothing_from_the_page(browser, server, kube, task_id):
     finally:
         browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
         browser.execute_cdp_cmd("Network.disable", {})
+
+
+def test_wrapped_long_lines_keep_the_newest_line_on_screen_while_following(
+    browser, server, kube, task_id
+):
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(
+        wf.pod(), "main", "".join(f"{n} " + "long words " * 40 + "\n" for n in range(1, 81))
+    )
+    page = LogPage(browser, log_url(server(), task_id, "?wrap=1"))
+    page.wait_state("live")
+    wait_until(
+        lambda: page.visible_lines() and page.visible_lines()[-1]["line"] == 80,
+        describe=page.describe,
+    )
+    heights = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#window [data-line]')).map(e => e.offsetHeight)"
+    )
+    assert heights and min(heights) >= 36, "each long line wraps onto two rows or more"
+    kube.write_log(wf.pod(), "main", "81 " + "more words " * 40 + "\n")
+    wait_until(
+        lambda: page.visible_lines() and page.visible_lines()[-1]["line"] == 81,
+        describe=page.describe,
+    )

@@ -152,7 +152,7 @@ function rowCount() {
   return log ? log.total : 0;
 }
 
-// Row i: {log, line, ts, text} or undefined while its chunk is read.
+// Row i: {log, line, ts, text}; {log, line, pending} while its chunk is read.
 function row(i) {
   const rows = arrayRows();
   if (rows) return rows[i];
@@ -217,6 +217,8 @@ function render() {
   if (view.selection === ALL && !arrayRowsOfGrep() && top < visible && !view.following) loadEarlier();
   if (windowEl.firstChild) windowEl.firstChild.style.marginTop = `${-offset}px`; // smooth scrolling
   scroller.classList.toggle("wrap", view.wrap);
+  // wrapped rows can be taller than one: at the end the last row sits on the bottom edge
+  windowEl.classList.toggle("at-end", view.wrap && top === maxTop && count > visible);
   const widest = arrayRows() ? Math.max(...[...logs.values()].map((l) => l.total), 1) : count;
   scroller.style.setProperty("--digits", String(Math.max(4, String(widest).length)));
   followButton.hidden = view.following || task.complete;
