@@ -747,3 +747,31 @@ def test_wrapped_long_lines_keep_the_newest_line_on_screen_while_following(
         lambda: page.visible_lines() and page.visible_lines()[-1]["line"] == 81,
         describe=page.describe,
     )
+
+
+def test_the_server_unreachable_for_seconds_the_page_keeps_trying_and_resumes(
+    browser, server, kube, task_id
+):
+    from testkit.tcpproxy import TcpProxy
+
+    gunicorn = server()
+    front = TcpProxy("127.0.0.1", gunicorn.port)  # "the network": cut, then back on the same port
+    try:
+        wf = scenarios.workflow(kube, task_id)
+        kube.write_log(wf.pod(), "main", "".join(f"one {n}\n" for n in range(1, 6)))
+        page = LogPage(browser, f"http://127.0.0.1:{front.port}/ui/namespaces/argo/tasks/{task_id}")
+        wait_until(lambda: len(page.lines()) == 5, describe=page.describe)
+        front.stop()  # every connection reset, new ones refused: the probe fails too
+        kube.write_log(wf.pod(), "main", "".join(f"two {n}\n" for n in range(1, 6)))
+        wait_until(lambda: page.state() == "reconnecting", 5, page.describe)
+        time.sleep(3)  # several attempts fail meanwhile
+        assert page.state() == "reconnecting"
+        front.start()
+        wait_until(lambda: page.state() == "live", 15, page.describe)
+        scenarios.finish(kube, wf)
+        page.wait_state("complete", timeout=15)
+        lines = page.lines()
+        assert [line["line"] for line in lines] == list(range(1, 11))
+        assert "".join(n["text"] + "\n" for n in lines) == kube.log_bytes(wf.pod(), "main").decode()
+    finally:
+        front.stop()

@@ -514,7 +514,9 @@ async function onClose(code) {
     try {
       await api(`/api/v1/namespaces/${encode(namespace)}/tasks?limit=1&prefix=${encode(taskId)}`);
     } catch (error) {
-      if (error.status !== 429 && error.status !== 503) return failed(error);
+      // a refusal is the answer; no answer at all (the server restarting) means try again
+      const refused = error instanceof ApiError && ![429, 502, 503].includes(error.status);
+      if (refused) return failed(error);
     }
   }
   setState("reconnecting");
