@@ -775,3 +775,22 @@ def test_the_server_unreachable_for_seconds_the_page_keeps_trying_and_resumes(
         assert "".join(n["text"] + "\n" for n in lines) == kube.log_bytes(wf.pod(), "main").decode()
     finally:
         front.stop()
+
+
+def test_a_range_read_that_fails_says_why_and_is_read_again(
+    browser, server, database_url, db_proxy, task_id
+):
+    store_finished_log(database_url, task_id, 5000)
+    gunicorn = server(DATABASE_URL=db_proxy.url(database_url.rsplit("/", 1)[1]))
+    page = LogPage(browser, log_url(gunicorn, task_id))
+    page.wait_state("complete")
+    wait_until(lambda: page.visible_lines() and page.visible_lines()[-1]["line"] == 5000)
+    db_proxy.stop()
+    page.press(Keys.HOME)  # line 1 is not in the page: a range read, which fails
+    wait_until(lambda: page.status()[0] == "error", 15, page.describe)
+    assert page.status()[1].startswith("Error: ") and page.status()[1].endswith("(retrying)")
+    assert page.state() == "complete", "a failed read is no end of the view"
+    assert all(line["pending"] for line in page.lines())
+    db_proxy.start()
+    wait_until(lambda: page.lines()[0]["text"].startswith("line 0000001 "), 20, page.describe)
+    wait_until(lambda: page.status()[0] == "complete", 5, page.describe)

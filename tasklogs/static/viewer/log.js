@@ -46,9 +46,12 @@ const view = {
 };
 
 const task = { phase: "", complete: false, gone: new Set(), degraded: "", error: null, source: "" };
+let readError = null; // the last failed range read: said in the status bar, retried after a pause
+const READ_RETRY_MS = 2000;
 const logs = new Map(); // key -> Log
 let merged = null; // the "all pods" timeline: [{log, line, ts, text}]
 let earlier = null; // the read of older merged lines under way
+let earlierFailedAt = -Infinity;
 let grep = null; // {pattern, matches: [{key, line}], current, rows (only-matches mode), loading}
 let cursor = null;
 let socket = null;
@@ -65,6 +68,7 @@ class Log {
     this.total = 0; // the highest line number known
     this.chunks = new Map(); // chunk index -> Array(CHUNK) of {ts, text}
     this.loading = new Map(); // chunk index -> promise
+    this.failedAt = new Map(); // chunk index -> when its read failed
     this.step = stepOf(entry.pod);
   }
 
@@ -93,16 +97,19 @@ class Log {
       this.chunks.set(index, chunk);
       return Promise.resolve();
     }
-    if (!this.loading.has(index)) {
+    if (!this.loading.has(index) && !(this.failedAt.get(index) > performance.now() - READ_RETRY_MS)) {
       const params = { format: "ndjson", pod: this.pod, container: this.container };
       Object.assign(params, { from_line: index * CHUNK + 1, limit: CHUNK });
       const done = readLines(params, (record) => this.put(record.line, record))
         .then(() => this.evict(index))
-        .catch(failed)
+        .catch((error) => {
+          this.failedAt.set(index, performance.now());
+          failedRead(error);
+        })
         .finally(() => this.loading.delete(index));
       this.loading.set(index, done);
     }
-    return this.loading.get(index);
+    return this.loading.get(index) || Promise.resolve();
   }
 
   evict(keep) {
@@ -131,7 +138,16 @@ async function readLines(params, each) {
   const degraded = response.headers.get("X-Tasklogs-Degraded");
   if (degraded) task.degraded = degraded;
   for await (const record of ndjson(response)) each(record);
+  readError = null;
   schedule();
+}
+
+// A read that failed leaves the view as it is (its rows stay pending) and says why.
+function failedRead(error) {
+  readError = error;
+  if (!(error instanceof ApiError)) console.error(error);
+  schedule();
+  setTimeout(schedule, READ_RETRY_MS + 50); // the rows still pending then are read again
 }
 
 // ---------- the list: what the rows are ----------
@@ -299,6 +315,7 @@ function statusWords() {
     return [kind, `${lead}: ${task.error.message}`];
   }
   if (state === "loading") return ["loading", "Loading…"];
+  if (readError) return ["error", `Error: ${readError.message} (retrying)`];
   if (state === "reconnecting") return ["reconnecting", "Connection lost: reconnecting (the log resumes where it stopped)…"];
   const selected = logs.get(view.selection);
   const gone = selected ? task.gone.has(selected.key) : task.gone.size > 0;
@@ -446,6 +463,7 @@ function hasEarlier(firsts) {
 // such start wait for the next read, so the timeline never skips a log's lines.
 function loadEarlier() {
   if (earlier || !merged || !merged.length) return;
+  if (earlierFailedAt > performance.now() - READ_RETRY_MS) return;
   const firsts = mergedFirsts();
   if (!hasEarlier(firsts)) return;
   const reads = [];
@@ -477,7 +495,10 @@ function loadEarlier() {
       merged = mergeByTime(kept, merged);
       if (view.selection === ALL && !view.following && perLine === px) scroller.scrollTop += before * px;
     })
-    .catch(failed)
+    .catch((error) => {
+      earlierFailedAt = performance.now();
+      failedRead(error);
+    })
     .finally(() => {
       earlier = null;
       schedule();
@@ -759,7 +780,7 @@ function downloadLog() {
   const log = logs.get(view.selection);
   if (log) Object.assign(params, { pod: log.pod, container: log.container });
   // the API's Content-Disposition names the file; a download with a token is named the same
-  download(`${base}/logs?${new URLSearchParams(params)}`, `${taskId}.log`).catch(failed);
+  download(`${base}/logs?${new URLSearchParams(params)}`, `${taskId}.log`).catch(failedRead);
 }
 
 function onLineLink(event) {
