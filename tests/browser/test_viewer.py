@@ -794,3 +794,16 @@ def test_a_range_read_that_fails_says_why_and_is_read_again(
     db_proxy.start()
     wait_until(lambda: page.lines()[0]["text"].startswith("line 0000001 "), 20, page.describe)
     wait_until(lambda: page.status()[0] == "complete", 5, page.describe)
+
+
+def test_a_link_to_a_line_not_written_yet_goes_there_when_it_comes(browser, server, kube, task_id):
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "".join(f"early {n}\n" for n in range(1, 11)))
+    page = LogPage(browser, log_url(server(), task_id, "#L150"))
+    page.wait_state("live")
+    wait_until(lambda: len(page.lines()) == 10, describe=page.describe)
+    kube.write_log(wf.pod(), "main", "".join(f"later {n}\n" for n in range(11, 301)))
+    wait_until(
+        lambda: [n["line"] for n in page.visible_lines() if n["hl"]] == [150], 10, page.describe
+    )
+    assert page.visible_lines()[-1]["line"] < 300, "it stays at the line: follow is paused"

@@ -50,6 +50,7 @@ let readError = null; // the last failed range read: said in the status bar, ret
 const READ_RETRY_MS = 2000;
 const logs = new Map(); // key -> Log
 let merged = null; // the "all pods" timeline: [{log, line, ts, text}]
+let pendingJump = null; // {key, line}: a line link to a line not written yet
 let earlier = null; // the read of older merged lines under way
 let earlierFailedAt = -Infinity;
 let grep = null; // {pattern, matches: [{key, line}], current, rows (only-matches mode), loading}
@@ -411,6 +412,7 @@ function onSnapshot(frame) {
     choose();
   } else mergeLive(added);
   setState(task.complete ? "complete" : "live");
+  if (!first) jumpWhenWritten();
   if (!task.complete) checkDegraded();
 }
 
@@ -434,6 +436,7 @@ function addLines(log, first, lines) {
   matchLive(added);
   const shown = view.selection === ALL || view.selection === log.key;
   if (shown && !view.following) view.unseen += lines.length;
+  jumpWhenWritten();
 }
 
 function mergeLive(added) {
@@ -604,15 +607,26 @@ async function goToLine(key, line, mark) {
   if (!log) return;
   if (view.selection !== ALL && view.selection !== key && !arrayRows()) selectLog(key);
   view.following = false;
+  if (mark) view.marked = view.marked || [line, line];
   if (!arrayRows()) await log.fetch(line);
   const index = indexOfLine(key, line);
-  if (index < 0) return;
+  if (index < 0 || (!arrayRows() && line > log.total)) {
+    pendingJump = { key, line }; // not written yet (a running task): gone to when it comes
+    schedule();
+    return;
+  }
+  pendingJump = null;
+  render(); // the spacer as tall as the rows known now, so the scroll is not cut short
   const { perLine, visible, count } = geometry();
   const top = Math.max(0, index - Math.floor(visible / 3));
   if (perLine === rowPx()) scroller.scrollTop = top * perLine;
   else scroller.scrollTop = (top / Math.max(1, count - visible)) * (scroller.scrollHeight - scroller.clientHeight);
-  if (mark) view.marked = view.marked || [line, line];
   schedule();
+}
+
+function jumpWhenWritten() {
+  const log = pendingJump && logs.get(pendingJump.key);
+  if (log && log.total >= pendingJump.line) goToLine(pendingJump.key, pendingJump.line, false);
 }
 
 // ---------- search ----------
@@ -816,6 +830,7 @@ function onLineLink(event) {
 // ---------- follow and keys ----------
 
 function follow() {
+  pendingJump = null;
   view.following = true;
   view.unseen = 0;
   schedule();
@@ -827,11 +842,11 @@ function pause() {
   schedule();
 }
 
-// Only the reader moves away from the end (the view's own scrolls go to the end or pause first).
+// Away from the end pauses follow (the view's own scrolls go to the end, or pause first); only End
+// or the Follow button resume it.
 function onScroll() {
   const atEnd = scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - 2;
   if (!atEnd) pause();
-  else if (!task.complete && !view.following) follow();
   schedule();
 }
 
