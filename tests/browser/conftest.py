@@ -120,7 +120,10 @@ class LogPage:
         self.driver.find_element(By.ID, "scroller").send_keys(key)
 
     def describe(self) -> str:
-        return f"state={self.state()} status={self.status()} lines={self.lines()[-3:]}"
+        errors = page_errors(self.driver)
+        return (
+            f"state={self.state()} status={self.status()} lines={self.lines()[-3:]} errors={errors}"
+        )
 
     def screenshot(self, name: str) -> None:
         screenshot(self.driver, name)
@@ -129,6 +132,37 @@ class LogPage:
 def screenshot(driver, name: str) -> None:
     os.makedirs(SCREENSHOTS, exist_ok=True)
     driver.save_screenshot(os.path.join(SCREENSHOTS, name))
+
+
+def texts(driver, selector: str) -> list[str]:
+    """The text of every element `selector` finds, read at once (rows are rebuilt on every frame, so a
+    row element found in one call may be gone by the next)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent)",
+        selector,
+    )
+
+
+def click(driver, selector: str, shift: bool = False) -> None:
+    """Click the element `selector` finds, found again if a new frame replaced it meanwhile."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    for attempt in range(5):
+        try:
+            element = driver.find_element(By.CSS_SELECTOR, selector)
+            if shift:
+                ActionChains(driver).key_down(Keys.SHIFT).click(element).key_up(
+                    Keys.SHIFT
+                ).perform()
+            else:
+                element.click()
+            return
+        except StaleElementReferenceException:
+            if attempt == 4:
+                raise
 
 
 def wait_until(condition, timeout: float = 10, describe=lambda: "", interval: float = 0.02):

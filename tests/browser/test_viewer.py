@@ -14,7 +14,7 @@ from selenium.webdriver.common.keys import Keys
 from testkit import scenarios
 from testkit.storedlogs import store_finished_log
 
-from .conftest import LogPage, page_errors, screenshot, wait_until
+from .conftest import LogPage, click, page_errors, screenshot, texts, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -98,13 +98,9 @@ def test_a_line_link_opens_with_the_line_on_screen_and_highlighted(browser, serv
     wait_until(
         lambda: [n["line"] for n in page.visible_lines() if n["hl"]] == list(range(1200, 1211))
     )
-    first = browser.find_element(By.CSS_SELECTOR, '[data-line="1195"] a.ln')
-    first.click()
+    click(browser, '[data-line="1195"] a.ln')
     assert browser.current_url.endswith("#L1195")
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    other = browser.find_element(By.CSS_SELECTOR, '[data-line="1198"] a.ln')
-    ActionChains(browser).key_down(Keys.SHIFT).click(other).key_up(Keys.SHIFT).perform()
+    click(browser, '[data-line="1198"] a.ln', shift=True)
     assert browser.current_url.endswith("#L1195-L1198")
     assert [n["line"] for n in page.visible_lines() if n["hl"]] == [1195, 1196, 1197, 1198]
     assert "pod=" not in browser.current_url or wf.pod() in browser.current_url
@@ -136,8 +132,7 @@ def test_search_counts_what_grep_counts_and_steps_through_matches(
     browser.find_element(By.ID, "grep-next").click()
     wait_until(lambda: page.match_count().startswith("1 of "))
     wait_until(lambda: any(n["line"] == 7 for n in page.visible_lines()), describe=page.describe)
-    marks = browser.find_elements(By.CSS_SELECTOR, '[data-line="7"] .match')
-    assert [mark.text for mark in marks] == ["ERROR"]
+    assert texts(browser, '[data-line="7"] .match') == ["ERROR"]
     browser.find_element(By.ID, "grep-next").click()
     wait_until(lambda: page.match_count().startswith("2 of "))
     browser.find_element(By.ID, "grep-prev").click()
@@ -479,11 +474,11 @@ def test_all_pods_as_one_timeline_each_line_marked_with_its_step(browser, server
     assert browser.execute_script(
         "return document.getElementById('scroller').classList.contains('wrap')"
     )
-    assert browser.find_element(By.CSS_SELECTOR, "[data-line] .ts").text.endswith("Z")
+    assert texts(browser, "[data-line] .ts")[0].endswith("Z")
     page.press("t")  # utc -> off
-    assert not browser.find_elements(By.CSS_SELECTOR, "[data-line] .ts")
+    assert not texts(browser, "[data-line] .ts")
     page.press("t")  # off -> local
-    local = browser.find_element(By.CSS_SELECTOR, "[data-line] .ts").text
+    local = texts(browser, "[data-line] .ts")[0]
     assert len(local) == len("2026-01-02 03:00:00.000") and not local.endswith("Z")
 
 
