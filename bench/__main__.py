@@ -23,6 +23,7 @@ from .pages import pages_run
 from .search import search_run
 from .servers import ROOT, recreate_database
 from .shards import shards_run
+from .viewer import viewer_run
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 MB = 1 << 20
@@ -61,6 +62,9 @@ class Plan:
     catchup_before: str | None = (
         BEFORE  # the commit measured beside this tree (None: this tree alone)
     )
+    viewer_lines: int = 1_000_000  # the stored log the viewer opens in headless Chromium
+    viewer_rate: float = 1000  # lines per second the followed log gets
+    viewer_seconds: float = 10
 
 
 QUICK = Plan(
@@ -79,6 +83,8 @@ QUICK = Plan(
     pages_random_bytes=5 * MB,
     search_bytes=40 * MB,
     catchup_bytes=(20 * MB,),
+    viewer_lines=100_000,
+    viewer_seconds=3,
 )
 MEASUREMENTS = (
     "latency",
@@ -91,6 +97,7 @@ MEASUREMENTS = (
     "search",
     "shards",
     "catchup",
+    "viewer",
 )
 
 
@@ -105,7 +112,8 @@ def parse_args() -> argparse.Namespace:
         "followed (a tail of a task the collector captures), pages (stored logs: downloads, line "
         "access, grep, disk), search (across tasks: the trigram index beside a sequential scan and grep), "
         "shards (1, 2 and 3 collectors under the collector load, and a kill/rejoin run), "
-        "catchup (a tail of a large running log: memory, /healthz)",
+        "catchup (a tail of a large running log: memory, /healthz), "
+        "viewer (the built-in viewer in headless Chromium: a 1,000,000-line log, following 1,000 lines/s)",
     )
     add("--viewers", help="viewer counts of the tasklogs tail runs, e.g. 1,100,1000")
     add("--baseline-viewers", help="viewer counts of the baseline tail runs, e.g. 1,100")
@@ -253,6 +261,8 @@ def run_all(bench: measure.Bench, plan: Plan, only: set[str]) -> list[dict]:
         steps.append((search_run, plan.search_bytes))
     if "catchup" in only:
         steps += [(catchup_run, size, plan.catchup_before) for size in plan.catchup_bytes]
+    if "viewer" in only:
+        steps.append((viewer_run, plan.viewer_lines, plan.viewer_rate, plan.viewer_seconds))
     runs = []
     for step, *arguments in steps:
         began = time.monotonic()

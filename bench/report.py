@@ -354,7 +354,76 @@ def tasklogs_only_rows(runs: list[dict]) -> list[tuple]:
             rows += rest_rows(run)
         elif run["kind"] == "followed":
             rows += followed_rows(run)
+        elif run["kind"] == "viewer":
+            rows += viewer_rows(run)
     return rows
+
+
+VIEWER_OPEN_GOAL_MS = 2000  # a 1,000,000-line stored log open at its end
+VIEWER_ELEMENTS_GOAL = 2000
+VIEWER_HEAP_GOAL_MB = 200
+VIEWER_FPS_GOAL = 30
+VIEWER_LATENCY_GOAL_MS = 1000  # a new line on screen within a second
+
+
+def _ms(found: dict) -> str:
+    return (
+        f"{found['median']:.0f} ms (p95 {found['p95']:.0f})" if found["median"] is not None else "-"
+    )
+
+
+def viewer_rows(run: dict) -> list[tuple]:
+    stored, follow = run["stored"], run["follow"]
+    opened, heap_open, heap_jumps = stored["end_ms"], stored["after_open"], stored["after_jumps"]
+    latency = follow["latency_ms"]
+    return [
+        (f"viewer: {stored['lines']:,}-line stored log (seeded in {stored['seed_s']} s)", "", ""),
+        ("  first line on screen, from navigation", _ms(stored["first_line_ms"]), ""),
+        (
+            "  its end on screen, from navigation",
+            _ms(opened),
+            f"< {VIEWER_OPEN_GOAL_MS} ms{_verdict(opened['p95'] < VIEWER_OPEN_GOAL_MS)}",
+        ),
+        ("  Home: line 1 fetched by range", f"{stored['home_ms']:.0f} ms", ""),
+        ("  #L<n> jumps to random lines", _ms(stored["jump_ms"]), ""),
+        (
+            "  JS heap after opening / after the jumps",
+            f"{heap_open['js_heap_used_mb']} / {heap_jumps['js_heap_used_mb']} MB",
+            f"< {VIEWER_HEAP_GOAL_MB} MB"
+            f"{_verdict(heap_jumps['js_heap_used_mb'] < VIEWER_HEAP_GOAL_MB)}",
+        ),
+        (
+            "  line elements in the page (after the jumps)",
+            str(heap_jumps["line_elements"]),
+            f"< {VIEWER_ELEMENTS_GOAL}{_verdict(heap_jumps['line_elements'] < VIEWER_ELEMENTS_GOAL)}",
+        ),
+        (f"viewer: following {follow['rate']:.0f} lines/s for {follow['seconds']} s", "", ""),
+        (
+            "  frames per second (longest gap)",
+            f"{follow['fps']} ({follow['longest_frame_gap_ms']:.0f} ms)",
+            f">= {VIEWER_FPS_GOAL}{_verdict(follow['fps'] >= VIEWER_FPS_GOAL)}",
+        ),
+        (
+            "  line latency, write to screen",
+            _ms(latency),
+            f"< {VIEWER_LATENCY_GOAL_MS} ms"
+            f"{_verdict(latency['p95'] is not None and latency['p95'] < VIEWER_LATENCY_GOAL_MS)}",
+        ),
+        (
+            "  every line in the page's log afterwards",
+            "yes" if follow["every_line"] else "NO",
+            f"yes{_verdict(follow['every_line'])}",
+        ),
+        (
+            "  JS heap / line elements afterwards",
+            f"{follow['after']['js_heap_used_mb']} MB / {follow['after']['line_elements']}",
+            f"< {VIEWER_HEAP_GOAL_MB} MB / < {VIEWER_ELEMENTS_GOAL}"
+            + _verdict(
+                follow["after"]["js_heap_used_mb"] < VIEWER_HEAP_GOAL_MB
+                and follow["after"]["line_elements"] < VIEWER_ELEMENTS_GOAL
+            ),
+        ),
+    ]
 
 
 def tasklogs_only_notes(runs: list[dict]) -> list[str]:
@@ -371,6 +440,13 @@ def tasklogs_only_notes(runs: list[dict]) -> list[str]:
             "collector's journal, woken by NOTIFY, and announces its viewers (NOTIFY watching:<task>), so "
             "the collector commits that task's lines as soon as it reads them (at most one commit per "
             "TASKLOGS_JOURNAL_HURRY_GAP) instead of every TASKLOGS_JOURNAL_INTERVAL."
+        )
+    if "viewer" in kinds:
+        lines.append(
+            "viewer: headless Chromium (Debian's) on the same machine; times from the page's navigation "
+            "(performance.now() in a MutationObserver), the heap from DevTools Performance.getMetrics "
+            "after a forced GC; latency = a line's write time (in its text) to the first DOM change "
+            "that shows it, for every line that appears."
         )
     if "rest" in kinds:
         lines.append(
@@ -713,6 +789,8 @@ def cpu_windows(run: dict) -> list[tuple[str, dict]]:
         return [("search: every search, four ways", run["cpu"])]
     if run["kind"] == "catchup":
         return []  # its figures are the worker's memory and /healthz, in their own table
+    if run["kind"] == "viewer":
+        return []  # the browser's own figures are the measurement
     return [(_run_label(run), run.get("cpu") or {})]
 
 
@@ -864,7 +942,7 @@ def render(runs: list[dict], context: dict) -> str:
     alone = tasklogs_only_rows(runs)
     if alone:
         lines += [
-            "tasklogs alone: the collector, and large logs over REST",
+            "tasklogs alone: the collector, large logs over REST, the viewer",
             "",
             table(("measurement", "tasklogs", "goal"), alone),
             "",
@@ -912,6 +990,8 @@ def render(runs: list[dict], context: dict) -> str:
             *CATCHUP_NOTES,
             "",
         ]
+    if not detail_rows(runs):  # only runs that measure in the browser
+        return "\n".join(lines)
     return "\n".join(
         lines
         + [

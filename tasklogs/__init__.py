@@ -50,12 +50,13 @@ def create_app(
     migrate.init_app(app, db, directory=MIGRATIONS)
     sock.init_app(app)
 
-    from . import apidoc, bootstrap, cli, errors, health, logs, metrics
+    from . import apidoc, bootstrap, cli, errors, health, logs, metrics, viewer
 
     errors.register_error_handlers(app)
     metrics.register(app)
     app.register_blueprint(logs.bp)
     app.register_blueprint(apidoc.bp)
+    app.register_blueprint(viewer.bp)
     health.register(app)
     cli.register(app)
     current = bootstrap.wire(app, settings, kube)

@@ -29,7 +29,11 @@ def api_rules(app) -> dict[str, set[str]]:
     """The app's HTTP rules in the document's spelling (`{name}`), with their methods."""
     rules: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static" or rule.rule.startswith(DOCUMENTED_ELSEWHERE):
+        if (
+            rule.endpoint == "static"
+            or rule.endpoint.startswith("viewer.")  # HTML pages, described in docs/viewer.md
+            or rule.rule.startswith(DOCUMENTED_ELSEWHERE)
+        ):
             continue
         path = rule.rule.replace("<", "{").replace(">", "}")
         rules.setdefault(path, set()).update(rule.methods - {"HEAD", "OPTIONS"})
