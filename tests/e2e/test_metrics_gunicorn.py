@@ -93,6 +93,9 @@ def test_two_workers_add_up_log_json_with_request_ids_and_drop_dead_workers_gaug
     lines = json_lines(server.output())
     access = [line for line in lines if line["logger"] == "tasklogs.access"]
     assert {line["request_id"] for line in access} >= {f"e2e-{i}" for i in range(reads)}
+    tails = [line["access"] for line in access if line["access"]["status"] == 101]
+    assert [(t["task"], t["close"]) for t in tails] == [(task_id, 1000)], "one line per tail"
+    assert tails[0]["bytes"] > 0 and tails[0]["duration_ms"] >= 0
     assert len({line["process"] for line in access}) == 2, (
         "both workers answered: the sum is theirs"
     )

