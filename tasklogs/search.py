@@ -59,6 +59,8 @@ def parse_search_query(args: Mapping[str, str]) -> SearchQuery:
         )
     if "\n" in text or "\r" in text:
         raise InvalidRequest("q must not hold a line break: a search matches within one line")
+    if "\x00" in text:
+        raise InvalidRequest("q must not hold a NUL character: no stored line holds one")
     namespace = args.get("namespace")
     if namespace is not None and not _NAMESPACE.fullmatch(namespace):
         raise InvalidRequest(
