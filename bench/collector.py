@@ -172,6 +172,16 @@ def start_collector(bench: Bench, kubeconfig: str, log_base: str) -> subprocess.
         )
 
 
+def finish_and_wait(bench, kube, tasks: list[dict]) -> bool:
+    """End every task's workflow and wait until the final save of each has run."""
+    kube.call("finish", task_ids=[task["task_id"] for task in tasks])
+    return wait_for(
+        lambda: bench.sql("SELECT count(*) FROM tasks WHERE complete") == len(tasks),
+        FINAL_SAVE_TIMEOUT,
+        interval=0.5,
+    )
+
+
 def stop_collector(process: subprocess.Popen) -> int:
     """SIGTERM (the collector flushes and exits); its exit code (-9 if it had to be killed)."""
     if process.poll() is None:
@@ -294,12 +304,7 @@ def collector_run(
             captured = capture_window(
                 bench, kube, collector.pid, log_base, pods, rate, seconds, line_chars
             )
-            kube.call("finish", task_ids=[task["task_id"] for task in tasks])
-            final_save = wait_for(
-                lambda: bench.sql("SELECT count(*) FROM tasks WHERE complete") == len(tasks),
-                FINAL_SAVE_TIMEOUT,
-                interval=0.5,
-            )
+            final_save = finish_and_wait(bench, kube, tasks)
         finally:
             exit_code = stop_collector(collector)
             rss.stop()

@@ -25,10 +25,10 @@ from testkit.collectors import lease_holders
 from . import procstat
 from .collector import (
     DRAIN_TIMEOUT,
-    FINAL_SAVE_TIMEOUT,
     STARTUP_TIMEOUT,
     JournalSampler,
     collector_health,
+    finish_and_wait,
     last_chunk_id,
     start_collector,
     stop_collector,
@@ -134,12 +134,7 @@ def shards_run(
             window["tasks_moved_in_window"] = sum(
                 held_before.get(ref) != held_after.get(ref) for ref in refs
             )
-            kube.call("finish", task_ids=[task["task_id"] for task in tasks])
-            final_save = wait_for(
-                lambda: bench.sql("SELECT count(*) FROM tasks WHERE complete") == len(tasks),
-                FINAL_SAVE_TIMEOUT,
-                interval=0.5,
-            )
+            final_save = finish_and_wait(bench, kube, tasks)
         finally:
             codes = [stop_collector(process) for process in fleet.processes]
         verified = verify_stored(bench, kube, tasks)

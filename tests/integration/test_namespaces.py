@@ -3,15 +3,14 @@ collector over several namespaces or cluster-wide, and task listing."""
 
 import json
 import os
-import threading
 
 import pytest
 
-from tasklogs.bootstrap import build_collector
 from testkit import ROOT, scenarios
 from testkit.apps import LiveServer, dispose, make_app
 from testkit.waiting import wait_for
 from testkit.wsclient import TailClient, log_text
+from tests.integration.test_collector import RunningCollector
 
 OTHER = "argo-ci"  # the second namespace of deploy/overlays/namespaces/rbac.yaml
 SERVED = {"TASKLOGS_NAMESPACES": f"argo,{OTHER}"}
@@ -112,19 +111,6 @@ def test_the_namespaced_websocket_tails_the_right_task(served_app, kube, task_id
 
 
 # --- the collector over several namespaces ---
-
-
-class RunningCollector:
-    def __init__(self, database_url, kube_adapter, **settings):
-        self.app = make_app(database_url, kube_adapter, **settings)
-        self.collector = build_collector(self.app.extensions["tasklogs"])
-        self.thread = threading.Thread(target=self.collector.run, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.collector.stop()
-        self.thread.join(10)
-        dispose(self.app)
 
 
 def watch_paths(kube) -> set[str]:
