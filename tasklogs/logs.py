@@ -58,15 +58,18 @@ def task_logs(task_id: str, namespace: str | None):
     view = service.get_task_logs(services(), task)
     if "pod" in request.args or "container" in request.args:
         view = service.narrowed(view, request.args.get("pod"), request.args.get("container"))
+    length = render.text_length(view, query) if output == "text" else None
     body, mimetype = {
         "json": (lambda: render.json_body(view, query), "application/json"),
-        "text": (lambda: render.text_body(view, query), "text/plain"),
+        "text": (lambda: render.text_body(view, query, length), "text/plain"),
         "ndjson": (
             lambda: render.ndjson_body(view, query, merge == "time"),
             "application/x-ndjson",
         ),
     }[output]
     response = Response(stream_with_context(body()), mimetype=mimetype)
+    if length is not None:  # a download's progress and size, before a byte of it is read
+        response.headers["Content-Length"] = str(length)
     if output == "text":
         response.headers["Content-Disposition"] = f'attachment; filename="{view.task_id}.log"'
     if view.degraded:

@@ -17,15 +17,49 @@ from .service import FoundLine, LogEntry, TaskView
 PIECE = 1 << 16
 
 
-def text_body(view: TaskView, query: LineQuery) -> Iterator[bytes]:
-    several = len(view.entries) > 1
+def text_body(view: TaskView, query: LineQuery, length: int | None = None) -> Iterator[bytes]:
+    """The `text` body; with `length` (the Content-Length sent, see `text_length`), a body that comes
+    out shorter ends in an error, so the server closes the connection rather than leave the client
+    waiting for the rest."""
+    sent = 0
     for entry in view.entries:
-        if several:
-            yield f"==> {entry.log.pod} ({entry.log.node}) <==\n".encode()
+        for piece in _text_pieces(view, entry, query):
+            sent += len(piece)
+            yield piece
+    if length is not None and sent != length:
+        raise RuntimeError(f"{view.task_id}: the text body was {sent} bytes, not the {length} sent")
+
+
+def text_length(view: TaskView, query: LineQuery) -> int | None:
+    """The `text` body's length in bytes, when it is known before it is read: a whole stored log (or
+    several) of a task whose final save is done, which nothing appends to any more."""
+    lengths = [entry.byte_length for entry in view.entries]
+    if query.by_line or not view.complete or None in lengths:
+        return None
+    several = len(view.entries) > 1
+    framing = sum(len(b"".join(_framing(entry, several))) for entry in view.entries)
+    return framing + sum(length or 0 for length in lengths)
+
+
+def _text_pieces(view: TaskView, entry: LogEntry, query: LineQuery) -> Iterator[bytes]:
+    before, after = _framing(entry, len(view.entries) > 1)
+    if before:
+        yield before
+    if query.by_line:
         for piece in _text_of(entry, query):
             yield piece.encode("utf-8", "surrogatepass")
-        if several:
-            yield b"\n"
+    else:
+        yield from entry.utf8(0)
+    if after:
+        yield after
+
+
+def _framing(entry: LogEntry, several: bool = True) -> tuple[bytes, bytes]:
+    """What the `text` body has before and after a log: nothing for a task of one log, else a
+    `==> pod (node) <==` line before it and a blank line after it (as `tail` heads several files)."""
+    if not several:
+        return b"", b""
+    return f"==> {entry.log.pod} ({entry.log.node}) <==\n".encode(), b"\n"
 
 
 def json_body(view: TaskView, query: LineQuery) -> Iterator[bytes]:

@@ -10,7 +10,6 @@ import binascii
 import json
 import logging
 import re
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from .bootstrap import Services
 from .cluster import Cluster, ContainerStatus
 from .cursor import decode_cursor
 from .engine import Tail
-from .engine.lines import stored_pages
+from .engine.lines import StoredText, stored_pages
 from .engine.oneshot import Read, capture_running, read_container, read_recent, refresh_task
 from .errors import (
     ClusterError,
@@ -33,7 +32,7 @@ from .errors import (
 )
 from .identity import LogId, TaskRef
 from .linequery import Hit, LineQuery
-from .pages import LogEnd, from_line_start, lines_of, paginate
+from .pages import PAGE_CHARS, LogEnd, from_line_start, lines_of, paginate
 from .search import Match, Ranking, SearchQuery
 from .store import postgres, repository
 from .store.repository import PageRef, StoredLog, StoredTask
@@ -59,6 +58,14 @@ class LogEntry:
     line_count: Callable[[], int]
     note: str | None = None
     source: str = ""  # "artifacts": read from Argo's archived log (else captured from the cluster)
+    read_utf8: Callable[[int], Iterable[bytes]] | None = None  # `read` as UTF-8, from the store
+    byte_length: int | None = None  # a stored log's UTF-8 bytes (None: read from the cluster)
+
+    def utf8(self, start: int = 0) -> Iterable[bytes]:
+        """The text from character `start` as UTF-8: as the store sends it when it can, else encoded."""
+        if self.read_utf8 is not None:
+            return self.read_utf8(start)
+        return (piece.encode("utf-8", "surrogatepass") for piece in self.read(start))
 
 
 @dataclass
@@ -210,14 +217,9 @@ def database_view(
 
 
 def _stored_entry(services: Services, stored: StoredLog) -> LogEntry:
-    def batch(after: int) -> list[tuple[int, str]]:
-        with services.units() as uow:
-            return repository.read_texts(uow.session, stored.log_id, after, TEXT_BATCH)
-
-    def read(start: int = 0) -> Iterator[str]:
-        for texts in _read_ahead(batch, start):
-            for page_start, text in texts:
-                yield text[max(0, start - page_start) :]
+    text = StoredText(
+        services.units, stored.log_id, stored.created_at, DOWNLOAD_STRETCH, DOWNLOAD_AHEAD
+    )
 
     def select(query: LineQuery) -> Iterator[Hit]:
         start = _start_offset(services, stored, query)
@@ -227,48 +229,21 @@ def _stored_entry(services: Services, stored: StoredLog) -> LogEntry:
         return linequery.select_pages(from_line_start(pages) if start else pages, query)
 
     return LogEntry(
-        stored.log, stored.phase, read, select, lambda: stored.end.lines, source=stored.source
+        stored.log,
+        stored.phase,
+        text.texts,
+        select,
+        lambda: stored.end.lines,
+        source=stored.source,
+        read_utf8=text.utf8,
+        byte_length=stored.end.byte,
     )
 
 
-TEXT_BATCH = 32  # pages of a whole-log download per unit of work (about 4 MB)
-
-
-def _read_ahead(
-    batch: Callable[[int], list[tuple[int, str]]], start: int
-) -> Iterator[list[tuple[int, str]]]:
-    """Batches of (offset, text) from `start` to the end, the next one read (in its own unit of work,
-    on another thread: a greenlet under gevent) while the caller sends the current one."""
-    pending = _Fetch(batch, start)
-    while True:
-        texts = pending.result()
-        if len(texts) < TEXT_BATCH:
-            yield texts
-            return
-        pending = _Fetch(batch, texts[-1][0] + len(texts[-1][1]))
-        yield texts
-
-
-class _Fetch:
-    """One batch read on a thread of its own."""
-
-    def __init__(self, batch: Callable[[int], list[tuple[int, str]]], after: int):
-        self._value: list[tuple[int, str]] = []
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(batch, after), daemon=True)
-        self._thread.start()
-
-    def _run(self, batch, after: int) -> None:
-        try:
-            self._value = batch(after)
-        except BaseException as error:  # noqa: BLE001 - handed to the reader, raised there
-            self._error = error
-
-    def result(self) -> list[tuple[int, str]]:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
+# A whole-log download reads stretches of 4 MiB of text, each in its own unit of work, the next one
+# while the worker sends this one (bench/README.md, "pages": two ahead were no faster than one).
+DOWNLOAD_STRETCH = 32 * PAGE_CHARS
+DOWNLOAD_AHEAD = 1
 
 
 def _start_offset(services: Services, stored: StoredLog, query: LineQuery) -> int | None:

@@ -6,15 +6,19 @@ are read a few at a time, each batch in a unit of work of its own; the unsaved t
 this process and not yet committed) carries its timestamps in the feed.
 """
 
-from collections.abc import Generator, Iterable, Iterator
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from datetime import datetime
+from typing import cast
 
-from ..pages import Line, LogEnd, Page, drop_head, lines_of, paginate
+from ..pages import PAGE_CHARS, Line, LogEnd, Page, drop_head, lines_of, paginate
 from ..store import repository
 from ..store.unit_of_work import UnitsOfWork
 from .feed import Feed, Unsaved
 
 BATCHES = (2, 8)  # pages read per unit of work: few for the first (a tail, a line), then more
-TEXT_BATCH = 16  # pages' text read per unit of work by a catch-up (at most about 2 MiB)
+CATCH_UP_STRETCH = 16 * PAGE_CHARS  # characters of a catch-up's text read per unit of work (2 MiB)
 
 
 def stored_pages(
@@ -34,20 +38,120 @@ def stored_pages(
 
 def stored_texts(units: UnitsOfWork, log_id: int, start: int, stop: int) -> Iterator[str]:
     """A log's stored text from character `start` up to `stop` (never past it, even if the log grew),
-    a page at a time, TEXT_BATCH pages per unit of work: memory stays bounded and no connection is held
-    while the caller sends. Ends early where the stored text ends."""
-    while start < stop:
-        with units() as uow:
-            texts = repository.read_texts(uow.session, log_id, start, TEXT_BATCH)
-        for page_start, text in texts:
-            if page_start >= stop:  # committed after `stop` was read; `stop - page_start` < 0 would
-                return  # cut the page's tail off and send the rest as the text at `start`
-            piece = text[max(0, start - page_start) : stop - page_start]
-            if piece:
-                yield piece
-                start += len(piece)
-        if len(texts) < TEXT_BATCH:
-            return
+    a catch-up's way: one stretch of CATCH_UP_STRETCH characters at a time. Ends early where the stored
+    text ends."""
+    return StoredText(units, log_id).texts(start, stop)
+
+
+class StoredText:
+    """A log's stored text, in pieces of at most a page, read in stretches of `stretch` characters,
+    each in a short unit of work of its own: memory stays bounded and no connection is held while the
+    caller sends. With `ahead`, that many further stretches are read meanwhile (each on a thread, a
+    greenlet under gevent, on a connection of its own: PostgreSQL reads the next ones while the caller
+    sends this one). `created` (the log row's `created_at`) lets each read look in the log's partition
+    alone.
+
+    A read ends where the stored text ends: in the first stretch whose pages stop short of its end. If
+    the pages changed between two stretches (a final save merged them) and the next one starts past
+    the text sent, the read starts again from there."""
+
+    def __init__(
+        self,
+        units: UnitsOfWork,
+        log_id: int,
+        created: datetime | None = None,
+        stretch: int = CATCH_UP_STRETCH,
+        ahead: int = 0,
+    ):
+        if stretch < PAGE_CHARS:  # then every stretch but past the end has a page starting in it
+            raise ValueError(
+                "a stretch must be at least a page long: one without pages ends a read"
+            )
+        self.units, self.log_id, self.created = units, log_id, created
+        self.stretch, self.ahead = stretch, ahead
+
+    def texts(self, start: int, stop: int | None = None) -> Iterator[str]:
+        """The text from character `start` to the end (or to `stop`)."""
+        return cast(Iterator[str], self._pieces(start, stop, utf8=False))
+
+    def utf8(self, start: int) -> Iterator[bytes]:
+        """The text from character `start` to the end as UTF-8: from PostgreSQL, the bytes it sent (a
+        download's text is never decoded and encoded again)."""
+        return cast(Iterator[bytes], self._pieces(start, None, utf8=True))
+
+    def _read(self, low: int, holding: bool, utf8: bool) -> tuple[int, Callable[[], list]]:
+        """(where the stretch from `low` ends, a call that gives its pages): already under way on a
+        thread of its own when reading ahead."""
+
+        def pages() -> list:
+            with self.units() as uow:
+                return repository.read_stretch(
+                    uow.session, self.log_id, low, low + self.stretch, holding, self.created, utf8
+                )
+
+        return low + self.stretch, _Prefetch(pages).result if self.ahead else pages
+
+    def _pieces(self, start: int, stop: int | None, utf8: bool) -> Iterator[str | bytes]:
+        position, restarted = start, False
+        pending = deque([self._read(start, True, utf8)])
+        while pending:
+            high, result = pending.popleft()
+            while len(pending) < self.ahead:
+                low = pending[-1][0] if pending else high
+                if stop is not None and low >= stop:
+                    break
+                pending.append(self._read(low, False, utf8))
+            for page_start, page_end, text in result():
+                if stop is not None and page_start >= stop:
+                    return  # committed after `stop` was read: never past it
+                if page_start > position:  # the pages changed under the read: again from here
+                    if restarted:
+                        return
+                    pending, restarted = deque([self._read(position, True, utf8)]), True
+                    break
+                if page_end <= position:
+                    continue
+                end = page_end if stop is None else min(page_end, stop)
+                if page_start < position or end < page_end:
+                    text = _cut(text, position - page_start, end - page_start)
+                yield text
+                position = end
+            else:
+                restarted = False
+                if position < high or (stop is not None and position >= stop):
+                    return  # the stored text ends in this stretch, or `stop` is reached
+                if not pending:
+                    pending.append(self._read(high, False, utf8))
+
+
+def _cut(text: str | bytes, start: int, end: int) -> str | bytes:
+    """Characters [start, end) of a page's text (as UTF-8 again if it came so)."""
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "surrogatepass")[start:end].encode("utf-8", "surrogatepass")
+    return text[start:end]
+
+
+class _Prefetch:
+    """One read run on a thread of its own (a greenlet under gevent); `result()` waits for it and
+    raises what it raised."""
+
+    def __init__(self, read: Callable[[], list[tuple[int, str]]]):
+        self._value: list[tuple[int, str]] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(read,), daemon=True)
+        self._thread.start()
+
+    def _run(self, read: Callable[[], list[tuple[int, str]]]) -> None:
+        try:
+            self._value = read()
+        except BaseException as error:  # noqa: BLE001 - handed to the reader, raised there
+            self._error = error
+
+    def result(self) -> list[tuple[int, str]]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def lines_from(lines: Iterable[Line], start: int) -> Iterator[Line]:

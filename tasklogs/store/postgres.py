@@ -10,13 +10,30 @@ import hashlib
 from collections.abc import Iterable
 
 import psycopg2
-from sqlalchemy import func, select, text
+import psycopg2.extensions
+from sqlalchemy import event, func, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..identity import TaskRef
 
 # What a dedicated connection raises when the database refuses or the connection is gone.
 CONNECTION_ERRORS = (psycopg2.Error, SQLAlchemyError, OSError)
+
+# An execution option: with it true, this statement's text values come back as bytes, the UTF-8 that
+# PostgreSQL sent (psycopg2's BYTES typecaster on its cursor alone, on a UTF8 connection).
+TEXT_AS_BYTES = "tasklogs_text_as_bytes"
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _text_as_bytes(connection, cursor, statement, parameters, context, executemany) -> None:
+    if (
+        context is not None
+        and context.execution_options.get(TEXT_AS_BYTES)
+        and getattr(cursor.connection, "encoding", None) == "UTF8"  # psycopg2's, not SQLite's
+    ):
+        psycopg2.extensions.register_type(psycopg2.extensions.BYTES, cursor)
+
 
 MIGRATION_LOCK = (
     0x7461736B6C6F6773  # pg_advisory_lock key the whole deployment agrees on ("tasklogs" in ASCII)

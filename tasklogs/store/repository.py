@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..identity import LogId, TaskRef
 from ..logstream import Position
 from ..pages import PAGE_CHARS, LogEnd, Page, decode_stamps, drop_head, encode_stamps, paginate
+from . import postgres
 from .models import CollectorMember, LogPage, Task, TaskLog, utcnow
 
 tasks, task_logs, log_pages = Task.__table__, TaskLog.__table__, LogPage.__table__
@@ -42,6 +43,7 @@ class StoredLog:
     end: LogEnd
     position: Position
     source: str = ""  # "" captured from the cluster, "artifacts" read from Argo's archived log
+    created_at: datetime | None = None  # the row's; its pages' `log_created_at` (their partition)
 
     @property
     def length(self) -> int:
@@ -224,6 +226,7 @@ def get_stored_logs(session, task: TaskRef) -> list[StoredLog]:
             task_logs.c.container,
             task_logs.c.phase,
             task_logs.c.source,
+            task_logs.c.created_at,
             log_pages.c.end_offset,
             log_pages.c.start_byte,
             log_pages.c.byte_count,
@@ -249,6 +252,7 @@ def get_stored_logs(session, task: TaskRef) -> list[StoredLog]:
             if row.end_offset is None
             else Position(row.since, row.seen, row.partial, row.restarts),
             row.source,
+            row.created_at,
         )
         for row in rows
     ]
@@ -319,17 +323,19 @@ def lock_logs(session, log_ids) -> None:
         )
 
 
-def _from_page_holding(log_id: int, offset: int):
+def _from_page_holding(log_id: int, offset: int, created: datetime | None = None):
     """Pages from the one holding character `offset` on, as an index range (a condition on
-    `end_offset` would make every batch of a long read scan the log from its start)."""
+    `end_offset` would make every batch of a long read scan the log from its start); `created`: the
+    log's partition key, for PostgreSQL to look in that partition alone."""
     pages = log_pages.alias("holding")
-    first = (
-        select(func.max(pages.c.start_offset))
-        .where(pages.c.log_id == log_id, pages.c.start_offset <= offset)
-        .scalar_subquery()
+    first = select(func.max(pages.c.start_offset)).where(
+        pages.c.log_id == log_id, pages.c.start_offset <= offset
     )
+    if created is not None:
+        first = first.where(pages.c.log_created_at == created)
     return and_(
-        log_pages.c.start_offset >= func.coalesce(first, 0), log_pages.c.end_offset > offset
+        log_pages.c.start_offset >= func.coalesce(first.scalar_subquery(), 0),
+        log_pages.c.end_offset > offset,
     )
 
 
@@ -358,18 +364,40 @@ def read_pages(session, log_id: int, after: int = 0, limit: int = 8) -> list[Pag
     ]
 
 
-def read_texts(session, log_id: int, after: int = 0, limit: int = 32) -> list[tuple[int, str]]:
-    """Up to `limit` pages' (start offset, text) in order, the first holding character `after`: the
-    whole-log download, which needs nothing else."""
-    return [
-        tuple(row)
-        for row in session.execute(
-            select(log_pages.c.start_offset, log_pages.c.text)
-            .where(log_pages.c.log_id == log_id, _from_page_holding(log_id, after))
-            .order_by(log_pages.c.start_offset)
-            .limit(limit)
-        )
-    ]
+def read_stretch(
+    session,
+    log_id: int,
+    low: int,
+    high: int,
+    holding: bool,
+    created: datetime | None = None,
+    utf8: bool = False,
+) -> list[tuple[int, int, str | bytes]]:
+    """(start offset, end offset, text) of the log's pages that start in [low, high), in order, and
+    first the one holding character `low` if `holding`: one stretch of a download or a catch-up, which
+    need nothing else. `created`, the log row's `created_at` (its pages' `log_created_at`), lets
+    PostgreSQL plan for the log's partition alone instead of every day's. `utf8`: each text as its
+    UTF-8 bytes (on PostgreSQL as stored: never decoded and encoded again)."""
+    if session.get_bind().dialect.name != "postgresql":
+        created = None  # only PostgreSQL partitions the pages
+    lowest = (
+        _from_page_holding(log_id, low, created) if holding else log_pages.c.start_offset >= low
+    )
+    statement = (
+        select(log_pages.c.start_offset, log_pages.c.end_offset, log_pages.c.text)
+        .where(log_pages.c.log_id == log_id, lowest, log_pages.c.start_offset < high)
+        .order_by(log_pages.c.start_offset)
+    )
+    if created is not None:
+        statement = statement.where(log_pages.c.log_created_at == created)
+    rows = session.execute(statement, execution_options={postgres.TEXT_AS_BYTES: utf8})
+    if utf8:  # bytes from psycopg2 on a UTF8 connection; encoded here from SQLite
+        return [(start, end, _utf8(text_)) for start, end, text_ in rows]
+    return [tuple(row) for row in rows]
+
+
+def _utf8(text_: str | bytes) -> bytes:
+    return text_ if isinstance(text_, bytes) else text_.encode("utf-8", "surrogatepass")
 
 
 def page_offset_of_line(session, log_id: int, line: int) -> int | None:

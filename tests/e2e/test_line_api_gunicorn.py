@@ -98,6 +98,9 @@ def test_tail_grep_and_ndjson_through_gunicorn(gunicorn, kube, task_id):
     status, _, body = fetch(server, f"/api/v1/tasks/{task_id}/logs?tail=0")
     assert status == 400 and json.loads(body)["error"] == "invalid_request"
     assert "tail" in json.loads(body)["message"]
+    status, headers, body = fetch(server, f"/api/v1/tasks/{task_id}/logs?format=text")
+    assert status == 200 and "Transfer-Encoding" not in headers  # the whole of a finished task
+    assert int(headers["Content-Length"]) == len(body.encode()) and body.count("==> ") == 2
 
 
 def _store_big_log(server, kube, task_id, megabytes: int) -> tuple[str, bytes]:

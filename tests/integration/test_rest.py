@@ -227,9 +227,22 @@ def test_plain_text_download(client, kube, task_id):
     response = client.get(f"/api/v1/tasks/{task_id}/logs?format=text&pod={wf.pod('b')}")
     assert response.mimetype == "text/plain" and response.get_data(as_text=True) == "beta\n"
     assert "attachment" in response.headers["Content-Disposition"]
+    assert "Content-Length" not in response.headers  # running: the log may still grow
     both = client.get(f"/api/v1/tasks/{task_id}/logs?format=text").get_data(as_text=True)
     assert f"==> {wf.pod('a')}" in both and "alpha\n" in both and "beta\n" in both
     assert client.get(f"/api/v1/tasks/{task_id}/logs?pod=nope").status_code == 404
+    kube.write_log(wf.pod("b"), "main", "\u00e9t\u00e9\n")
+    scenarios.finish(kube, wf)
+    client.get(f"/api/v1/tasks/{task_id}/logs")  # stores the end
+    for query in ("", f"&pod={wf.pod('b')}"):
+        response = client.get(f"/api/v1/tasks/{task_id}/logs?format=text{query}")
+        assert int(response.headers["Content-Length"]) == len(response.get_data())
+    assert response.get_data() == "beta\n\u00e9t\u00e9\n".encode()
+    tail = client.get(f"/api/v1/tasks/{task_id}/logs?format=text&tail=1")
+    assert "Content-Length" not in tail.headers  # a line query: its size is known once it is read
+    assert "alpha\n" in tail.get_data(as_text=True) and "\u00e9t\u00e9\n" in tail.get_data(
+        as_text=True
+    )
 
 
 def test_the_designs_kubernetes_helper_reads_whole_logs(app, kube, task_id):
