@@ -99,6 +99,15 @@ class Bench:
 # --- pieces every run uses ---
 
 
+def disk_bytes_sql(*names: str) -> str:
+    """SQL for the bytes on disk of these tables (with their TOAST and indexes) or indexes; for a
+    partitioned one, its partitions' (the parent's own size is 0: `log_pages` is partitioned by day)."""
+    trees = " UNION ALL ".join(
+        f"SELECT relid FROM pg_partition_tree(to_regclass('{name}'))" for name in names
+    )
+    return f"SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint FROM ({trees}) AS tree"
+
+
 @contextmanager
 def tail_clients(bench: Bench, service: Service, task_id: str, viewers: int, latency: bool = True):
     """(the client fleet, its connect summary) once every client has its snapshot."""

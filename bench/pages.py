@@ -36,7 +36,7 @@ from . import procstat
 from .kubeproc import RemoteCluster
 from .largelog import GET_TIMEOUT, READ_BYTES, JsonLogDigest, service_health
 from .loglines import RARE_WORD
-from .measure import Bench
+from .measure import Bench, disk_bytes_sql
 from .servers import Service, recreate_database
 
 REPEAT = 20  # timed requests per line-access query (after one that is checked)
@@ -48,10 +48,7 @@ COMPLETE_WAIT = 60  # seconds a stored log may take to say complete after its fi
 # The fake renders a whole-log read before its first byte (about 15 s for 500 MB), past the service's
 # default read timeout of 10 s; a real kubelet streams at once.
 SERVICE_ENVIRONMENT = {"TASKLOGS_KUBE_READ_TIMEOUT": "300"}
-SIZES_SQL = (
-    "SELECT coalesce(pg_total_relation_size(to_regclass('log_pages')), 0)"
-    " + coalesce(pg_total_relation_size(to_regclass('task_logs')), 0)"
-)
+SIZES_SQL = disk_bytes_sql("log_pages", "task_logs")
 
 
 class Unhashed:
@@ -194,29 +191,39 @@ def downloads(bench: Bench, reader: HttpReader, log: dict) -> dict:
     except psycopg2.Error as error:
         found["raw"] = {"error": f"raw read: {str(error).strip().splitlines()[0]}"}
     for output in ("text", "json"):
-        wanted = log["digest"]["sha256" if output == "text" else "json_sha256"]
+        path = logs_path(log["task_id"], format=output)
+        exact = checked(reader, path, output, log)  # once, hashed as it arrives, not timed
 
-        def download(output=output, wanted=wanted):
-            # the body is kept and checked after the clock stops: the check must not pace the download
-            answer = reader.get(logs_path(log["task_id"], format=output), Unhashed(), keep=True)
-            digest = JsonLogDigest() if output == "json" else hashlib.sha256()
-            (digest.feed if hasattr(digest, "feed") else digest.update)(answer.pop("body"))
-            result = digest.result() if output == "json" else {"sha256": digest.hexdigest()}
-            lines = result.get("fields", {}).get("lines", log["lines"])  # JSON: the entry's count
-            exact = answer["status"] == 200 and result["sha256"] == wanted and lines == log["lines"]
-            return {**answer, "exact": exact}
+        def download(path=path):
+            # timed as the raw read is: the body is counted and dropped, never kept or hashed
+            return reader.get(path, Unhashed())
 
         answer = timed(download)
         found[output] = {
             "mb_per_s": round(megabytes / answer["seconds"], 1),
             "body_bytes": answer["bytes"],
-            "exact": answer["exact"],
+            "exact": exact,
         }
         if "mb_per_s" in found["raw"]:
             found[output]["ratio"] = round(found[output]["mb_per_s"] / found["raw"]["mb_per_s"], 2)
         if answer["status"] != 200:
             found[output]["error"] = failure(answer)
     return found
+
+
+def checked(reader: HttpReader, path: str, output: str, log: dict) -> bool:
+    """Whether one GET of `path` is the log byte for byte (JSON: the entry's string, and its `lines`
+    the log's line count)."""
+    digest = JsonLogDigest() if output == "json" else hashlib.sha256()
+    answer = reader.get(path, digest)
+    if output == "json":
+        result = digest.result()
+        lines = result.get("fields", {}).get("lines")
+        return answer["status"] == 200 and (result["sha256"], lines) == (
+            log["digest"]["json_sha256"],
+            log["lines"],
+        )
+    return answer["status"] == 200 and answer["sha256"] == log["digest"]["sha256"]
 
 
 # --- 2. line access beside the fake cluster's own tail ---

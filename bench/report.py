@@ -620,14 +620,17 @@ def pages_rows(runs: list[dict]) -> list[tuple]:
 
 
 PAGES_NOTES = [
-    "- stored logs: finished tasks stored by a first format=text GET, then served from the database. "
-    "MB/s = the log's bytes / seconds (median of 3), for every figure; the raw read = SELECT text FROM "
-    "log_pages ORDER BY start_offset through a server-side cursor (itersize 64), summing len().",
+    "- stored logs: finished tasks stored by a first format=text GET, then served from the database; "
+    "a download is checked byte for byte once, then timed with its body counted and dropped, as the "
+    "raw read's is. MB/s = the log's bytes / seconds (median of 3), for every figure; the raw "
+    "read = SELECT text FROM log_pages ORDER BY start_offset through a server-side cursor "
+    "(itersize 64), summing len().",
     "- line access: format=text, one checked request then 20 timed ones, each on a fresh connection; "
     "`exact` names the reading of from_line (0- or 1-based) and of until (closed or open) that matched "
     "the fake's lines. The fake cluster answers tailLines from memory.",
-    "- disk: growth of pg_total_relation_size(log_pages) + pg_total_relation_size(task_logs) while the "
-    "log was stored (final save included), in a database created for the run.",
+    "- disk: growth of pg_total_relation_size over log_pages' partitions (their TOAST and indexes, the "
+    "search index included) and task_logs while the log was stored (final save included), in a "
+    "database created for the run.",
 ]
 
 # --- the fourth table: search across tasks, indexed beside a sequential scan and grep ---

@@ -43,7 +43,7 @@ from testkit.databases import psycopg2_url
 from . import procstat
 from .largelog import service_health
 from .loglines import START_NS, realistic_lines, take
-from .measure import Bench
+from .measure import Bench, disk_bytes_sql
 from .pages import HttpReader, failure
 from .servers import recreate_database
 
@@ -144,8 +144,8 @@ def build_index(bench: Bench) -> dict:
     bench.sql("ANALYZE task_logs", autocommit=True)
     return {
         "build_s": round(seconds, 1),
-        "index_bytes": bench.sql("SELECT pg_relation_size('ix_log_pages_text_trgm')"),
-        "table_bytes": bench.sql("SELECT pg_total_relation_size('log_pages')"),
+        "index_bytes": bench.sql(disk_bytes_sql("ix_log_pages_text_trgm")),
+        "table_bytes": bench.sql(disk_bytes_sql("log_pages")),
         "maintenance_work_mem": bench.sql("SHOW maintenance_work_mem"),
     }
 

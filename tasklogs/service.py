@@ -225,7 +225,7 @@ def _stored_entry(services: Services, stored: StoredLog) -> LogEntry:
         start = _start_offset(services, stored, query)
         if start is None:
             return iter(())
-        pages = stored_pages(services.units, stored.log_id, start)
+        pages = stored_pages(services.units, stored.log_id, start, created=stored.created_at)
         return linequery.select_pages(from_line_start(pages) if start else pages, query)
 
     return LogEntry(

@@ -22,14 +22,19 @@ CATCH_UP_STRETCH = 16 * PAGE_CHARS  # characters of a catch-up's text read per u
 
 
 def stored_pages(
-    units: UnitsOfWork, log_id: int, start: int, stop: int | None = None
+    units: UnitsOfWork,
+    log_id: int,
+    start: int,
+    stop: int | None = None,
+    created: datetime | None = None,
 ) -> Iterator[Page]:
     """A log's stored pages from the one holding character `start` (up to offset `stop`), read a few
-    at a time, each batch in a short unit of work: no connection is held between batches."""
+    at a time, each batch in a short unit of work: no connection is held between batches. `created`:
+    the log row's `created_at`, to read in its partition alone."""
     batch = BATCHES[0]
     while stop is None or start < stop:
         with units() as uow:
-            pages = repository.read_pages(uow.session, log_id, start, batch)
+            pages = repository.read_pages(uow.session, log_id, start, batch, created)
         yield from pages
         if len(pages) < batch:
             return

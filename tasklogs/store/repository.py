@@ -323,17 +323,27 @@ def lock_logs(session, log_ids) -> None:
         )
 
 
-def _from_page_holding(log_id: int, offset: int, created: datetime | None = None):
+def _in_partition(session, created: datetime | None, pages=log_pages) -> list:
+    """The condition that keeps a read of a log's pages in the log's own partition (`created`: the log
+    row's `created_at`, its pages' `log_created_at`), so that PostgreSQL plans for that partition alone
+    instead of every day's; none on SQLite or when the caller does not know it."""
+    if created is None or session.get_bind().dialect.name != "postgresql":
+        return []
+    return [pages.c.log_created_at == created]
+
+
+def _from_page_holding(session, log_id: int, offset: int, created: datetime | None = None):
     """Pages from the one holding character `offset` on, as an index range (a condition on
-    `end_offset` would make every batch of a long read scan the log from its start); `created`: the
-    log's partition key, for PostgreSQL to look in that partition alone."""
+    `end_offset` would make every batch of a long read scan the log from its start), in the log's
+    partition when `created` is known."""
     pages = log_pages.alias("holding")
     first = select(func.max(pages.c.start_offset)).where(
-        pages.c.log_id == log_id, pages.c.start_offset <= offset
+        pages.c.log_id == log_id,
+        pages.c.start_offset <= offset,
+        *_in_partition(session, created, pages),
     )
-    if created is not None:
-        first = first.where(pages.c.log_created_at == created)
     return and_(
+        *_in_partition(session, created),
         log_pages.c.start_offset >= func.coalesce(first.scalar_subquery(), 0),
         log_pages.c.end_offset > offset,
     )
@@ -343,7 +353,7 @@ def read_log(session, log_id: int, start: int = 0) -> Iterator[str]:
     """Yield the log's text from character `start`, page by page (memory stays bounded)."""
     pages = session.execute(
         select(log_pages.c.start_offset, log_pages.c.text)
-        .where(log_pages.c.log_id == log_id, _from_page_holding(log_id, start))
+        .where(log_pages.c.log_id == log_id, _from_page_holding(session, log_id, start))
         .order_by(log_pages.c.start_offset),
         execution_options={"yield_per": 16},
     )
@@ -351,13 +361,18 @@ def read_log(session, log_id: int, start: int = 0) -> Iterator[str]:
         yield text_[max(0, start - page_start) :]
 
 
-def read_pages(session, log_id: int, after: int = 0, limit: int = 8) -> list[Page]:
-    """Up to `limit` pages of the log in order, the first one holding character `after` (or later)."""
+def read_pages(
+    session, log_id: int, after: int = 0, limit: int = 8, created: datetime | None = None
+) -> list[Page]:
+    """Up to `limit` pages of the log in order, the first one holding character `after` (or later);
+    `created`: the log row's `created_at`, to look in its partition alone."""
     return [
         _page(row)
         for row in session.execute(
             select(*_PAGE_COLUMNS)
-            .where(log_pages.c.log_id == log_id, _from_page_holding(log_id, after))
+            .where(
+                log_pages.c.log_id == log_id, _from_page_holding(session, log_id, after, created)
+            )
             .order_by(log_pages.c.start_offset)
             .limit(limit)
         )
@@ -378,18 +393,16 @@ def read_stretch(
     need nothing else. `created`, the log row's `created_at` (its pages' `log_created_at`), lets
     PostgreSQL plan for the log's partition alone instead of every day's. `utf8`: each text as its
     UTF-8 bytes (on PostgreSQL as stored: never decoded and encoded again)."""
-    if session.get_bind().dialect.name != "postgresql":
-        created = None  # only PostgreSQL partitions the pages
     lowest = (
-        _from_page_holding(log_id, low, created) if holding else log_pages.c.start_offset >= low
+        _from_page_holding(session, log_id, low, created)
+        if holding
+        else and_(log_pages.c.start_offset >= low, *_in_partition(session, created))
     )
     statement = (
         select(log_pages.c.start_offset, log_pages.c.end_offset, log_pages.c.text)
         .where(log_pages.c.log_id == log_id, lowest, log_pages.c.start_offset < high)
         .order_by(log_pages.c.start_offset)
     )
-    if created is not None:
-        statement = statement.where(log_pages.c.log_created_at == created)
     rows = session.execute(statement, execution_options={postgres.TEXT_AS_BYTES: utf8})
     if utf8:  # bytes from psycopg2 on a UTF8 connection; encoded here from SQLite
         return [(start, end, _utf8(text_)) for start, end, text_ in rows]
@@ -412,7 +425,10 @@ def page_offset_of_time(session, log_id: int, since: int) -> int | None:
 
 def _first_page_reaching(session, log_id: int, column, value: int) -> int | None:
     """The first page (in offset order) whose `column` (`last_line` or `last_ts`, each growing with
-    the offset) reaches `value`: one step down its (log_id, column, start_offset) index."""
+    the offset) reaches `value`: one step down its (log_id, column, start_offset) index. Not narrowed
+    to the log's partition: with `log_created_at = ...` and a log the statistics do not know yet (just
+    stored), PostgreSQL takes the unique (log_id, start_offset, log_created_at) index instead and sorts
+    the log's whole index (5.8 ms against 0.2 ms for a 500 MB log, measured)."""
     return session.execute(
         select(log_pages.c.start_offset)
         .where(log_pages.c.log_id == log_id, column >= value)

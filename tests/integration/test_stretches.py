@@ -15,23 +15,13 @@ from tasklogs.logstream import Position
 from tasklogs.pages import PAGE_CHARS, LogEnd, paginate
 from tasklogs.store import repository
 from tasklogs.store.models import TaskLog
-from testkit.apps import dispose, make_app
 from testkit.names import ref
 
 TEXT = "".join(f"{n:06d} \u00e9t\u00e9 \u65e5\u672c\u8a9e\n" for n in range(60_000))  # ~1 MB
 
 
 @pytest.fixture
-def pg_app(database_url, kube_adapter):
-    app = make_app(database_url, kube_adapter)
-    with app.app_context():
-        yield app
-        db.session.rollback()
-    dispose(app)
-
-
-@pytest.fixture
-def stored(pg_app, task_id):
+def stored(store, task_id):
     """(log row id, its created_at): TEXT in pages of PAGE_CHARS."""
     session = db.session
     ids = repository.record_logs(session, ref(task_id), [(LogId("n", "p", "main"), "Succeeded")])
@@ -55,7 +45,7 @@ def test_utf8_stretches_are_the_bytes_postgresql_sent(stored):
     assert texts[-1][1] == len(TEXT)
 
 
-def test_a_stretch_is_looked_up_in_the_logs_partition(stored):
+def test_a_stretch_is_read_in_the_logs_partition(stored):
     log_id, created = stored
     session = db.session
     middle = 3 * PAGE_CHARS + 5
@@ -64,10 +54,24 @@ def test_a_stretch_is_looked_up_in_the_logs_partition(stored):
     assert repository.read_stretch(session, log_id, middle, middle + 1, True) == holding
     elsewhere = created - timedelta(days=40)  # another partition: the condition is applied
     assert repository.read_stretch(session, log_id, 0, 10**9, True, elsewhere) == []
+    assert repository.read_stretch(session, log_id, 0, 10**9, False, elsewhere) == []
+
+
+def test_page_reads_in_the_logs_partition(stored):
+    log_id, created = stored
+    session = db.session
+    elsewhere = created - timedelta(days=40)
+    line = 30_000
+    at = repository.page_offset_of_line(session, log_id, line)
+    assert at is not None and at > 0
+    pages = repository.read_pages(session, log_id, at, 2, created)
+    assert pages == repository.read_pages(session, log_id, at, 2) and len(pages) == 2
+    assert pages[0].first_line <= line <= pages[0].last_line
+    assert repository.read_pages(session, log_id, at, 2, elsewhere) == []
 
 
 @pytest.mark.parametrize("ahead", [0, 1, 2])
-def test_stored_text_reads_ahead_on_pooled_connections(pg_app, stored, ahead):
+def test_stored_text_reads_ahead_on_pooled_connections(stored, ahead):
     log_id, created = stored
     units = services().units  # the app's: units of work on its pool
     reader = StoredText(units, log_id, created, stretch=PAGE_CHARS, ahead=ahead)
