@@ -160,13 +160,14 @@ def test_a_given_request_id_comes_back_and_a_malformed_one_is_replaced(live, kub
         _, made, _ = get(url)
         _, refused, _ = get(live.http_url("/api/v1/tasks/Not_A_Name/logs"))
         # each line is written once its response is over, which the client may see first
-        assert wait_for(lambda: len(access_lines(captured)) == 4)
+        ours = (task_id, "Not_A_Name")
+        assert wait_for(lambda: len(access_lines(captured, ours)) == 4)
     assert given["X-Request-Id"] == "client-7f3a"
     assert re.fullmatch(r"[0-9a-f]{32}", malformed["X-Request-Id"])
     assert re.fullmatch(r"[0-9a-f]{32}", made["X-Request-Id"])
     assert made["X-Request-Id"] != malformed["X-Request-Id"]
     assert re.fullmatch(r"[0-9a-f]{32}", refused["X-Request-Id"]), "error answers carry one too"
-    access = {line["request_id"]: line for line in access_lines(captured)}
+    access = {line["request_id"]: line for line in access_lines(captured, ours)}
     answered = [given, malformed, made, refused]
     assert set(access) == {headers["X-Request-Id"] for headers in answered}
     assert all(line["access"]["request_id"] == rid for rid, line in access.items())
@@ -175,8 +176,14 @@ def test_a_given_request_id_comes_back_and_a_malformed_one_is_replaced(live, kub
     assert line["message"].endswith(f"request_id={refused['X-Request-Id']}")
 
 
-def access_lines(captured: "Captured") -> list[dict]:
-    return [line for line in captured.lines() if line["logger"] == "tasklogs.access"]
+def access_lines(captured: "Captured", tasks: tuple[str, ...] = ()) -> list[dict]:
+    """The access lines captured (of requests for `tasks` only, when named: a tail another test left
+    open may end, and leave its line, meanwhile)."""
+    return [
+        line
+        for line in captured.lines()
+        if line["logger"] == "tasklogs.access" and (not tasks or line["access"]["task"] in tasks)
+    ]
 
 
 def test_the_websocket_upgrade_answers_the_request_id(live, kube, task_id):
