@@ -78,12 +78,8 @@ def json_body(view: TaskView, query: LineQuery) -> Iterator[bytes]:
         if entry.note:
             fields["note"] = entry.note
         yield (("," if index else "") + json.dumps(fields)[:-1] + ', "logs": "').encode()
-        if query.by_line:
-            for piece in _text_of(entry, query):
-                yield json_string_body(piece)
-        else:  # as UTF-8 from the store (psycopg2's own decoding costs more than Python's)
-            for utf8 in entry.utf8(0):
-                yield json_string_body(utf8.decode("utf-8", "surrogatepass"))
+        for piece in _text_of(entry, query):
+            yield json_string_body(piece)
         yield f'", "lines": {entry.line_count()}}}'.encode()
     yield b"]}"
 

@@ -140,19 +140,19 @@ class _Prefetch:
     """One read run on a thread of its own (a greenlet under gevent); `result()` waits for it and
     raises what it raised."""
 
-    def __init__(self, read: Callable[[], list[tuple[int, str]]]):
-        self._value: list[tuple[int, str]] = []
+    def __init__(self, read: Callable[[], list]):
+        self._value: list = []
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(read,), daemon=True)
         self._thread.start()
 
-    def _run(self, read: Callable[[], list[tuple[int, str]]]) -> None:
+    def _run(self, read: Callable[[], list]) -> None:
         try:
             self._value = read()
         except BaseException as error:  # noqa: BLE001 - handed to the reader, raised there
             self._error = error
 
-    def result(self) -> list[tuple[int, str]]:
+    def result(self) -> list:
         self._thread.join()
         if self._error is not None:
             raise self._error
