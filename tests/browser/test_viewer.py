@@ -475,9 +475,10 @@ def test_all_pods_as_one_timeline_each_line_marked_with_its_step(browser, server
         "return document.getElementById('scroller').classList.contains('wrap')"
     )
     assert texts(browser, "[data-line] .ts")[0].endswith("Z")
-    page.press("t")  # utc -> off
-    assert not texts(browser, "[data-line] .ts")
+    page.press("t")  # utc -> off, drawn on the next frame
+    wait_until(lambda: not texts(browser, "[data-line] .ts"), describe=page.describe)
     page.press("t")  # off -> local
+    wait_until(lambda: texts(browser, "[data-line] .ts"), describe=page.describe)
     local = texts(browser, "[data-line] .ts")[0]
     assert len(local) == len("2026-01-02 03:00:00.000") and not local.endswith("Z")
 
