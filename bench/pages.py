@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import time
 import urllib.parse
+from functools import partial
 
 import psycopg2
 import yaml
@@ -41,7 +42,7 @@ from .measure import Bench, disk_bytes_sql
 from .servers import Service, recreate_database
 
 REPEAT = 20  # timed requests per line-access query (after one that is checked)
-DOWNLOADS = 3  # timed downloads (and raw reads, and greps) per format; the median counts
+DOWNLOADS = 5  # rounds of timed downloads and raw reads (and greps); the median counts
 WINDOW_NS = 60 * 10**9  # the since/until window: one minute
 LIMIT = 1000  # lines per from_line request
 TAIL = 100
@@ -183,33 +184,46 @@ def timed(measure, times: int = DOWNLOADS) -> dict:
 
 
 def downloads(bench: Bench, reader: HttpReader, log: dict) -> dict:
-    """MB/s of log (the log's bytes / seconds) for both formats and the raw read, and the ratios."""
+    """MB/s of log (the log's bytes / seconds) for both formats and the raw read, and the ratios. Each
+    format is checked once; then the raw read and the two downloads are timed in turn, DOWNLOADS
+    rounds, so that the machine's drift over the run weighs on the reference and the downloads alike."""
     megabytes = log["bytes"] / 1e6
-    found = {}
-    try:
-        raw = timed(lambda: raw_read(bench.database_url, log["task_id"]))
-        found["raw"] = {"mb_per_s": round(megabytes / raw["seconds"], 1), "chars": raw["chars"]}
-    except psycopg2.Error as error:
-        found["raw"] = {"error": f"raw read: {str(error).strip().splitlines()[0]}"}
-    for output in ("text", "json"):
-        path = logs_path(log["task_id"], format=output)
-        exact = checked(reader, path, output, log)  # once, hashed as it arrives, not timed
+    paths = {output: logs_path(log["task_id"], format=output) for output in ("text", "json")}
+    exact = {output: checked(reader, path, output, log) for output, path in paths.items()}
 
-        def download(path=path):
-            # timed as the raw read is: the body is counted and dropped, never kept or hashed
-            return reader.get(path, Unhashed())
+    def raw() -> dict:
+        try:
+            return raw_read(bench.database_url, log["task_id"])
+        except psycopg2.Error as error:
+            return {"error": f"raw read: {str(error).strip().splitlines()[0]}"}
 
-        answer = timed(download)
-        found[output] = {
-            "mb_per_s": round(megabytes / answer["seconds"], 1),
-            "body_bytes": answer["bytes"],
-            "exact": exact,
-        }
-        if "mb_per_s" in found["raw"]:
+    def download(path: str) -> dict:
+        # timed as the raw read is: the body is counted and dropped, never kept or hashed
+        return reader.get(path, Unhashed())
+
+    measures = {"raw": raw, **{output: partial(download, path) for output, path in paths.items()}}
+    answers: dict[str, list[dict]] = {name: [] for name in measures}
+    for _ in range(DOWNLOADS):
+        for name, measure in measures.items():
+            answers[name].append(measure())
+    found = {"raw": rate(answers["raw"], megabytes)}
+    if "mb_per_s" in found["raw"]:
+        found["raw"]["chars"] = answers["raw"][0]["chars"]
+    for output in paths:
+        found[output] = {**rate(answers[output], megabytes), "exact": exact[output]}
+        found[output]["body_bytes"] = answers[output][0]["bytes"]
+        if "mb_per_s" in found["raw"] and "mb_per_s" in found[output]:
             found[output]["ratio"] = round(found[output]["mb_per_s"] / found["raw"]["mb_per_s"], 2)
-        if answer["status"] != 200:
-            found[output]["error"] = failure(answer)
     return found
+
+
+def rate(answers: list[dict], megabytes: float) -> dict:
+    """MB/s of the median seconds, or the first failure's error."""
+    failed = [answer for answer in answers if "error" in answer or answer.get("status", 200) != 200]
+    if failed:
+        return {"error": failed[0].get("error") or failure(failed[0])}
+    seconds = statistics.median(answer["seconds"] for answer in answers)
+    return {"mb_per_s": round(megabytes / seconds, 1)}
 
 
 def checked(reader: HttpReader, path: str, output: str, log: dict) -> bool:

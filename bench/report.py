@@ -495,7 +495,9 @@ def pages_download_rows(run: dict) -> list[tuple]:
         rows.append(
             (
                 f"format={output} download, {_size(log['bytes'])} stored log (MB/s of log)",
-                f"{mine['mb_per_s']:g} MB/s, {_checked(mine)}",
+                f"{mine['mb_per_s']:g} MB/s, {_checked(mine)}"
+                if "mb_per_s" in mine
+                else mine["error"],
                 reference,
                 _ratio(ratio),
                 f">= {goal}x{_verdict(None if ratio is None else ratio >= goal and mine['exact'])}",
