@@ -129,13 +129,14 @@ def paginate(
     default_ts: int | None = None,
 ) -> list[Page]:
     """Cut `text`, which continues a log that ends at `end`, into pages of at most `page_chars`
-    characters. `stamps` are the timestamps of the lines that start in `text`; missing ones (text stored
-    without timestamps) are `default_ts`, else the last known timestamp. Every page carries `position`
-    (where the capture stood after the whole text)."""
+    characters, each ending after a newline where one is in its second half (`page_cuts`). `stamps`
+    are the timestamps of the lines that start in `text`; missing ones (text stored without
+    timestamps) are `default_ts`, else the last known timestamp. Every page carries `position` (where
+    the capture stood after the whole text)."""
     stamps = list(stamps)
     pages = []
-    for start in range(0, len(text), page_chars):
-        piece = text[start : start + page_chars]
+    for start, stop in page_cuts(text, page_chars):
+        piece = text[start:stop]
         count = line_starts(piece, end.ends_line)
         taken, stamps = stamps[:count], stamps[count:]
         fill = default_ts if default_ts is not None else (taken[-1] if taken else end.last_ts)
@@ -144,6 +145,20 @@ def paginate(
         pages.append(page)
         end = page.end
     return pages
+
+
+def page_cuts(text: str, page_chars: int = PAGE_CHARS) -> Iterator[tuple[int, int]]:
+    """The (start, stop) of each page of `text`: `page_chars` characters, or fewer so that the page
+    ends with a line, when a newline is in its second half. A line then lies in one page unless it is
+    longer than half a page, so a search finds any text of it (it looks in one page at a time)."""
+    start = 0
+    while start < len(text):
+        stop = min(start + page_chars, len(text))
+        if stop < len(text) and text[stop - 1] != "\n":
+            newline = text.rfind("\n", start + page_chars // 2, stop)
+            stop = newline + 1 if newline >= 0 else stop
+        yield start, stop
+        start = stop
 
 
 def drop_head(text: str, stamps: list[int], count: int) -> tuple[str, list[int]]:

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from tasklogs.pages import PAGE_CHARS
 from testkit import ROOT, scenarios
 from testkit.apps import LiveServer, dispose, make_app
 from testkit.waiting import wait_for
@@ -323,6 +324,21 @@ def test_search_covers_every_served_namespace_and_only_those(served_app, kube, t
     ]
     assert [f["namespace"] for f in search(client, f"q={needle}&namespace={OTHER}")] == [OTHER]
     assert search(client, f"q={needle}&namespace=elsewhere") == []
+
+
+def test_search_finds_a_line_that_straddles_the_page_size_in_a_log_read_whole(
+    served_app, kube, task_id
+):
+    """A finished pod's log stored by one read: cut every PAGE_CHARS characters, the needle here
+    would span two pages; the store ends the first page after the newline before it instead."""
+    needle = f"needle-{task_id}"
+    head = "x" * (PAGE_CHARS - 100) + "\n"
+    line = "y" * 95 + f" {needle} z"  # the needle begins at PAGE_CHARS - 4
+    finished_workflow(kube, task_id, head + line + "\nlast\n")
+    client = served_app.test_client()
+    assert client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["source"] == "kubernetes"
+    assert client.get(f"/api/v1/tasks/{task_id}/logs").get_json()["source"] == "database"
+    assert [(f["line"], f["text"]) for f in search(client, f"q={needle}")] == [(2, line)]
 
 
 def test_search_shows_only_what_the_caller_may_read(database_url, kube_adapter, kube, task_id):

@@ -22,6 +22,7 @@ from tasklogs.store.models import utcnow
 from tasklogs.store.repository import PageRun
 from testkit.apps import dispose, make_app
 from testkit.memstore import MemoryStore, fast_settings
+from testkit.pagecuts import cut_every
 
 T0 = 1_767_322_800 * 10**9  # 2026-01-02T03:00:00Z
 SECOND = 10**9
@@ -54,20 +55,29 @@ class Store:
         pod: str = "pod-a",
         namespace: str | None = None,
         page_chars: int = 128 * 1024,
+        exact_cuts: bool = True,
     ) -> int:
-        """A task (if new) with one log of these (timestamp, line without newline) lines, as pages."""
+        """A task (if new) with one log of these (timestamp, line without newline) lines, as pages cut
+        every `page_chars` characters (as a live capture's flushes may leave them), or with
+        `exact_cuts=False` as the store cuts a text read whole (`paginate`: after a newline where one
+        is in a page's second half)."""
         namespace = namespace or self.namespace
         task_id = task_id or f"wf-{uuid.uuid4().hex[:8]}"
         log = LogId(f"{task_id}-{pod}", pod, "main")
+        body = "".join(line + "\n" for _, line in lines)
+        stamps = [ts for ts, _ in lines]
+        if exact_cuts:
+            pages = cut_every(body, stamps, page_chars)
+        else:
+            pages = paginate(LogEnd(), body, stamps, page_chars=page_chars)
         with self.services.units() as uow:
             log_id = insert_log(uow.session, namespace, task_id, log)
-            body = "".join(line + "\n" for _, line in lines)
-            pages = paginate(LogEnd(), body, [ts for ts, _ in lines], page_chars=page_chars)
             repository.append_pages(uow.session, [PageRun(log_id, pages)])
             uow.commit()
+        cuts = [page.start_offset for page in pages[1:]]
         offset = 0
         for number, (ts, line) in enumerate(lines, 1):
-            parts = fragments(line, offset, page_chars)
+            parts = fragments(line, offset, cuts)
             self.lines.append(StoredLine(namespace, task_id, log, log_id, number, ts, line, parts))
             offset += len(line) + 1
         return log_id
@@ -93,11 +103,11 @@ class Store:
         return [as_object(line) for line in service.search_lines(self.services, query)]
 
 
-def fragments(line: str, offset: int, page_chars: int) -> list[str]:
-    """The parts of a line starting at character `offset` of its log, as pages of `page_chars`
-    characters (paginate cuts at multiples of it) hold them."""
-    cuts = range((offset // page_chars + 1) * page_chars, offset + len(line), page_chars)
-    bounds = [offset, *cuts, offset + len(line)]
+def fragments(line: str, offset: int, cuts: list[int]) -> list[str]:
+    """The parts of a line starting at character `offset` of its log, as pages starting at `cuts`
+    (the offsets of every page but the first) hold them."""
+    inside = [cut for cut in cuts if offset < cut < offset + len(line)]
+    bounds = [offset, *inside, offset + len(line)]
     return [line[a - offset : b - offset] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
@@ -240,14 +250,27 @@ def test_lines_cut_by_page_boundaries_come_whole(store):
 
 
 def test_a_match_across_a_page_boundary_is_not_found(store):
-    """The documented limit: pages are matched one by one, so a text cut by a page boundary (one in
-    128 Ki characters of log) is not found; any part of the line in one page still finds it whole."""
+    """The documented limit: pages are matched one by one, so a text cut by a page boundary is not
+    found (only a line longer than half a page, or one a live capture's flush ended inside, is cut);
+    any part of the line in one page still finds it whole."""
     store.add_log(lines_at(T0, "0123456789 abcdef", "xyz"), page_chars=14)
     assert store.search(SearchQuery("bcd")) == []  # pages "0123456789 abc" and "def\nxyz\n"
     for text_ in ("9 abc", "def"):
         found = store.search(SearchQuery(text_))
         assert [(row["line"], row["text"]) for row in found] == [(1, "0123456789 abcdef")]
         assert found == store.expected(SearchQuery(text_))
+
+
+def test_a_log_stored_whole_keeps_its_lines_in_one_page(store):
+    """Cut every 14 characters, "c def" would span two pages; the store ends the first page after the
+    newline in its second half instead, so the search finds it."""
+    lines = lines_at(T0, "first line", "abc def ghi")
+    store.add_log(lines, page_chars=14)
+    assert store.search(SearchQuery("c def")) == []  # "first line\nabc" | " def ghi\n"
+    store.add_log(lines, page_chars=14, exact_cuts=False)  # "first line\n" | "abc def ghi\n"
+    found = store.search(SearchQuery("c def"))
+    assert [(row["line"], row["text"]) for row in found] == [(2, "abc def ghi")]
+    assert found == store.expected(SearchQuery("c def"))
 
 
 def test_percent_underscore_and_backslash_are_literal(store):
@@ -286,7 +309,12 @@ def test_random_logs_match_a_plain_scan(store):
         for _ in range(rng.randrange(20, 200)):
             ts += rng.choice((0, 0, SECOND // 3, SECOND))
             lines.append((ts, " ".join(rng.choices(words, k=rng.randrange(1, 12)))))
-        store.add_log(lines, pod=f"p{log_index}", page_chars=rng.choice((40, 200, 1000, 1 << 17)))
+        store.add_log(
+            lines,
+            pod=f"p{log_index}",
+            page_chars=rng.choice((40, 200, 1000, 1 << 17)),
+            exact_cuts=rng.random() < 0.5,
+        )
     queries = [
         SearchQuery("ERROR"),
         SearchQuery("error", ignore_case=True, limit=1000),

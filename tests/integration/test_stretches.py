@@ -12,21 +12,22 @@ from tasklogs.engine.lines import StoredText
 from tasklogs.extensions import db
 from tasklogs.identity import LogId
 from tasklogs.logstream import Position
-from tasklogs.pages import PAGE_CHARS, LogEnd, paginate
+from tasklogs.pages import PAGE_CHARS
 from tasklogs.store import repository
 from tasklogs.store.models import TaskLog
 from testkit.names import ref
+from testkit.pagecuts import cut_every
 
 TEXT = "".join(f"{n:06d} \u00e9t\u00e9 \u65e5\u672c\u8a9e\n" for n in range(60_000))  # ~1 MB
 
 
 @pytest.fixture
 def stored(store, task_id):
-    """(log row id, its created_at): TEXT in pages of PAGE_CHARS."""
+    """(log row id, its created_at): TEXT in pages of PAGE_CHARS (cut inside lines)."""
     session = db.session
     ids = repository.record_logs(session, ref(task_id), [(LogId("n", "p", "main"), "Succeeded")])
     (log_id,) = ids.values()
-    pages = paginate(LogEnd(), TEXT, [1] * TEXT.count("\n"), Position())
+    pages = cut_every(TEXT, [1] * TEXT.count("\n"), PAGE_CHARS, position=Position())
     repository.append_pages(session, [repository.PageRun(log_id, pages)])
     session.commit()
     created = session.execute(select(TaskLog.created_at).where(TaskLog.id == log_id)).scalar_one()

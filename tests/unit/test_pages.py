@@ -74,8 +74,9 @@ def check_pages(text: str, stamps: list[int], pages, page_chars: int) -> None:
 
 
 def test_boundary_inside_a_line():
-    pages = paginate(LogEnd(), "abcdef\ngh\n", [10, 20], page_chars=4)
-    assert [p.text for p in pages] == ["abcd", "ef\ng", "h\n"]
+    """A page is cut inside a line when no newline is in its second half."""
+    pages = paginate(LogEnd(), "abcde\nghij\n", [10, 20], page_chars=4)
+    assert [p.text for p in pages] == ["abcd", "e\ngh", "ij\n"]
     assert [(p.first_line, p.last_line, p.ends_line, p.stamps) for p in pages] == [
         (1, 1, False, (10,)),
         (1, 2, False, (20,)),
@@ -86,7 +87,17 @@ def test_boundary_inside_a_line():
         (10, 20, False),
         (20, 20, False),
     ]
-    check_pages("abcdef\ngh\n", [10, 20], pages, 4)
+    check_pages("abcde\nghij\n", [10, 20], pages, 4)
+
+
+def test_a_page_ends_with_a_line_when_a_newline_is_in_its_second_half():
+    """So that a line lies in one page unless it is longer than half a page: a search looks in one
+    page at a time."""
+    text = "first line\nsecond\n" + "x" * 25 + "\n"
+    pages = paginate(LogEnd(), text, [1, 2, 3], page_chars=16)
+    assert [p.text for p in pages] == ["first line\n", "second\n" + "x" * 9, "x" * 16, "\n"]
+    assert [p.ends_line for p in pages] == [True, False, False, True]
+    check_pages(text, [1, 2, 3], pages, 16)
 
 
 def test_boundary_right_after_a_newline():
@@ -154,16 +165,16 @@ def test_one_giant_line_with_a_final_newline_alone_on_the_last_page():
 
 
 def test_each_stamp_belongs_to_a_line_starting_in_the_page():
-    text = "one\ntwo\nthree\nfour\n"
+    text = "on\ntwoooo\nthreeeee\nf\n"
     stamps = [100, 200, 300, 400]
     pages = paginate(LogEnd(), text, stamps, page_chars=6)
-    assert [p.text for p in pages] == ["one\ntw", "o\nthre", "e\nfour", "\n"]
-    assert [p.stamps for p in pages] == [(100, 200), (300,), (400,), ()]
+    assert [p.text for p in pages] == ["on\ntwo", "ooo\n", "threee", "ee\nf\n"]
+    assert [p.stamps for p in pages] == [(100, 200), (), (300,), (400,)]
     assert [(p.first_ts, p.last_ts) for p in pages] == [
         (100, 200),
-        (200, 300),
+        (200, 200),
+        (300, 300),
         (300, 400),
-        (400,) * 2,
     ]
     check_pages(text, stamps, pages, 6)
 
@@ -179,8 +190,8 @@ def test_continuing_from_a_log_end_inside_a_line():
     first = paginate(LogEnd(), "ab\ncd", [10, 20], page_chars=4)
     end = first[-1].end
     assert end == LogEnd(5, 5, 2, False, 20)
-    more = paginate(end, "e\nf\n", [30], page_chars=3)
-    assert [p.text for p in more] == ["e\nf", "\n"]
+    more = paginate(end, "e\nfff\n", [30], page_chars=4)
+    assert [p.text for p in more] == ["e\nff", "f\n"]
     head = more[0]
     assert (head.start_offset, head.start_byte, head.first_line, head.starts_line) == (
         5,
@@ -189,7 +200,7 @@ def test_continuing_from_a_log_end_inside_a_line():
         False,
     )
     assert (head.first_ts, head.stamps, head.last_line) == (20, (30,), 3)
-    check_pages("ab\ncde\nf\n", [10, 20, 30], first + more, 4)
+    check_pages("ab\ncde\nfff\n", [10, 20, 30], first + more, 4)
 
 
 def test_continuing_from_a_log_end_after_a_newline():

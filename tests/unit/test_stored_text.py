@@ -10,10 +10,11 @@ from tasklogs.engine.lines import StoredText, stored_texts
 from tasklogs.errors import StoreUnavailable
 from tasklogs.identity import LogId
 from tasklogs.logstream import Position
-from tasklogs.pages import PAGE_CHARS, LogEnd, paginate
+from tasklogs.pages import PAGE_CHARS
 from tasklogs.store import repository
 from tasklogs.store.models import LogPage
 from testkit.names import ref
+from testkit.pagecuts import cut_every
 
 # Six pages and a bit, with two- and three-byte characters, and lines that cross the pages' edges.
 LINE = "step 0042 \u00e9t\u00e9 \u65e5\u672c\u8a9e done\n"
@@ -36,7 +37,7 @@ def log_id(services, wf):
 def cut(session, row_id: int, page_chars: int) -> None:
     """Store TEXT as the log's only pages, cut every `page_chars` characters."""
     session.execute(delete(LogPage.__table__).where(LogPage.__table__.c.log_id == row_id))
-    pages = paginate(LogEnd(), TEXT, [1] * TEXT.count("\n"), Position(), page_chars=page_chars)
+    pages = cut_every(TEXT, [1] * TEXT.count("\n"), page_chars, position=Position())
     repository.append_pages(session, [repository.PageRun(row_id, pages)])
 
 
