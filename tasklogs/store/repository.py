@@ -462,8 +462,9 @@ def save_phases(session, phases: dict[int, str]) -> None:
 
 def merge_pages(session, task: TaskRef) -> None:
     """The final save: merge each log's runs of small pages (the live capture's appends) into pages of
-    about PAGE_CHARS characters, and record each log's line and byte counts in `task_logs`. Large pages
-    are left as they are: nothing is written twice but the small pages' text, once."""
+    about PAGE_CHARS characters that end where lines end (`merge_key`), and record each log's line and
+    byte counts in `task_logs`. Large pages are left as they are: nothing is written twice but the
+    small pages' text, once."""
     log_ids = select(task_logs.c.id).where(_is(task_logs, task))
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
@@ -506,19 +507,29 @@ def _record_sizes(session, ids: list[int]) -> None:
         )
 
 
+def merge_key(anchor: int, start_offset: int) -> int:
+    """Which merged page a small page goes into: the PAGE_CHARS stretch of the line it is in (`anchor`,
+    the start of the latest page that begins a line), or of its own start once that line has run for
+    half a page. So merged pages end after a newline unless a line is longer than half a page, and
+    hold at most 1.5 PAGE_CHARS and a small page."""
+    return max(anchor, start_offset - PAGE_CHARS // 2) // PAGE_CHARS
+
+
 def _merge_in_python(session, log_id: int) -> None:
     """SQLite (quick local runs): the same merge, in Python."""
     groups: list[list] = [[]]
+    keys: list[int | None] = [None]
+    anchor, ends_line = 0, True
     for row in session.execute(
         select(log_pages).where(log_pages.c.log_id == log_id).order_by(log_pages.c.start_offset)
     ):
-        group = groups[-1]
+        anchor = row.start_offset if ends_line else anchor
+        ends_line = row.ends_line
         small = row.end_offset - row.start_offset < PAGE_CHARS // 4
-        same_stretch = (
-            group and group[0].start_offset // PAGE_CHARS == row.start_offset // PAGE_CHARS
-        )
-        if not small or not same_stretch:
+        key = merge_key(anchor, row.start_offset)
+        if not small or key != keys[-1]:
             groups.append([])
+            keys.append(key if small else None)
         if small:
             groups[-1].append(row)
     for rows in groups:
@@ -548,18 +559,23 @@ def _merge_rows(session, rows: list) -> None:
     session.execute(delete(log_pages).where(log_pages.c.id.in_([r.id for r in rows[1:]])))
 
 
-# Runs of consecutive small pages in the same PAGE_CHARS stretch of a log become their first page,
-# grown; the pages it now covers go.
+# Runs of consecutive small pages with the same `merge_key` become their first page, grown; the pages
+# it now covers go. `line_start` marks a page that begins a line (the one before it ends with a
+# newline); `anchor` is the latest such page's start, so a page inside a line goes with the line's.
 _MERGE_FIRSTS = text("""
-WITH pages AS (
+WITH marked AS (
     SELECT id, log_id, start_offset, end_offset - start_offset < :small AS small,
-           sum(CASE WHEN end_offset - start_offset < :small THEN 0 ELSE 1 END)
-               OVER (PARTITION BY log_id ORDER BY start_offset) AS run
+           CASE WHEN coalesce(lag(ends_line) OVER w, true) THEN start_offset END AS line_start,
+           sum(CASE WHEN end_offset - start_offset < :small THEN 0 ELSE 1 END) OVER w AS run
     FROM log_pages WHERE log_id = ANY(:ids)
+    WINDOW w AS (PARTITION BY log_id ORDER BY start_offset)
+), pages AS (
+    SELECT *, max(line_start) OVER (PARTITION BY log_id ORDER BY start_offset) AS anchor
+    FROM marked
 ), groups AS (
     SELECT log_id, min(start_offset) AS first_start, array_agg(id) AS ids
     FROM pages WHERE small
-    GROUP BY log_id, run, start_offset / :page HAVING count(*) > 1
+    GROUP BY log_id, run, greatest(anchor, start_offset - :page / 2) / :page HAVING count(*) > 1
 ), merged AS (
     SELECT g.log_id, g.first_start, max(p.end_offset) AS end_offset, sum(p.byte_count) AS byte_count,
            max(p.last_line) AS last_line,

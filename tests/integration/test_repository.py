@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from tasklogs.identity import LogId
 from tasklogs.logstream import Position
+from tasklogs.pages import PAGE_CHARS, line_starts, lines_of
 from tasklogs.store import repository
 from tasklogs.store.models import LogPage, TaskLog
 from testkit.names import ref
@@ -232,3 +233,57 @@ def test_large_pages_are_not_rewritten_by_the_final_save(store, task_id):
     ).scalar()
     assert kept == before[6], "the big page is the same row"
     assert "".join(repository.read_log(store, log_id)) == "small\n" + big + "s0\ns1\ns2\n"
+
+
+def appended_in_pieces(session, log_id: int, text: str, piece: int) -> None:
+    """`text` appended `piece` characters at a time, as a live capture's writes land: most of them end
+    inside a line. Each line's timestamp is its number."""
+    offset, line = 0, 1
+    ends_line = True
+    for start in range(0, len(text), piece):
+        part = text[start : start + piece]
+        count = line_starts(part, ends_line)
+        stamps = list(range(line, line + count))
+        offset = repository.append_chunk(session, log_id, offset, part, Position(), stamps)
+        line, ends_line = line + count, part.endswith("\n")
+
+
+def merged_pages_end_with_lines(session, log_id: int, text: str, long_lines: list[range]) -> None:
+    """After the final save: the text exact, every line with its stamp, every page of at most 1.75
+    PAGE_CHARS, and a page ending inside a line only inside one of `long_lines` (character ranges of
+    lines longer than half a page)."""
+    pages = repository.read_pages(session, log_id, limit=10**6)
+    assert "".join(page.text for page in pages) == text
+    assert [(line.number, line.ts) for line in lines_of(pages)] == [
+        (n, n) for n in range(1, text.count("\n") + 1)
+    ]
+    assert max(len(page.text) for page in pages) <= 1.75 * PAGE_CHARS
+    cuts = [page.end_offset for page in pages[:-1] if not page.ends_line]
+    assert all(any(cut in lines for lines in long_lines) for cut in cuts), cuts
+    assert len(pages) <= 2 + len(text) // PAGE_CHARS + 2 * len(long_lines)
+
+
+def test_the_final_save_merges_a_live_logs_pages_at_line_ends(store, task_id):
+    """A search looks in one page at a time, so the merged pages end where lines end."""
+    log_id = repository.save_logs_to_database(store, ref(task_id), entries("p"))[
+        LogId("node-p", "p", "main")
+    ]
+    text = "".join(f"line {n:05d} " + "x" * (n % 150) + "\n" for n in range(1, 5000))
+    appended_in_pieces(store, log_id, text, 997)
+    assert (
+        sum(not page.ends_line for page in repository.read_pages(store, log_id, limit=10**6)) > 400
+    )
+    repository.merge_pages(store, ref(task_id))
+    merged_pages_end_with_lines(store, log_id, text, [])
+
+
+def test_a_line_longer_than_half_a_page_is_cut_and_the_pages_stay_bounded(store, task_id):
+    log_id = repository.save_logs_to_database(store, ref(task_id), entries("p"))[
+        LogId("node-p", "p", "main")
+    ]
+    head = "".join(f"short {n}\n" for n in range(3000))
+    giant = "progress " + "=" * (3 * PAGE_CHARS) + "\n"
+    text = head + giant + "after\n" * 2000
+    appended_in_pieces(store, log_id, text, 1000)
+    repository.merge_pages(store, ref(task_id))
+    merged_pages_end_with_lines(store, log_id, text, [range(len(head), len(head) + len(giant))])
