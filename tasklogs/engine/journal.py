@@ -120,6 +120,8 @@ class JournalWriter:
             for feed in feeds:
                 for run in feed.unsaved_runs(self._ensure_rows(uow, feed)):
                     known = self._known(uow, run.log_id)
+                    if run.start > known.offset:  # another collector wrote on since: read again
+                        known = self._known(uow, run.log_id, fresh=True)
                     if run.start + len(run.text) <= known.offset:
                         written.append((feed, run.key, known.offset))
                     elif run.start <= known.offset:
@@ -160,8 +162,11 @@ class JournalWriter:
             feed.set_log_ids({s.key: ids[s.log] for s in missing})
         return feed.log_ids()
 
-    def _known(self, uow: UnitOfWork, log_id: int) -> LogEnd:
-        if log_id not in self._known_end:
+    def _known(self, uow: UnitOfWork, log_id: int, fresh: bool = False) -> LogEnd:
+        """Where the stored log ends, as this writer last wrote or read it; `fresh`: read it now (the
+        end is stale once another writer went on with the log, as when a task comes back to this
+        collector after another captured it for a while)."""
+        if fresh or log_id not in self._known_end:
             self._known_end[log_id] = repository.stored_end(uow.session, log_id)
         return self._known_end[log_id]
 

@@ -102,3 +102,24 @@ def test_run_commits_every_interval_and_backs_off_while_failing(memstore):
         writer.stop()
         thread.join(2)
     assert not thread.is_alive()
+
+
+def test_a_log_another_writer_went_on_with_is_written_on_from_its_stored_end(memstore, caplog):
+    """A collector captures a task, hands it to another, follows that one's journal, and takes the task
+    back (collectors rebalancing as one joins): its writer's last known end of the log is stale, and
+    must be read again rather than taken for a gap, or nothing it captures is ever stored."""
+    writer = JournalWriter(memstore.units)
+    feed = feed_for(writer)
+    take(feed, "one\n")
+    assert writer.flush()  # our writer knows the log ends at 4
+    other = JournalWriter(memstore.units)
+    their_feed = feed_for(other)
+    their_feed.set_log_ids(feed.log_ids())
+    take(their_feed, "one\ntwo\n")
+    assert other.flush()  # the store ends at 8
+    feed.append(KEY, "two\n", keep=False)  # followed from their journal, not ours to write
+    take(feed, "three\n", 6)  # captured again by us, from the stored end on
+    assert writer.flush()
+    assert stored(memstore) == ["one\ntwo\nthree\n"]
+    assert not feed.has_unsaved()
+    assert "journal gap" not in caplog.text
