@@ -35,29 +35,41 @@ class WalMeter:
             "CHECKPOINT"
         )  # every run starts right after a checkpoint: same full-page-write state
         self.start_lsn = self._query("SELECT pg_current_wal_lsn()")
+        self.mark_lsn: str | None = None
         return self
 
+    def mark(self) -> None:
+        """Note where the WAL stands now: `stop` then also gives the share written up to here."""
+        self.mark_lsn = self._query("SELECT pg_current_wal_lsn()")
+
     def stop(self) -> dict:
+        """The WAL since `start`; with a `mark`, also `before_mark`: the same figures up to it."""
         try:
             end_lsn = self._query("SELECT pg_current_wal_lsn()")
-            server = int(self._query("SELECT pg_wal_lsn_diff(%s, %s)", end_lsn, self.start_lsn))
-            database, note = self._attributed(end_lsn)
-            return {"server_bytes": server, "database_bytes": database, "note": note}
+            found = self._between(self.start_lsn, end_lsn)
+            if self.mark_lsn is not None:
+                found["before_mark"] = self._between(self.start_lsn, self.mark_lsn)
+            return found
         finally:
             self._connection.close()  # drops the temporary slot
+
+    def _between(self, start_lsn: str, end_lsn: str) -> dict:
+        server = int(self._query("SELECT pg_wal_lsn_diff(%s, %s)", end_lsn, start_lsn))
+        database, note = self._attributed(start_lsn, end_lsn)
+        return {"server_bytes": server, "database_bytes": database, "note": note}
 
     def _query(self, statement: str, *parameters):
         with self._connection.cursor() as cursor:
             cursor.execute(statement, parameters)
             return cursor.fetchone()[0] if cursor.description else None
 
-    def _attributed(self, end_lsn: str) -> tuple[int | None, str]:
+    def _attributed(self, start_lsn: str, end_lsn: str) -> tuple[int | None, str]:
         waldump = self._waldump()
         wal_directory = os.path.join(self._query("SHOW data_directory"), "pg_wal")
         if waldump is None or not os.access(wal_directory, os.R_OK):
             return None, "pg_waldump or the WAL directory not readable: server-wide figure only"
         dump = subprocess.run(
-            [waldump, "-p", wal_directory, "-s", self.start_lsn, "-e", end_lsn],
+            [waldump, "-p", wal_directory, "-s", start_lsn, "-e", end_lsn],
             capture_output=True,
             text=True,
         )
