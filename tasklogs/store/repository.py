@@ -518,7 +518,7 @@ def merge_key(anchor: int, start_offset: int) -> int:
 def _merge_in_python(session, log_id: int) -> None:
     """SQLite (quick local runs): the same merge, in Python."""
     groups: list[list] = [[]]
-    keys: list[int | None] = [None]
+    group_key: int | None = None  # the merge key of the last group's small pages
     anchor, ends_line = 0, True
     for row in session.execute(
         select(log_pages).where(log_pages.c.log_id == log_id).order_by(log_pages.c.start_offset)
@@ -526,10 +526,10 @@ def _merge_in_python(session, log_id: int) -> None:
         anchor = row.start_offset if ends_line else anchor
         ends_line = row.ends_line
         small = row.end_offset - row.start_offset < PAGE_CHARS // 4
-        key = merge_key(anchor, row.start_offset)
-        if not small or key != keys[-1]:
+        key = merge_key(anchor, row.start_offset) if small else None
+        if key is None or key != group_key:
             groups.append([])
-            keys.append(key if small else None)
+            group_key = key
         if small:
             groups[-1].append(row)
     for rows in groups:
