@@ -88,7 +88,7 @@ def test_an_unknown_task_costs_one_request_then_none(serve, kube):
 def test_a_task_created_after_its_negative_entry_is_found_once_it_expires(serve, kube, task_id):
     ttl = 2.0  # long enough that creating the task and asking again fit inside it on a busy CI machine
     app, _ = serve(TASKLOGS_NOT_FOUND_TTL=str(ttl))
-    asked = time.monotonic()  # the negative entry is stamped after this, so it lives until asked + ttl at least
+    asked = time.monotonic()  # the negative entry is stamped after this: it lives past asked + ttl
     assert get(app, task_id)[0] == 404
     wf = scenarios.workflow(kube, task_id)
     kube.write_log(wf.pod(), "main", "late\n")
