@@ -31,6 +31,7 @@ from .retention import Upkeep
 from .reviews import Reviews
 from .shards import CollectorPresence
 from .slots import TailSlots
+from .store import postgres
 from .store.unit_of_work import UnitOfWork, UnitsOfWork
 from .tasks import ClusterTask, UnknownTasks
 
@@ -137,6 +138,8 @@ def wire(app: Flask, settings: Settings, kube: Cluster | None = None) -> Service
     """Build the app's `Services` on its database engine; `kube` replaces the adapter (tests)."""
     with app.app_context():
         sa_engine = db.engine
+    if sa_engine.dialect.name == "postgresql":
+        postgres.AbandonedSessions().watch(sa_engine)
     units = partial(UnitOfWork, sessionmaker(sa_engine, expire_on_commit=False))
     services = app.extensions[EXTENSION] = Services(settings, units, sa_engine, kube)
     return services

@@ -43,6 +43,15 @@ class TcpProxy:
             if server_notices or connection not in self._orphans:
                 _reset(connection)
 
+    def close(self) -> None:
+        """Stop, and cut the server sides `stop(server_notices=False)` kept open too: a test's
+        partition must not leave sessions (and their locks) behind for the tests after it."""
+        self.stop()
+        with self._lock:
+            orphans, self._orphans = self._orphans, set()
+        for connection in orphans:
+            _reset(connection)
+
     def url(self, database: str, user: str = "postgres") -> str:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
 

@@ -126,7 +126,7 @@ def db_proxy():
     admin = urlsplit(ADMIN_URL)
     proxy = TcpProxy(admin.hostname or "127.0.0.1", admin.port or 5432)
     yield proxy
-    proxy.stop()
+    proxy.close()
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ and every task lock is granted: one process alone captures anyway.
 """
 
 import hashlib
+import logging
+import threading
 from collections.abc import Iterable
 
 import psycopg2
@@ -16,6 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..identity import TaskRef
+
+log = logging.getLogger(__name__)
 
 # What a dedicated connection raises when the database refuses or the connection is gone.
 CONNECTION_ERRORS = (psycopg2.Error, SQLAlchemyError, OSError)
@@ -163,6 +167,72 @@ def take_refresh_lock(session, task: TaskRef) -> bool:
         return True
     session.execute(select(func.pg_advisory_xact_lock(key)))
     return False
+
+
+class AbandonedSessions:
+    """Ends on the server the sessions of pooled connections this process gave up on.
+
+    A connection the pool invalidates (its statement failed on a cut connection) may still have a
+    session on the server: in a network partition PostgreSQL has not noticed, that session lives on
+    idle in its transaction, and the row locks it took (the share lock of an append, `lock_logs`)
+    block every later write of those logs until the server notices, which can take hours. So each
+    connection's backend (pid and start) is noted when it opens; an invalidated one's is kept, and
+    the next connection that opens (the database is reachable again) terminates those backends
+    before it is used. The start time keeps a reused pid of someone else's session out of it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._backends: set[tuple[int, object]] = set()
+
+    def watch(self, sa_engine) -> None:
+        event.listen(sa_engine, "connect", self._opened)
+        event.listen(sa_engine, "invalidate", self._invalidated)
+
+    def _opened(self, dbapi_connection, record) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+            )
+            record.info[_BACKEND] = cursor.fetchone()
+        with self._lock:
+            backends, self._backends = self._backends, set()
+        try:
+            if backends:
+                self._terminate(dbapi_connection, backends)
+        except psycopg2.Error:
+            with self._lock:
+                self._backends |= backends  # the next connection tries again
+            raise
+        finally:
+            if not dbapi_connection.closed and not dbapi_connection.autocommit:
+                dbapi_connection.rollback()  # hand the connection over outside any transaction
+
+    def _invalidated(self, dbapi_connection, record, exception) -> None:
+        backend = record.info.pop(_BACKEND, None)
+        if backend is not None:
+            with self._lock:
+                self._backends.add(tuple(backend))
+
+    @staticmethod
+    def _terminate(dbapi_connection, backends: set[tuple[int, object]]) -> None:
+        pids, starts = zip(*sorted(backends, key=lambda backend: backend[0]), strict=True)
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a"
+                " JOIN unnest(%s::int[], %s::timestamptz[]) AS gone(pid, started)"
+                " ON a.pid = gone.pid AND a.backend_start = gone.started",
+                (list(pids), list(starts)),
+            )
+            ended = cursor.fetchone()[0]
+        if ended:
+            log.warning(
+                "ended %d database session(s) this process had given up on "
+                "(cut by a network failure the server had not noticed)",
+                ended,
+            )
+
+
+_BACKEND = "tasklogs_backend"
 
 
 def ping(dbapi_connection) -> None:

@@ -62,3 +62,67 @@ def test_app_starts_with_the_database_down_and_migrates_later(
     assert response.get_json()["logs"][0]["logs"] == "x\n"
     assert response.headers["X-Tasklogs-Degraded"] == "database"
     dispose(app)
+
+
+def test_a_transaction_cut_by_a_partition_does_not_hold_its_locks_once_the_database_is_back(
+    proxied_app, db_proxy, database_url, kube, task_id, caplog
+):
+    """PostgreSQL keeps the session of a connection cut by a partition it has not noticed, idle in its
+    transaction with the row locks it took; the process ends that session on the first connection it
+    opens once the database is reachable, so the log it had locked is written on at once."""
+    from tasklogs.errors import StoreUnavailable
+    from tasklogs.store import repository
+
+    client = proxied_app.test_client()
+    wf = scenarios.workflow(kube, task_id)
+    kube.write_log(wf.pod(), "main", "one\n")
+    assert client.get(f"/api/v1/tasks/{task_id}/logs").status_code == 200  # stores the rows
+    log_id = _log_id(database_url, task_id)
+    units = proxied_app.extensions["tasklogs"].units
+    with pytest.raises(StoreUnavailable), units() as uow:
+        repository.lock_logs(uow.session, [log_id])  # as an append does first
+        db_proxy.stop(server_notices=False)
+        repository.stored_end(uow.session, log_id)
+    assert _sessions_locking(database_url, log_id) == 1, "the server kept the cut session"
+
+    db_proxy.start()
+    kube.write_log(wf.pod(), "main", "two\n")
+    scenarios.finish(kube, wf)
+    with caplog.at_level(logging.WARNING, logger="tasklogs"):
+        done = _within(10, lambda: client.get(f"/api/v1/tasks/{task_id}/logs").get_json())
+    assert done is not None, "the refresh waited on the cut session's lock"
+    assert (done["complete"], done["logs"][0]["logs"]) == (True, "one\ntwo\n")
+    assert _sessions_locking(database_url, log_id) == 0
+    assert any("given up on" in record.getMessage() for record in caplog.records)
+
+
+def _log_id(database_url, task_id) -> int:
+    import psycopg2
+
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM task_logs WHERE task_id = %s", (task_id,))
+        return cursor.fetchone()[0]
+
+
+def _sessions_locking(database_url, log_id) -> int:
+    """How many other sessions hold a lock on the log's row."""
+    import psycopg2
+
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid()"
+            " AND a.state = 'idle in transaction' AND a.query LIKE %s",
+            (f"%task_logs.id IN ({log_id})%FOR SHARE%",),
+        )
+        return cursor.fetchone()[0]
+
+
+def _within(seconds: float, call):
+    """`call()`'s result, or None if it has not returned within `seconds` (it runs on in its thread)."""
+    import threading
+
+    results: list = []
+    worker = threading.Thread(target=lambda: results.append(call()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return results[0] if results else None

@@ -317,6 +317,7 @@ def test_many_workflows_ending_at_once_queue_for_their_final_saves(
     for wf in workflows:
         kube.write_log(wf.pod(), "main", f"{wf.task_id}\n")
     with psycopg2.connect(database_url) as blocker, blocker.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '30s'")  # a lock left behind fails it, not hangs
         cursor.execute("LOCK TABLE tasks IN EXCLUSIVE MODE")  # final saves hang on it for 3 s
         for wf in workflows:
             scenarios.finish(kube, wf)
