@@ -204,7 +204,7 @@ class AbandonedSessions:
                 self._backends |= backends  # the next connection tries again
             raise
         finally:
-            if not dbapi_connection.closed and not dbapi_connection.autocommit:
+            if not dbapi_connection.closed:
                 dbapi_connection.rollback()  # hand the connection over outside any transaction
 
     def _invalidated(self, dbapi_connection, record, exception) -> None:
@@ -215,7 +215,7 @@ class AbandonedSessions:
 
     @staticmethod
     def _terminate(dbapi_connection, backends: set[tuple[int, object]]) -> None:
-        pids, starts = zip(*sorted(backends, key=lambda backend: backend[0]), strict=True)
+        pids, starts = zip(*backends, strict=True)
         with dbapi_connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a"

@@ -97,24 +97,31 @@ def test_a_transaction_cut_by_a_partition_does_not_hold_its_locks_once_the_datab
 
 
 def _log_id(database_url, task_id) -> int:
-    import psycopg2
-
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT id FROM task_logs WHERE task_id = %s", (task_id,))
-        return cursor.fetchone()[0]
+    return _scalar(database_url, "SELECT id FROM task_logs WHERE task_id = %s", task_id)
 
 
 def _sessions_locking(database_url, log_id) -> int:
-    """How many other sessions hold a lock on the log's row."""
+    """How many other sessions sit idle in a transaction whose last statement share-locked the log's
+    row (`lock_logs`)."""
+    return _scalar(
+        database_url,
+        "SELECT count(*) FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid()"
+        " AND a.state = 'idle in transaction' AND a.query LIKE %s",
+        f"%task_logs.id IN ({log_id})%FOR SHARE%",
+    )
+
+
+def _scalar(database_url, query: str, *params):
+    """The first column of the query's first row, on a connection of its own (closed after)."""
     import psycopg2
 
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid()"
-            " AND a.state = 'idle in transaction' AND a.query LIKE %s",
-            (f"%task_logs.id IN ({log_id})%FOR SHARE%",),
-        )
-        return cursor.fetchone()[0]
+    connection = psycopg2.connect(database_url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(query, params)
+            return cursor.fetchone()[0]
+    finally:
+        connection.close()
 
 
 def _within(seconds: float, call):
